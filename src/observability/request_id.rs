@@ -1,0 +1,148 @@
+//! Request ids: accept the caller's `X-Request-ID` when it is safe, else assign a
+//! UUID v7; echo it on the response; make it visible to every log line and error
+//! body of that request.
+//!
+//! An incoming id is kept only if it is 1..=128 characters of `[A-Za-z0-9._:-]`,
+//! so a client cannot inject log lines or headers through it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
+use tracing::Instrument;
+
+/// `x-request-id`.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+/// The id of the request being served; also in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    fn generate() -> Self {
+        let id = uuid::Uuid::now_v7().hyphenated().to_string();
+        Self(HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
+    }
+}
+
+/// The id of the request this task is serving, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(|id| id.as_str().to_owned()).ok()
+}
+
+/// Whether a caller-supplied id is kept.
+pub fn is_valid(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Adds [`RequestIdService`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// Assigns the request id, opens the request's log span, echoes the header.
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, RB> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = match req.headers().get(&REQUEST_ID_HEADER) {
+            Some(v) if is_valid(v.as_bytes()) => RequestId(v.clone()),
+            _ => RequestId::generate(),
+        };
+        req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
+        req.extensions_mut().insert(id.clone());
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.as_str(),
+            user_id = tracing::field::Empty
+        );
+        let header = id.0.clone();
+        ResponseFuture {
+            inner: CURRENT.scope(id, self.inner.call(req)).instrument(span),
+            header: Some(header),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`RequestIdService`].
+    pub struct ResponseFuture<F: Future> {
+        #[pin]
+        inner: Instrumented<tokio::task::futures::TaskLocalFuture<RequestId, F>>,
+        header: Option<HeaderValue>,
+    }
+}
+
+impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(header) = this.header.take() {
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid;
+
+    #[test]
+    fn accepts_safe_ids_and_refuses_the_rest() {
+        assert!(is_valid(b"abc-123_x.y:z"));
+        assert!(is_valid(&[b'a'; 128]));
+        assert!(!is_valid(&[b'a'; 129]));
+        assert!(!is_valid(b""));
+        assert!(!is_valid(b"has space"));
+        assert!(!is_valid(b"new\nline"));
+        assert!(!is_valid("é".as_bytes()));
+    }
+}

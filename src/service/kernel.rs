@@ -1,0 +1,100 @@
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::observability::health::HealthCheck;
+use crate::settings::KernelSettings;
+
+/// The kernel's state: frozen settings and the shared handles (database, ...).
+///
+/// Cheap to clone. The middleware stack puts it in every request's extensions, so
+/// it (and the extractors built on it: [`Db`], `CurrentUser`, ...) works in any
+/// route of any router, whatever that router's own state is.
+#[derive(Clone)]
+pub struct Kernel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    version: String,
+    description: String,
+    settings: KernelSettings,
+    db: Db,
+    health_checks: Vec<HealthCheck>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("name", &self.inner.name)
+            .field("version", &self.inner.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    pub(crate) fn new(
+        name: String,
+        version: String,
+        description: String,
+        settings: KernelSettings,
+        db: Db,
+        health_checks: Vec<HealthCheck>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                version,
+                description,
+                settings,
+                db,
+                health_checks,
+            }),
+        }
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The API version.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    /// The API description.
+    pub fn description(&self) -> &str {
+        &self.inner.description
+    }
+
+    /// The frozen settings.
+    pub fn settings(&self) -> &KernelSettings {
+        &self.inner.settings
+    }
+
+    /// The database (the spec's `get_db_connection()`).
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn health_checks(&self) -> &[HealthCheck] {
+        &self.inner.health_checks
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Kernel {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Kernel>().cloned().ok_or_else(|| {
+            ApiError::internal(
+                "Kernel missing from request extensions: the route is outside Kernel::attach",
+            )
+        })
+    }
+}
