@@ -62,18 +62,8 @@ struct ProblemBody<'a> {
 
 impl ApiError {
     /// An error with any status and code. Prefer the named constructors.
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<Cow<'static, str>>,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            detail: detail.into(),
-            errors: Vec::new(),
-            headers: Vec::new(),
-        }
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, detail: impl Into<String>) -> Self {
+        Self { status, code: code.into(), detail: detail.into(), errors: Vec::new(), headers: Vec::new() }
     }
 
     /// 400 `bad_request`.
@@ -108,37 +98,20 @@ impl ApiError {
 
     /// 422 `validation_failed` with per-field errors.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.loc.join("."), e.msg))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Self {
-            errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
-        }
+        let detail = errors.iter().map(|e| format!("{}: {}", e.loc.join("."), e.msg)).collect::<Vec<_>>().join("; ");
+        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail) }
     }
 
     /// 429 `rate_limited` with `Retry-After`.
     pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).with_header(
-            header::RETRY_AFTER,
-            HeaderValue::from(retry_after_secs.max(1)),
-        )
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)))
     }
 
     /// 500 `internal_error`. The cause is logged here, once, and never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Internal server error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
     }
 
     /// 503 `service_unavailable`.

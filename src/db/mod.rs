@@ -61,28 +61,16 @@ impl Db {
     pub async fn connect(settings: &DatabaseSettings, service_name: &str) -> Result<Self, DbError> {
         use secrecy::ExposeSecret;
         if settings.kind != DatabaseKind::Sqlite {
-            return Err(DbError::EngineNotCompiled {
-                kind: settings.kind,
-                feature: settings.kind.feature(),
-            });
+            return Err(DbError::EngineNotCompiled { kind: settings.kind, feature: settings.kind.feature() });
         }
         let url = settings.connection_url(service_name);
-        let path = url
-            .expose_secret()
-            .trim_start_matches("sqlite://")
-            .to_owned();
+        let path = url.expose_secret().trim_start_matches("sqlite://").to_owned();
         if let Some(dir) = std::path::Path::new(&path).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| DbError::Connect(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| DbError::Connect(format!("{}: {e}", dir.display())))?;
             }
         }
-        let db = Self {
-            inner: Arc::new(Inner {
-                kind: settings.kind,
-                path,
-            }),
-        };
+        let db = Self { inner: Arc::new(Inner { kind: settings.kind, path }) };
         db.ping().await?;
         Ok(db)
     }
@@ -99,10 +87,8 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbError> {
         let path = self.inner.path.clone();
         tokio::task::spawn_blocking(move || {
-            let conn =
-                rusqlite::Connection::open(&path).map_err(|e| DbError::Connect(e.to_string()))?;
-            conn.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(|e| DbError::Query(e.to_string()))
+            let conn = rusqlite::Connection::open(&path).map_err(|e| DbError::Connect(e.to_string()))?;
+            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| DbError::Query(e.to_string()))
         })
         .await
         .map_err(|e| DbError::Query(e.to_string()))?

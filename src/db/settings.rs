@@ -108,10 +108,7 @@ impl Default for DatabaseSettings {
 impl DatabaseSettings {
     /// SQLite at `path`.
     pub fn sqlite(path: impl Into<String>) -> Self {
-        Self {
-            name: Some(path.into()),
-            ..Self::default()
-        }
+        Self { name: Some(path.into()), ..Self::default() }
     }
 
     /// The engine and connection URL these settings resolve to. SQLite's URL is
@@ -122,18 +119,11 @@ impl DatabaseSettings {
         }
         match self.kind {
             DatabaseKind::Sqlite => {
-                let path = self
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("./data/{service_name}.db"));
+                let path = self.name.clone().unwrap_or_else(|| format!("./data/{service_name}.db"));
                 SecretString::from(format!("sqlite://{path}"))
             }
             kind => {
-                let scheme = if kind == DatabaseKind::Postgres {
-                    "postgres"
-                } else {
-                    "mysql"
-                };
+                let scheme = if kind == DatabaseKind::Postgres { "postgres" } else { "mysql" };
                 let port = self.port.or(kind.default_port()).unwrap_or_default();
                 let auth = match (&self.user, &self.password) {
                     (Some(u), Some(p)) => format!("{u}:{}@", p.expose_secret()),

@@ -14,11 +14,6 @@ pub struct JobSettings {
 
 impl Default for JobSettings {
     fn default() -> Self {
-        Self {
-            worker_count: 4,
-            thread_pool_size: 8,
-            max_attempts: 3,
-            default_timeout_secs: 300,
-        }
+        Self { worker_count: 4, thread_pool_size: 8, max_attempts: 3, default_timeout_secs: 300 }
     }
 }

@@ -25,9 +25,7 @@ pub struct HealthCheck {
 
 impl std::fmt::Debug for HealthCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthCheck")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("HealthCheck").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -38,10 +36,7 @@ impl HealthCheck {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = CheckResult> + Send + 'static,
     {
-        Self {
-            name: name.into(),
-            check: Arc::new(move || Box::pin(check())),
-        }
+        Self { name: name.into(), check: Arc::new(move || Box::pin(check())) }
     }
 
     /// The check's name, the key in the `/readyz` report.
@@ -82,30 +77,17 @@ pub async fn run_checks(checks: &[HealthCheck], timeout: Duration) -> ReadinessR
         async move {
             // Spawned so that a panicking check is reported, not propagated.
             let outcome = match tokio::time::timeout(timeout, tokio::spawn(fut)).await {
-                Ok(Ok(Ok(message))) => CheckOutcome {
-                    healthy: true,
-                    message,
-                },
-                Ok(Ok(Err(message))) => CheckOutcome {
-                    healthy: false,
-                    message,
-                },
-                Ok(Err(_)) => CheckOutcome {
-                    healthy: false,
-                    message: "check panicked".into(),
-                },
-                Err(_) => CheckOutcome {
-                    healthy: false,
-                    message: format!("timed out after {} ms", timeout.as_millis()),
-                },
+                Ok(Ok(Ok(message))) => CheckOutcome { healthy: true, message },
+                Ok(Ok(Err(message))) => CheckOutcome { healthy: false, message },
+                Ok(Err(_)) => CheckOutcome { healthy: false, message: "check panicked".into() },
+                Err(_) => {
+                    CheckOutcome { healthy: false, message: format!("timed out after {} ms", timeout.as_millis()) }
+                }
             };
             (c.name.clone(), outcome)
         }
     });
     let checks: BTreeMap<_, _> = futures::future::join_all(runs).await.into_iter().collect();
     let healthy = checks.values().all(|c| c.healthy);
-    ReadinessReport {
-        status: if healthy { "healthy" } else { "unhealthy" },
-        checks,
-    }
+    ReadinessReport { status: if healthy { "healthy" } else { "unhealthy" }, checks }
 }

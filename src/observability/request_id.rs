@@ -45,9 +45,7 @@ pub fn current() -> Option<String> {
 /// Whether a caller-supplied id is kept.
 pub fn is_valid(id: &[u8]) -> bool {
     (1..=128).contains(&id.len())
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Adds [`RequestIdService`].
@@ -87,16 +85,9 @@ where
         };
         req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
         req.extensions_mut().insert(id.clone());
-        let span = tracing::info_span!(
-            "request",
-            request_id = id.as_str(),
-            user_id = tracing::field::Empty
-        );
+        let span = tracing::info_span!("request", request_id = id.as_str(), user_id = tracing::field::Empty);
         let header = id.0.clone();
-        ResponseFuture {
-            inner: CURRENT.scope(id, self.inner.call(req)).instrument(span),
-            header: Some(header),
-        }
+        ResponseFuture { inner: CURRENT.scope(id, self.inner.call(req)).instrument(span), header: Some(header) }
     }
 }
 

@@ -23,10 +23,6 @@ pub struct ObservabilitySettings {
 
 impl Default for ObservabilitySettings {
     fn default() -> Self {
-        Self {
-            service_name: "app".into(),
-            log_level: "info".into(),
-            log_format: LogFormat::Json,
-        }
+        Self { service_name: "app".into(), log_level: "info".into(), log_format: LogFormat::Json }
     }
 }

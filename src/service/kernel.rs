@@ -45,16 +45,7 @@ impl Kernel {
         db: Db,
         health_checks: Vec<HealthCheck>,
     ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                name,
-                version,
-                description,
-                settings,
-                db,
-                health_checks,
-            }),
-        }
+        Self { inner: Arc::new(Inner { name, version, description, settings, db, health_checks }) }
     }
 
     /// The service name.
@@ -92,9 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Kernel {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Kernel>().cloned().ok_or_else(|| {
-            ApiError::internal(
-                "Kernel missing from request extensions: the route is outside Kernel::attach",
-            )
+            ApiError::internal("Kernel missing from request extensions: the route is outside Kernel::attach")
         })
     }
 }

@@ -7,8 +7,7 @@ mod settings;
 
 pub use kernel::Kernel;
 pub use settings::{
-    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings,
-    StackSettings,
+    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
 };
 
 /// A built service, ready to serve.

@@ -128,10 +128,7 @@ pub struct CorsSettings {
 
 impl Default for CorsSettings {
     fn default() -> Self {
-        Self {
-            origins: vec!["*".into()],
-            max_age_secs: 600,
-        }
+        Self { origins: vec!["*".into()], max_age_secs: 600 }
     }
 }
 

@@ -22,19 +22,8 @@ pub struct EnvVar {
     pub secret: bool,
 }
 
-const fn var(
-    name: &'static str,
-    accepted: &'static str,
-    default: &'static str,
-    description: &'static str,
-) -> EnvVar {
-    EnvVar {
-        name,
-        accepted,
-        default,
-        description,
-        secret: false,
-    }
+const fn var(name: &'static str, accepted: &'static str, default: &'static str, description: &'static str) -> EnvVar {
+    EnvVar { name, accepted, default, description, secret: false }
 }
 
 const fn secret(
@@ -43,13 +32,7 @@ const fn secret(
     default: &'static str,
     description: &'static str,
 ) -> EnvVar {
-    EnvVar {
-        name,
-        accepted,
-        default,
-        description,
-        secret: true,
-    }
+    EnvVar { name, accepted, default, description, secret: true }
 }
 
 const BOOL: &str = "true, false, 1, 0, yes, no, on, off";
@@ -62,170 +45,47 @@ pub const ENV_VARS: &[EnvVar] = &[
         "random per process, with a warning",
         "HMAC secret of access and refresh tokens",
     ),
-    var(
-        "JWT_EXPIRY_HOURS",
-        "a positive integer",
-        "24",
-        "access token lifetime in hours",
-    ),
-    var(
-        "AUTH_ENABLED",
-        BOOL,
-        "true",
-        "enforce authentication (false only with DEBUG)",
-    ),
-    var(
-        "ALLOW_SELF_SIGNUP",
-        BOOL,
-        "false",
-        "allow POST /auth/register",
-    ),
+    var("JWT_EXPIRY_HOURS", "a positive integer", "24", "access token lifetime in hours"),
+    var("AUTH_ENABLED", BOOL, "true", "enforce authentication (false only with DEBUG)"),
+    var("ALLOW_SELF_SIGNUP", BOOL, "false", "allow POST /auth/register"),
     secret(
         "DATABASE_URL",
         "sqlite://PATH, postgres://..., mysql://...",
         "unset",
         "full database URL; wins over DATABASE_*",
     ),
-    var(
-        "DATABASE_TYPE",
-        "sqlite, postgres, mysql",
-        "sqlite",
-        "database engine",
-    ),
-    var(
-        "DATABASE_NAME",
-        "a file path (sqlite) or database name",
-        "./data/SERVICE.db",
-        "database file or name",
-    ),
-    var(
-        "DATABASE_HOST",
-        "a host name or address",
-        "localhost",
-        "database server host",
-    ),
-    var(
-        "DATABASE_PORT",
-        "an integer 1..=65535",
-        "5432 / 3306",
-        "database server port",
-    ),
+    var("DATABASE_TYPE", "sqlite, postgres, mysql", "sqlite", "database engine"),
+    var("DATABASE_NAME", "a file path (sqlite) or database name", "./data/SERVICE.db", "database file or name"),
+    var("DATABASE_HOST", "a host name or address", "localhost", "database server host"),
+    var("DATABASE_PORT", "an integer 1..=65535", "5432 / 3306", "database server port"),
     var("DATABASE_USER", "any string", "unset", "database user"),
-    secret(
-        "DATABASE_PASSWORD",
-        "any string",
-        "unset",
-        "database password",
-    ),
-    secret(
-        "REDIS_URL",
-        "redis://... or rediss://...",
-        "unset",
-        "Redis for shared limits, leases and jobs",
-    ),
-    var(
-        "REDIS_KEY_PREFIX",
-        "any string",
-        "app:",
-        "prefix of every Redis key",
-    ),
-    var(
-        "CORS_ORIGINS",
-        "* or comma-separated http(s)://host[:port] origins",
-        "*",
-        "allowed CORS origins",
-    ),
-    var(
-        "RATE_LIMIT_REQUESTS",
-        "a positive integer",
-        "100",
-        "requests per window per caller",
-    ),
-    var(
-        "RATE_LIMIT_WINDOW",
-        "a positive integer (seconds)",
-        "60",
-        "rate limit window",
-    ),
-    var(
-        "DEBUG",
-        BOOL,
-        "false",
-        "debug mode: permits a weak secret and AUTH_ENABLED=false",
-    ),
-    var(
-        "HOST",
-        "an IP address or host name",
-        "127.0.0.1",
-        "listen address",
-    ),
+    secret("DATABASE_PASSWORD", "any string", "unset", "database password"),
+    secret("REDIS_URL", "redis://... or rediss://...", "unset", "Redis for shared limits, leases and jobs"),
+    var("REDIS_KEY_PREFIX", "any string", "app:", "prefix of every Redis key"),
+    var("CORS_ORIGINS", "* or comma-separated http(s)://host[:port] origins", "*", "allowed CORS origins"),
+    var("RATE_LIMIT_REQUESTS", "a positive integer", "100", "requests per window per caller"),
+    var("RATE_LIMIT_WINDOW", "a positive integer (seconds)", "60", "rate limit window"),
+    var("DEBUG", BOOL, "false", "debug mode: permits a weak secret and AUTH_ENABLED=false"),
+    var("HOST", "an IP address or host name", "127.0.0.1", "listen address"),
     var("PORT", "an integer 0..=65535", "8000", "listen port"),
-    var(
-        "LOG_LEVEL",
-        "trace, debug, info, warn, error (any case)",
-        "info",
-        "log verbosity",
-    ),
+    var("LOG_LEVEL", "trace, debug, info, warn, error (any case)", "info", "log verbosity"),
     var("LOG_FORMAT", "json, pretty", "json", "log line format"),
-    var(
-        "ADMIN_EMAIL",
-        "an email address",
-        "unset",
-        "first admin, created at start-up if none exists",
-    ),
-    secret(
-        "ADMIN_PASSWORD",
-        "at least 8 characters",
-        "unset",
-        "first admin's password",
-    ),
-    var(
-        "KERNEL_ENABLE_HEALTH",
-        BOOL,
-        "true",
-        "mount /healthz and /readyz",
-    ),
+    var("ADMIN_EMAIL", "an email address", "unset", "first admin, created at start-up if none exists"),
+    secret("ADMIN_PASSWORD", "at least 8 characters", "unset", "first admin's password"),
+    var("KERNEL_ENABLE_HEALTH", BOOL, "true", "mount /healthz and /readyz"),
     var("KERNEL_ENABLE_METRICS", BOOL, "true", "mount /metrics"),
-    var(
-        "KERNEL_PROTECT_METRICS",
-        "admin, internal, none",
-        "admin",
-        "who may read /metrics",
-    ),
-    var(
-        "KERNEL_ENABLE_AUTH",
-        BOOL,
-        "true",
-        "mount the auth routes (local mode)",
-    ),
-    var(
-        "KERNEL_AUTH_MODE",
-        "local, apikey, external",
-        "local",
-        "how callers authenticate",
-    ),
-    var(
-        "KERNEL_ALLOW_SIGNUP",
-        BOOL,
-        "false",
-        "same as ALLOW_SELF_SIGNUP",
-    ),
-    var(
-        "KERNEL_ENABLE_AUDIT",
-        BOOL,
-        "false",
-        "mount GET /audit for admins",
-    ),
+    var("KERNEL_PROTECT_METRICS", "admin, internal, none", "admin", "who may read /metrics"),
+    var("KERNEL_ENABLE_AUTH", BOOL, "true", "mount the auth routes (local mode)"),
+    var("KERNEL_AUTH_MODE", "local, apikey, external", "local", "how callers authenticate"),
+    var("KERNEL_ALLOW_SIGNUP", BOOL, "false", "same as ALLOW_SELF_SIGNUP"),
+    var("KERNEL_ENABLE_AUDIT", BOOL, "false", "mount GET /audit for admins"),
 ];
 
 /// The table as a Markdown table, for docs and `--help`.
 pub fn markdown_table() -> String {
     let mut out = String::from("| Variable | Accepted | Default | Sets |\n|---|---|---|---|\n");
     for v in ENV_VARS {
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            v.name, v.accepted, v.default, v.description
-        ));
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", v.name, v.accepted, v.default, v.description));
     }
     out
 }
@@ -243,10 +103,7 @@ impl<'a> EnvReader<'a> {
     }
 
     fn row(name: &str) -> &'static EnvVar {
-        ENV_VARS
-            .iter()
-            .find(|v| v.name == name)
-            .unwrap_or_else(|| unreachable!("{name} is not in ENV_VARS"))
+        ENV_VARS.iter().find(|v| v.name == name).unwrap_or_else(|| unreachable!("{name} is not in ENV_VARS"))
     }
 
     /// The trimmed value, `None` when unset or empty.
@@ -268,13 +125,11 @@ impl<'a> EnvReader<'a> {
             return Ok(None);
         };
         let row = Self::row(name);
-        parse(&raw)
-            .map(Some)
-            .ok_or_else(|| SettingsError::InvalidEnv {
-                var: format!("{}{name}", self.prefix),
-                value: if row.secret { "<redacted>".into() } else { raw },
-                accepted: row.accepted,
-            })
+        parse(&raw).map(Some).ok_or_else(|| SettingsError::InvalidEnv {
+            var: format!("{}{name}", self.prefix),
+            value: if row.secret { "<redacted>".into() } else { raw },
+            accepted: row.accepted,
+        })
     }
 
     pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, SettingsError> {
@@ -300,20 +155,12 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 
 /// A CORS origin: `*`, or `http(s)://host[:port]` with no path.
 pub(crate) fn parse_origins(s: &str) -> Option<Vec<String>> {
-    let origins: Vec<String> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let origins: Vec<String> = s.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
     let valid = |o: &String| {
         if o == "*" {
             return true;
         }
-        let Some(rest) = o
-            .strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"))
-        else {
+        let Some(rest) = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")) else {
             return false;
         };
         !rest.is_empty() && !rest.contains('/') && http::HeaderValue::from_str(o).is_ok()
@@ -325,9 +172,7 @@ pub(crate) fn parse_origins(s: &str) -> Option<Vec<String>> {
 pub(crate) fn parse_log_level(s: &str) -> Option<String> {
     let lower = s.to_ascii_lowercase();
     match lower.as_str() {
-        "trace" | "debug" | "info" | "warn" | "warning" | "error" => {
-            Some(lower.replace("warning", "warn"))
-        }
+        "trace" | "debug" | "info" | "warn" | "warning" | "error" => Some(lower.replace("warning", "warn")),
         "critical" => Some("error".into()),
         _ => None,
     }

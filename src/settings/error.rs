@@ -29,9 +29,6 @@ pub enum SettingsError {
 
 impl SettingsError {
     pub(crate) fn rejected(setting: &'static str, reason: impl fmt::Display) -> Self {
-        Self::Rejected {
-            setting,
-            reason: reason.to_string(),
-        }
+        Self::Rejected { setting, reason: reason.to_string() }
     }
 }

@@ -15,10 +15,7 @@ pub struct RedisSettings {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self {
-            url: None,
-            key_prefix: "app:".into(),
-        }
+        Self { url: None, key_prefix: "app:".into() }
     }
 }
 
@@ -79,36 +76,25 @@ impl KernelSettings {
             if !self.debug && s.len() < MIN_SECRET_BYTES {
                 return Err(SettingsError::rejected(
                     "JWT_SECRET",
-                    format!("is {} bytes; at least {MIN_SECRET_BYTES} are required (or DEBUG=true for development)", s.len()),
+                    format!(
+                        "is {} bytes; at least {MIN_SECRET_BYTES} are required (or DEBUG=true for development)",
+                        s.len()
+                    ),
                 ));
             }
         }
         if !self.auth.enabled && !self.debug {
-            return Err(SettingsError::rejected(
-                "AUTH_ENABLED",
-                "false is only accepted with DEBUG=true",
-            ));
+            return Err(SettingsError::rejected("AUTH_ENABLED", "false is only accepted with DEBUG=true"));
         }
         if self.cors.origins.is_empty() {
-            return Err(SettingsError::rejected(
-                "CORS_ORIGINS",
-                "is empty; use * or a list of origins",
-            ));
+            return Err(SettingsError::rejected("CORS_ORIGINS", "is empty; use * or a list of origins"));
         }
         let prefix = &self.server.api_prefix;
         if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
-            return Err(SettingsError::rejected(
-                "api_prefix",
-                "must start with / and not end with / (e.g. /api/v1)",
-            ));
+            return Err(SettingsError::rejected("api_prefix", "must start with / and not end with / (e.g. /api/v1)"));
         }
-        if self.reliability.rate_limit_requests == 0
-            || self.reliability.rate_limit_window_seconds == 0
-        {
-            return Err(SettingsError::rejected(
-                "RATE_LIMIT_REQUESTS/RATE_LIMIT_WINDOW",
-                "must be positive",
-            ));
+        if self.reliability.rate_limit_requests == 0 || self.reliability.rate_limit_window_seconds == 0 {
+            return Err(SettingsError::rejected("RATE_LIMIT_REQUESTS/RATE_LIMIT_WINDOW", "must be positive"));
         }
         Ok(())
     }

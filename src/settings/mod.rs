@@ -22,8 +22,7 @@ pub use crate::jobs::JobSettings;
 pub use crate::observability::{LogFormat, ObservabilitySettings};
 pub use crate::reliability::ReliabilitySettings;
 pub use crate::service::{
-    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings,
-    StackSettings,
+    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
 };
 pub use crate::streaming::StreamingSettings;
 pub use error::SettingsError;

@@ -116,83 +116,44 @@ impl ServiceConfig {
     ///
     /// # Errors
     /// The first variable with a value it does not accept.
-    pub fn from_lookup(
-        prefix: &str,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, SettingsError> {
+    pub fn from_lookup(prefix: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let env = EnvReader::new(prefix, &lookup);
         let mut c = Self::default();
         let secret = |name| env.string(name).map(SecretString::from);
 
         c.jwt_secret = secret("JWT_SECRET");
-        c.jwt_expiry_hours = env
-            .positive("JWT_EXPIRY_HOURS")?
-            .unwrap_or(c.jwt_expiry_hours);
+        c.jwt_expiry_hours = env.positive("JWT_EXPIRY_HOURS")?.unwrap_or(c.jwt_expiry_hours);
         c.auth_enabled = env.bool("AUTH_ENABLED")?.unwrap_or(c.auth_enabled);
-        c.allow_self_signup = env
-            .bool("ALLOW_SELF_SIGNUP")?
-            .unwrap_or(c.allow_self_signup);
-        c.database_url = env.parse("DATABASE_URL", |u| {
-            DatabaseKind::from_url(u).map(|_| SecretString::from(u))
-        })?;
-        c.database_type = env
-            .parse("DATABASE_TYPE", DatabaseKind::parse)?
-            .unwrap_or(c.database_type);
+        c.allow_self_signup = env.bool("ALLOW_SELF_SIGNUP")?.unwrap_or(c.allow_self_signup);
+        c.database_url = env.parse("DATABASE_URL", |u| DatabaseKind::from_url(u).map(|_| SecretString::from(u)))?;
+        c.database_type = env.parse("DATABASE_TYPE", DatabaseKind::parse)?.unwrap_or(c.database_type);
         c.database_name = env.string("DATABASE_NAME");
         c.database_host = env.string("DATABASE_HOST").unwrap_or(c.database_host);
-        c.database_port = env.parse("DATABASE_PORT", |s| {
-            s.parse::<u16>().ok().filter(|p| *p > 0)
-        })?;
+        c.database_port = env.parse("DATABASE_PORT", |s| s.parse::<u16>().ok().filter(|p| *p > 0))?;
         c.database_user = env.string("DATABASE_USER");
         c.database_password = secret("DATABASE_PASSWORD");
         c.redis_url = env.parse("REDIS_URL", |u| {
             (u.starts_with("redis://") || u.starts_with("rediss://")).then(|| SecretString::from(u))
         })?;
         c.redis_key_prefix = env.string("REDIS_KEY_PREFIX").unwrap_or(c.redis_key_prefix);
-        c.cors_origins = env
-            .parse("CORS_ORIGINS", env::parse_origins)?
-            .unwrap_or(c.cors_origins);
-        c.rate_limit_requests = env
-            .positive("RATE_LIMIT_REQUESTS")?
-            .unwrap_or(c.rate_limit_requests);
-        c.rate_limit_window = env
-            .positive("RATE_LIMIT_WINDOW")?
-            .unwrap_or(c.rate_limit_window);
+        c.cors_origins = env.parse("CORS_ORIGINS", env::parse_origins)?.unwrap_or(c.cors_origins);
+        c.rate_limit_requests = env.positive("RATE_LIMIT_REQUESTS")?.unwrap_or(c.rate_limit_requests);
+        c.rate_limit_window = env.positive("RATE_LIMIT_WINDOW")?.unwrap_or(c.rate_limit_window);
         c.debug = env.bool("DEBUG")?.unwrap_or(c.debug);
         c.host = env.parse("HOST", parse_host)?.unwrap_or(c.host);
-        c.port = env
-            .parse("PORT", |s| s.parse::<u16>().ok())?
-            .unwrap_or(c.port);
-        c.log_level = env
-            .parse("LOG_LEVEL", env::parse_log_level)?
-            .unwrap_or(c.log_level);
-        c.log_format = env
-            .parse("LOG_FORMAT", parse_log_format)?
-            .unwrap_or(c.log_format);
+        c.port = env.parse("PORT", |s| s.parse::<u16>().ok())?.unwrap_or(c.port);
+        c.log_level = env.parse("LOG_LEVEL", env::parse_log_level)?.unwrap_or(c.log_level);
+        c.log_format = env.parse("LOG_FORMAT", parse_log_format)?.unwrap_or(c.log_format);
         c.admin_email = env.parse("ADMIN_EMAIL", |s| s.contains('@').then(|| s.to_owned()))?;
-        c.admin_password = env.parse("ADMIN_PASSWORD", |s| {
-            (s.chars().count() >= 8).then(|| SecretString::from(s))
-        })?;
+        c.admin_password = env.parse("ADMIN_PASSWORD", |s| (s.chars().count() >= 8).then(|| SecretString::from(s)))?;
 
         let f = &mut c.features;
-        f.enable_health_routes = env
-            .bool("KERNEL_ENABLE_HEALTH")?
-            .unwrap_or(f.enable_health_routes);
-        f.enable_metrics = env
-            .bool("KERNEL_ENABLE_METRICS")?
-            .unwrap_or(f.enable_metrics);
-        f.protect_metrics = env
-            .parse("KERNEL_PROTECT_METRICS", MetricsProtection::parse)?
-            .unwrap_or(f.protect_metrics);
-        f.enable_auth_routes = env
-            .bool("KERNEL_ENABLE_AUTH")?
-            .unwrap_or(f.enable_auth_routes);
-        f.auth_mode = env
-            .parse("KERNEL_AUTH_MODE", AuthMode::parse)?
-            .unwrap_or(f.auth_mode);
-        f.enable_audit_routes = env
-            .bool("KERNEL_ENABLE_AUDIT")?
-            .unwrap_or(f.enable_audit_routes);
+        f.enable_health_routes = env.bool("KERNEL_ENABLE_HEALTH")?.unwrap_or(f.enable_health_routes);
+        f.enable_metrics = env.bool("KERNEL_ENABLE_METRICS")?.unwrap_or(f.enable_metrics);
+        f.protect_metrics = env.parse("KERNEL_PROTECT_METRICS", MetricsProtection::parse)?.unwrap_or(f.protect_metrics);
+        f.enable_auth_routes = env.bool("KERNEL_ENABLE_AUTH")?.unwrap_or(f.enable_auth_routes);
+        f.auth_mode = env.parse("KERNEL_AUTH_MODE", AuthMode::parse)?.unwrap_or(f.auth_mode);
+        f.enable_audit_routes = env.bool("KERNEL_ENABLE_AUDIT")?.unwrap_or(f.enable_audit_routes);
         let signup = env.bool("KERNEL_ALLOW_SIGNUP")?;
         c.allow_self_signup = signup.unwrap_or(c.allow_self_signup);
         c.features.allow_self_signup = c.allow_self_signup;
@@ -204,10 +165,7 @@ impl ServiceConfig {
     /// # Errors
     /// A value that is well-formed but unsafe (see [`KernelSettings::validate`]).
     pub fn into_settings(self, service_name: &str) -> Result<KernelSettings, SettingsError> {
-        let mut s = KernelSettings {
-            debug: self.debug,
-            ..KernelSettings::default()
-        };
+        let mut s = KernelSettings { debug: self.debug, ..KernelSettings::default() };
         s.server.host = self.host;
         s.server.port = self.port;
         s.auth.enabled = self.auth_enabled;
@@ -230,10 +188,7 @@ impl ServiceConfig {
                 s.database.kind = kind;
             }
         }
-        s.redis = RedisSettings {
-            url: self.redis_url,
-            key_prefix: self.redis_key_prefix,
-        };
+        s.redis = RedisSettings { url: self.redis_url, key_prefix: self.redis_key_prefix };
         s.cors.origins = self.cors_origins;
         s.reliability.rate_limit_requests = self.rate_limit_requests;
         s.reliability.rate_limit_window_seconds = self.rate_limit_window;
@@ -249,8 +204,7 @@ impl ServiceConfig {
 
 fn parse_host(s: &str) -> Option<String> {
     let ok = s.parse::<std::net::IpAddr>().is_ok()
-        || s.split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        || s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     ok.then(|| s.to_owned())
 }
 

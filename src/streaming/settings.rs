@@ -10,9 +10,6 @@ pub struct StreamingSettings {
 
 impl Default for StreamingSettings {
     fn default() -> Self {
-        Self {
-            max_concurrent_per_user: 5,
-            lease_ttl_seconds: 180,
-        }
+        Self { max_concurrent_per_user: 5, lease_ttl_seconds: 180 }
     }
 }
