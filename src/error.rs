@@ -122,7 +122,7 @@ impl ApiError {
     /// The error a bare status from a lower layer (axum, tower-http) stands for.
     pub fn from_status(status: StatusCode, detail: Option<String>) -> Self {
         let code = match status {
-            StatusCode::BAD_REQUEST => "invalid_json",
+            StatusCode::BAD_REQUEST => "bad_request",
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",

@@ -1,8 +1,12 @@
-//! Observability: request ids, structured logs, metrics, readiness checks.
+//! Observability: request ids, structured logs, request metrics, readiness checks.
 //!
 //! Metric and log-field names are API: they are constants in [`names`].
 
 pub mod health;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod names;
 pub mod request_id;
 mod settings;
 

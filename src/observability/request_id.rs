@@ -5,14 +5,15 @@
 //! An incoming id is kept only if it is 1..=128 characters of `[A-Za-z0-9._:-]`,
 //! so a client cannot inject log lines or headers through it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 use tracing::instrument::Instrumented;
 use tracing::Instrument;
+
+use crate::service::stack::response_hook::{HookFuture, ResponseHook};
 
 /// `x-request-id`.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -72,7 +73,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = HookFuture<Instrumented<TaskLocalFuture<RequestId, S::Future>>, EchoHeader>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -86,39 +87,18 @@ where
         req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
         req.extensions_mut().insert(id.clone());
         let span = tracing::info_span!("request", request_id = id.as_str(), user_id = tracing::field::Empty);
-        let header = id.0.clone();
-        ResponseFuture { inner: CURRENT.scope(id, self.inner.call(req)).instrument(span), header: Some(header) }
+        let echo = EchoHeader(id.0.clone());
+        HookFuture::new(CURRENT.scope(id, self.inner.call(req)).instrument(span), echo)
     }
 }
 
-pin_project_lite::pin_project! {
-    /// Response future of [`RequestIdService`].
-    pub struct ResponseFuture<F: Future> {
-        #[pin]
-        inner: Instrumented<tokio::task::futures::TaskLocalFuture<RequestId, F>>,
-        header: Option<HeaderValue>,
-    }
-}
+/// Echoes the request id on the response.
+#[derive(Debug)]
+pub struct EchoHeader(HeaderValue);
 
-impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, RB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(header) = this.header.take() {
-            response.headers_mut().insert(REQUEST_ID_HEADER, header);
-        }
-        Poll::Ready(Ok(response))
+impl<B> ResponseHook<B> for EchoHeader {
+    fn on_response(self, response: &mut Response<B>) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, self.0);
     }
 }
 

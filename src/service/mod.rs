@@ -1,24 +1,143 @@
 //! The service: [`Service::builder`] (the spec's `create_service`), the [`Kernel`]
 //! state handle, the auto-mounted routes, the middleware stack and graceful
 //! shutdown.
+//!
+//! `serve()` binds `HOST:PORT`, and on SIGINT or SIGTERM stops accepting, lets
+//! in-flight requests finish within `shutdown_grace`, runs the `on_shutdown`
+//! hooks and closes the pools.
 
+mod builder;
+mod cli;
+mod docs;
 mod kernel;
+mod routes;
 mod settings;
+pub mod stack;
 
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use builder::{HookResult, ServiceBuilder};
+pub use cli::Command;
 pub use kernel::Kernel;
-pub use settings::{
-    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
-};
+pub use settings::{CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings};
 
-/// A built service, ready to serve.
-#[derive(Debug)]
+use crate::error::BootError;
+use crate::settings::KernelSettings;
+
+/// A built service: the kernel and the full router, ready to serve.
+#[must_use]
 pub struct Service {
     kernel: Kernel,
+    router: Router,
+    on_shutdown: Vec<Box<dyn FnOnce(Kernel) -> futures::future::BoxFuture<'static, HookResult> + Send>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("kernel", &self.kernel).finish_non_exhaustive()
+    }
 }
 
 impl Service {
-    /// The kernel of this service.
+    /// Starts building a service called `name`.
+    pub fn builder(name: impl Into<String>) -> ServiceBuilder {
+        ServiceBuilder::new(name)
+    }
+
+    /// The kernel of this service (settings, database, ...).
     pub fn kernel(&self) -> &Kernel {
         &self.kernel
+    }
+
+    /// The full router: app and kernel routes inside the stack. For tests
+    /// (`tower::ServiceExt::oneshot`) or to serve it yourself.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Binds `HOST:PORT` and serves until SIGINT or SIGTERM.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or the server fails.
+    pub async fn serve(self) -> Result<(), BootError> {
+        let server = &self.kernel.settings().server;
+        let addr = format!("{}:{}", server.host, server.port);
+        let listener = TcpListener::bind(&addr).await.map_err(|source| BootError::Bind { addr, source })?;
+        self.serve_with_shutdown(listener, shutdown_signal()).await
+    }
+
+    /// Serves on `listener` until `signal` completes, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// The server fails.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), BootError> {
+        let Self { kernel, router, on_shutdown } = self;
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, service = kernel.name(), "listening");
+        let grace = kernel.settings().server.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            signal.await;
+            tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result?,
+            () = deadline => tracing::warn!("shutdown grace expired; abandoning in-flight requests"),
+        }
+        builder::run_hooks(on_shutdown, &kernel).await;
+        kernel.db().close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Attaches the kernel to an app's own router with explicit settings (the spec's
+/// `init_app_kernel`): the app's routes stay where they are, the kernel adds its
+/// routes and wraps everything in its stack.
+///
+/// # Errors
+/// As [`ServiceBuilder::build`].
+pub async fn init_app_kernel(name: &str, app: Router, settings: KernelSettings) -> Result<Service, BootError> {
+    Service::builder(name).settings(settings).root_router(app).build().await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

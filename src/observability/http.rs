@@ -1,0 +1,145 @@
+//! Observing each HTTP request: one access log line and the request metrics.
+//!
+//! The layer runs after routing, so it labels by the matched route template
+//! (`/api/v1/widgets/{id}`), never by the raw path: a scanner cannot blow up the
+//! number of series. Requests that matched nothing are labelled `unmatched`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+use tower::{Layer, Service};
+
+use super::names;
+
+/// Adds [`Observe`]: access log and/or request metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ObserveLayer {
+    log: bool,
+    metrics: bool,
+}
+
+impl ObserveLayer {
+    /// Logs one line per request when `log`, records metrics when `metrics`.
+    pub fn new(log: bool, metrics: bool) -> Self {
+        Self { log, metrics }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner, layer: *self }
+    }
+}
+
+/// See [`ObserveLayer`].
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    layer: ObserveLayer,
+}
+
+impl<S, B, RB> Service<Request<B>> for Observe<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+        let method = req.method().clone();
+        if self.layer.metrics {
+            metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).increment(1.0);
+        }
+        ObserveFuture {
+            inner: self.inner.call(req),
+            state: Some(Pending { method, route, start: Instant::now(), layer: self.layer }),
+        }
+    }
+}
+
+struct Pending {
+    method: Method,
+    route: Option<String>,
+    start: Instant,
+    layer: ObserveLayer,
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Observe`].
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: F,
+        state: Option<Pending>,
+    }
+    impl<F> PinnedDrop for ObserveFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A request dropped before it finished (client gone) still leaves the gauge.
+            if let Some(p) = this.project().state.take() {
+                if p.layer.metrics {
+                    metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+                }
+            }
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ObserveFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, RB, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let (Some(p), Ok(response)) = (this.state.take(), &result) {
+            p.finish(response.status().as_u16());
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl Pending {
+    fn finish(self, status: u16) {
+        let elapsed = self.start.elapsed();
+        let route = self.route.as_deref().unwrap_or(names::UNMATCHED_ROUTE);
+        if self.layer.metrics {
+            let labels = [
+                (names::LABEL_METHOD, self.method.as_str().to_owned()),
+                (names::LABEL_ROUTE, route.to_owned()),
+                (names::LABEL_STATUS, status.to_string()),
+            ];
+            metrics::counter!(names::HTTP_REQUESTS_TOTAL, &labels).increment(1);
+            metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+            metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+        }
+        if self.layer.log {
+            tracing::info!(
+                target: names::ACCESS_LOG_TARGET,
+                method = self.method.as_str(),
+                route,
+                status,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
+    }
+}

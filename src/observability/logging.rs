@@ -1,0 +1,23 @@
+//! Structured logs through `tracing`: JSON (one object per line) or pretty.
+//!
+//! Every line written while a request is served carries that request's
+//! `request_id` (and `user_id` once known) from the request span. Secrets are
+//! `secrecy` types and never reach a log line.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use super::{LogFormat, ObservabilitySettings};
+
+/// Installs the global subscriber. Returns `false` if one was already installed
+/// (by the app or an earlier service in this process), which is left in place.
+pub fn init(settings: &ObservabilitySettings) -> bool {
+    let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let installed = match settings.log_format {
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init().is_ok()
+        }
+        LogFormat::Pretty => builder.try_init().is_ok(),
+    };
+    installed
+}

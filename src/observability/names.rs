@@ -1,0 +1,23 @@
+//! Names that are API: metric names, label names, log targets. Dashboards and
+//! alerts depend on them; change them only with a major version.
+
+/// Counter: finished HTTP requests, by `method`, `route`, `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+/// Histogram: HTTP request latency in seconds, by `method`, `route`, `status`.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+/// Gauge: HTTP requests being served.
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "http_requests_in_flight";
+/// Counter: readiness checks that failed, by `check`.
+pub const READINESS_CHECK_FAILURES_TOTAL: &str = "kernel_readiness_check_failures_total";
+
+/// Label: HTTP method.
+pub const LABEL_METHOD: &str = "method";
+/// Label: the matched route template (`/api/v1/widgets/{id}`), never the raw path.
+pub const LABEL_ROUTE: &str = "route";
+/// Label: HTTP status code.
+pub const LABEL_STATUS: &str = "status";
+/// The `route` of a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Log target of the one line per request.
+pub const ACCESS_LOG_TARGET: &str = "http.access";

@@ -1,0 +1,226 @@
+//! [`ServiceBuilder`]: the spec's `create_service`, as a builder.
+
+use std::future::Future;
+
+use axum::Router;
+use futures::future::BoxFuture;
+
+use super::{docs, routes, stack, Kernel, Service};
+use crate::db::Db;
+use crate::error::{ApiError, BootError};
+use crate::observability::health::{CheckResult, HealthCheck};
+use crate::observability::{logging, metrics};
+use crate::settings::{KernelSettings, ServiceConfig};
+
+/// What a start-up or shutdown hook returns; any error type converts with `?`.
+pub type HookResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+type Hook<T> = Box<dyn FnOnce(T) -> BoxFuture<'static, HookResult> + Send>;
+
+fn hook<T, F, Fut>(f: F) -> Hook<T>
+where
+    F: FnOnce(T) -> Fut + Send + 'static,
+    Fut: Future<Output = HookResult> + Send + 'static,
+{
+    Box::new(move |t| Box::pin(f(t)))
+}
+
+/// Builds a [`Service`]: routers, configuration, hooks, checks.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), app_kernel::BootError> {
+/// use app_kernel::{Service, ServiceConfig};
+/// use axum::{routing::get, Router};
+///
+/// let widgets = Router::new().route("/widgets", get(|| async { "[]" }));
+/// Service::builder("widget_service")
+///     .config(ServiceConfig::from_env()?)
+///     .router(widgets) // served at /api/v1/widgets
+///     .build()
+///     .await?
+///     .serve()
+///     .await
+/// # }
+/// ```
+#[must_use]
+pub struct ServiceBuilder {
+    name: String,
+    version: String,
+    description: String,
+    config: Option<ServiceConfig>,
+    settings: Option<KernelSettings>,
+    routers: Vec<Router>,
+    root_routers: Vec<Router>,
+    openapi: Vec<utoipa::openapi::OpenApi>,
+    schema_init: Option<Hook<Db>>,
+    health_checks: Vec<HealthCheck>,
+    on_startup: Vec<Hook<Kernel>>,
+    on_shutdown: Vec<Hook<Kernel>>,
+}
+
+impl std::fmt::Debug for ServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBuilder").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl ServiceBuilder {
+    pub(super) fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            config: None,
+            settings: None,
+            routers: Vec::new(),
+            root_routers: Vec::new(),
+            openapi: Vec::new(),
+            schema_init: None,
+            health_checks: Vec::new(),
+            on_startup: Vec::new(),
+            on_shutdown: Vec::new(),
+        }
+    }
+
+    /// The spec's flat configuration (default: `ServiceConfig::default()`).
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Explicit kernel settings; they win over [`config`](Self::config).
+    pub fn settings(mut self, settings: KernelSettings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    /// An app router, mounted under `api_prefix` (default `/api/v1`).
+    pub fn router(mut self, router: Router) -> Self {
+        self.routers.push(router);
+        self
+    }
+
+    /// An app router mounted at the root as it is (manual initialization).
+    pub fn root_router(mut self, router: Router) -> Self {
+        self.root_routers.push(router);
+        self
+    }
+
+    /// OpenAPI paths and schemas of the app's routes, merged into `/openapi.json`.
+    pub fn openapi(mut self, doc: utoipa::openapi::OpenApi) -> Self {
+        self.openapi.push(doc);
+        self
+    }
+
+    /// Run once at start-up with the database, before serving (the spec's `schema_init`).
+    pub fn schema_init<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Db) -> Fut + Send + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.schema_init = Some(hook(f));
+        self
+    }
+
+    /// A readiness check reported by `/readyz` under `name`.
+    pub fn health_check<F, Fut>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CheckResult> + Send + 'static,
+    {
+        self.health_checks.push(HealthCheck::new(name, check));
+        self
+    }
+
+    /// Run after the kernel is up, before serving.
+    pub fn on_startup<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Kernel) -> Fut + Send + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.on_startup.push(hook(f));
+        self
+    }
+
+    /// Run after the server stopped, before the pools close.
+    pub fn on_shutdown<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Kernel) -> Fut + Send + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.on_shutdown.push(hook(f));
+        self
+    }
+
+    /// The API version (default `1.0.0`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The API description shown in the docs.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Validates the settings, opens the database, runs `schema_init` and the
+    /// start-up hooks, and assembles the router.
+    ///
+    /// # Errors
+    /// A [`BootError`] naming the setting or hook at fault.
+    pub async fn build(self) -> Result<Service, BootError> {
+        let settings = match self.settings {
+            Some(s) => {
+                s.validate()?;
+                s
+            }
+            None => self.config.unwrap_or_default().into_settings(&self.name)?,
+        };
+        logging::init(&settings.observability);
+        let _ = metrics::prometheus();
+        if settings.auth.token_secret.is_none() {
+            tracing::warn!(
+                "JWT_SECRET is not set: using a random per-process secret; tokens will not survive a restart \
+                 and several instances need one shared secret"
+            );
+        }
+        let db = Db::connect(&settings.database, &self.name).await?;
+        if let Some(init) = self.schema_init {
+            init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
+        }
+        let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks);
+        for startup in self.on_startup {
+            startup(kernel.clone()).await.map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
+        }
+        let router = assemble(&kernel, self.routers, self.root_routers, self.openapi);
+        tracing::info!(service = kernel.name(), stack = ?stack::parts(&kernel), "kernel ready");
+        Ok(Service { kernel, router, on_shutdown: self.on_shutdown })
+    }
+}
+
+fn assemble(kernel: &Kernel, routers: Vec<Router>, root: Vec<Router>, openapi: Vec<utoipa::openapi::OpenApi>) -> Router {
+    let settings = kernel.settings();
+    let mut app = routes::kernel_routes(kernel);
+    if !routers.is_empty() {
+        let api = routers.into_iter().fold(Router::new(), Router::merge);
+        let prefix = &settings.server.api_prefix;
+        app = if prefix.is_empty() { app.merge(api) } else { app.nest(prefix, api) };
+    }
+    for r in root {
+        app = app.merge(r);
+    }
+    if settings.features.enable_docs {
+        app = app.merge(docs::routes(kernel, docs::document(kernel, openapi)));
+    }
+    let app = app.fallback(|| async { ApiError::not_found("No route matches this path") });
+    stack::apply(app, kernel)
+}
+
+pub(super) async fn run_hooks(hooks: Vec<Hook<Kernel>>, kernel: &Kernel) {
+    for h in hooks {
+        if let Err(e) = h(kernel.clone()).await {
+            tracing::error!(error = %e, "on_shutdown hook failed");
+        }
+    }
+}

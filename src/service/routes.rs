@@ -1,0 +1,126 @@
+//! The routes the kernel mounts by itself, per
+//! [`FeatureSettings`](crate::settings::FeatureSettings): liveness, readiness,
+//! metrics, the API index and the OpenAPI document with its Swagger UI.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::observability::health::{run_checks, HealthCheck, ReadinessReport};
+use crate::observability::{metrics, names};
+use crate::service::{Kernel, MetricsProtection};
+
+/// The routes to mount at the root, before the stack wraps them.
+pub(crate) fn kernel_routes(kernel: &Kernel) -> Router {
+    let f = &kernel.settings().features;
+    let mut router = Router::new().route("/api", get(api_index));
+    if f.enable_health_routes {
+        router = router.route(&f.health_path, get(healthz)).route(&f.ready_path, get(readyz));
+    }
+    if f.enable_metrics {
+        router = router.route(&f.metrics_path, get(metrics_text));
+    }
+    router
+}
+
+/// Liveness body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Liveness {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// Liveness: the process answers. No dependency is called.
+#[utoipa::path(get, path = "/healthz", tag = "kernel", responses((status = 200, body = Liveness)))]
+pub(crate) async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
+}
+
+/// Readiness: the database and the app's checks, run concurrently, each with a timeout.
+#[utoipa::path(get, path = "/readyz", tag = "kernel", responses(
+    (status = 200, description = "every check passed"),
+    (status = 503, description = "a check failed or timed out; same shape, status unhealthy")))]
+pub(crate) async fn readyz(kernel: Kernel) -> Response {
+    let mut checks = vec![database_check(&kernel)];
+    checks.extend_from_slice(kernel.health_checks());
+    let report: ReadinessReport = run_checks(&checks, kernel.settings().features.ready_check_timeout).await;
+    for (name, outcome) in &report.checks {
+        if !outcome.healthy {
+            ::metrics::counter!(names::READINESS_CHECK_FAILURES_TOTAL, "check" => name.clone()).increment(1);
+        }
+    }
+    let status = if report.is_healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report)).into_response()
+}
+
+fn database_check(kernel: &Kernel) -> HealthCheck {
+    let db = kernel.db().clone();
+    HealthCheck::new("database", move || {
+        let db = db.clone();
+        async move {
+            match db.ping().await {
+                Ok(()) => Ok(format!("{:?} connected", db.kind()).to_lowercase()),
+                Err(e) => Err(format!("database error: {e}")),
+            }
+        }
+    })
+}
+
+/// The API index.
+#[utoipa::path(get, path = "/api", tag = "kernel", responses((status = 200, description = "service, version and the kernel's paths")))]
+pub(crate) async fn api_index(kernel: Kernel) -> Json<serde_json::Value> {
+    let f = &kernel.settings().features;
+    Json(json!({
+        "service": kernel.name(),
+        "version": kernel.version(),
+        "docs": f.docs_path,
+        "health": f.health_path,
+        "ready": f.ready_path,
+    }))
+}
+
+/// Prometheus metrics, protected per `protect_metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "kernel", security(("bearer" = [])), responses(
+    (status = 200, description = "Prometheus text format"), (status = 401), (status = 403)))]
+pub(crate) async fn metrics_text(kernel: Kernel, parts: Parts) -> Result<Response, ApiError> {
+    authorize_metrics(&kernel, &parts).await?;
+    let body = metrics::prometheus().render();
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+async fn authorize_metrics(kernel: &Kernel, parts: &Parts) -> Result<(), ApiError> {
+    match kernel.settings().features.protect_metrics {
+        MetricsProtection::None => Ok(()),
+        MetricsProtection::Internal => {
+            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            match peer {
+                Some(ip) if is_internal(ip) => Ok(()),
+                _ => Err(ApiError::forbidden("not_internal", "Metrics are served to internal addresses only")),
+            }
+        }
+        MetricsProtection::Admin => crate::auth::require_admin(kernel, parts).await.map(|_| ()),
+    }
+}
+
+/// Loopback, private (RFC 1918), link-local, or IPv6 unique-local.
+pub(crate) fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
