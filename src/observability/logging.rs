@@ -13,11 +13,10 @@ use super::{LogFormat, ObservabilitySettings};
 pub fn init(settings: &ObservabilitySettings) -> bool {
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
-    let installed = match settings.log_format {
+    match settings.log_format {
         LogFormat::Json => {
             builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init().is_ok()
         }
         LogFormat::Pretty => builder.try_init().is_ok(),
-    };
-    installed
+    }
 }

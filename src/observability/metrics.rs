@@ -33,11 +33,7 @@ pub fn prometheus() -> PrometheusHandle {
 
 fn describe() {
     metrics::describe_counter!(names::HTTP_REQUESTS_TOTAL, "Finished HTTP requests");
-    metrics::describe_histogram!(
-        names::HTTP_REQUEST_DURATION_SECONDS,
-        metrics::Unit::Seconds,
-        "HTTP request latency"
-    );
+    metrics::describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, metrics::Unit::Seconds, "HTTP request latency");
     metrics::describe_gauge!(names::HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being served");
     metrics::describe_counter!(names::READINESS_CHECK_FAILURES_TOTAL, "Readiness checks that failed");
 }

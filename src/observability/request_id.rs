@@ -86,7 +86,8 @@ where
         };
         req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
         req.extensions_mut().insert(id.clone());
-        let span = tracing::info_span!("request", request_id = id.as_str(), user_id = tracing::field::Empty);
+        // At ERROR level so that the id is on every line, whatever the configured level.
+        let span = tracing::error_span!("request", request_id = id.as_str(), user_id = tracing::field::Empty);
         let echo = EchoHeader(id.0.clone());
         HookFuture::new(CURRENT.scope(id, self.inner.call(req)).instrument(span), echo)
     }

@@ -191,7 +191,9 @@ impl ServiceBuilder {
         }
         let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks);
         for startup in self.on_startup {
-            startup(kernel.clone()).await.map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
+            startup(kernel.clone())
+                .await
+                .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
         let router = assemble(&kernel, self.routers, self.root_routers, self.openapi);
         tracing::info!(service = kernel.name(), stack = ?stack::parts(&kernel), "kernel ready");
@@ -199,7 +201,12 @@ impl ServiceBuilder {
     }
 }
 
-fn assemble(kernel: &Kernel, routers: Vec<Router>, root: Vec<Router>, openapi: Vec<utoipa::openapi::OpenApi>) -> Router {
+fn assemble(
+    kernel: &Kernel,
+    routers: Vec<Router>,
+    root: Vec<Router>,
+    openapi: Vec<utoipa::openapi::OpenApi>,
+) -> Router {
     let settings = kernel.settings();
     let mut app = routes::kernel_routes(kernel);
     if !routers.is_empty() {

@@ -23,7 +23,9 @@ use tokio::net::TcpListener;
 pub use builder::{HookResult, ServiceBuilder};
 pub use cli::Command;
 pub use kernel::Kernel;
-pub use settings::{CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings};
+pub use settings::{
+    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
+};
 
 use crate::error::BootError;
 use crate::settings::KernelSettings;

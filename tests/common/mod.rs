@@ -23,3 +23,91 @@ pub fn unique_name(stem: &str) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     format!("{stem}_{}", &id[id.len() - 12..])
 }
+
+use app_kernel::settings::KernelSettings;
+use app_kernel::Service;
+use axum::body::Body;
+use axum::Router;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// A service on a throw-away SQLite file, kept alive with it.
+pub struct TestService {
+    pub service: Service,
+    _dir: tempfile::TempDir,
+}
+
+impl TestService {
+    pub fn router(&self) -> Router {
+        self.service.router()
+    }
+}
+
+/// Settings for tests: debug off, a strong secret, SQLite in a temp dir.
+pub fn test_settings(dir: &std::path::Path) -> KernelSettings {
+    let mut s = KernelSettings::default();
+    s.auth.token_secret = Some("0123456789abcdef0123456789abcdef-test".to_owned().into());
+    s.database.name = Some(dir.join("test.db").display().to_string());
+    s.observability.log_level = "warn".into();
+    s
+}
+
+/// Builds a service with `routers` under the API prefix and settings edited by `edit`.
+pub async fn service(routers: Vec<Router>, edit: impl FnOnce(&mut KernelSettings)) -> TestService {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    edit(&mut settings);
+    let mut builder = Service::builder("test_service").settings(settings);
+    for r in routers {
+        builder = builder.router(r);
+    }
+    TestService { service: builder.build().await.expect("service builds"), _dir: dir }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().expect("ascii header"))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn send(router: &Router, req: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply { status: parts.status, headers: parts.headers, body }
+}
+
+pub async fn get(router: &Router, path: &str) -> Reply {
+    send(router, Request::get(path).body(Body::empty()).expect("request")).await
+}
+
+/// Asserts the CONTRACT.md error shape and returns the body.
+pub fn assert_problem(reply: &Reply, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(reply.status.as_u16(), status, "status; body: {}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    let body = reply.json();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["code"], code, "code; body: {body}");
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].is_string());
+    assert!(body["detail"].is_string());
+    let request_id = body["request_id"].as_str().expect("request_id in body");
+    assert_eq!(reply.header("x-request-id"), Some(request_id), "body and header request ids agree");
+    body
+}
