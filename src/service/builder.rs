@@ -196,7 +196,7 @@ impl ServiceBuilder {
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
         let router = assemble(&kernel, self.routers, self.root_routers, self.openapi);
-        tracing::info!(service = kernel.name(), stack = ?stack::parts(&kernel), "kernel ready");
+        tracing::info!(service = kernel.name(), stack = %stack::parts(&kernel).join(" > "), "kernel ready");
         Ok(Service { kernel, router, on_shutdown: self.on_shutdown })
     }
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Load harness: the example service (full kernel stack) against plain axum.
+
+Builds both in release, runs each pinned to its own core with wrk pinned to the
+other, and prints per route: req/s, p50, p99, peak RSS and the kernel/plain ratio
+measured in the same run; then start-up time to a ready /readyz and idle RSS.
+
+Usage: python3 bench/load.py [--duration 10] [--connections 32] [--rounds 3]
+Needs wrk (apt-get install wrk) and taskset.
+"""
+import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+ROUTES = [
+    # (name, method, path, body)
+    ("GET /healthz", "GET", "/healthz", None),
+]
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--example", "widget_service", "--example", "plain_axum"],
+                   cwd=ROOT, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return {name: os.path.join(target, "release", "examples", name) for name in ("widget_service", "plain_axum")}
+
+
+def http_status(port, path):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64).decode(errors="replace")
+            return int(head.split(" ")[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start(binary, port, workdir):
+    env = dict(os.environ, PORT=str(port), DATABASE_NAME=os.path.join(workdir, f"{port}.db"),
+               JWT_SECRET="bench-secret-bench-secret-bench-secret!", LOG_LEVEL="info")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, binary], env=env, cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while http_status(port, "/readyz") != 200:
+        if proc.poll() is not None or time.perf_counter() - t0 > 30:
+            raise SystemExit(f"{binary} did not become ready")
+        time.sleep(0.001)
+    return proc, (time.perf_counter() - t0) * 1000
+
+
+def rss_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def to_ms(value):
+    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    n, unit = float(m.group(1)), m.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+
+def wrk(port, path, args, method="GET", body=None):
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
+           f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{path}: {errors.group(1)} non-2xx responses")
+    return rps, p50, p99
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per route; medians are reported")
+    ap.add_argument("--startups", type=int, default=7)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    bins = build()
+    workdir = tempfile.mkdtemp(prefix="kernel-bench-")
+    servers = {"kernel": (bins["widget_service"], 18000), "plain": (bins["plain_axum"], 18001)}
+
+    startup = {k: [] for k in servers}
+    idle_rss = {}
+    for _ in range(args.startups):
+        for name, (binary, port) in servers.items():
+            proc, ms = start(binary, port, workdir)
+            startup[name].append(ms)
+            time.sleep(0.2)
+            idle_rss[name] = rss_kib(proc.pid, "VmRSS")
+            proc.terminate(); proc.wait()
+
+    procs = {name: start(binary, port, workdir)[0] for name, (binary, port) in servers.items()}
+    results = {}
+    try:
+        for route, method, path, body in ROUTES:
+            samples = {k: [] for k in servers}
+            for _ in range(args.rounds):
+                for name, (_, port) in servers.items():
+                    wrk(port, path, argparse.Namespace(duration=2, connections=args.connections))  # warm-up
+                    samples[name].append(wrk(port, path, args, method, body))
+            results[route] = {k: tuple(statistics.median(s[i] for s in v) for i in range(3)) for k, v in samples.items()}
+        peak = {name: rss_kib(p.pid, "VmHWM") for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            p.terminate(); p.wait()
+
+    print(f"\n{args.connections} connections, {args.duration}s x {args.rounds} rounds per route, "
+          f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE}; medians\n")
+    print(f"{'route':<22}{'server':<8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
+    for route, r in results.items():
+        for name in servers:
+            rps, p50, p99 = r[name]
+            ratio = f"{rps / r['plain'][0]:.2f}" if name == "kernel" else ""
+            print(f"{route:<22}{name:<8}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}{ratio:>8}")
+    print()
+    for name in servers:
+        print(f"{name:<8} start-up to ready /readyz: median {statistics.median(startup[name]):.1f} ms "
+              f"(min {min(startup[name]):.1f}); idle RSS {idle_rss[name] / 1024:.1f} MiB; "
+              f"peak RSS under load {peak[name] / 1024:.1f} MiB")
+    print(json.dumps({"results": results, "startup_ms": {k: statistics.median(v) for k, v in startup.items()},
+                      "idle_rss_kib": idle_rss, "peak_rss_kib": peak}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+//! The examples are real programs: each is started as a process on a free port,
+//! answers with the kernel's routes and headers, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example_binary(name: &str) -> PathBuf {
+    // target/debug/deps/examples-HASH -> target/debug/examples/NAME
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join("examples").join(name)
+}
+
+struct Running {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit after SIGTERM: {status}");
+    }
+}
+
+fn start(name: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(example_binary(name))
+        .env("PORT", "0")
+        .env("DATABASE_NAME", dir.path().join("example.db"))
+        .env("JWT_SECRET", "example-secret-example-secret-example!")
+        .env("LOG_FORMAT", "json")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if v["message"] == "listening" {
+                let addr = v["address"].as_str().unwrap().to_owned();
+                return Running { child, addr, _dir: dir };
+            }
+        }
+    }
+    let _ = child.kill();
+    panic!("{name} never logged `listening`");
+}
+
+#[tokio::test]
+async fn widget_service_serves_every_kernel_route_with_the_contract_headers() {
+    let svc = start("widget_service");
+    let client = reqwest::Client::new();
+    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 401), ("/openapi.json", 200), ("/docs/", 200), ("/api", 200)] {
+        let r = client.get(svc.url(path)).header("origin", "http://localhost:3000").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let h = r.headers();
+        assert!(h.contains_key("x-request-id"), "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin", "{path}");
+        assert_eq!(h["access-control-allow-origin"], "*", "{path}");
+    }
+    let r = client.get(svc.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["checks"]["database"]["healthy"], true);
+    svc.stop();
+}
+
+#[tokio::test]
+async fn manual_init_keeps_the_apps_routes_and_adds_the_kernels() {
+    let svc = start("manual_init");
+    let client = reqwest::Client::new();
+    let doc = client.get(svc.url("/documents/7")).send().await.unwrap();
+    assert_eq!(doc.status(), 200);
+    assert!(doc.headers().contains_key("x-request-id"));
+    assert_eq!(doc.text().await.unwrap(), "a document");
+    assert_eq!(client.get(svc.url("/healthz")).send().await.unwrap().status(), 200);
+    svc.stop();
+}
