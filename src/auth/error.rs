@@ -18,52 +18,52 @@ use crate::error::ApiError;
 #[non_exhaustive]
 pub enum AuthError {
     /// The token's `exp` is in the past.
-    #[error("token expired")]
+    #[error("Token expired")]
     TokenExpired,
     /// The token's `nbf` is in the future.
-    #[error("token not yet valid")]
+    #[error("Token not yet valid")]
     TokenNotYetValid,
     /// A refresh token where an access token is required, or the reverse.
-    #[error("wrong token type: expected a{} {expected} token", if *.expected == "access" { "n" } else { "" })]
+    #[error("Wrong token type: expected a{} {expected} token", if *.expected == "access" { "n" } else { "" })]
     WrongTokenType {
         /// The type that was required (`access` or `refresh`).
         expected: &'static str,
     },
     /// The token was revoked (logout, password change) or a rotated refresh token was reused.
-    #[error("token revoked")]
+    #[error("Token revoked")]
     Revoked,
     /// Malformed token, bad signature, wrong algorithm, issuer or audience.
-    #[error("invalid token")]
+    #[error("Invalid token")]
     InvalidToken,
     /// The `X-API-Key` header does not name a live key.
-    #[error("invalid API key")]
+    #[error("Invalid API key")]
     InvalidApiKey,
     /// No `Authorization: Bearer` (or `X-API-Key`) credentials were sent.
-    #[error("not authenticated")]
+    #[error("Not authenticated")]
     MissingCredentials,
     /// The account exists but is deactivated.
-    #[error("user is inactive")]
+    #[error("Inactive user")]
     InactiveUser,
     /// Unknown user or wrong password: deliberately the same answer.
-    #[error("incorrect username or password")]
+    #[error("Incorrect username or password")]
     InvalidCredentials,
     /// Too many failed logins for this username or address.
-    #[error("too many failed login attempts; retry in {retry_after} s")]
+    #[error("Too many failed login attempts; retry in {retry_after} s")]
     Throttled {
         /// Seconds until another attempt is accepted.
         retry_after: u64,
     },
     /// The old password given to change-password is wrong.
-    #[error("incorrect password")]
+    #[error("Incorrect password")]
     WrongPassword,
     /// The caller is authenticated but the route needs the admin role.
-    #[error("admin role required")]
+    #[error("Admin role required")]
     NotAdmin,
     /// The caller is authenticated but may not do this.
-    #[error("forbidden")]
+    #[error("Forbidden")]
     Forbidden,
     /// Self-signup is switched off (`allow_self_signup = false`).
-    #[error("self-signup is disabled")]
+    #[error("Self-signup is disabled")]
     SignupDisabled,
     /// The username or email is already taken.
     #[error("{0}")]
@@ -166,11 +166,11 @@ mod tests {
     fn wrong_type_reads_well_and_internals_are_not_echoed() {
         assert_eq!(
             AuthError::WrongTokenType { expected: "access" }.to_string(),
-            "wrong token type: expected an access token"
+            "Wrong token type: expected an access token"
         );
         assert_eq!(
             AuthError::WrongTokenType { expected: "refresh" }.to_string(),
-            "wrong token type: expected a refresh token"
+            "Wrong token type: expected a refresh token"
         );
         assert_eq!(ApiError::from(AuthError::Internal("db password x".into())).detail(), "Internal server error");
     }
