@@ -19,6 +19,7 @@ mod error;
 mod extract;
 mod handle;
 mod identity;
+mod issued;
 mod password;
 mod settings;
 mod source;
@@ -31,6 +32,7 @@ pub use error::AuthError;
 pub use extract::{AdminUser, CurrentUser, OptionalUser};
 pub use handle::Auth;
 pub use identity::{UserIdentity, ADMIN_ROLE, USER_ROLE};
+pub use issued::{IssuedPair, IssuedToken, TokenPair};
 pub use password::{
     dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password, verify_password_async,
     ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM,
@@ -38,7 +40,4 @@ pub use password::{
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};
 pub use throttle::{LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule};
-pub use token::{
-    create_access_token, create_refresh_token, decode_token, IssuedPair, IssuedToken, TokenPair, Tokens,
-    CLOCK_LEEWAY_SECS,
-};
+pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};

@@ -25,10 +25,10 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 
 use super::claims::{Claims, TokenType};
 use super::identity::UserIdentity;
+use super::issued::{IssuedPair, IssuedToken};
 use super::settings::{AuthMode, AuthSettings, JwtAlgorithm};
 use super::AuthError;
 
@@ -36,49 +36,6 @@ use super::AuthError;
 pub const CLOCK_LEEWAY_SECS: u64 = 5;
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
-
-/// A freshly signed token and what it says.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    /// The compact JWT.
-    pub token: String,
-    /// Its claims (`jti`, `fam`, `exp` are what a revocation store records).
-    pub claims: Claims,
-}
-
-/// An access token and a refresh token of one family.
-#[derive(Debug, Clone)]
-pub struct IssuedPair {
-    /// The access token.
-    pub access: IssuedToken,
-    /// The refresh token.
-    pub refresh: IssuedToken,
-}
-
-/// The login and refresh routes' answer: `{"access_token","refresh_token","token_type":"bearer","expires_in"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenPair {
-    /// The access token.
-    pub access_token: String,
-    /// The refresh token.
-    pub refresh_token: String,
-    /// Always `bearer`.
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-}
-
-impl IssuedPair {
-    /// The body the login and refresh routes send.
-    pub fn response(&self) -> TokenPair {
-        TokenPair {
-            access_token: self.access.token.clone(),
-            refresh_token: self.refresh.token.clone(),
-            token_type: "bearer",
-            expires_in: self.access.claims.exp.saturating_sub(self.access.claims.iat),
-        }
-    }
-}
 
 /// Signs and verifies the kernel's JWTs. Build it once from [`AuthSettings`].
 pub struct Tokens {
