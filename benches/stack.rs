@@ -42,10 +42,13 @@ fn configs() -> Vec<(&'static str, StackSettings)> {
         ("body_limit", one(|s| s.body_limit = true)),
         ("timeout", one(|s| s.timeout = true)),
         ("catch_panic", one(|s| s.catch_panic = true)),
-        ("request_id+access_log", one(|s| {
-            s.request_id = true;
-            s.access_log = true;
-        })),
+        (
+            "request_id+access_log",
+            one(|s| {
+                s.request_id = true;
+                s.access_log = true;
+            }),
+        ),
         ("full", StackSettings::default()),
     ]
 }
@@ -61,12 +64,14 @@ fn bench(c: &mut Criterion) {
         settings.auth.token_secret = Some("bench-secret-bench-secret-bench-secret".to_owned().into());
         settings.database.name = Some(dir.path().join(format!("{name}.db")).display().to_string());
         settings.features.protect_metrics = MetricsProtection::None;
-        let router: Router = rt.block_on(async { Service::builder("bench").settings(settings).build().await.unwrap().router() });
+        let router: Router =
+            rt.block_on(async { Service::builder("bench").settings(settings).build().await.unwrap().router() });
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
                 let router = router.clone();
                 async move {
-                    let req = Request::get("/healthz").header("origin", "http://a.example").body(Body::empty()).unwrap();
+                    let req =
+                        Request::get("/healthz").header("origin", "http://a.example").body(Body::empty()).unwrap();
                     let resp = router.oneshot(req).await.unwrap();
                     assert_eq!(resp.status(), 200);
                     resp

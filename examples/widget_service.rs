@@ -13,9 +13,5 @@ fn widgets() -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), BootError> {
-    Service::builder("widget_service")
-        .config(ServiceConfig::from_env()?)
-        .router(widgets())
-        .run()
-        .await
+    Service::builder("widget_service").config(ServiceConfig::from_env()?).router(widgets()).run().await
 }

@@ -216,6 +216,9 @@ pub enum BootError {
     /// A configuration value is missing, malformed or unsafe.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+    /// The authentication settings cannot be used (a bad public key, ...).
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::AuthError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source} (set HOST/PORT to a free address)")]
     Bind {

@@ -69,7 +69,9 @@ fn start(name: &str) -> Running {
 async fn widget_service_serves_every_kernel_route_with_the_contract_headers() {
     let svc = start("widget_service");
     let client = reqwest::Client::new();
-    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 401), ("/openapi.json", 200), ("/docs/", 200), ("/api", 200)] {
+    for (path, status) in
+        [("/healthz", 200), ("/readyz", 200), ("/metrics", 401), ("/openapi.json", 200), ("/docs/", 200), ("/api", 200)]
+    {
         let r = client.get(svc.url(path)).header("origin", "http://localhost:3000").send().await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{path}");
         let h = r.headers();

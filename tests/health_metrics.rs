@@ -5,6 +5,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use app_kernel::auth::{create_access_token, UserIdentity, ADMIN_ROLE};
 use app_kernel::settings::MetricsProtection;
 use app_kernel::Service;
 use axum::body::Body;
@@ -87,7 +88,20 @@ async fn metrics_protection_matrix() {
         (MetricsProtection::Admin, loopback, None, 401),
         (MetricsProtection::Admin, public, None, 401),
     ];
-    for (mode, peer, auth, want) in cases {
+    let secret: secrecy::SecretString = common::TEST_SECRET.to_owned().into();
+    let user = UserIdentity::new("u1", "alice");
+    let admin = UserIdentity::new("a1", "root").with_role(ADMIN_ROLE);
+    let bearer = |u: &UserIdentity| {
+        format!("Bearer {}", create_access_token(u, &secret, std::time::Duration::from_secs(300)).unwrap())
+    };
+    let (user_bearer, admin_bearer) = (bearer(&user), bearer(&admin));
+    let mut cases = cases.to_vec();
+    cases.extend([
+        (MetricsProtection::Admin, public, Some("Bearer not-a-valid-token"), 401),
+        (MetricsProtection::Admin, public, Some(user_bearer.as_str()), 403),
+        (MetricsProtection::Admin, public, Some(admin_bearer.as_str()), 200),
+    ]);
+    for (mode, peer, auth, want) in &cases {
         let svc = common::service(vec![], |s| s.features.protect_metrics = *mode).await;
         let r = send(&svc.router(), metrics_request(*peer, *auth)).await;
         assert_eq!(r.status.as_u16(), *want, "{mode:?} peer={peer:?} auth={auth:?}: {}", r.text());

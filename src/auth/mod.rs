@@ -1,26 +1,43 @@
 //! Identity and authentication: who is calling, and may they.
 //!
-//! This module owns the auth settings and the identity extractors. A request's
-//! identity comes from exactly one place (the configured [`AuthMode`]); tokens are
-//! verified with one pinned algorithm.
+//! This module owns the auth settings, the [`Auth`] handle the kernel holds, and
+//! the identity extractors ([`CurrentUser`], [`OptionalUser`], [`AdminUser`]). A
+//! request's identity comes from exactly one place ([`Auth::authenticate`], per the
+//! configured [`AuthMode`]); tokens are verified with one pinned algorithm
+//! ([`Tokens`]); passwords are hashed with argon2id ([`hash_password`]); failed
+//! logins are throttled per username and address ([`LoginThrottle`]); API keys are
+//! stored only as hashes ([`ApiKey`]). Every failure is an [`AuthError`], answered
+//! as problem+json through [`ApiError`](crate::ApiError).
+//!
+//! The spec's token utilities are here too: [`create_access_token`],
+//! [`create_refresh_token`], [`decode_token`], [`hash_password`],
+//! [`verify_password`].
 
+mod apikey;
+mod claims;
+mod error;
+mod extract;
+mod handle;
+mod identity;
+mod issued;
+mod password;
 mod settings;
+mod source;
+mod throttle;
+mod token;
 
+pub use apikey::{ApiKey, ApiKeyHash, API_KEY_HEADER, API_KEY_PREFIX};
+pub use claims::{Claims, TokenType};
+pub use error::AuthError;
+pub use extract::{AdminUser, CurrentUser, OptionalUser};
+pub use handle::Auth;
+pub use identity::{UserIdentity, ADMIN_ROLE, USER_ROLE};
+pub use issued::{IssuedPair, IssuedToken, TokenPair};
+pub use password::{
+    dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password, verify_password_async,
+    ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM,
+};
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
-
-use http::request::Parts;
-
-use crate::error::ApiError;
-use crate::service::Kernel;
-
-/// Admits an admin caller. Until admin identities can be verified, every caller is
-/// refused: 401 without credentials, 403 with them (never open by default).
-pub(crate) async fn require_admin(_kernel: &Kernel, parts: &Parts) -> Result<(), ApiError> {
-    let has_credentials =
-        parts.headers.contains_key(http::header::AUTHORIZATION) || parts.headers.contains_key("x-api-key");
-    if has_credentials {
-        Err(ApiError::forbidden("not_admin", "Admin role required"))
-    } else {
-        Err(ApiError::unauthorized("not_authenticated", "Not authenticated"))
-    }
-}
+pub use source::{ClaimsIdentity, IdentitySource};
+pub use throttle::{LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule};
+pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};

@@ -1,6 +1,8 @@
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::throttle::LoginThrottleSettings;
+
 /// How callers prove who they are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +67,8 @@ pub struct AuthSettings {
     pub admin_email: Option<String>,
     /// The first admin's password.
     pub admin_password: Option<SecretString>,
+    /// Failed-login throttling.
+    pub login_throttle: LoginThrottleSettings,
 }
 
 impl Default for AuthSettings {
@@ -80,6 +84,7 @@ impl Default for AuthSettings {
             audience: None,
             admin_email: None,
             admin_password: None,
+            login_throttle: LoginThrottleSettings::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use axum::Router;
 use futures::future::BoxFuture;
 
 use super::{docs, routes, stack, Kernel, Service};
+use crate::auth::Auth;
 use crate::db::Db;
 use crate::error::{ApiError, BootError};
 use crate::observability::health::{CheckResult, HealthCheck};
@@ -179,7 +180,8 @@ impl ServiceBuilder {
         };
         logging::init(&settings.observability);
         let _ = metrics::prometheus();
-        if settings.auth.token_secret.is_none() {
+        let auth = Auth::new(&settings.auth, settings.features.auth_mode)?;
+        if auth.secret_was_generated() {
             tracing::warn!(
                 "JWT_SECRET is not set: using a random per-process secret; tokens will not survive a restart \
                  and several instances need one shared secret"
@@ -189,7 +191,7 @@ impl ServiceBuilder {
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
-        let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks);
+        let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks, auth);
         for startup in self.on_startup {
             startup(kernel.clone())
                 .await

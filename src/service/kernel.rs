@@ -25,6 +25,7 @@ struct Inner {
     settings: KernelSettings,
     db: Db,
     health_checks: Vec<HealthCheck>,
+    auth: crate::auth::Auth,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -44,8 +45,9 @@ impl Kernel {
         settings: KernelSettings,
         db: Db,
         health_checks: Vec<HealthCheck>,
+        auth: crate::auth::Auth,
     ) -> Self {
-        Self { inner: Arc::new(Inner { name, version, description, settings, db, health_checks }) }
+        Self { inner: Arc::new(Inner { name, version, description, settings, db, health_checks, auth }) }
     }
 
     /// The service name.
@@ -71,6 +73,11 @@ impl Kernel {
     /// The database (the spec's `get_db_connection()`).
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Authentication: tokens, identity source, login throttle.
+    pub fn auth(&self) -> &crate::auth::Auth {
+        &self.inner.auth
     }
 
     pub(crate) fn health_checks(&self) -> &[HealthCheck] {

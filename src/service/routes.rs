@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::auth::AdminUser;
 use crate::error::ApiError;
 use crate::observability::health::{run_checks, HealthCheck, ReadinessReport};
 use crate::observability::{metrics, names};
@@ -91,14 +92,14 @@ pub(crate) async fn api_index(kernel: Kernel) -> Json<serde_json::Value> {
 /// Prometheus metrics, protected per `protect_metrics`.
 #[utoipa::path(get, path = "/metrics", tag = "kernel", security(("bearer" = [])), responses(
     (status = 200, description = "Prometheus text format"), (status = 401), (status = 403)))]
-pub(crate) async fn metrics_text(kernel: Kernel, parts: Parts) -> Result<Response, ApiError> {
-    authorize_metrics(&kernel, &parts).await?;
+pub(crate) async fn metrics_text(kernel: Kernel, mut parts: Parts) -> Result<Response, ApiError> {
+    authorize_metrics(&kernel, &mut parts).await?;
     let body = metrics::prometheus().render();
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-async fn authorize_metrics(kernel: &Kernel, parts: &Parts) -> Result<(), ApiError> {
+async fn authorize_metrics(kernel: &Kernel, parts: &mut Parts) -> Result<(), ApiError> {
     match kernel.settings().features.protect_metrics {
         MetricsProtection::None => Ok(()),
         MetricsProtection::Internal => {
@@ -108,7 +109,7 @@ async fn authorize_metrics(kernel: &Kernel, parts: &Parts) -> Result<(), ApiErro
                 _ => Err(ApiError::forbidden("not_internal", "Metrics are served to internal addresses only")),
             }
         }
-        MetricsProtection::Admin => crate::auth::require_admin(kernel, parts).await.map(|_| ()),
+        MetricsProtection::Admin => AdminUser::from_request_parts(parts, &()).await.map(|_| ()),
     }
 }
 

@@ -44,10 +44,13 @@ impl TestService {
     }
 }
 
+/// The JWT secret of test services.
+pub const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
 /// Settings for tests: debug off, a strong secret, SQLite in a temp dir.
 pub fn test_settings(dir: &std::path::Path) -> KernelSettings {
     let mut s = KernelSettings::default();
-    s.auth.token_secret = Some("0123456789abcdef0123456789abcdef-test".to_owned().into());
+    s.auth.token_secret = Some(TEST_SECRET.to_owned().into());
     s.database.name = Some(dir.join("test.db").display().to_string());
     s.observability.log_level = "warn".into();
     s

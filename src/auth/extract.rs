@@ -1,0 +1,224 @@
+//! The identity extractors: [`CurrentUser`], [`OptionalUser`], [`AdminUser`].
+//!
+//! They find the [`Auth`] handle in the [`Kernel`] of the request's extensions (or,
+//! in an axum app built without [`Service`](crate::Service), an [`Auth`] added with
+//! `Extension(auth)`), call [`Auth::authenticate`] once per request (the result is
+//! cached in the extensions, so a handler may take several of them), and record
+//! the user id on the request's log span.
+//!
+//! | extractor | no credentials | bad credentials | not admin |
+//! |---|---|---|---|
+//! | [`CurrentUser`] | 401 `not_authenticated` | 401 (`invalid_token`, `token_expired`, ...) | – |
+//! | [`OptionalUser`] | `None` | 401 | – |
+//! | [`AdminUser`] | 401 | 401 | 403 `not_admin` |
+//!
+//! With `AuthSettings.enabled = false` (debug only) all three yield
+//! [`UserIdentity::anonymous_dev`], an admin.
+//!
+//! ```
+//! use app_kernel::auth::{AdminUser, CurrentUser};
+//! async fn profile(user: CurrentUser) -> String {
+//!     format!("hello {}", user.username)
+//! }
+//! async fn admin_action(admin: AdminUser) -> String {
+//!     admin.id.clone()
+//! }
+//! let _app: axum::Router = axum::Router::new()
+//!     .route("/profile", axum::routing::get(profile))
+//!     .route("/admin", axum::routing::post(admin_action));
+//! ```
+
+use std::ops::Deref;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+
+use super::{Auth, AuthError, UserIdentity};
+use crate::error::ApiError;
+use crate::service::Kernel;
+
+/// The authenticated caller (the spec's `get_current_user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentUser(pub UserIdentity);
+
+/// The caller if credentials were sent (`None` without any; 401 for bad ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionalUser(pub Option<UserIdentity>);
+
+/// An authenticated caller with the admin role (the spec's `require_admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUser(pub UserIdentity);
+
+/// What [`Auth::authenticate`] said for this request.
+#[derive(Clone)]
+struct Resolved(Result<Option<UserIdentity>, AuthError>);
+
+async fn identify<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<UserIdentity>, ApiError> {
+    if let Some(Resolved(done)) = parts.extensions.get::<Resolved>() {
+        return done.clone().map_err(ApiError::from);
+    }
+    let auth = match parts.extensions.get::<Auth>() {
+        Some(auth) if parts.extensions.get::<Kernel>().is_none() => auth.clone(),
+        _ => Kernel::from_request_parts(parts, state).await?.auth().clone(),
+    };
+    let result = auth.authenticate(&parts.headers).await;
+    if let Ok(Some(user)) = &result {
+        tracing::Span::current().record("user_id", user.id.as_str());
+    }
+    parts.extensions.insert(Resolved(result.clone()));
+    result.map_err(ApiError::from)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        identify(parts, state).await?.map(Self).ok_or_else(|| AuthError::MissingCredentials.into())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OptionalUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        identify(parts, state).await.map(Self)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(Self(user))
+        } else {
+            Err(AuthError::NotAdmin.into())
+        }
+    }
+}
+
+impl Deref for CurrentUser {
+    type Target = UserIdentity;
+
+    fn deref(&self) -> &UserIdentity {
+        &self.0
+    }
+}
+
+impl Deref for AdminUser {
+    type Target = UserIdentity;
+
+    fn deref(&self) -> &UserIdentity {
+        &self.0
+    }
+}
+
+impl Deref for OptionalUser {
+    type Target = Option<UserIdentity>;
+
+    fn deref(&self) -> &Option<UserIdentity> {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::{Json, Router};
+    use http::{header, Request, StatusCode};
+    use secrecy::SecretString;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::auth::{AuthMode, AuthSettings};
+    use crate::db::{DatabaseSettings, Db};
+    use crate::settings::KernelSettings;
+
+    const SECRET: &str = "extract-tests-secret-0123456789abcdef";
+
+    async fn kernel(settings: AuthSettings, dir: &tempfile::TempDir) -> Kernel {
+        let db_path = dir.path().join("k.db").display().to_string();
+        let db = Db::connect(&DatabaseSettings::sqlite(db_path), "test").await.unwrap();
+        let auth = Auth::new(&settings, AuthMode::Local).unwrap();
+        Kernel::new("t".into(), "1".into(), String::new(), KernelSettings::default(), db, Vec::new(), auth)
+    }
+
+    fn settings() -> AuthSettings {
+        AuthSettings { token_secret: Some(SecretString::from(SECRET)), ..AuthSettings::default() }
+    }
+
+    fn app(kernel: Kernel) -> Router {
+        Router::new()
+            .route("/me", get(|user: CurrentUser| async move { Json(user.0) }))
+            .route("/maybe", get(|user: OptionalUser| async move { Json(user.0) }))
+            .route("/admin", get(|admin: AdminUser, again: CurrentUser| async move { Json((admin.0, again.0)) }))
+            .layer(axum::Extension(kernel))
+    }
+
+    async fn call(app: &Router, path: &str, bearer: Option<&str>) -> (StatusCode, String, serde_json::Value) {
+        let mut req = Request::get(path);
+        if let Some(token) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let www = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+        if status.is_client_error() {
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, www.unwrap_or_default(), serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn current_optional_and_admin_through_the_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = kernel(settings(), &dir).await;
+        let tokens = kernel.auth().tokens();
+        let user = tokens.issue_pair(&UserIdentity::new("u1", "ann"), None).unwrap();
+        let admin = tokens.issue_access(&UserIdentity::new("a1", "root").with_role("admin")).unwrap().token;
+        let app = app(kernel.clone());
+
+        let (status, www, body) = call(&app, "/me", Some(&user.access.token)).await;
+        assert_eq!((status, www.as_str(), body["username"].as_str()), (StatusCode::OK, "", Some("ann")));
+
+        let (status, www, body) = call(&app, "/me", None).await;
+        assert_eq!(
+            (status, www.as_str(), body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, "Bearer", Some("not_authenticated"))
+        );
+
+        let (status, _, body) = call(&app, "/me", Some("garbage")).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+
+        let (status, _, body) = call(&app, "/me", Some(&user.refresh.token)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_token_type")));
+
+        assert_eq!(call(&app, "/maybe", None).await.2, serde_json::Value::Null);
+        assert_eq!(call(&app, "/maybe", Some(&user.access.token)).await.2["id"], "u1");
+        assert_eq!(call(&app, "/maybe", Some("garbage")).await.0, StatusCode::UNAUTHORIZED);
+
+        let (status, _, body) = call(&app, "/admin", Some(&user.access.token)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_admin")));
+        let (status, _, body) = call(&app, "/admin", Some(&admin)).await;
+        assert_eq!((status, body[1]["id"].as_str()), (StatusCode::OK, Some("a1")));
+        assert_eq!(call(&app, "/admin", None).await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn disabled_auth_lets_everyone_in_as_the_dev_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(kernel(AuthSettings { enabled: false, ..settings() }, &dir).await);
+        let (status, _, body) = call(&app, "/admin", None).await;
+        assert_eq!((status, body[0]["id"].as_str()), (StatusCode::OK, Some("anonymous")));
+    }
+
+    #[tokio::test]
+    async fn without_kernel_or_auth_it_is_a_500() {
+        let app = Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() }));
+        let response = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

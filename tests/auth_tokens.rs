@@ -1,0 +1,223 @@
+//! The token abuse suite: every forged, altered, expired, premature or misused
+//! token is refused with the right error, and through an axum router with
+//! `CurrentUser` it is a 401 problem+json with `WWW-Authenticate: Bearer`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use app_kernel::auth::{
+    AdminUser, Auth, AuthError, AuthMode, AuthSettings, Claims, CurrentUser, JwtAlgorithm, TokenType, Tokens,
+    UserIdentity,
+};
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::{header, Request, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::SecretString;
+use tower::ServiceExt as _;
+
+const SECRET: &str = "abuse-suite-secret-0123456789abcdef!";
+const RSA_PUBLIC: &str = include_str!("fixtures/test_rsa_public.pem");
+const RSA_PRIVATE: &str = include_str!("fixtures/test_rsa_private.pem");
+
+fn settings() -> AuthSettings {
+    let mut settings = AuthSettings::default();
+    settings.token_secret = Some(SecretString::from(SECRET));
+    settings
+}
+
+fn auth() -> Auth {
+    Auth::new(&settings(), AuthMode::Local).unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn user() -> UserIdentity {
+    UserIdentity::new("u1", "ann").with_email("ann@example.com")
+}
+
+fn access_claims(tokens: &Tokens) -> Claims {
+    tokens.issue_access(&user()).unwrap().claims
+}
+
+fn b64(json: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).unwrap())
+}
+
+/// Replaces one character in the middle of `part` (0 header, 1 payload, 2 signature).
+fn flip(token: &str, part: usize) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let p = &mut parts[part];
+    let mid = p.len() / 2;
+    let c = if &p[mid..=mid] == "A" { "B" } else { "A" };
+    p.replace_range(mid..=mid, c);
+    parts.join(".")
+}
+
+/// Every abusive token, with the error it must get from `decode_access`.
+fn abusive_tokens() -> Vec<(&'static str, String, AuthError)> {
+    let auth = auth();
+    let tokens = auth.tokens();
+    let valid = tokens.issue_access(&user()).unwrap().token;
+    let claims = access_claims(tokens);
+    let claims_json = serde_json::to_value(&claims).unwrap();
+    let (_, payload_and_sig) = valid.split_once('.').unwrap();
+    let (payload, _) = payload_and_sig.split_once('.').unwrap();
+
+    let alg_none = format!("{}.{payload}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})));
+    let alg_none_upper = format!("{}.{payload}.", b64(&serde_json::json!({"alg": "None", "typ": "JWT"})));
+    let hs512 =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+            .unwrap();
+    let rsa_key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+    let rs256 = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &rsa_key).unwrap();
+    let other_secret =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"another secret"))
+            .unwrap();
+    let mut admin = claims_json.clone();
+    admin["role"] = "admin".into();
+    let (header_part, rest) = valid.split_once('.').unwrap();
+    let signature = rest.split_once('.').unwrap().1;
+    let tampered = format!("{header_part}.{}.{signature}", b64(&admin));
+    let truncated = valid[..valid.len() - 6].to_owned();
+    let no_signature = format!("{header_part}.{payload}.");
+
+    let mut expired = claims.clone();
+    (expired.iat, expired.exp) = (now() - 3600, now() - 60);
+    let mut premature = claims.clone();
+    premature.nbf = Some(now() + 120);
+    let mut untyped = claims.clone();
+    untyped.token_type = None;
+    let mut no_exp = claims_json.clone();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    let no_exp =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &no_exp, &EncodingKey::from_secret(SECRET.as_bytes()))
+            .unwrap();
+    let refresh = tokens.issue_refresh(&user(), None).unwrap().token;
+
+    vec![
+        ("alg none", alg_none, AuthError::InvalidToken),
+        ("alg None", alg_none_upper, AuthError::InvalidToken),
+        ("HS512 with the right secret", hs512, AuthError::InvalidToken),
+        ("RS256 token to an HS256 verifier", rs256, AuthError::InvalidToken),
+        ("signed with another secret", other_secret, AuthError::InvalidToken),
+        ("bad signature", flip(&valid, 2), AuthError::InvalidToken),
+        ("truncated signature", truncated, AuthError::InvalidToken),
+        ("empty signature", no_signature, AuthError::InvalidToken),
+        ("tampered payload (role admin)", tampered, AuthError::InvalidToken),
+        ("tampered payload byte", flip(&valid, 1), AuthError::InvalidToken),
+        ("tampered header byte", flip(&valid, 0), AuthError::InvalidToken),
+        ("expired", tokens.sign(&expired).unwrap(), AuthError::TokenExpired),
+        ("not yet valid", tokens.sign(&premature).unwrap(), AuthError::TokenNotYetValid),
+        ("no type", tokens.sign(&untyped).unwrap(), AuthError::InvalidToken),
+        ("no exp", no_exp, AuthError::InvalidToken),
+        ("refresh used as access", refresh, AuthError::WrongTokenType { expected: "access" }),
+        ("two parts", format!("{header_part}.{payload}"), AuthError::InvalidToken),
+        ("garbage", "not-a-jwt".to_owned(), AuthError::InvalidToken),
+        ("oversized", "a".repeat(20_000), AuthError::InvalidToken),
+    ]
+}
+
+#[test]
+fn every_abusive_token_is_refused_with_the_right_error() {
+    let auth = auth();
+    for (name, token, expected) in abusive_tokens() {
+        assert_eq!(auth.tokens().decode_access(&token).err(), Some(expected), "{name}");
+    }
+}
+
+#[test]
+fn an_access_token_is_not_a_refresh_token() {
+    let auth = auth();
+    let pair = auth.tokens().issue_pair(&user(), None).unwrap();
+    assert_eq!(
+        auth.tokens().decode_refresh(&pair.access.token),
+        Err(AuthError::WrongTokenType { expected: "refresh" })
+    );
+    let refresh = auth.tokens().decode_refresh(&pair.refresh.token).unwrap();
+    assert_eq!(refresh.token_type, Some(TokenType::Refresh));
+    assert_eq!(auth.tokens().decode_access(&pair.access.token).unwrap().identity(), user());
+}
+
+#[test]
+fn leeway_is_a_few_seconds_only() {
+    let auth = auth();
+    let tokens = auth.tokens();
+    let mut claims = access_claims(tokens);
+    claims.exp = now() - 2;
+    assert!(tokens.decode_access(&tokens.sign(&claims).unwrap()).is_ok(), "within the 5 s leeway");
+    claims.exp = now() - 10;
+    assert_eq!(tokens.decode_access(&tokens.sign(&claims).unwrap()), Err(AuthError::TokenExpired));
+}
+
+#[test]
+fn rs256_external_mode_refuses_key_confusion() {
+    let mut settings = AuthSettings::default();
+    settings.algorithm = JwtAlgorithm::RS256;
+    settings.public_key = Some(RSA_PUBLIC.to_owned());
+    let external = Tokens::new(&settings, AuthMode::External).unwrap();
+    let claims = access_claims(&Tokens::from_secret(&SecretString::from(SECRET)));
+    let genuine = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(external.decode_access(&genuine).unwrap().sub, "u1");
+    // The classic confusion: HS256 "signed" with the public key as the HMAC secret.
+    let confused =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()))
+            .unwrap();
+    assert_eq!(external.decode_access(&confused), Err(AuthError::InvalidToken));
+    assert_eq!(
+        external.issue_access(&user()).err(),
+        Some(AuthError::SigningUnavailable("only a public key is configured"))
+    );
+}
+
+fn app(auth: Auth) -> Router {
+    Router::new()
+        .route("/me", get(|user: CurrentUser| async move { user.id.clone() }))
+        .route("/admin", get(|admin: AdminUser| async move { admin.id.clone() }))
+        .layer(axum::Extension(auth))
+}
+
+async fn get_with(app: &Router, path: &str, token: &str) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+    let request =
+        Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+    (status, headers, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn abusive_tokens_are_401_problem_json_with_www_authenticate() {
+    let app = app(auth());
+    for (name, token, expected) in abusive_tokens() {
+        let (status, headers, body) = get_with(&app, "/me", &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer", "{name}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json", "{name}");
+        assert_eq!(body["status"], 401, "{name}");
+        assert_eq!(body["code"], expected.code(), "{name}");
+        assert!(body["detail"].is_string(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_passes_and_admin_needs_the_role() {
+    let auth = auth();
+    let user_token = auth.tokens().issue_access(&user()).unwrap().token;
+    let admin_token = auth.tokens().issue_access(&user().with_role("admin")).unwrap().token;
+    let app = app(auth);
+    assert_eq!(get_with(&app, "/me", &user_token).await.0, StatusCode::OK);
+    let (status, headers, body) = get_with(&app, "/admin", &user_token).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_admin")));
+    assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(get_with(&app, "/admin", &admin_token).await.0, StatusCode::OK);
+}
