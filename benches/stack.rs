@@ -5,6 +5,8 @@
 //! Logs go to a sink through the JSON formatter, so formatting is counted and
 //! writing is not.
 
+#![allow(missing_docs)]
+
 use app_kernel::settings::{KernelSettings, MetricsProtection, StackSettings};
 use app_kernel::Service;
 use axum::body::Body;

@@ -62,6 +62,7 @@ fn start(name: &str) -> Running {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("{name} never logged `listening`");
 }
 
