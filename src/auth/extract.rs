@@ -4,7 +4,7 @@
 //! in an axum app built without [`Service`](crate::Service), an [`Auth`] added with
 //! `Extension(auth)`), call [`Auth::authenticate`] once per request (the result is
 //! cached in the extensions, so a handler may take several of them), and record
-//! the user id on the request's log span.
+//! the user id in the request's log context.
 //!
 //! | extractor | no credentials | bad credentials | not admin |
 //! |---|---|---|---|
@@ -63,7 +63,7 @@ async fn identify<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option
     };
     let result = auth.authenticate(&parts.headers).await;
     if let Ok(Some(user)) = &result {
-        tracing::Span::current().record("user_id", user.id.as_str());
+        crate::observability::request_id::set_user_id(&user.id);
     }
     parts.extensions.insert(Resolved(result.clone()));
     result.map_err(ApiError::from)

@@ -1,11 +1,14 @@
 //! Structured logs through `tracing`: JSON (one object per line) or pretty.
 //!
 //! Every line written while a request is served carries that request's
-//! `request_id` (and `user_id` once known) from the request span. Secrets are
-//! `secrecy` types and never reach a log line.
+//! `request_id` (and `user_id` once known), read from the request context (see
+//! [`request_id`](super::request_id)). Secrets are `secrecy` types and never reach
+//! a log line.
 
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::{fmt, EnvFilter};
 
+use super::log_format::{JsonLine, PrettyLine};
 use super::{LogFormat, ObservabilitySettings};
 
 /// Installs the global subscriber. Returns `false` if one was already installed
@@ -14,9 +17,7 @@ pub fn init(settings: &ObservabilitySettings) -> bool {
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
     match settings.log_format {
-        LogFormat::Json => {
-            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init().is_ok()
-        }
-        LogFormat::Pretty => builder.try_init().is_ok(),
+        LogFormat::Json => builder.fmt_fields(JsonFields::new()).event_format(JsonLine).try_init().is_ok(),
+        LogFormat::Pretty => builder.with_ansi(false).event_format(PrettyLine::new()).try_init().is_ok(),
     }
 }

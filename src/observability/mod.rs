@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod http;
+pub mod log_format;
 pub mod logging;
 pub mod metrics;
 pub mod names;

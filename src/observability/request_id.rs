@@ -2,16 +2,20 @@
 //! UUID v7; echo it on the response; make it visible to every log line and error
 //! body of that request.
 //!
+//! The id (and the user id, once an extractor identified the caller) lives in a
+//! task-local [`RequestContext`] for the life of the request: the log formatter
+//! and [`ApiError`](crate::ApiError) read it from there, so no span has to be
+//! created per request. Work a handler spawns onto other tasks does not inherit it.
+//!
 //! An incoming id is kept only if it is 1..=128 characters of `[A-Za-z0-9._:-]`,
 //! so a client cannot inject log lines or headers through it.
 
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
-use tracing::instrument::Instrumented;
-use tracing::Instrument;
 
 use crate::service::stack::response_hook::{HookFuture, ResponseHook};
 
@@ -19,7 +23,24 @@ use crate::service::stack::response_hook::{HookFuture, ResponseHook};
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
-    static CURRENT: RequestId;
+    static CURRENT: RequestContext;
+}
+
+/// What the kernel knows about the request this task serves.
+#[derive(Debug)]
+pub struct RequestContext {
+    id: RequestId,
+    user_id: OnceLock<Box<str>>,
+}
+
+/// Runs `f` with the current request's id and user id, if this task serves one.
+pub fn with_current<R>(f: impl FnOnce(&str, Option<&str>) -> R) -> Option<R> {
+    CURRENT.try_with(|c| f(c.id.as_str(), c.user_id.get().map(|u| &**u))).ok()
+}
+
+/// Records who the caller is, for the log lines of the rest of the request.
+pub fn set_user_id(user_id: &str) {
+    let _ = CURRENT.try_with(|c| c.user_id.set(user_id.into()));
 }
 
 /// The id of the request being served; also in the request's extensions.
@@ -40,7 +61,7 @@ impl RequestId {
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(|id| id.as_str().to_owned()).ok()
+    with_current(|id, _| id.to_owned())
 }
 
 /// Whether a caller-supplied id is kept.
@@ -61,7 +82,7 @@ impl<S> Layer<S> for RequestIdLayer {
     }
 }
 
-/// Assigns the request id, opens the request's log span, echoes the header.
+/// Assigns the request id, scopes the request context, echoes the header.
 #[derive(Debug, Clone)]
 pub struct RequestIdService<S> {
     inner: S,
@@ -73,7 +94,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = HookFuture<Instrumented<TaskLocalFuture<RequestId, S::Future>>, EchoHeader>;
+    type Future = HookFuture<TaskLocalFuture<RequestContext, S::Future>, EchoHeader>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -86,10 +107,9 @@ where
         };
         req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
         req.extensions_mut().insert(id.clone());
-        // At ERROR level so that the id is on every line, whatever the configured level.
-        let span = tracing::error_span!("request", request_id = id.as_str(), user_id = tracing::field::Empty);
         let echo = EchoHeader(id.0.clone());
-        HookFuture::new(CURRENT.scope(id, self.inner.call(req)).instrument(span), echo)
+        let context = RequestContext { id, user_id: OnceLock::new() };
+        HookFuture::new(CURRENT.scope(context, self.inner.call(req)), echo)
     }
 }
 
