@@ -29,7 +29,6 @@ const MAX_LIMIT: u32 = 500;
 
 /// Which events [`AuditLog::query`] returns.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[non_exhaustive]
 pub struct AuditFilter {
     /// Only this actor's events.
     pub actor: Option<String>,

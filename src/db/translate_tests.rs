@@ -14,10 +14,7 @@ fn brackets_and_placeholders() {
     let sql = "SELECT * FROM [t] WHERE [a] = ? AND [b] > ?";
     assert_eq!(pg(sql), r#"SELECT * FROM "t" WHERE "a" = $1 AND "b" > $2"#);
     assert_eq!(translate(MY, sql).unwrap().sql, "SELECT * FROM `t` WHERE `a` = ? AND `b` > ?");
-    assert_eq!(
-        translate(LITE, sql).unwrap(),
-        Translated { sql: sql.replace(['[', ']'], "\""), placeholders: 2 }
-    );
+    assert_eq!(translate(LITE, sql).unwrap(), Translated { sql: sql.replace(['[', ']'], "\""), placeholders: 2 });
 }
 
 #[test]
