@@ -31,6 +31,13 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The columns an object needs, with the kind each gets if it has to be created.
+fn fields_of(obj: &Row) -> Vec<(&str, ColumnKind)> {
+    obj.iter()
+        .map(|(k, v)| (k.as_str(), if MANAGED.contains(&k.as_str()) { ColumnKind::Text } else { ColumnKind::of(v) }))
+        .collect()
+}
+
 impl Ctx<'_> {
     fn kind(&self) -> DatabaseKind {
         self.db.inner.kind
@@ -57,7 +64,11 @@ impl Ctx<'_> {
     }
 
     /// The table's schema with every field of `fields`, created under auto-schema.
-    async fn ensure(&mut self, table: &str, fields: &[(&str, ColumnKind)]) -> Result<Arc<TableSchema>, DbError> {
+    pub(crate) async fn ensure(
+        &mut self,
+        table: &str,
+        fields: &[(&str, ColumnKind)],
+    ) -> Result<Arc<TableSchema>, DbError> {
         let known = self.lookup(table).await?;
         let lacking = |s: &TableSchema| fields.iter().find(|(n, _)| !s.has(n)).map(|(n, _)| (*n).to_owned());
         if let Some(s) = &known {
@@ -73,16 +84,20 @@ impl Ctx<'_> {
         }
         let kind = self.kind();
         if let Some(overlay) = self.overlay.as_mut() {
-            // Inside a transaction: the DDL is part of it (MySQL commits it, see mysql.rs).
+            if kind == DatabaseKind::Mysql {
+                // MySQL DDL commits the transaction: refuse rather than break its atomicity.
+                return Err(DbError::SchemaChangeInTransaction { table: table.to_owned() });
+            }
             let s = schema::apply(kind, &mut self.target, table, known.as_deref(), fields).await?;
             overlay.insert(table.to_owned(), s.clone());
             return Ok(s);
         }
+        let mut pool = Target::Pool(&*self.db.inner.backend);
         let _ddl = self.db.inner.schema.ddl.lock().await;
-        let fresh = schema::introspect(kind, &mut self.target, table).await?;
+        let fresh = schema::introspect(kind, &mut pool, table).await?;
         let s = match fresh {
             Some(s) if lacking(&s).is_none() => s,
-            fresh => schema::apply(kind, &mut self.target, table, fresh.as_deref(), fields).await?,
+            fresh => schema::apply(kind, &mut pool, table, fresh.as_deref(), fields).await?,
         };
         self.db.inner.schema.put(table, s.clone());
         Ok(s)
@@ -245,6 +260,26 @@ impl Db {
     /// # Errors
     /// As [`Db::save_entity`], for the first entity that fails.
     pub async fn save_many(&self, table: &str, entities: impl IntoIterator<Item = Value>) -> Result<Vec<Row>, DbError> {
+        let entities: Vec<Value> = entities.into_iter().collect();
+        if self.inner.auto_schema {
+            // The schema first, outside the transaction: MySQL cannot change it inside one.
+            let mut all = Row::new();
+            for obj in entities.iter().filter_map(Value::as_object) {
+                for (k, v) in obj {
+                    if all.get(k).is_none_or(Value::is_null) {
+                        all.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let valid = crate::db::validate_identifier(table).is_ok()
+                && all.keys().all(|k| crate::db::validate_identifier(k).is_ok());
+            if valid && !all.is_empty() {
+                for stamp in ["created_at", "updated_at"] {
+                    all.insert(stamp.into(), Value::Null);
+                }
+                self.ctx().ensure(table, &fields_of(&all)).await?;
+            }
+        }
         let mut tx = self.transaction().await?;
         let saved = tx.save_many(table, entities).await?;
         tx.commit().await?;

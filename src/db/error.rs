@@ -68,6 +68,15 @@ pub enum DbError {
         /// The table.
         table: String,
     },
+    /// Auto-schema needs DDL inside a MySQL transaction, which would commit it.
+    #[error(
+        "table `{table}` needs a schema change, which MySQL cannot make inside a transaction: \
+         save once outside it, or create the table in schema_init"
+    )]
+    SchemaChangeInTransaction {
+        /// The table.
+        table: String,
+    },
     /// The entity asked for does not exist (or is soft-deleted).
     #[error("{table} `{id}` not found")]
     NotFound {

@@ -2,7 +2,9 @@
 //!
 //! JSON is bound and read as text (MariaDB's JSON is a LONGTEXT); `BOOLEAN` is
 //! `TINYINT(1)`, restored to `true`/`false` by the entity layer. MySQL DDL is not
-//! transactional: a `CREATE`/`ALTER` inside a transaction commits the work before it.
+//! transactional (it commits the open transaction), so auto-schema refuses to change
+//! the schema inside a transaction ([`DbError::SchemaChangeInTransaction`]);
+//! `save_many` prepares the schema before it starts its transaction.
 
 use std::time::Duration;
 
@@ -118,12 +120,15 @@ fn row(r: &MySqlRow) -> Result<Row, DbError> {
                 let s = String::from_utf8_lossy(&b).into_owned();
                 s.parse::<f64>().map_or(Value::String(s), float)
             }),
-            "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON" => {
-                bytes()?.map(|b| Value::String(String::from_utf8_lossy(&b).into_owned()))
-            }
-            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => {
-                bytes()?.map(|b| Value::String(base64::engine::general_purpose::STANDARD.encode(b)))
-            }
+            // A `_bin` collation flags text columns as binary too: UTF-8 is read as text,
+            // anything else as base64.
+            "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON"
+            | "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => bytes()?.map(|b| {
+                String::from_utf8(b).map_or_else(
+                    |e| Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+                    Value::String,
+                )
+            }),
             "DATETIME" | "TIMESTAMP" => {
                 r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
             }
