@@ -1,45 +1,69 @@
-//! The database: one pooled handle, [`Db`], over SQLite, PostgreSQL or MySQL.
+//! The database: one pooled handle, [`Db`], over SQLite, PostgreSQL or MySQL/MariaDB.
 //!
 //! The kernel owns the pool; apps never open connections. Routes take [`Db`] as an
-//! extractor, workers and scripts get the same handle from the kernel.
+//! extractor, workers and scripts get the same handle from the kernel. Three levels:
+//!
+//! - **Entities** (the spec's API): [`Db::save_entity`] upserts a JSON object by `id`
+//!   (a UUID v7 when absent) and manages `created_at`/`updated_at`; [`Db::get_entity`],
+//!   [`Db::find_entities`] with a [`Find`], [`Db::count_entities`], [`Db::delete_entity`],
+//!   [`Db::soft_delete_entity`]. Values keep their JSON types. In development
+//!   (`auto_schema`, the default) a save creates the table or column it needs.
+//! - **Portable SQL**: [`Db::execute`], [`Db::fetch_all`], [`Db::fetch_optional`] take
+//!   `[field]` for identifiers and `?` for values on every engine; values are always
+//!   bound, never interpolated.
+//! - **Transactions**: [`Db::transaction`] gives a [`Transaction`] with the same methods;
+//!   it rolls back unless [`Transaction::commit`] is called.
+//!
+//! ```no_run
+//! # async fn demo(db: app_kernel::Db) -> Result<(), app_kernel::db::DbError> {
+//! use app_kernel::db::Find;
+//! use serde_json::json;
+//!
+//! let project = db.save_entity("projects", json!({"owner": "u1", "name": "Apollo"})).await?;
+//! let mine = db
+//!     .find_entities("projects", Find::new().filter("[owner] = ?", ["u1"]).order_by("[created_at] DESC").limit(100))
+//!     .await?;
+//! assert_eq!(mine[0]["id"], project["id"]);
+//! # Ok(()) }
+//! ```
 
+mod audit;
+mod backend;
+mod dialect;
+mod entity;
+mod error;
+mod find;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod schema;
 mod settings;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod transaction;
+mod translate;
+mod value;
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
+use serde_json::Value;
 
+pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
+pub use dialect::{validate_identifier, MAX_IDENTIFIER_LEN};
+pub use error::DbError;
+pub use find::Find;
 pub use settings::{DatabaseKind, DatabaseSettings, SqliteSynchronous};
+pub use transaction::Transaction;
+pub use value::Row;
 
 use crate::error::ApiError;
 use crate::service::Kernel;
-
-/// Why a database operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DbError {
-    /// The engine was asked for but not compiled in.
-    #[error("database engine {kind:?} is not compiled in; enable the cargo feature `{feature}`")]
-    EngineNotCompiled {
-        /// The engine asked for.
-        kind: DatabaseKind,
-        /// The feature that provides it.
-        feature: &'static str,
-    },
-    /// The database could not be reached or opened.
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// A statement failed.
-    #[error("query failed: {0}")]
-    Query(String),
-}
-
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        ApiError::internal(e)
-    }
-}
+use backend::{Backend, Target};
+use schema::SchemaCache;
+use value::Param;
 
 /// The pooled database handle. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -50,27 +74,26 @@ pub struct Db {
 #[derive(Debug)]
 struct Inner {
     kind: DatabaseKind,
-    path: String,
+    backend: Box<dyn Backend>,
+    schema: SchemaCache,
+    auto_schema: bool,
 }
 
 impl Db {
-    /// Opens the pool the settings describe.
+    /// Opens the pool the settings describe. SQLite's file (default `./data/NAME.db`)
+    /// and its directory are created.
     ///
     /// # Errors
     /// The engine is not compiled in, or the database cannot be reached.
     pub async fn connect(settings: &DatabaseSettings, service_name: &str) -> Result<Self, DbError> {
         use secrecy::ExposeSecret;
-        if settings.kind != DatabaseKind::Sqlite {
-            return Err(DbError::EngineNotCompiled { kind: settings.kind, feature: settings.kind.feature() });
-        }
         let url = settings.connection_url(service_name);
-        let path = url.expose_secret().trim_start_matches("sqlite://").to_owned();
-        if let Some(dir) = std::path::Path::new(&path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| DbError::Connect(format!("{}: {e}", dir.display())))?;
-            }
-        }
-        let db = Self { inner: Arc::new(Inner { kind: settings.kind, path }) };
+        let url = url.expose_secret();
+        let kind = settings.url.as_ref().and_then(|_| DatabaseKind::from_url(url)).unwrap_or(settings.kind);
+        let backend = open(kind, url, settings).await?;
+        let db = Self {
+            inner: Arc::new(Inner { kind, backend, schema: SchemaCache::default(), auto_schema: settings.auto_schema }),
+        };
         db.ping().await?;
         Ok(db)
     }
@@ -85,17 +108,83 @@ impl Db {
     /// # Errors
     /// The database does not answer.
     pub async fn ping(&self) -> Result<(), DbError> {
-        let path = self.inner.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = rusqlite::Connection::open(&path).map_err(|e| DbError::Connect(e.to_string()))?;
-            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| DbError::Query(e.to_string()))
-        })
-        .await
-        .map_err(|e| DbError::Query(e.to_string()))?
+        self.inner.backend.fetch("SELECT 1".to_owned(), Vec::new(), false).await.map(drop)
     }
 
-    /// Closes the pool; later calls fail.
-    pub async fn close(&self) {}
+    /// Closes the pool; later calls fail with [`DbError::Closed`].
+    pub async fn close(&self) {
+        self.inner.backend.close().await;
+    }
+
+    /// Runs a statement (`[field]` and `?` are translated); returns the rows affected.
+    ///
+    /// # Errors
+    /// Malformed SQL, a placeholder count that differs from `params`, or the engine's refusal.
+    pub async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let (sql, params) = self.prepare(sql, params)?;
+        self.target().execute(sql, params).await
+    }
+
+    /// Runs a query; returns its rows as JSON objects.
+    ///
+    /// # Errors
+    /// As [`Db::execute`].
+    pub async fn fetch_all(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let (sql, params) = self.prepare(sql, params)?;
+        self.target().fetch(sql, params, false).await
+    }
+
+    /// Runs a query; returns its first row.
+    ///
+    /// # Errors
+    /// As [`Db::execute`].
+    pub async fn fetch_optional(&self, sql: &str, params: &[Value]) -> Result<Option<Row>, DbError> {
+        Ok(self.fetch_all(sql, params).await?.into_iter().next())
+    }
+
+    /// Starts a transaction on one connection (on SQLite: the writer, `BEGIN IMMEDIATE`).
+    ///
+    /// # Errors
+    /// The pool is closed or the database does not answer.
+    pub async fn transaction(&self) -> Result<Transaction, DbError> {
+        let tx = self.inner.backend.begin().await?;
+        Ok(Transaction::new(self.clone(), tx))
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target::Pool(&*self.inner.backend)
+    }
+
+    /// Translates `sql` and checks the parameter count.
+    fn prepare(&self, sql: &str, params: &[Value]) -> Result<(String, Vec<Param>), DbError> {
+        let t = translate::translate(self.inner.kind, sql)?;
+        if t.placeholders != params.len() {
+            return Err(DbError::ParamCount { expected: t.placeholders, got: params.len() });
+        }
+        Ok((t.sql, params.iter().cloned().map(Param::from_json).collect()))
+    }
+}
+
+async fn open(kind: DatabaseKind, url: &str, settings: &DatabaseSettings) -> Result<Box<dyn Backend>, DbError> {
+    let _ = (url, settings);
+    match kind {
+        #[cfg(feature = "sqlite")]
+        DatabaseKind::Sqlite => {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| DbError::Connect(format!("{}: {e}", dir.display())))?;
+            }
+            let pool = sqlite::SqliteBackend::open(path, settings.pool_size, settings.sqlite_synchronous).await?;
+            Ok(Box::new(pool))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseKind::Postgres => Ok(Box::new(postgres::PgBackend::connect(url, settings.pool_size).await?)),
+        #[cfg(feature = "mysql")]
+        DatabaseKind::Mysql => Ok(Box::new(mysql::MySqlBackend::connect(url, settings.pool_size).await?)),
+        #[allow(unreachable_patterns)]
+        kind => Err(DbError::EngineNotCompiled { kind, feature: kind.feature() }),
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Db {

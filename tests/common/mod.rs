@@ -1,6 +1,8 @@
 //! Shared test support: reaching the real backing services.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod db;
+
 /// The URL of a backing service from `var` (`KERNEL_TEST_POSTGRES_URL`, ...).
 ///
 /// Unset: prints `skipped: ...` and returns `None`, unless

@@ -1,0 +1,110 @@
+//! The PostgreSQL half of the entity benchmark: the kernel against plain sqlx.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, Find};
+use criterion::Criterion;
+use serde_json::json;
+use sqlx::Row as _;
+
+use super::{seed, ROWS, TABLE};
+
+type Item = (String, String, i64, String, String, String);
+
+fn item(row: &sqlx::postgres::PgRow) -> Item {
+    let text = |c: &str| row.try_get::<String, _>(c).expect("text");
+    (text("id"), text("owner"), row.try_get("n").expect("n"), text("name"), text("created_at"), text("updated_at"))
+}
+
+pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
+    let schema = format!("bench_{}", std::process::id());
+    let mut admin_settings = DatabaseSettings::default();
+    admin_settings.kind = DatabaseKind::Postgres;
+    admin_settings.url = Some(url.to_owned().into());
+    let admin = rt.block_on(Db::connect(&admin_settings, "bench")).expect("connect");
+    rt.block_on(admin.execute(&format!("CREATE SCHEMA {schema}"), &[])).expect("schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let mut settings = admin_settings.clone();
+    settings.url = Some(scoped.clone().into());
+    let db = rt.block_on(Db::connect(&settings, "bench")).expect("connect schema");
+    rt.block_on(seed(&db));
+    let raw = rt.block_on(sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(&scoped)).expect("raw pool");
+    let counter = AtomicU64::new(0);
+    let next = || counter.fetch_add(1, Ordering::Relaxed) % ROWS;
+
+    let mut g = c.benchmark_group("postgres/get");
+    g.bench_function("kernel", |b| {
+        b.to_async(rt).iter(|| async { db.get_entity(TABLE, &format!("item-{}", next())).await.expect("get") })
+    });
+    g.bench_function("raw", |b| {
+        b.to_async(rt).iter(|| async {
+            let rows = sqlx::query(r#"SELECT * FROM "bench_items" WHERE ("id" = $1) LIMIT $2"#)
+                .bind(format!("item-{}", next()))
+                .bind(1_i64)
+                .fetch_all(&raw)
+                .await
+                .expect("get");
+            rows.iter().map(item).collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("postgres/save");
+    g.bench_function("kernel", |b| {
+        b.to_async(rt).iter(|| async {
+            let i = next();
+            db.save_entity(
+                TABLE,
+                json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": "renamed"}),
+            )
+            .await
+            .expect("save")
+        })
+    });
+    g.bench_function("raw", |b| {
+        b.to_async(rt).iter(|| async {
+            let i = next();
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let rows = sqlx::query(
+                r#"INSERT INTO "bench_items" ("id", "owner", "n", "name", "created_at", "updated_at") VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT ("id") DO UPDATE SET "owner" = excluded."owner", "n" = excluded."n", "name" = excluded."name", "updated_at" = excluded."updated_at" RETURNING *"#,
+            )
+            .bind(format!("item-{i}"))
+            .bind(format!("o{}", i % 10))
+            .bind(i as i64)
+            .bind("renamed")
+            .bind(&now)
+            .bind(&now)
+            .fetch_all(&raw)
+            .await
+            .expect("save");
+            rows.iter().map(item).collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("postgres/find100");
+    g.bench_function("kernel", |b| {
+        b.to_async(rt).iter(|| async {
+            let q = Find::new().filter("[owner] = ?", [format!("o{}", next() % 10)]).order_by("[n] DESC").limit(100);
+            assert_eq!(db.find_entities(TABLE, q).await.expect("find").len(), 100);
+        })
+    });
+    g.bench_function("raw", |b| {
+        b.to_async(rt).iter(|| async {
+            let rows = sqlx::query(r#"SELECT * FROM "bench_items" WHERE ("owner" = $1) ORDER BY "n" DESC LIMIT $2"#)
+                .bind(format!("o{}", next() % 10))
+                .bind(100_i64)
+                .fetch_all(&raw)
+                .await
+                .expect("find");
+            assert_eq!(rows.iter().map(item).count(), 100);
+        })
+    });
+    g.finish();
+
+    rt.block_on(db.close());
+    rt.block_on(raw.close());
+    rt.block_on(admin.execute(&format!("DROP SCHEMA {schema} CASCADE"), &[])).expect("drop schema");
+}

@@ -1,0 +1,214 @@
+//! The audit trail's storage: [`AuditLog`] over the kernel's own `kernel_audit` table.
+//!
+//! Events are append-only and listed newest first with cursor pagination on
+//! `(created_at, id)`: a page never repeats or skips an event, even while new events
+//! arrive. The cursor is opaque to clients. The HTTP route lives with the service.
+//!
+//! ```no_run
+//! # async fn demo(db: app_kernel::Db) -> Result<(), app_kernel::db::DbError> {
+//! use app_kernel::db::{AuditFilter, AuditLog};
+//! let audit = AuditLog::new(db);
+//! audit.record(Some("u1"), "project.delete", Some("projects/7"), serde_json::json!({"reason": "spam"})).await?;
+//! let page = audit.query(&AuditFilter { actor: Some("u1".into()), ..AuditFilter::default() }, None).await?;
+//! # let _ = page; Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::db::entity::now;
+use crate::db::{DatabaseKind, Db, DbError, Row};
+
+/// The table the audit trail lives in.
+pub const AUDIT_TABLE: &str = "kernel_audit";
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+/// Which events [`AuditLog::query`] returns.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditFilter {
+    /// Only this actor's events.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<u32>,
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// UUID v7.
+    pub id: String,
+    /// When it was recorded (RFC 3339 UTC).
+    pub created_at: String,
+    /// Who did it, when known.
+    pub actor: Option<String>,
+    /// What was done (`user.login`, `project.delete`, ...).
+    pub action: String,
+    /// What it was done to.
+    pub resource: Option<String>,
+    /// Anything else worth keeping.
+    pub details: Value,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPage {
+    /// The events.
+    pub items: Vec<AuditEvent>,
+    /// Pass it back for the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Records and lists audit events. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    db: Db,
+    table_ready: Arc<tokio::sync::OnceCell<()>>,
+}
+
+impl AuditLog {
+    /// The audit trail stored in `db`; its table is created on first use.
+    pub fn new(db: Db) -> Self {
+        Self { db, table_ready: Arc::default() }
+    }
+
+    async fn ensure_table(&self) -> Result<(), DbError> {
+        self.table_ready.get_or_try_init(|| create_table(&self.db)).await.map(|_| ())
+    }
+
+    /// Appends an event.
+    ///
+    /// # Errors
+    /// The database refused the write.
+    pub async fn record(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        resource: Option<&str>,
+        details: Value,
+    ) -> Result<AuditEvent, DbError> {
+        self.ensure_table().await?;
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            created_at: now(),
+            actor: actor.map(str::to_owned),
+            action: action.to_owned(),
+            resource: resource.map(str::to_owned),
+            details,
+        };
+        let sql = "INSERT INTO [kernel_audit] ([id], [created_at], [actor], [action], [resource], [details]) \
+                   VALUES (?, ?, ?, ?, ?, ?)";
+        let params = [
+            json!(event.id),
+            json!(event.created_at),
+            json!(event.actor),
+            json!(event.action),
+            json!(event.resource),
+            Value::String(event.details.to_string()),
+        ];
+        self.db.execute(sql, &params).await?;
+        Ok(event)
+    }
+
+    /// A page of events matching `filter`, newest first, after `cursor` when given.
+    ///
+    /// # Errors
+    /// A malformed `since` or cursor ([`DbError::InvalidInput`]), or the database's refusal.
+    pub async fn query(&self, filter: &AuditFilter, cursor: Option<&str>) -> Result<AuditPage, DbError> {
+        self.ensure_table().await?;
+        let mut sql = String::from("SELECT * FROM [kernel_audit] WHERE 1 = 1");
+        let mut params = Vec::new();
+        for (column, value) in [("actor", &filter.actor), ("action", &filter.action)] {
+            if let Some(value) = value {
+                sql.push_str(&format!(" AND [{column}] = ?"));
+                params.push(json!(value));
+            }
+        }
+        if let Some(since) = &filter.since {
+            let since = chrono::DateTime::parse_from_rfc3339(since)
+                .map_err(|e| DbError::InvalidInput { field: "since", message: format!("not an RFC 3339 time: {e}") })?;
+            sql.push_str(" AND [created_at] >= ?");
+            params.push(json!(since.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        }
+        if let Some(cursor) = cursor {
+            let (created_at, id) = decode_cursor(cursor)?;
+            sql.push_str(" AND ([created_at] < ? OR ([created_at] = ? AND [id] < ?))");
+            params.extend([json!(created_at), json!(created_at), json!(id)]);
+        }
+        let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        sql.push_str(" ORDER BY [created_at] DESC, [id] DESC LIMIT ?");
+        params.push(json!(limit + 1));
+        let rows = self.db.fetch_all(&sql, &params).await?;
+        let mut items: Vec<AuditEvent> = rows.into_iter().map(event).collect();
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|e| encode_cursor(&e.created_at, &e.id))
+        } else {
+            None
+        };
+        Ok(AuditPage { items, next_cursor })
+    }
+}
+
+async fn create_table(db: &Db) -> Result<(), DbError> {
+    let mysql = db.kind() == DatabaseKind::Mysql;
+    let (text, index) =
+        if mysql { ("LONGTEXT", ", INDEX kernel_audit_created (created_at, id)") } else { ("TEXT", "") };
+    let options = if mysql { " DEFAULT CHARSET=utf8mb4" } else { "" };
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS [kernel_audit] ([id] VARCHAR(36) PRIMARY KEY, [created_at] VARCHAR(32) NOT NULL, \
+         [actor] VARCHAR(255), [action] VARCHAR(255) NOT NULL, [resource] {text}, [details] {text}{index}){options}"
+    );
+    db.execute(&sql, &[]).await?;
+    if !mysql {
+        db.execute("CREATE INDEX IF NOT EXISTS kernel_audit_created ON [kernel_audit] ([created_at], [id])", &[])
+            .await?;
+    }
+    Ok(())
+}
+
+fn event(mut row: Row) -> AuditEvent {
+    let mut text = |k: &str| match row.remove(k) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    AuditEvent {
+        id: text("id").unwrap_or_default(),
+        created_at: text("created_at").unwrap_or_default(),
+        actor: text("actor"),
+        action: text("action").unwrap_or_default(),
+        resource: text("resource"),
+        details: text("details").and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(Value::Null),
+    }
+}
+
+fn encode_cursor(created_at: &str, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}|{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(String, String), DbError> {
+    let bad = || DbError::InvalidInput { field: "cursor", message: "not a cursor from a previous page".into() };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (created_at, id) = text.split_once('|').ok_or_else(bad)?;
+    Ok((created_at.to_owned(), id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = encode_cursor("2024-01-01T00:00:00.000001Z", "0190-abc");
+        assert_eq!(decode_cursor(&c).unwrap(), ("2024-01-01T00:00:00.000001Z".into(), "0190-abc".into()));
+        assert!(matches!(decode_cursor("!!"), Err(DbError::InvalidInput { field: "cursor", .. })));
+    }
+}

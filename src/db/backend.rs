@@ -1,0 +1,60 @@
+//! The small trait each engine implements; [`Db`](crate::db::Db) is the façade over it.
+//!
+//! Statements reaching a backend are already in the engine's syntax and every value is
+//! a bound [`Param`]. A [`TxBackend`] dropped without `commit` rolls back.
+
+use async_trait::async_trait;
+
+use crate::db::value::{Param, Row};
+use crate::db::DbError;
+
+/// A pool of connections to one engine.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
+    /// Runs a statement; returns the rows it affected.
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError>;
+    /// Runs a statement and returns its rows. `writes` routes it to a writer where that matters.
+    async fn fetch(&self, sql: String, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError>;
+    /// Starts a transaction on one connection.
+    async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError>;
+    /// Closes the pool; later calls fail with [`DbError::Closed`].
+    async fn close(&self);
+}
+
+/// A transaction holding one connection.
+#[async_trait]
+pub(crate) trait TxBackend: Send + std::fmt::Debug {
+    /// Runs a statement; returns the rows it affected.
+    async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError>;
+    /// Runs a statement and returns its rows.
+    async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError>;
+    /// Makes the work permanent.
+    async fn commit(self: Box<Self>) -> Result<(), DbError>;
+    /// Undoes the work.
+    async fn rollback(self: Box<Self>) -> Result<(), DbError>;
+}
+
+/// Where a statement runs: the pool, or an open transaction.
+#[derive(Debug)]
+pub(crate) enum Target<'a> {
+    /// Any connection of the pool.
+    Pool(&'a dyn Backend),
+    /// The transaction's connection.
+    Tx(&'a mut dyn TxBackend),
+}
+
+impl Target<'_> {
+    pub(crate) async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        match self {
+            Self::Pool(b) => b.execute(sql, params).await,
+            Self::Tx(t) => t.execute(sql, params).await,
+        }
+    }
+
+    pub(crate) async fn fetch(&mut self, sql: String, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError> {
+        match self {
+            Self::Pool(b) => b.fetch(sql, params, writes).await,
+            Self::Tx(t) => t.fetch(sql, params).await,
+        }
+    }
+}

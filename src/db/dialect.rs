@@ -1,0 +1,159 @@
+//! What differs between engines: identifier quoting, placeholders, column types.
+//!
+//! Invariant: every table or column name that reaches SQL has passed
+//! [`validate_identifier`] and is quoted; every value is bound, never interpolated.
+
+use crate::db::value::ColumnKind;
+use crate::db::{DatabaseKind, DbError};
+
+/// The longest accepted table or column name (MySQL's limit).
+pub const MAX_IDENTIFIER_LEN: usize = 64;
+
+/// Checks that `name` is a plain identifier: ASCII letters, digits and underscores,
+/// not starting with a digit, 1 to 64 characters.
+///
+/// # Errors
+/// [`DbError::InvalidIdentifier`] naming the rejected value.
+pub fn validate_identifier(name: &str) -> Result<(), DbError> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= MAX_IDENTIFIER_LEN
+        && !bytes[0].is_ascii_digit()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DbError::InvalidIdentifier { name: name.to_owned() })
+    }
+}
+
+/// `name` validated and quoted for `kind`: `"name"` or `` `name` ``.
+pub(crate) fn quote(kind: DatabaseKind, name: &str) -> Result<String, DbError> {
+    validate_identifier(name)?;
+    Ok(quote_unchecked(kind, name))
+}
+
+/// Quotes a name already validated.
+pub(crate) fn quote_unchecked(kind: DatabaseKind, name: &str) -> String {
+    match kind {
+        DatabaseKind::Mysql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    }
+}
+
+/// The column type the kernel creates for values of `column_kind`.
+pub(crate) fn column_type(kind: DatabaseKind, column_kind: ColumnKind) -> &'static str {
+    use ColumnKind as K;
+    match (kind, column_kind) {
+        (DatabaseKind::Sqlite, K::Integer) => "INTEGER",
+        (DatabaseKind::Sqlite, K::Float) => "REAL",
+        (DatabaseKind::Sqlite, K::Text) => "TEXT",
+        // The TEXT in the name gives TEXT affinity, so a JSON text is never converted to a number.
+        (DatabaseKind::Sqlite, K::Json) => "JSON_TEXT",
+        (DatabaseKind::Postgres, K::Integer) | (DatabaseKind::Mysql, K::Integer) => "BIGINT",
+        (DatabaseKind::Postgres, K::Float) => "DOUBLE PRECISION",
+        (DatabaseKind::Mysql, K::Float) => "DOUBLE",
+        (DatabaseKind::Postgres, K::Text) => "TEXT",
+        (DatabaseKind::Postgres, K::Json) => "JSONB",
+        (DatabaseKind::Mysql, K::Text) => "LONGTEXT",
+        // MariaDB reports JSON columns as LONGTEXT; the comment tells the kernel they hold JSON.
+        (DatabaseKind::Mysql, K::Json) => "LONGTEXT COMMENT 'kernel:json'",
+        (_, K::Bool) => "BOOLEAN",
+    }
+}
+
+/// The type of the `id` primary key the kernel creates (MySQL cannot index plain TEXT).
+pub(crate) fn key_type(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Mysql => "VARCHAR(191)",
+        _ => "TEXT",
+    }
+}
+
+/// The kind of a column from its declared type (and, on MySQL, its comment).
+pub(crate) fn kind_of_declared(declared: &str, comment: &str) -> ColumnKind {
+    let t = declared.to_ascii_lowercase();
+    if t.contains("json") || comment == "kernel:json" {
+        ColumnKind::Json
+    } else if t.contains("bool") || t == "tinyint(1)" {
+        ColumnKind::Bool
+    } else if t.contains("int") {
+        ColumnKind::Integer
+    } else if ["real", "floa", "doub", "numeric", "decimal"].iter().any(|p| t.contains(p)) {
+        ColumnKind::Float
+    } else {
+        ColumnKind::Text
+    }
+}
+
+/// Whether the engine hands JSON columns back as text to parse.
+pub(crate) fn json_as_text(kind: DatabaseKind) -> bool {
+    kind != DatabaseKind::Postgres
+}
+
+/// `CREATE TABLE` options after the column list.
+pub(crate) fn table_options(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Mysql => " DEFAULT CHARSET=utf8mb4",
+        _ => "",
+    }
+}
+
+/// A validated `order_by` clause rewritten with quoted identifiers.
+///
+/// Accepts `[col]` or `col`, each optionally followed by `ASC` or `DESC`, separated by commas.
+pub(crate) fn order_by(kind: DatabaseKind, clause: &str) -> Result<String, DbError> {
+    let bad = || DbError::InvalidOrderBy { clause: clause.to_owned() };
+    let mut parts = Vec::new();
+    for item in clause.split(',') {
+        let mut words = item.split_whitespace();
+        let column = words.next().ok_or_else(bad)?;
+        let column = column.strip_prefix('[').and_then(|c| c.strip_suffix(']')).unwrap_or(column);
+        validate_identifier(column).map_err(|_| bad())?;
+        let direction = match words.next().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("ASC") => "ASC",
+            Some("DESC") => "DESC",
+            Some(_) => return Err(bad()),
+        };
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        parts.push(format!("{} {direction}", quote_unchecked(kind, column)));
+    }
+    Ok(parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["a", "_x", "Projects_2", &"a".repeat(64)] {
+            assert!(validate_identifier(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "a b", "a;b", "a\"b", "a`b", "é", "a-b", &"a".repeat(65), "x'--"] {
+            assert!(matches!(validate_identifier(bad), Err(DbError::InvalidIdentifier { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn order_by_is_validated_and_quoted() {
+        let pg = DatabaseKind::Postgres;
+        assert_eq!(order_by(pg, "[created_at] DESC").unwrap(), "\"created_at\" DESC");
+        assert_eq!(order_by(DatabaseKind::Mysql, "a, [b] desc").unwrap(), "`a` ASC, `b` DESC");
+        for bad in ["", "a;drop table x", "a DESC, ", "[a b]", "a DESC NULLS", "(select 1)", "a ASCX"] {
+            assert!(matches!(order_by(pg, bad), Err(DbError::InvalidOrderBy { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn declared_types_map_to_kinds() {
+        assert_eq!(kind_of_declared("JSON_TEXT", ""), ColumnKind::Json);
+        assert_eq!(kind_of_declared("longtext", "kernel:json"), ColumnKind::Json);
+        assert_eq!(kind_of_declared("tinyint(1)", ""), ColumnKind::Bool);
+        assert_eq!(kind_of_declared("bigint", ""), ColumnKind::Integer);
+        assert_eq!(kind_of_declared("double precision", ""), ColumnKind::Float);
+        assert_eq!(kind_of_declared("character varying", ""), ColumnKind::Text);
+    }
+}

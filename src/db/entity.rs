@@ -1,0 +1,337 @@
+//! The entity API: JSON objects stored by `id`, one table per kind of entity.
+//!
+//! Invariants: `id` is a string (a UUID v7 when the caller gives none); `created_at`
+//! is set once, on insert, and `updated_at` on every save (RFC 3339 UTC, microseconds,
+//! so the text sorts in time order); a save merges (fields it does not name keep their
+//! values); soft-deleted entities (`deleted_at` set) are invisible unless asked for.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::db::backend::Target;
+use crate::db::dialect::{json_as_text, quote, quote_unchecked};
+use crate::db::schema::{self, TableSchema, Tables};
+use crate::db::translate::translate;
+use crate::db::value::{json_type, restore, ColumnKind, Param, Row};
+use crate::db::{DatabaseKind, Db, DbError, Find};
+
+const MANAGED: [&str; 4] = ["id", "created_at", "updated_at", "deleted_at"];
+
+/// Where an entity operation runs, and which schema it sees.
+pub(crate) struct Ctx<'a> {
+    pub(crate) db: &'a Db,
+    pub(crate) target: Target<'a>,
+    /// A transaction's own schema changes, published on commit.
+    pub(crate) overlay: Option<&'a mut Tables>,
+}
+
+/// The current time as the kernel stores it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The columns an object needs, with the kind each gets if it has to be created.
+fn fields_of(obj: &Row) -> Vec<(&str, ColumnKind)> {
+    obj.iter()
+        .map(|(k, v)| (k.as_str(), if MANAGED.contains(&k.as_str()) { ColumnKind::Text } else { ColumnKind::of(v) }))
+        .collect()
+}
+
+impl Ctx<'_> {
+    fn kind(&self) -> DatabaseKind {
+        self.db.inner.kind
+    }
+
+    async fn fetch(&mut self, sql: &str, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError> {
+        let sql = translate(self.kind(), sql)?.sql;
+        self.target.fetch(sql, params, writes).await
+    }
+
+    /// The table's schema from the caches, else from the database; `None` if it is missing.
+    async fn lookup(&mut self, table: &str) -> Result<Option<Arc<TableSchema>>, DbError> {
+        if let Some(found) = self.overlay.as_ref().and_then(|o| o.get(table)) {
+            return Ok(Some(found.clone()));
+        }
+        if let Some(found) = self.db.inner.schema.get(table) {
+            return Ok(Some(found));
+        }
+        let found = schema::introspect(self.kind(), &mut self.target, table).await?;
+        if let Some(s) = &found {
+            self.db.inner.schema.put(table, s.clone());
+        }
+        Ok(found)
+    }
+
+    /// The table's schema with every field of `fields`, created under auto-schema.
+    pub(crate) async fn ensure(
+        &mut self,
+        table: &str,
+        fields: &[(&str, ColumnKind)],
+    ) -> Result<Arc<TableSchema>, DbError> {
+        let known = self.lookup(table).await?;
+        let lacking = |s: &TableSchema| fields.iter().find(|(n, _)| !s.has(n)).map(|(n, _)| (*n).to_owned());
+        if let Some(s) = &known {
+            match lacking(s) {
+                None => return Ok(s.clone()),
+                Some(column) if !self.db.inner.auto_schema => {
+                    return Err(DbError::UnknownColumn { table: table.to_owned(), column })
+                }
+                Some(_) => {}
+            }
+        } else if !self.db.inner.auto_schema {
+            return Err(DbError::MissingTable { table: table.to_owned() });
+        }
+        let kind = self.kind();
+        if let Some(overlay) = self.overlay.as_mut() {
+            if kind == DatabaseKind::Mysql {
+                // MySQL DDL commits the transaction: refuse rather than break its atomicity.
+                return Err(DbError::SchemaChangeInTransaction { table: table.to_owned() });
+            }
+            let s = schema::apply(kind, &mut self.target, table, known.as_deref(), fields).await?;
+            overlay.insert(table.to_owned(), s.clone());
+            return Ok(s);
+        }
+        let mut pool = Target::Pool(&*self.db.inner.backend);
+        let _ddl = self.db.inner.schema.ddl.lock().await;
+        let fresh = schema::introspect(kind, &mut pool, table).await?;
+        let s = match fresh {
+            Some(s) if lacking(&s).is_none() => s,
+            fresh => schema::apply(kind, &mut pool, table, fresh.as_deref(), fields).await?,
+        };
+        self.db.inner.schema.put(table, s.clone());
+        Ok(s)
+    }
+
+    fn restore(&self, schema: &TableSchema, rows: Vec<Row>) -> Vec<Row> {
+        let as_text = json_as_text(self.kind());
+        rows.into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|(k, v)| match schema.kind(&k) {
+                        Some(kind) => {
+                            let v = restore(kind, v, as_text);
+                            (k, v)
+                        }
+                        None => (k, v),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub(crate) async fn save(&mut self, table: &str, entity: Value) -> Result<Row, DbError> {
+        let table_q = quote(self.kind(), table)?;
+        let mut obj = match entity {
+            Value::Object(obj) => obj,
+            other => return Err(DbError::NotAnObject { found: json_type(&other) }),
+        };
+        for key in obj.keys() {
+            crate::db::validate_identifier(key)?;
+        }
+        let id = match obj.remove("id") {
+            None | Some(Value::Null) => uuid::Uuid::now_v7().to_string(),
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            Some(other) => {
+                let (table, found) = (table.to_owned(), json_type(&other));
+                return Err(DbError::TypeMismatch { table, column: "id".into(), expected: "string", found });
+            }
+        };
+        let now = now();
+        obj.insert("id".into(), Value::String(id.clone()));
+        if !obj.get("created_at").is_some_and(Value::is_string) {
+            obj.insert("created_at".into(), Value::String(now.clone()));
+        }
+        obj.insert("updated_at".into(), Value::String(now));
+        let fields: Vec<(&str, ColumnKind)> = obj
+            .iter()
+            .map(|(k, v)| {
+                (k.as_str(), if MANAGED.contains(&k.as_str()) { ColumnKind::Text } else { ColumnKind::of(v) })
+            })
+            .collect();
+        let schema = self.ensure(table, &fields).await?;
+        let kind = self.kind();
+        let mut columns = Vec::with_capacity(obj.len());
+        let mut params = Vec::with_capacity(obj.len());
+        for (k, v) in obj {
+            let col_kind = schema.kind(&k).unwrap_or(ColumnKind::Text);
+            params.push(Param::for_column(table, &k, col_kind, v)?);
+            columns.push(k);
+        }
+        let names: Vec<String> = columns.iter().map(|c| quote_unchecked(kind, c)).collect();
+        let updates = columns.iter().zip(&names).filter(|(c, _)| !matches!(c.as_str(), "id" | "created_at"));
+        let marks = vec!["?"; names.len()].join(", ");
+        let insert = format!("INSERT INTO {table_q} ({}) VALUES ({marks})", names.join(", "));
+        let rows = if kind == DatabaseKind::Mysql {
+            let set: Vec<String> = updates.map(|(_, q)| format!("{q} = VALUES({q})")).collect();
+            let sql = format!("{insert} ON DUPLICATE KEY UPDATE {}", set.join(", "));
+            self.target.execute(translate(kind, &sql)?.sql, params).await?;
+            let select = format!("SELECT * FROM {table_q} WHERE {} = ?", quote_unchecked(kind, "id"));
+            self.fetch(&select, vec![Param::Text(id)], true).await?
+        } else {
+            let set: Vec<String> = updates.map(|(_, q)| format!("{q} = excluded.{q}")).collect();
+            let id_q = quote_unchecked(kind, "id");
+            let sql = format!("{insert} ON CONFLICT ({id_q}) DO UPDATE SET {} RETURNING *", set.join(", "));
+            self.fetch(&sql, params, true).await?
+        };
+        let row = self.restore(&schema, rows).into_iter().next();
+        row.ok_or_else(|| DbError::Query(format!("saved {table} row was not returned")))
+    }
+
+    pub(crate) async fn get(&mut self, table: &str, id: &str) -> Result<Option<Row>, DbError> {
+        let find = Find::new().filter("[id] = ?", [id]).limit(1);
+        Ok(self.find(table, &find).await?.into_iter().next())
+    }
+
+    pub(crate) async fn find(&mut self, table: &str, find: &Find) -> Result<Vec<Row>, DbError> {
+        let table_q = quote(self.kind(), table)?;
+        let Some(schema) = self.lookup(table).await? else { return Ok(Vec::new()) };
+        let (tail, tail_params) = find.tail_sql(self.kind())?;
+        let sql = format!("SELECT * FROM {table_q}{}{tail}", find.where_sql(self.kind(), schema.has("deleted_at")));
+        let params = find.params.iter().chain(&tail_params).cloned().map(Param::from_json).collect();
+        // A table dropped behind the cache's back is looked up afresh next time.
+        let rows = self.fetch(&sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))?;
+        Ok(self.restore(&schema, rows))
+    }
+
+    pub(crate) async fn count(&mut self, table: &str, find: &Find) -> Result<u64, DbError> {
+        let table_q = quote(self.kind(), table)?;
+        let Some(schema) = self.lookup(table).await? else { return Ok(0) };
+        let sql =
+            format!("SELECT COUNT(*) AS n FROM {table_q}{}", find.where_sql(self.kind(), schema.has("deleted_at")));
+        let params = find.params.iter().cloned().map(Param::from_json).collect();
+        let rows = self.fetch(&sql, params, false).await?;
+        Ok(rows.first().and_then(|r| r.get("n")).and_then(Value::as_u64).unwrap_or(0))
+    }
+
+    pub(crate) async fn delete(&mut self, table: &str, id: &str) -> Result<bool, DbError> {
+        let table_q = quote(self.kind(), table)?;
+        if self.lookup(table).await?.is_none() {
+            return Ok(false);
+        }
+        let sql = format!("DELETE FROM {table_q} WHERE {} = ?", quote_unchecked(self.kind(), "id"));
+        let sql = translate(self.kind(), &sql)?.sql;
+        Ok(self.target.execute(sql, vec![Param::Text(id.to_owned())]).await? > 0)
+    }
+
+    pub(crate) async fn soft_delete(&mut self, table: &str, id: &str) -> Result<bool, DbError> {
+        let table_q = quote(self.kind(), table)?;
+        if self.lookup(table).await?.is_none() {
+            return Ok(false);
+        }
+        let schema = self.ensure(table, &[("deleted_at", ColumnKind::Text)]).await?;
+        let q = |c| quote_unchecked(self.kind(), c);
+        let now = now();
+        let mut params = vec![Param::Text(now.clone())];
+        let mut set = format!("{} = ?", q("deleted_at"));
+        if schema.has("updated_at") {
+            set.push_str(&format!(", {} = ?", q("updated_at")));
+            params.push(Param::Text(now));
+        }
+        params.push(Param::Text(id.to_owned()));
+        let sql = format!("UPDATE {table_q} SET {set} WHERE {} = ? AND {} IS NULL", q("id"), q("deleted_at"));
+        let sql = translate(self.kind(), &sql)?.sql;
+        Ok(self.target.execute(sql, params).await? > 0)
+    }
+}
+
+/// The entity API on the pool. Each call is one statement (plus, under auto-schema,
+/// the DDL a new table or field needs).
+impl Db {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { db: self, target: self.target(), overlay: None }
+    }
+
+    /// Upserts `entity` (a JSON object, or anything that serializes to one) by its `id`,
+    /// generating a UUID v7 when it has none; returns the stored row.
+    ///
+    /// # Errors
+    /// Not an object, a bad field name, a value that does not fit its column, a missing
+    /// table or field with `auto_schema` off, or the engine's refusal.
+    pub async fn save_entity(&self, table: &str, entity: impl serde::Serialize) -> Result<Row, DbError> {
+        let value = serde_json::to_value(entity)
+            .map_err(|e| DbError::InvalidInput { field: "entity", message: e.to_string() })?;
+        self.ctx().save(table, value).await
+    }
+
+    /// Saves every entity in one transaction: all are stored or none.
+    ///
+    /// # Errors
+    /// As [`Db::save_entity`], for the first entity that fails.
+    pub async fn save_many(&self, table: &str, entities: impl IntoIterator<Item = Value>) -> Result<Vec<Row>, DbError> {
+        let entities: Vec<Value> = entities.into_iter().collect();
+        if self.inner.auto_schema {
+            // The schema first, outside the transaction: MySQL cannot change it inside one.
+            let mut all = Row::new();
+            for obj in entities.iter().filter_map(Value::as_object) {
+                for (k, v) in obj {
+                    if all.get(k).is_none_or(Value::is_null) {
+                        all.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let valid = crate::db::validate_identifier(table).is_ok()
+                && all.keys().all(|k| crate::db::validate_identifier(k).is_ok());
+            if valid && !all.is_empty() {
+                for stamp in ["created_at", "updated_at"] {
+                    all.insert(stamp.into(), Value::Null);
+                }
+                self.ctx().ensure(table, &fields_of(&all)).await?;
+            }
+        }
+        let mut tx = self.transaction().await?;
+        let saved = tx.save_many(table, entities).await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    /// The live entity with this `id`, if any.
+    ///
+    /// # Errors
+    /// A bad table name or the engine's refusal; a missing table is `Ok(None)`.
+    pub async fn get_entity(&self, table: &str, id: &str) -> Result<Option<Row>, DbError> {
+        self.ctx().get(table, id).await
+    }
+
+    /// The live entity with this `id`, or [`DbError::NotFound`] (a 404 for clients).
+    ///
+    /// # Errors
+    /// As [`Db::get_entity`], and [`DbError::NotFound`].
+    pub async fn require_entity(&self, table: &str, id: &str) -> Result<Row, DbError> {
+        let found = self.get_entity(table, id).await?;
+        found.ok_or_else(|| DbError::NotFound { table: table.to_owned(), id: id.to_owned() })
+    }
+
+    /// The entities `find` selects; a missing table has none.
+    ///
+    /// # Errors
+    /// A bad table name or `order_by`, a malformed filter, or the engine's refusal.
+    pub async fn find_entities(&self, table: &str, find: Find) -> Result<Vec<Row>, DbError> {
+        self.ctx().find(table, &find).await
+    }
+
+    /// How many entities `find`'s filter selects (its order and paging are ignored).
+    ///
+    /// # Errors
+    /// As [`Db::find_entities`].
+    pub async fn count_entities(&self, table: &str, find: Find) -> Result<u64, DbError> {
+        self.ctx().count(table, &find).await
+    }
+
+    /// Deletes the entity for good; `false` when there was none.
+    ///
+    /// # Errors
+    /// A bad table name or the engine's refusal.
+    pub async fn delete_entity(&self, table: &str, id: &str) -> Result<bool, DbError> {
+        self.ctx().delete(table, id).await
+    }
+
+    /// Marks the entity deleted (`deleted_at`); `false` when there was no live one.
+    ///
+    /// # Errors
+    /// As [`Db::delete_entity`].
+    pub async fn soft_delete_entity(&self, table: &str, id: &str) -> Result<bool, DbError> {
+        self.ctx().soft_delete(table, id).await
+    }
+}

@@ -1,0 +1,112 @@
+//! [`Find`]: which entities [`Db::find_entities`](crate::db::Db::find_entities) returns.
+
+use serde_json::Value;
+
+use crate::db::dialect::{order_by, quote_unchecked};
+use crate::db::{DatabaseKind, DbError};
+
+/// A query over one entity table: filter, order, page.
+///
+/// ```
+/// use app_kernel::db::Find;
+/// let q = Find::new().filter("[owner] = ? AND [status] <> ?", ["u1", "archived"]).order_by("[created_at] DESC").limit(100);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Find {
+    pub(crate) where_clause: Option<String>,
+    pub(crate) params: Vec<Value>,
+    pub(crate) order_by: Option<String>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) offset: Option<u64>,
+    pub(crate) include_deleted: bool,
+}
+
+impl Find {
+    /// Every live (not soft-deleted) entity, in no particular order.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the entities matching `clause` (portable SQL: `[field]`, `?`), with `params`
+    /// bound to its placeholders. A second call is combined with `AND`.
+    #[must_use]
+    pub fn filter(mut self, clause: &str, params: impl IntoIterator<Item = impl Into<Value>>) -> Self {
+        self.where_clause = Some(match self.where_clause.take() {
+            Some(first) => format!("{first} AND ({clause})"),
+            None => format!("({clause})"),
+        });
+        self.params.extend(params.into_iter().map(Into::into));
+        self
+    }
+
+    /// Orders by `[column] ASC|DESC`, comma-separated; anything else is refused.
+    #[must_use]
+    pub fn order_by(mut self, clause: &str) -> Self {
+        self.order_by = Some(clause.to_owned());
+        self
+    }
+
+    /// Returns at most `n` entities.
+    #[must_use]
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` entities.
+    #[must_use]
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// Includes soft-deleted entities.
+    #[must_use]
+    pub fn include_deleted(mut self) -> Self {
+        self.include_deleted = true;
+        self
+    }
+
+    /// The `WHERE ...` part (possibly empty), in portable SQL.
+    pub(crate) fn where_sql(&self, kind: DatabaseKind, soft_delete: bool) -> String {
+        let mut conditions = Vec::new();
+        if let Some(clause) = &self.where_clause {
+            conditions.push(clause.clone());
+        }
+        if soft_delete && !self.include_deleted {
+            conditions.push(format!("{} IS NULL", quote_unchecked(kind, "deleted_at")));
+        }
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        }
+    }
+
+    /// The `ORDER BY ... LIMIT ... OFFSET ...` part and its parameters.
+    pub(crate) fn tail_sql(&self, kind: DatabaseKind) -> Result<(String, Vec<Value>), DbError> {
+        let mut sql = String::new();
+        let mut params = Vec::new();
+        if let Some(clause) = &self.order_by {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&order_by(kind, clause)?);
+        }
+        match (self.limit, self.offset) {
+            (Some(limit), _) => {
+                sql.push_str(" LIMIT ?");
+                params.push(Value::from(limit.min(i64::MAX as u64)));
+            }
+            (None, Some(_)) => sql.push_str(match kind {
+                DatabaseKind::Sqlite => " LIMIT -1",
+                DatabaseKind::Mysql => " LIMIT 18446744073709551615",
+                DatabaseKind::Postgres => "",
+            }),
+            (None, None) => {}
+        }
+        if let Some(offset) = self.offset {
+            sql.push_str(" OFFSET ?");
+            params.push(Value::from(offset.min(i64::MAX as u64)));
+        }
+        Ok((sql, params))
+    }
+}

@@ -1,0 +1,152 @@
+//! MySQL and MariaDB through a sqlx pool (cargo feature `mysql`).
+//!
+//! JSON is bound and read as text (MariaDB's JSON is a LONGTEXT); `BOOLEAN` is
+//! `TINYINT(1)`, restored to `true`/`false` by the entity layer. MySQL DDL is not
+//! transactional (it commits the open transaction), so auto-schema refuses to change
+//! the schema inside a transaction ([`DbError::SchemaChangeInTransaction`]);
+//! `save_many` prepares the schema before it starts its transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::Value;
+use sqlx::mysql::{MySql, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{Column, Row as _, TypeInfo};
+
+use crate::db::backend::{Backend, TxBackend};
+use crate::db::value::{float, Param, Row};
+use crate::db::DbError;
+
+type Query<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
+
+/// A MySQL pool.
+#[derive(Debug)]
+pub(crate) struct MySqlBackend {
+    pool: MySqlPool,
+}
+
+impl MySqlBackend {
+    /// Connects `pool_size` connections at most.
+    pub(crate) async fn connect(url: &str, pool_size: u32) -> Result<Self, DbError> {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Backend for MySqlBackend {
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        let done = bind(sqlx::query(&sql), params).execute(&self.pool).await.map_err(error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch(&self, sql: String, params: Vec<Param>, _writes: bool) -> Result<Vec<Row>, DbError> {
+        let rows = bind(sqlx::query(&sql), params).fetch_all(&self.pool).await.map_err(error)?;
+        rows.iter().map(row).collect()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
+        Ok(Box::new(MySqlTx { tx: self.pool.begin().await.map_err(error)? }))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A transaction; sqlx rolls it back when it is dropped uncommitted.
+#[derive(Debug)]
+struct MySqlTx {
+    tx: sqlx::Transaction<'static, MySql>,
+}
+
+#[async_trait]
+impl TxBackend for MySqlTx {
+    async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        let done = bind(sqlx::query(&sql), params).execute(&mut *self.tx).await.map_err(error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+        let rows = bind(sqlx::query(&sql), params).fetch_all(&mut *self.tx).await.map_err(error)?;
+        rows.iter().map(row).collect()
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        self.tx.commit().await.map_err(error)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), DbError> {
+        self.tx.rollback().await.map_err(error)
+    }
+}
+
+fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
+    for p in params {
+        q = match p {
+            Param::Null(_) => q.bind(None::<String>),
+            Param::Bool(b) => q.bind(b),
+            Param::Int(i) => q.bind(i),
+            Param::Float(f) => q.bind(f),
+            Param::Text(s) => q.bind(s),
+            Param::Json(v) => q.bind(Param::json_text(&v)),
+        };
+    }
+    q
+}
+
+fn row(r: &MySqlRow) -> Result<Row, DbError> {
+    let mut map = Row::new();
+    for (i, col) in r.columns().iter().enumerate() {
+        let e = error;
+        let name = col.type_info().name();
+        let bytes = || r.try_get_unchecked::<Option<Vec<u8>>, _>(i).map_err(e);
+        let v = match name {
+            "NULL" => None,
+            "BOOLEAN" => r.try_get::<Option<bool>, _>(i).map_err(e)?.map(Value::Bool),
+            "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
+                r.try_get_unchecked::<Option<i64>, _>(i).map_err(e)?.map(Value::from)
+            }
+            n if n.ends_with("UNSIGNED") => r.try_get_unchecked::<Option<u64>, _>(i).map_err(e)?.map(Value::from),
+            "FLOAT" => r.try_get::<Option<f32>, _>(i).map_err(e)?.map(|f| float(f64::from(f))),
+            "DOUBLE" => r.try_get::<Option<f64>, _>(i).map_err(e)?.map(float),
+            "DECIMAL" => bytes()?.map(|b| {
+                let s = String::from_utf8_lossy(&b).into_owned();
+                s.parse::<f64>().map_or(Value::String(s), float)
+            }),
+            // A `_bin` collation flags text columns as binary too: UTF-8 is read as text,
+            // anything else as base64.
+            "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON"
+            | "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => bytes()?.map(|b| {
+                String::from_utf8(b).map_or_else(
+                    |e| Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+                    Value::String,
+                )
+            }),
+            "DATETIME" | "TIMESTAMP" => {
+                r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
+            }
+            "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
+            other => {
+                return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() })
+            }
+        };
+        map.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
+    }
+    Ok(map)
+}
+
+fn error(e: sqlx::Error) -> DbError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(d.message().to_owned()),
+        sqlx::Error::PoolClosed => DbError::Closed,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Connect(e.to_string()),
+        _ => DbError::query(e),
+    }
+}

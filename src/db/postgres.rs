@@ -1,0 +1,170 @@
+//! PostgreSQL through a sqlx pool (cargo feature `postgres`).
+//!
+//! Values bind with their JSON type: integers as `BIGINT`, floats as `DOUBLE PRECISION`,
+//! arrays and objects as `JSONB`. A null whose column is unknown is sent untyped, so
+//! the server infers its type as it does for a literal `NULL`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::Value;
+use sqlx::encode::IsNull;
+use sqlx::postgres::{PgArgumentBuffer, PgPool, PgPoolOptions, PgRow, PgTypeInfo, Postgres};
+use sqlx::types::Json;
+use sqlx::{Column, Row as _, TypeInfo};
+
+use crate::db::backend::{Backend, TxBackend};
+use crate::db::value::{float, ColumnKind, Param, Row};
+use crate::db::DbError;
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// A PostgreSQL pool.
+#[derive(Debug)]
+pub(crate) struct PgBackend {
+    pool: PgPool,
+}
+
+impl PgBackend {
+    /// Connects `pool_size` connections at most.
+    pub(crate) async fn connect(url: &str, pool_size: u32) -> Result<Self, DbError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        let done = bind(sqlx::query(&sql), params).execute(&self.pool).await.map_err(error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch(&self, sql: String, params: Vec<Param>, _writes: bool) -> Result<Vec<Row>, DbError> {
+        let rows = bind(sqlx::query(&sql), params).fetch_all(&self.pool).await.map_err(error)?;
+        rows.iter().map(row).collect()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
+        Ok(Box::new(PgTx { tx: self.pool.begin().await.map_err(error)? }))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A transaction; sqlx rolls it back when it is dropped uncommitted.
+#[derive(Debug)]
+struct PgTx {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl TxBackend for PgTx {
+    async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        let done = bind(sqlx::query(&sql), params).execute(&mut *self.tx).await.map_err(error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+        let rows = bind(sqlx::query(&sql), params).fetch_all(&mut *self.tx).await.map_err(error)?;
+        rows.iter().map(row).collect()
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        self.tx.commit().await.map_err(error)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), DbError> {
+        self.tx.rollback().await.map_err(error)
+    }
+}
+
+/// A NULL with no declared type: the server infers it from where it is used.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(&self, _: &mut PgArgumentBuffer) -> Result<IsNull, sqlx::error::BoxDynError> {
+        Ok(IsNull::Yes)
+    }
+}
+
+fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
+    for p in params {
+        q = match p {
+            Param::Null(None) => q.bind(UntypedNull),
+            Param::Null(Some(ColumnKind::Integer)) => q.bind(None::<i64>),
+            Param::Null(Some(ColumnKind::Float)) => q.bind(None::<f64>),
+            Param::Null(Some(ColumnKind::Bool)) => q.bind(None::<bool>),
+            Param::Null(Some(ColumnKind::Text)) => q.bind(None::<String>),
+            Param::Null(Some(ColumnKind::Json)) => q.bind(None::<Json<Value>>),
+            Param::Bool(b) => q.bind(b),
+            Param::Int(i) => q.bind(i),
+            Param::Float(f) => q.bind(f),
+            Param::Text(s) => q.bind(s),
+            Param::Json(v) => q.bind(Json(v)),
+        };
+    }
+    q
+}
+
+fn row(r: &PgRow) -> Result<Row, DbError> {
+    let mut map = Row::new();
+    for (i, col) in r.columns().iter().enumerate() {
+        let e = error;
+        let v = match col.type_info().name() {
+            "BOOL" => r.try_get::<Option<bool>, _>(i).map_err(e)?.map(Value::Bool),
+            "INT2" => r.try_get::<Option<i16>, _>(i).map_err(e)?.map(Value::from),
+            "INT4" => r.try_get::<Option<i32>, _>(i).map_err(e)?.map(Value::from),
+            "INT8" => r.try_get::<Option<i64>, _>(i).map_err(e)?.map(Value::from),
+            "OID" => r.try_get::<Option<sqlx::postgres::types::Oid>, _>(i).map_err(e)?.map(|o| Value::from(o.0)),
+            "FLOAT4" => r.try_get::<Option<f32>, _>(i).map_err(e)?.map(|f| float(f64::from(f))),
+            "FLOAT8" => r.try_get::<Option<f64>, _>(i).map_err(e)?.map(float),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "UNKNOWN" => {
+                r.try_get_unchecked::<Option<String>, _>(i).map_err(e)?.map(Value::String)
+            }
+            "JSON" | "JSONB" => r.try_get::<Option<Json<Value>>, _>(i).map_err(e)?.map(|j| j.0),
+            "UUID" => r.try_get::<Option<uuid::Uuid>, _>(i).map_err(e)?.map(|u| Value::String(u.to_string())),
+            "TIMESTAMPTZ" => r
+                .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)
+                .map_err(e)?
+                .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+            "TIMESTAMP" => {
+                r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
+            }
+            "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
+            "BYTEA" => r
+                .try_get::<Option<Vec<u8>>, _>(i)
+                .map_err(e)?
+                .map(|b| Value::String(base64::engine::general_purpose::STANDARD.encode(b))),
+            "VOID" => None,
+            other => {
+                return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() })
+            }
+        };
+        map.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
+    }
+    Ok(map)
+}
+
+fn error(e: sqlx::Error) -> DbError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(d.message().to_owned()),
+        sqlx::Error::PoolClosed => DbError::Closed,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Connect(e.to_string()),
+        _ => DbError::query(e),
+    }
+}

@@ -1,0 +1,302 @@
+//! SQLite through rusqlite, behind a kernel-owned pool.
+//!
+//! One writer connection (SQLite allows one writer at a time; queueing writers on an
+//! async mutex instead of SQLite's lock means "database is locked" never reaches a
+//! caller) and up to `pool_size` readers, which WAL lets run beside the writer. Every
+//! call runs in `spawn_blocking`; statements are prepared once per connection and cached.
+//!
+//! Durability: `synchronous=NORMAL` (the default) in WAL mode survives a crash of the
+//! process, but the last commits may roll back on power loss or an OS crash;
+//! `synchronous=FULL` survives those too and costs an fsync per commit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params_from_iter, Connection, OpenFlags, ToSql};
+use tokio::sync::{OwnedMutexGuard, Semaphore};
+
+use crate::db::backend::{Backend, TxBackend};
+use crate::db::value::{float, Param, Row};
+use crate::db::{DbError, SqliteSynchronous};
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const STATEMENT_CACHE: usize = 256;
+
+type Writer = Arc<tokio::sync::Mutex<Option<Connection>>>;
+
+/// The pool: one writer, lazily opened readers.
+#[derive(Debug)]
+pub(crate) struct SqliteBackend {
+    writer: Writer,
+    readers: Option<Arc<Readers>>,
+}
+
+#[derive(Debug)]
+struct Readers {
+    path: String,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating) the file at `path`, in WAL mode.
+    pub(crate) async fn open(path: &str, readers: u32, sync: SqliteSynchronous) -> Result<Self, DbError> {
+        let owned = path.to_owned();
+        let writer = tokio::task::spawn_blocking(move || open_writer(&owned, sync)).await.map_err(joined)??;
+        let in_memory = path == ":memory:" || path.is_empty();
+        let readers = (!in_memory && readers > 0).then(|| {
+            Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(readers as usize)),
+            })
+        });
+        Ok(Self { writer: Arc::new(tokio::sync::Mutex::new(Some(writer))), readers })
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let guard = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let conn = guard.as_ref().ok_or(DbError::Closed)?;
+            if !conn.is_autocommit() {
+                // A transaction whose task panicked left it open; nothing may build on it.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            f(conn)
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    /// Runs `f` on a reader; `Ok(None)` from `f` means "this needs the writer".
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<Option<T>, DbError> + Send + Clone + 'static,
+    ) -> Result<Option<T>, DbError> {
+        let Some(readers) = self.readers.clone() else { return self.write(f).await };
+        let permit = readers.permits.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
+        let g = f.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let idle = readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => open_reader(&readers.path)?,
+            };
+            let result = g(&conn);
+            if !readers.permits.is_closed() {
+                readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+            }
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(joined)??;
+        match result {
+            Some(rows) => Ok(Some(rows)),
+            None => self.write(f).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        self.write(move |conn| execute(conn, &sql, &params)).await
+    }
+
+    async fn fetch(&self, sql: String, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError> {
+        let (sql, params) = (Arc::new(sql), Arc::new(params));
+        if writes {
+            return self.write(move |conn| fetch(conn, &sql, &params)).await;
+        }
+        let rows = self
+            .read(move |conn| {
+                let readonly = conn.prepare_cached(&sql).map_err(error)?.readonly();
+                readonly.then(|| fetch(conn, &sql, &params)).transpose()
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
+        let mut tx = SqliteTx { guard: Some(self.writer.clone().lock_owned().await) };
+        tx.with(|conn| {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(error)
+        })
+        .await?;
+        Ok(Box::new(tx))
+    }
+
+    async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.permits.close();
+            readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        }
+        self.writer.lock().await.take();
+    }
+}
+
+/// A transaction: it owns the writer until commit, rollback or drop.
+#[derive(Debug)]
+struct SqliteTx {
+    guard: Option<OwnedMutexGuard<Option<Connection>>>,
+}
+
+impl SqliteTx {
+    async fn with<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let guard = self.guard.take().ok_or(DbError::Closed)?;
+        let (guard, result) = tokio::task::spawn_blocking(move || {
+            let result = guard.as_ref().ok_or(DbError::Closed).and_then(f);
+            (guard, result)
+        })
+        .await
+        .map_err(joined)?;
+        self.guard = Some(guard);
+        result
+    }
+}
+
+#[async_trait]
+impl TxBackend for SqliteTx {
+    async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+        self.with(move |conn| execute(conn, &sql, &params)).await
+    }
+
+    async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+        self.with(move |conn| fetch(conn, &sql, &params)).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        self.with(|conn| conn.execute_batch("COMMIT").map_err(error)).await?;
+        self.guard = None;
+        Ok(())
+    }
+
+    async fn rollback(mut self: Box<Self>) -> Result<(), DbError> {
+        self.with(|conn| conn.execute_batch("ROLLBACK").map_err(error)).await?;
+        self.guard = None;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else { return };
+        let rollback = move || {
+            if let Some(conn) = guard.as_ref() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        };
+        // The writer stays locked until the rollback is done, so no one sees the work.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(rollback)),
+            Err(_) => rollback(),
+        }
+    }
+}
+
+fn open_writer(path: &str, sync: SqliteSynchronous) -> Result<Connection, DbError> {
+    let conn = open(path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(connect)?;
+    if path != ":memory:" && !mode.eq_ignore_ascii_case("wal") {
+        return Err(DbError::Connect(format!("{path}: WAL mode refused (journal_mode={mode})")));
+    }
+    let sync = match sync {
+        SqliteSynchronous::Normal => "NORMAL",
+        SqliteSynchronous::Full => "FULL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON")).map_err(connect)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &str) -> Result<Connection, DbError> {
+    open(path)
+}
+
+fn open(path: &str) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| DbError::Connect(format!("{path}: {e}")))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(connect)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64, DbError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(error)?;
+    let n = stmt.execute(params_from_iter(params.iter())).map_err(error)?;
+    Ok(n as u64)
+}
+
+fn fetch(conn: &Connection, sql: &str, params: &[Param]) -> Result<Vec<Row>, DbError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(error)?;
+    let mut rows = stmt.query(params_from_iter(params.iter())).map_err(error)?;
+    let mut names: Option<Vec<String>> = None;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(error)? {
+        // Read after the first step: a schema change recompiles the statement there.
+        let names = names.get_or_insert_with(|| row.as_ref().column_names().into_iter().map(str::to_owned).collect());
+        let mut map = Row::new();
+        for (i, name) in names.iter().enumerate() {
+            map.insert(name.clone(), json(row.get_ref(i).map_err(error)?));
+        }
+        out.push(map);
+    }
+    Ok(out)
+}
+
+fn json(value: ValueRef<'_>) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => float(f),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Param::Null(_) => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            Param::Bool(b) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(i64::from(*b))),
+            Param::Int(i) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*i)),
+            Param::Float(f) => ToSqlOutput::Owned(rusqlite::types::Value::Real(*f)),
+            Param::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Param::Json(v) => ToSqlOutput::Owned(rusqlite::types::Value::Text(Param::json_text(v))),
+        })
+    }
+}
+
+fn error(e: rusqlite::Error) -> DbError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &e {
+        let unique = [rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY];
+        if unique.contains(&code.extended_code) {
+            return DbError::Conflict(e.to_string());
+        }
+    }
+    DbError::query(e)
+}
+
+fn connect(e: rusqlite::Error) -> DbError {
+    DbError::Connect(e.to_string())
+}
+
+fn joined(e: tokio::task::JoinError) -> DbError {
+    DbError::Query(format!("database task failed: {e}"))
+}
