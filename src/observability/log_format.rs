@@ -59,9 +59,9 @@ where
 #[derive(Debug)]
 pub struct PrettyLine(tracing_subscriber::fmt::format::Format);
 
-impl PrettyLine {
+impl Default for PrettyLine {
     /// Plain text (no colours), so the line can be extended safely.
-    pub fn new() -> Self {
+    fn default() -> Self {
         Self(tracing_subscriber::fmt::format::Format::default().with_ansi(false))
     }
 }

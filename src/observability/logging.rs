@@ -18,6 +18,6 @@ pub fn init(settings: &ObservabilitySettings) -> bool {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
     match settings.log_format {
         LogFormat::Json => builder.fmt_fields(JsonFields::new()).event_format(JsonLine).try_init().is_ok(),
-        LogFormat::Pretty => builder.with_ansi(false).event_format(PrettyLine::new()).try_init().is_ok(),
+        LogFormat::Pretty => builder.with_ansi(false).event_format(PrettyLine::default()).try_init().is_ok(),
     }
 }
