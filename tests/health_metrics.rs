@@ -5,7 +5,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use app_kernel::auth::{create_access_token, UserIdentity, ADMIN_ROLE};
+use app_kernel::auth::{create_access_token, NewUser, UserStore, ADMIN_ROLE, USER_ROLE};
 use app_kernel::settings::MetricsProtection;
 use app_kernel::Service;
 use axum::body::Body;
@@ -73,6 +73,15 @@ fn metrics_request(peer: Option<&str>, auth: Option<&str>) -> Request<Body> {
     req
 }
 
+/// A bearer header of a new user with `role` in the service's user store.
+async fn bearer_of(svc: &common::TestService, role: &str) -> String {
+    let store = UserStore::new(svc.service.kernel().db().clone());
+    let new = NewUser { username: role, email: None, password: "password-1", role };
+    let user = store.create_user(&new).await.unwrap();
+    let secret: secrecy::SecretString = common::TEST_SECRET.to_owned().into();
+    format!("Bearer {}", create_access_token(&user, &secret, Duration::from_secs(300)).unwrap())
+}
+
 #[tokio::test]
 async fn metrics_protection_matrix() {
     let loopback = Some("127.0.0.1:5000");
@@ -88,22 +97,22 @@ async fn metrics_protection_matrix() {
         (MetricsProtection::Admin, loopback, None, 401),
         (MetricsProtection::Admin, public, None, 401),
     ];
-    let secret: secrecy::SecretString = common::TEST_SECRET.to_owned().into();
-    let user = UserIdentity::new("u1", "alice");
-    let admin = UserIdentity::new("a1", "root").with_role(ADMIN_ROLE);
-    let bearer = |u: &UserIdentity| {
-        format!("Bearer {}", create_access_token(u, &secret, std::time::Duration::from_secs(300)).unwrap())
-    };
-    let (user_bearer, admin_bearer) = (bearer(&user), bearer(&admin));
     let mut cases = cases.to_vec();
+    // Bearer tokens of users that exist in each service's user store.
     cases.extend([
         (MetricsProtection::Admin, public, Some("Bearer not-a-valid-token"), 401),
-        (MetricsProtection::Admin, public, Some(user_bearer.as_str()), 403),
-        (MetricsProtection::Admin, public, Some(admin_bearer.as_str()), 200),
+        (MetricsProtection::Admin, public, Some("@user"), 403),
+        (MetricsProtection::Admin, public, Some("@admin"), 200),
     ]);
     for (mode, peer, auth, want) in &cases {
         let svc = common::service(vec![], |s| s.features.protect_metrics = *mode).await;
-        let r = send(&svc.router(), metrics_request(*peer, *auth)).await;
+        let auth = match *auth {
+            Some("@user") => Some(bearer_of(&svc, USER_ROLE).await),
+            Some("@admin") => Some(bearer_of(&svc, ADMIN_ROLE).await),
+            other => other.map(str::to_owned),
+        };
+        let auth = auth.as_deref();
+        let r = send(&svc.router(), metrics_request(*peer, auth)).await;
         assert_eq!(r.status.as_u16(), *want, "{mode:?} peer={peer:?} auth={auth:?}: {}", r.text());
         if *want == 200 {
             assert!(r.header("content-type").unwrap().starts_with("text/plain"));

@@ -13,6 +13,7 @@
 //! [`create_refresh_token`], [`decode_token`], [`hash_password`],
 //! [`verify_password`].
 
+mod admin;
 mod apikey;
 mod claims;
 mod error;
@@ -20,12 +21,18 @@ mod extract;
 mod handle;
 mod identity;
 mod issued;
+mod keys;
 mod password;
+mod refresh;
+pub(crate) mod routes;
 mod settings;
 mod source;
+pub(crate) mod store;
 mod throttle;
 mod token;
 
+pub(crate) use admin::create_admin_command;
+pub use admin::AdminPassword;
 pub use apikey::{ApiKey, ApiKeyHash, API_KEY_HEADER, API_KEY_PREFIX};
 pub use claims::{Claims, TokenType};
 pub use error::AuthError;
@@ -33,11 +40,13 @@ pub use extract::{AdminUser, CurrentUser, OptionalUser};
 pub use handle::Auth;
 pub use identity::{UserIdentity, ADMIN_ROLE, USER_ROLE};
 pub use issued::{IssuedPair, IssuedToken, TokenPair};
+pub use keys::ApiKeyInfo;
 pub use password::{
     dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password, verify_password_async,
     ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM,
 };
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};
+pub use store::{NewUser, StoredUser, UserStore, API_KEYS_TABLE, REFRESH_TOKENS_TABLE, USERS_TABLE};
 pub use throttle::{LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule};
 pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};

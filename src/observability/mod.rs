@@ -2,6 +2,7 @@
 //!
 //! Metric and log-field names are API: they are constants in [`names`].
 
+pub(crate) mod audit;
 pub mod health;
 pub mod http;
 pub mod log_format;

@@ -19,5 +19,18 @@ pub const LABEL_STATUS: &str = "status";
 /// The `route` of a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Audit action: a successful login (actor: the user).
+pub const AUDIT_LOGIN: &str = "auth.login";
+/// Audit action: a refused login (no actor; details carry the username tried, never the password).
+pub const AUDIT_LOGIN_FAILED: &str = "auth.login_failed";
+/// Audit action: a self-registered account.
+pub const AUDIT_REGISTER: &str = "auth.register";
+/// Audit action: a password change (all refresh tokens revoked).
+pub const AUDIT_PASSWORD_CHANGE: &str = "auth.password_change";
+/// Audit action: an API key was created (never the key itself).
+pub const AUDIT_API_KEY_CREATE: &str = "auth.api_key.create";
+/// Audit action: an API key was revoked.
+pub const AUDIT_API_KEY_REVOKE: &str = "auth.api_key.revoke";
+
 /// Log target of the one line per request.
 pub const ACCESS_LOG_TARGET: &str = "http.access";

@@ -188,6 +188,7 @@ impl ServiceBuilder {
             );
         }
         let db = Db::connect(&settings.database, &self.name).await?;
+        let auth = crate::auth::store::attach(auth, &db, &settings).await?;
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }

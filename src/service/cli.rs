@@ -16,6 +16,18 @@ pub enum Command {
     Serve,
     /// Open the database, run `schema_init`, and exit.
     Migrate,
+    /// Create the admin `--email` (or promote an existing user) and exit.
+    CreateAdmin {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The password (default: the `ADMIN_PASSWORD` variable).
+        #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+        password: crate::auth::AdminPassword,
+        /// The login name (default: the email's local part).
+        #[arg(long)]
+        username: Option<String>,
+    },
 }
 
 #[derive(Debug, Parser)]
@@ -36,6 +48,9 @@ impl ServiceBuilder {
         let service: Service = self.build().await?;
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => service.serve().await,
+            Command::CreateAdmin { email, password, username } => {
+                crate::auth::create_admin_command(service.kernel(), &email, &password, username.as_deref()).await
+            }
             Command::Migrate => {
                 tracing::info!("schema initialised");
                 service.kernel().db().close().await;

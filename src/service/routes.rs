@@ -30,7 +30,8 @@ pub(crate) fn kernel_routes(kernel: &Kernel) -> Router {
     if f.enable_metrics {
         router = router.route(&f.metrics_path, get(metrics_text));
     }
-    router
+    let users = crate::auth::UserStore::new(kernel.db().clone());
+    router.merge(crate::auth::routes::router(kernel, users)).merge(crate::observability::audit::router(kernel))
 }
 
 /// Liveness body.

@@ -72,6 +72,11 @@ impl TestDb {
         }
     }
 
+    /// The settings that reach this database (for a service under test).
+    pub fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
     /// Another handle on the same database, with `auto_schema` as given.
     pub async fn connect(&self, auto_schema: bool) -> Db {
         let mut s = self.settings.clone();

@@ -1,0 +1,327 @@
+//! The auth routes (CONTRACT.md), mounted under `api_prefix + auth_prefix`
+//! (default `/api/v1/auth`): `register`, `login`, `me`, `refresh`,
+//! `change-password`, `logout` in `local` mode, and the admins' `api-keys` routes
+//! in `local` and `apikey` mode.
+//!
+//! Login answers an unknown user and a wrong password identically, after about the
+//! same work (a dummy argon2 verification), and counts failures in the
+//! [`LoginThrottle`](super::LoginThrottle) per username and client address.
+//! Every login, registration, password change and key change is audited; no
+//! password or key ever is.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Form, Json, Router};
+use http::request::Parts;
+use http::{header, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::store::{NewUser, UserStore};
+use super::{
+    dummy_verify_async, verify_password_async, AdminUser, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
+    USER_ROLE,
+};
+use crate::error::{ApiError, FieldError};
+use crate::observability::names;
+use crate::service::Kernel;
+
+/// The auth routers for this kernel's settings, with their full paths.
+pub(crate) fn router(kernel: &Kernel, store: UserStore) -> Router {
+    let settings = kernel.settings();
+    let f = &settings.features;
+    let prefix = format!("{}{}", settings.server.api_prefix, f.auth_prefix);
+    if !f.enable_auth_routes || f.auth_mode == AuthMode::External {
+        return Router::new();
+    }
+    let mut router = Router::<UserStore>::new();
+    if f.auth_mode == AuthMode::Local {
+        router = router
+            .route(&format!("{prefix}/register"), post(register))
+            .route(&format!("{prefix}/login"), post(login))
+            .route(&format!("{prefix}/me"), get(me))
+            .route(&format!("{prefix}/refresh"), post(refresh))
+            .route(&format!("{prefix}/change-password"), post(change_password))
+            .route(&format!("{prefix}/logout"), post(logout));
+    }
+    router
+        .route(&format!("{prefix}/api-keys"), post(create_key).get(list_keys))
+        .route(&format!("{prefix}/api-keys/{{id}}"), delete(revoke_key))
+        .with_state(store)
+}
+
+type Store = State<UserStore>;
+
+fn invalid(field: &str, msg: &str, kind: &str) -> FieldError {
+    FieldError { loc: vec!["body".into(), field.into()], msg: msg.into(), kind: kind.into() }
+}
+
+fn check(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces.
+pub(super) fn valid_email(email: &str) -> bool {
+    if email.len() > 254 || email.chars().any(char::is_whitespace) {
+        return false;
+    }
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+        }
+        None => false,
+    }
+}
+
+fn password_errors(field: &str, password: &str, errors: &mut Vec<FieldError>) {
+    if password.chars().count() < 8 {
+        errors.push(invalid(field, "String should have at least 8 characters", "string_too_short"));
+    }
+}
+
+/// The client's address, when the server was started with connect info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RegisterBody {
+    username: String,
+    #[serde(default)]
+    email: Option<String>,
+    password: String,
+}
+
+async fn register(State(store): Store, kernel: Kernel, Json(body): Json<RegisterBody>) -> Result<Response, ApiError> {
+    if !kernel.settings().features.allow_self_signup {
+        return Err(AuthError::SignupDisabled.into());
+    }
+    let mut errors = Vec::new();
+    let len = body.username.chars().count();
+    if !(3..=50).contains(&len) || body.username.trim() != body.username {
+        errors.push(invalid(
+            "username",
+            "Username must be 3 to 50 characters without surrounding spaces",
+            "string_length",
+        ));
+    }
+    let email = body.email.as_deref().filter(|e| !e.is_empty());
+    if email.is_some_and(|e| !valid_email(e)) {
+        errors.push(invalid("email", "value is not a valid email address", "value_error"));
+    }
+    password_errors("password", &body.password, &mut errors);
+    check(errors)?;
+    let new = NewUser { username: &body.username, email, password: &body.password, role: USER_ROLE };
+    let user = store.create_user(&new).await?;
+    let resource = format!("users/{}", user.id);
+    store
+        .audit()
+        .record(Some(&user.id), names::AUDIT_REGISTER, Some(&resource), json!({"username": user.username}))
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// The login body, as JSON or as an OAuth2 password form (extra form fields ignored).
+#[derive(Debug, Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+struct LoginBody(Credentials);
+
+impl<S: Send + Sync> FromRequest<S> for LoginBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let Form(c) = Form::<Credentials>::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+            Ok(Self(c))
+        } else {
+            let Json(c) = Json::<Credentials>::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+            Ok(Self(c))
+        }
+    }
+}
+
+async fn login(
+    State(store): Store,
+    kernel: Kernel,
+    ClientIp(ip): ClientIp,
+    LoginBody(creds): LoginBody,
+) -> Result<Json<TokenPair>, ApiError> {
+    let auth = kernel.auth();
+    auth.throttle().check(ip, &creds.username).await?;
+    let user = store.find_by_login(&creds.username).await?;
+    let verified = match &user {
+        Some(u) => verify_password_async(&creds.password, &u.password_hash).await,
+        None => {
+            let _ = dummy_verify_async(&creds.password).await;
+            false
+        }
+    };
+    let user = match user {
+        Some(u) if verified => u,
+        _ => {
+            auth.throttle().record_failure(ip, &creds.username).await?;
+            let details = json!({"username": creds.username, "ip": ip.map(|i| i.to_string())});
+            store.audit().record(None, names::AUDIT_LOGIN_FAILED, None, details).await?;
+            return Err(AuthError::InvalidCredentials.into());
+        }
+    };
+    if !user.is_active {
+        return Err(AuthError::InactiveUser.into());
+    }
+    auth.throttle().record_success(&creds.username).await?;
+    let pair = store.issue_pair(auth.tokens(), &user.identity, None).await?;
+    let id = &user.identity.id;
+    let details = json!({"ip": ip.map(|i| i.to_string())});
+    store.audit().record(Some(id), names::AUDIT_LOGIN, Some(&format!("users/{id}")), details).await?;
+    Ok(Json(pair.response()))
+}
+
+async fn me(user: CurrentUser) -> Json<UserIdentity> {
+    Json(user.0)
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(store): Store,
+    kernel: Kernel,
+    Json(body): Json<RefreshBody>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let tokens = kernel.auth().tokens();
+    let claims = tokens.decode_refresh(&body.refresh_token)?;
+    let pair = store.rotate_refresh(tokens, &claims).await?;
+    Ok(Json(pair.response()))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangePasswordBody {
+    old_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(store): Store,
+    user: CurrentUser,
+    Json(body): Json<ChangePasswordBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut errors = Vec::new();
+    password_errors("new_password", &body.new_password, &mut errors);
+    check(errors)?;
+    let stored = store.get_user(&user.id).await?.ok_or(AuthError::InvalidToken)?;
+    if !verify_password_async(&body.old_password, &stored.password_hash).await {
+        return Err(AuthError::WrongPassword.into());
+    }
+    store.set_password(&user.id, &body.new_password).await?;
+    let resource = format!("users/{}", user.id);
+    store.audit().record(Some(&user.id), names::AUDIT_PASSWORD_CHANGE, Some(&resource), json!({})).await?;
+    Ok(Json(json!({"message": "Password changed successfully"})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LogoutBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+async fn logout(
+    State(store): Store,
+    kernel: Kernel,
+    user: CurrentUser,
+    body: Option<Json<LogoutBody>>,
+) -> Result<Json<Value>, ApiError> {
+    let token = body.and_then(|Json(b)| b.refresh_token);
+    if let Some(token) = token {
+        // A token that is not a valid refresh token of this user has nothing to revoke.
+        if let Ok(claims) = kernel.auth().tokens().decode_refresh(&token) {
+            if claims.sub == user.id {
+                store.revoke_family(claims.fam.as_deref().unwrap_or(&claims.jti)).await?;
+            }
+        }
+    }
+    Ok(Json(json!({"message": "Logged out successfully"})))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewKeyBody {
+    name: String,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+async fn create_key(State(store): Store, admin: AdminUser, Json(body): Json<NewKeyBody>) -> Result<Response, ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ApiError::validation(vec![invalid("name", "Name must be 1 to 255 characters", "string_length")]));
+    }
+    let owner = body.user_id.unwrap_or_else(|| admin.id.clone());
+    if store.get_user(&owner).await?.is_none() {
+        return Err(ApiError::validation(vec![invalid("user_id", "No such user", "value_error")]));
+    }
+    let (key, info) = store.create_api_key(name, &owner).await?;
+    let resource = format!("api_keys/{}", info.id);
+    let details = json!({"name": info.name, "prefix": info.prefix, "user_id": info.user_id});
+    store.audit().record(Some(&admin.id), names::AUDIT_API_KEY_CREATE, Some(&resource), details).await?;
+    let mut body = serde_json::to_value(&info).map_err(ApiError::internal)?;
+    body["key"] = Value::String(key.expose().to_owned());
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_keys(State(store): Store, _admin: AdminUser) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"items": store.list_api_keys().await?})))
+}
+
+async fn revoke_key(State(store): Store, admin: AdminUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if !store.revoke_api_key(&id).await? {
+        return Err(ApiError::not_found("No live API key with this id"));
+    }
+    let resource = format!("api_keys/{id}");
+    store.audit().record(Some(&admin.id), names::AUDIT_API_KEY_REVOKE, Some(&resource), json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_shapes() {
+        for ok in ["a@b.co", "ann.lee+x@mail.example.com"] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in ["", "ann", "@b.co", "a@b", "a@@b.co", "a b@c.de", "a@.b.co", "a@b.co.", "a@b..co"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! [`UserStore`]: the kernel's users, refresh tokens and API keys in the service's
+//! database, and the [`IdentitySource`] that checks them on every request.
+//!
+//! Three tables, created at start-up with DDL that runs on SQLite, PostgreSQL and
+//! MySQL/MariaDB alike (times are RFC 3339 text, flags are integers):
+//!
+//! - `kernel_users`: `id` (UUID v7), `username` (unique), `email` (unique, lowercase,
+//!   nullable), `password_hash` (argon2id), `role`, `is_active`, `created_at`, `updated_at`;
+//! - `kernel_refresh_tokens`: one row per issued refresh token (`jti`), with its rotation
+//!   `family`, its user, `expires_at` (Unix seconds), `used_at` and `revoked_at`;
+//! - `kernel_api_keys`: `key_hash` (SHA-256, unique), a display `prefix`, the owner,
+//!   `last_used_at`, `revoked_at`.
+//!
+//! The invariant: an access token or API key only counts while its user exists and
+//! is active, and a refresh token is exchanged at most once: presenting it again
+//! revokes its whole family (see [`UserStore::rotate_refresh`]).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{hash_password_async, ApiKey, AuthError, Claims, IdentitySource, UserIdentity, ADMIN_ROLE};
+use crate::db::{AuditLog, DatabaseKind, Db, DbError, Row};
+
+/// The users table.
+pub const USERS_TABLE: &str = "kernel_users";
+/// The refresh tokens table.
+pub const REFRESH_TOKENS_TABLE: &str = "kernel_refresh_tokens";
+/// The API keys table.
+pub const API_KEYS_TABLE: &str = "kernel_api_keys";
+
+/// A stored user, with the password hash (never serialized to clients).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    /// The identity handlers see.
+    pub identity: UserIdentity,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// Whether the account may log in and use its tokens.
+    pub is_active: bool,
+}
+
+impl std::fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("identity", &self.identity)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new account to create.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    /// Login name, 3..50 characters.
+    pub username: &'a str,
+    /// Email (stored lowercase).
+    pub email: Option<&'a str>,
+    /// The password in clear; hashed here.
+    pub password: &'a str,
+    /// `user` or `admin`.
+    pub role: &'a str,
+}
+
+/// The kernel's user store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    pub(super) db: Db,
+    pub(super) audit: AuditLog,
+}
+
+impl From<DbError> for AuthError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(_) => AuthError::Conflict("Username or email already registered".into()),
+            e => AuthError::Internal(e.to_string()),
+        }
+    }
+}
+
+pub(super) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub(super) fn text(row: &Row, key: &str) -> Option<String> {
+    match row.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+pub(super) fn flag(row: &Row, key: &str) -> bool {
+    match row.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0) != 0,
+        _ => false,
+    }
+}
+
+fn user_from(row: &Row) -> StoredUser {
+    let identity = UserIdentity {
+        id: text(row, "id").unwrap_or_default(),
+        username: text(row, "username").unwrap_or_default(),
+        email: text(row, "email"),
+        role: text(row, "role").unwrap_or_default(),
+    };
+    StoredUser {
+        identity,
+        password_hash: text(row, "password_hash").unwrap_or_default(),
+        is_active: flag(row, "is_active"),
+    }
+}
+
+impl UserStore {
+    /// The store in `db`. Call [`create_tables`](Self::create_tables) once at start-up.
+    pub fn new(db: Db) -> Self {
+        Self { audit: AuditLog::new(db.clone()), db }
+    }
+
+    /// The audit trail the auth routes write to.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Creates the three tables and their indexes if they do not exist.
+    ///
+    /// # Errors
+    /// The database refused the DDL.
+    pub async fn create_tables(&self) -> Result<(), DbError> {
+        let mysql = self.db.kind() == DatabaseKind::Mysql;
+        let opts = if mysql { " DEFAULT CHARSET=utf8mb4" } else { "" };
+        let idx = |name: &str, cols: &str| if mysql { format!(", INDEX {name} ({cols})") } else { String::new() };
+        let statements = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS [kernel_users] ([id] VARCHAR(36) PRIMARY KEY, \
+                 [username] VARCHAR(50) NOT NULL UNIQUE, [email] VARCHAR(255) UNIQUE, \
+                 [password_hash] VARCHAR(255) NOT NULL, [role] VARCHAR(32) NOT NULL, \
+                 [is_active] BIGINT NOT NULL DEFAULT 1, [created_at] VARCHAR(32) NOT NULL, \
+                 [updated_at] VARCHAR(32) NOT NULL){opts}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS [kernel_refresh_tokens] ([jti] VARCHAR(36) PRIMARY KEY, \
+                 [family] VARCHAR(36) NOT NULL, [user_id] VARCHAR(36) NOT NULL, [expires_at] BIGINT NOT NULL, \
+                 [created_at] VARCHAR(32) NOT NULL, [used_at] VARCHAR(32), [revoked_at] VARCHAR(32){}{}){opts}",
+                idx("kernel_refresh_family", "family"),
+                idx("kernel_refresh_user", "user_id"),
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS [kernel_api_keys] ([id] VARCHAR(36) PRIMARY KEY, \
+                 [name] VARCHAR(255) NOT NULL, [key_hash] VARCHAR(64) NOT NULL UNIQUE, [prefix] VARCHAR(16) NOT NULL, \
+                 [user_id] VARCHAR(36) NOT NULL, [created_at] VARCHAR(32) NOT NULL, [last_used_at] VARCHAR(32), \
+                 [revoked_at] VARCHAR(32)){opts}"
+            ),
+        ];
+        for sql in &statements {
+            self.db.execute(sql, &[]).await?;
+        }
+        if !mysql {
+            for (name, table, col) in [
+                ("kernel_refresh_family", "kernel_refresh_tokens", "family"),
+                ("kernel_refresh_user", "kernel_refresh_tokens", "user_id"),
+            ] {
+                self.db.execute(&format!("CREATE INDEX IF NOT EXISTS {name} ON [{table}] ([{col}])"), &[]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an account.
+    ///
+    /// # Errors
+    /// [`AuthError::Conflict`] when the username or email is taken.
+    pub async fn create_user(&self, new: &NewUser<'_>) -> Result<UserIdentity, AuthError> {
+        let email = new.email.map(str::to_lowercase);
+        if self.find_by_login(new.username).await?.is_some()
+            || self.find_by_login(email.as_deref().unwrap_or(new.username)).await?.is_some()
+        {
+            return Err(AuthError::Conflict("Username or email already registered".into()));
+        }
+        let hash = hash_password_async(new.password).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let at = now();
+        let sql = "INSERT INTO [kernel_users] ([id], [username], [email], [password_hash], [role], [is_active], \
+                   [created_at], [updated_at]) VALUES (?, ?, ?, ?, ?, 1, ?, ?)";
+        let params = [json!(id), json!(new.username), json!(email), json!(hash), json!(new.role), json!(at), json!(at)];
+        self.db.execute(sql, &params).await?;
+        Ok(UserIdentity { id, username: new.username.to_owned(), email, role: new.role.to_owned() })
+    }
+
+    /// The user whose username, or email (case-insensitively), is `login`.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn find_by_login(&self, login: &str) -> Result<Option<StoredUser>, AuthError> {
+        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ? OR [email] = ? ORDER BY [username] = ? DESC";
+        let lower = login.to_lowercase();
+        let rows = self.db.fetch_all(sql, &[json!(login), json!(lower), json!(login)]).await?;
+        Ok(rows.first().map(user_from))
+    }
+
+    /// The user with this id.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn get_user(&self, id: &str) -> Result<Option<StoredUser>, AuthError> {
+        let row = self.db.fetch_optional("SELECT * FROM [kernel_users] WHERE [id] = ?", &[json!(id)]).await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    /// Replaces a user's password and revokes all their refresh tokens.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn set_password(&self, user_id: &str, password: &str) -> Result<(), AuthError> {
+        let hash = hash_password_async(password).await?;
+        let sql = "UPDATE [kernel_users] SET [password_hash] = ?, [updated_at] = ? WHERE [id] = ?";
+        self.db.execute(sql, &[json!(hash), json!(now()), json!(user_id)]).await?;
+        self.revoke_user_tokens(user_id).await
+    }
+
+    /// Activates or deactivates an account; deactivation also revokes its refresh tokens.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn set_active(&self, user_id: &str, active: bool) -> Result<(), AuthError> {
+        let sql = "UPDATE [kernel_users] SET [is_active] = ?, [updated_at] = ? WHERE [id] = ?";
+        self.db.execute(sql, &[json!(i64::from(active)), json!(now()), json!(user_id)]).await?;
+        if !active {
+            self.revoke_user_tokens(user_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether any active admin exists.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn has_admin(&self) -> Result<bool, AuthError> {
+        let sql = "SELECT [id] FROM [kernel_users] WHERE [role] = ? AND [is_active] = 1 LIMIT 1";
+        Ok(self.db.fetch_optional(sql, &[json!(ADMIN_ROLE)]).await?.is_some())
+    }
+
+    /// Creates the admin `email` (username: `username`, or the email's local part),
+    /// or, if a user with that email or username exists, makes it an active admin
+    /// with this password. Returns the admin and whether it was created.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn create_or_promote_admin(
+        &self,
+        email: &str,
+        password: &str,
+        username: Option<&str>,
+    ) -> Result<(UserIdentity, bool), AuthError> {
+        let username = username.map_or_else(|| default_username(email), str::to_owned);
+        let existing = match self.find_by_login(email).await? {
+            Some(user) => Some(user),
+            None => self.find_by_login(&username).await?,
+        };
+        if let Some(user) = existing {
+            let sql = "UPDATE [kernel_users] SET [role] = ?, [is_active] = 1, [updated_at] = ? WHERE [id] = ?";
+            self.db.execute(sql, &[json!(ADMIN_ROLE), json!(now()), json!(user.identity.id)]).await?;
+            self.set_password(&user.identity.id, password).await?;
+            return Ok((user.identity.with_role(ADMIN_ROLE), false));
+        }
+        let new = NewUser { username: &username, email: Some(email), password, role: ADMIN_ROLE };
+        Ok((self.create_user(&new).await?, true))
+    }
+
+    /// At start-up: creates the admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` if no admin exists.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn ensure_first_admin(&self, email: &str, password: &str) -> Result<Option<UserIdentity>, AuthError> {
+        if self.has_admin().await? {
+            return Ok(None);
+        }
+        let (admin, _) = self.create_or_promote_admin(email, password, None).await?;
+        Ok(Some(admin))
+    }
+
+    /// The identity behind `user_id` if the account exists and is active.
+    async fn active_identity(&self, user_id: &str) -> Result<UserIdentity, AuthError> {
+        match self.get_user(user_id).await? {
+            None => Err(AuthError::InvalidToken),
+            Some(user) if !user.is_active => Err(AuthError::InactiveUser),
+            Some(user) => Ok(user.identity),
+        }
+    }
+
+    /// As an [`IdentitySource`] for [`Auth::with_identity_source`](super::Auth::with_identity_source).
+    pub fn into_source(self) -> Arc<dyn IdentitySource> {
+        Arc::new(self)
+    }
+}
+
+/// At start-up, in `local` and `apikey` mode: creates the tables, makes the store
+/// the identity source, and creates the first admin from `admin_email` and
+/// `admin_password` when no admin exists. In `external` mode `auth` is unchanged.
+///
+/// # Errors
+/// The database refused the DDL or the admin.
+pub(crate) async fn attach(
+    auth: super::Auth,
+    db: &Db,
+    settings: &crate::settings::KernelSettings,
+) -> Result<super::Auth, crate::error::BootError> {
+    if settings.features.auth_mode == super::AuthMode::External {
+        return Ok(auth);
+    }
+    let store = UserStore::new(db.clone());
+    store.create_tables().await?;
+    if let (Some(email), Some(password)) = (&settings.auth.admin_email, &settings.auth.admin_password) {
+        use secrecy::ExposeSecret as _;
+        if let Some(admin) = store.ensure_first_admin(email, password.expose_secret()).await? {
+            tracing::info!(user_id = %admin.id, username = %admin.username, "first admin created from ADMIN_EMAIL");
+        }
+    }
+    Ok(auth.with_identity_source(store.into_source()))
+}
+
+/// `ann@example.com` logs in as `ann` (or as the whole email when the local part is too short).
+pub(super) fn default_username(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, _)) if local.chars().count() >= 3 && local.chars().count() <= 50 => local.to_owned(),
+        _ => email.to_owned(),
+    }
+}
+
+#[async_trait]
+impl IdentitySource for UserStore {
+    async fn identify_token(&self, claims: &Claims) -> Result<UserIdentity, AuthError> {
+        self.active_identity(&claims.sub).await
+    }
+
+    async fn identify_api_key(&self, key: &ApiKey) -> Result<UserIdentity, AuthError> {
+        let user_id = self.use_api_key(key).await?.ok_or(AuthError::InvalidApiKey)?;
+        self.active_identity(&user_id).await.map_err(|e| match e {
+            AuthError::InvalidToken => AuthError::InvalidApiKey,
+            e => e,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_username_from_email() {
+        assert_eq!(default_username("ann@example.com"), "ann");
+        assert_eq!(default_username("al@example.com"), "al@example.com");
+        assert_eq!(default_username("root"), "root");
+    }
+}
