@@ -16,6 +16,8 @@ pub enum Command {
     Serve,
     /// Open the database, run `schema_init`, and exit.
     Migrate,
+    /// Run the background job worker until SIGINT or SIGTERM.
+    Worker,
 }
 
 #[derive(Debug, Parser)]
@@ -36,6 +38,12 @@ impl ServiceBuilder {
         let service: Service = self.build().await?;
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => service.serve().await,
+            Command::Worker => {
+                let kernel = service.kernel().clone();
+                crate::jobs::Worker::from_kernel(&kernel).run_until_stopped(super::shutdown_signal()).await;
+                kernel.db().close().await;
+                Ok(())
+            }
             Command::Migrate => {
                 tracing::info!("schema initialised");
                 service.kernel().db().close().await;
