@@ -70,7 +70,11 @@ async fn list(State(pool): State<Shared>, headers: HeaderMap) -> Result<Json<Vec
     Ok(Json(rows))
 }
 
-async fn create(State(pool): State<Shared>, headers: HeaderMap, Json(data): Json<Map<String, Value>>) -> Result<Json<Value>, StatusCode> {
+async fn create(
+    State(pool): State<Shared>,
+    headers: HeaderMap,
+    Json(data): Json<Map<String, Value>>,
+) -> Result<Json<Value>, StatusCode> {
     let owner = user_id(&pool, &headers)?;
     let name = data.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let size = data.get("size").and_then(Value::as_i64).unwrap_or_default();

@@ -17,7 +17,11 @@ use serde_json::{Map, Value};
 /// Fields the server owns: a client's values for them are ignored.
 const SERVER_FIELDS: [&str; 5] = ["id", "owner", "created_at", "updated_at", "deleted_at"];
 
-async fn create_widget(user: CurrentUser, db: Db, Json(mut data): Json<Map<String, Value>>) -> Result<Json<Row>, ApiError> {
+async fn create_widget(
+    user: CurrentUser,
+    db: Db,
+    Json(mut data): Json<Map<String, Value>>,
+) -> Result<Json<Row>, ApiError> {
     for field in SERVER_FIELDS {
         data.remove(field);
     }

@@ -230,6 +230,9 @@ pub enum BootError {
     /// The database could not be opened or initialised.
     #[error("database: {0}")]
     Database(#[from] crate::db::DbError),
+    /// The job queue could not be opened.
+    #[error("jobs: {0}")]
+    Jobs(#[from] crate::jobs::JobError),
     /// A start-up hook or schema initialiser failed.
     #[error("{stage} failed: {message}")]
     Hook {

@@ -157,3 +157,23 @@ impl Transaction {
         self.ctx()?.soft_delete(table, id).await
     }
 }
+
+impl Drop for Transaction {
+    /// Sends the rollback now, on the runtime, rather than when the connection is
+    /// next used: a dropped transaction's row locks (which a `SKIP LOCKED` reader
+    /// would otherwise skip over) are released promptly.
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        if let Err(e) = tx.rollback().await {
+                            tracing::warn!(error = %e, "rollback of a dropped transaction failed");
+                        }
+                    });
+                }
+                Err(_) => drop(tx),
+            }
+        }
+    }
+}

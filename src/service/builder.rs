@@ -57,6 +57,7 @@ pub struct ServiceBuilder {
     health_checks: Vec<HealthCheck>,
     on_startup: Vec<Hook<Kernel>>,
     on_shutdown: Vec<Hook<Kernel>>,
+    tasks: crate::jobs::JobRegistry,
 }
 
 impl std::fmt::Debug for ServiceBuilder {
@@ -80,6 +81,7 @@ impl ServiceBuilder {
             health_checks: Vec::new(),
             on_startup: Vec::new(),
             on_shutdown: Vec::new(),
+            tasks: crate::jobs::JobRegistry::new(),
         }
     }
 
@@ -153,6 +155,25 @@ impl ServiceBuilder {
         self
     }
 
+    /// A background task, run by the `worker` command (the spec's `tasks={...}`).
+    pub fn task<P, R, E, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        P: serde::de::DeserializeOwned + Send + 'static,
+        R: serde::Serialize + Send + 'static,
+        E: Into<crate::jobs::TaskError> + Send + 'static,
+        F: Fn(P, crate::jobs::JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        self.tasks.register(name, handler);
+        self
+    }
+
+    /// Every task of `registry`.
+    pub fn tasks(mut self, registry: crate::jobs::JobRegistry) -> Self {
+        self.tasks.merge(registry);
+        self
+    }
+
     /// The API version (default `1.0.0`).
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
@@ -192,13 +213,17 @@ impl ServiceBuilder {
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
+        let jobs = crate::jobs::JobClient::from_settings(&settings, db.clone(), self.tasks).await?;
         let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks, auth);
+        kernel.set_jobs(jobs);
         for startup in self.on_startup {
             startup(kernel.clone())
                 .await
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
-        let router = assemble(&kernel, self.routers, self.root_routers, self.openapi);
+        let mut routers = self.routers;
+        routers.push(crate::jobs::routes::routes());
+        let router = assemble(&kernel, routers, self.root_routers, self.openapi);
         tracing::info!(service = kernel.name(), stack = %stack::parts(&kernel).join(" > "), "kernel ready");
         Ok(Service { kernel, router, on_shutdown: self.on_shutdown })
     }

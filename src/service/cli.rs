@@ -1,7 +1,7 @@
 //! The service binary's command line: one binary, several roles.
 //!
-//! `serve` (the default) runs the HTTP server. Later roles (`worker`,
-//! `create-admin`, `migrate`) join this enum as their modules land.
+//! `serve` (the default) runs the HTTP server; `worker` runs the job worker;
+//! `create-admin` creates the first admin; `migrate` initialises the schema.
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +28,8 @@ pub enum Command {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Run the background job worker until SIGINT or SIGTERM.
+    Worker,
 }
 
 #[derive(Debug, Parser)]
@@ -50,6 +52,12 @@ impl ServiceBuilder {
             Command::Serve => service.serve().await,
             Command::CreateAdmin { email, password, username } => {
                 crate::auth::create_admin_command(service.kernel(), &email, &password, username.as_deref()).await
+            }
+            Command::Worker => {
+                let kernel = service.kernel().clone();
+                crate::jobs::Worker::from_kernel(&kernel).run_until_stopped(super::shutdown_signal()).await;
+                kernel.db().close().await;
+                Ok(())
             }
             Command::Migrate => {
                 tracing::info!("schema initialised");

@@ -26,6 +26,8 @@ struct Inner {
     db: Db,
     health_checks: Vec<HealthCheck>,
     auth: crate::auth::Auth,
+    /// Set once by the builder, right after construction.
+    jobs: std::sync::OnceLock<crate::jobs::JobClient>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -47,7 +49,18 @@ impl Kernel {
         health_checks: Vec<HealthCheck>,
         auth: crate::auth::Auth,
     ) -> Self {
-        Self { inner: Arc::new(Inner { name, version, description, settings, db, health_checks, auth }) }
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                version,
+                description,
+                settings,
+                db,
+                health_checks,
+                auth,
+                jobs: std::sync::OnceLock::new(),
+            }),
+        }
     }
 
     /// The service name.
@@ -78,6 +91,15 @@ impl Kernel {
     /// Authentication: tokens, identity source, login throttle.
     pub fn auth(&self) -> &crate::auth::Auth {
         &self.inner.auth
+    }
+
+    /// The job client (the spec's `get_job_client()`).
+    pub fn jobs(&self) -> &crate::jobs::JobClient {
+        self.inner.jobs.get().expect("ServiceBuilder::build sets the job client before handing out the kernel")
+    }
+
+    pub(crate) fn set_jobs(&self, jobs: crate::jobs::JobClient) {
+        let _ = self.inner.jobs.set(jobs);
     }
 
     pub(crate) fn health_checks(&self) -> &[HealthCheck] {

@@ -1,0 +1,51 @@
+//! Run: cargo run --example order_service
+//! Worker: cargo run --example order_service -- worker
+//!
+//! The spec's order service: `POST /api/v1/orders` saves an order and enqueues
+//! `process_order`; the worker (the same binary, `worker` command) marks it processed.
+//! `GET /api/v1/jobs/{id}` shows the job to its user.
+
+use app_kernel::auth::CurrentUser;
+use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
+use app_kernel::{ApiError, BootError, Db, Service, ServiceConfig};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+async fn process_order(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
+    let order_id = payload["order_id"].as_str().ok_or_else(|| TaskError::new("payload has no order_id"))?;
+    let mut order = ctx.db().get_entity("orders", order_id).await?.ok_or_else(|| TaskError::new("no such order"))?;
+    order.insert("status".into(), json!("processed"));
+    ctx.db().save_entity("orders", order).await?;
+    Ok(json!({"status": "done"}))
+}
+
+async fn create_order(
+    user: CurrentUser,
+    db: Db,
+    jobs: JobClient,
+    Json(data): Json<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut order = data;
+    order.insert("user_id".into(), json!(user.id));
+    order.insert("status".into(), json!("pending"));
+    let order = db.save_entity("orders", order).await?;
+    let order_id = order["id"].clone();
+    let job =
+        jobs.enqueue("process_order", json!({"order_id": order_id}), EnqueueOptions::new().user_id(&user.id)).await?;
+    Ok(Json(json!({"order_id": order_id, "job_id": job.job_id})))
+}
+
+fn orders() -> Router {
+    Router::new().route("/orders", post(create_order))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BootError> {
+    Service::builder("order_service")
+        .config(ServiceConfig::from_env()?)
+        .router(orders())
+        .task("process_order", process_order)
+        .run()
+        .await
+}

@@ -1,0 +1,190 @@
+//! The queue engine trait: the one lifecycle every engine implements.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::JobError;
+
+/// How soon a job runs relative to others that are due.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Before everything else that is due.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// After everything else that is due.
+    Low,
+}
+
+impl Priority {
+    /// The rank stored by the engines (0 runs first).
+    pub fn rank(self) -> i64 {
+        match self {
+            Self::High => 0,
+            Self::Normal => 1,
+            Self::Low => 2,
+        }
+    }
+
+    /// The priority of a stored rank.
+    pub fn from_rank(rank: i64) -> Self {
+        match rank {
+            i64::MIN..=0 => Self::High,
+            1 => Self::Normal,
+            _ => Self::Low,
+        }
+    }
+}
+
+/// Where a job is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting to run (possibly not before `run_at`).
+    Pending,
+    /// Claimed by a worker under a lease.
+    Running,
+    /// Failed, waiting for its next attempt at `run_at`.
+    Retry,
+    /// Finished successfully; `result` holds what the task returned.
+    Done,
+    /// Failed `max_attempts` times; `error` holds the last error.
+    Dead,
+}
+
+impl JobStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Retry => "retry",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "retry" => Self::Retry,
+            "done" => Self::Done,
+            "dead" => Self::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A job to store, as the client prepared it.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (UUID v7).
+    pub id: String,
+    /// The registered task name.
+    pub task: String,
+    /// The task's input.
+    pub payload: Value,
+    /// Its priority.
+    pub priority: Priority,
+    /// Not before this time (Unix ms).
+    pub run_at: i64,
+    /// Attempts before it is dead.
+    pub max_attempts: u32,
+    /// Time limit of one attempt, in ms.
+    pub timeout_ms: u64,
+    /// The user it runs for.
+    pub user_id: Option<String>,
+    /// At most one unfinished job per key.
+    pub unique_key: Option<String>,
+    /// Now (Unix ms).
+    pub now: i64,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: String,
+    /// The task name.
+    pub task: String,
+    /// The task's input.
+    pub payload: Value,
+    /// Where it is in its lifecycle.
+    pub status: JobStatus,
+    /// Its priority.
+    pub priority: Priority,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Attempts before it is dead.
+    pub max_attempts: u32,
+    /// Time limit of one attempt, in ms.
+    pub timeout_ms: u64,
+    /// The user it runs for.
+    pub user_id: Option<String>,
+    /// Next run not before (Unix ms).
+    pub run_at: i64,
+    /// What the task returned (when done).
+    pub result: Option<Value>,
+    /// The last error (after a failure).
+    pub error: Option<String>,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Last changed (Unix ms).
+    pub updated_at: i64,
+}
+
+/// A job a worker claimed: the record and the lease token that proves the claim.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The job (status `running`, `attempts` counts this attempt).
+    pub job: JobRecord,
+    /// The claim's token; acks with another token are refused.
+    pub token: String,
+}
+
+/// What becomes of a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Run again, not before this time (Unix ms).
+    RetryAt(i64),
+    /// Give up: the job is dead.
+    Dead,
+}
+
+/// A queue engine. Every engine passes the same contract suite (`tests/jobs_contract.rs`).
+///
+/// Lifecycle: `pending` -> `running` (under a lease) -> `done` | `retry` -> ... | `dead`.
+/// A running job whose lease expired is claimable again, with a new token; the old
+/// token's acks are then refused (they return `false`).
+#[async_trait::async_trait]
+pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a job. With a `unique_key` that an unfinished job holds, stores nothing
+    /// and returns that job's id.
+    async fn enqueue(&self, job: NewJob) -> Result<String, JobError>;
+    /// Claims up to `n` due jobs, best priority then oldest `run_at` first, each under
+    /// a lease of `lease` from `now` (Unix ms).
+    async fn claim(&self, worker_id: &str, n: usize, lease: Duration, now: i64) -> Result<Vec<ClaimedJob>, JobError>;
+    /// Marks a claimed job done with its result; `false` if the token no longer holds it.
+    async fn complete(&self, id: &str, token: &str, result: &Value, now: i64) -> Result<bool, JobError>;
+    /// Records a failed attempt; `false` if the token no longer holds the job.
+    async fn fail(&self, id: &str, token: &str, error: &str, outcome: FailOutcome, now: i64) -> Result<bool, JobError>;
+    /// Extends a claim's lease to `now + lease`; `false` if the token no longer holds it.
+    async fn extend(&self, id: &str, token: &str, lease: Duration, now: i64) -> Result<bool, JobError>;
+    /// Hands a claimed job back unrun (its attempt is not counted); `false` if the token
+    /// no longer holds it.
+    async fn release(&self, id: &str, token: &str, now: i64) -> Result<bool, JobError>;
+    /// One job.
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError>;
+    /// Deletes done and dead jobs last changed before `before` (Unix ms); returns how many.
+    async fn prune(&self, before: i64) -> Result<u64, JobError>;
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

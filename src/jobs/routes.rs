@@ -1,0 +1,66 @@
+//! `GET /api/v1/jobs/{id}`: a job's status, for its user or an admin.
+
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::backend::{JobRecord, JobStatus, Priority};
+use super::JobClient;
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+
+/// The job as CONTRACT.md shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct JobView {
+    id: String,
+    task: String,
+    status: JobStatus,
+    attempts: u32,
+    max_attempts: u32,
+    priority: Priority,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl From<JobRecord> for JobView {
+    fn from(j: JobRecord) -> Self {
+        Self {
+            id: j.id,
+            task: j.task,
+            status: j.status,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            priority: j.priority,
+            result: j.result,
+            error: j.error,
+            created_at: rfc3339(j.created_at),
+            updated_at: rfc3339(j.updated_at),
+        }
+    }
+}
+
+async fn job_status(user: CurrentUser, jobs: JobClient, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let not_found = || ApiError::not_found("No such job");
+    let job = jobs.status(&id).await?.ok_or_else(not_found)?;
+    if !user.is_admin() && job.user_id.as_deref() != Some(user.id.as_str()) {
+        return Err(not_found());
+    }
+    Ok(Json(job.into()))
+}
+
+/// The job routes, to mount under the API prefix.
+pub(crate) fn routes() -> Router {
+    Router::new().route("/jobs/{id}", get(job_status))
+}

@@ -1,0 +1,260 @@
+//! [`Worker`]: claims due jobs and runs their tasks.
+//!
+//! Each claimed job runs under a lease that a heartbeat extends every third of the
+//! lease while the task runs; a worker that dies stops extending it, and another
+//! worker claims the job once the lease expires. A task that fails (an error, a panic,
+//! its timeout) is retried after `backoff_base * 2^(attempt-1)` plus jitter, until
+//! `max_attempts`; then it is dead with its last error.
+//!
+//! Tests step it: [`Worker::run_once`] claims what is due, runs it, and reports.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use super::backend::{now_ms, ClaimedJob, FailOutcome};
+use super::{JobClient, JobContext, TaskError};
+use crate::db::Db;
+use crate::service::Kernel;
+
+/// What one [`Worker::run_once`] did, by job id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// Jobs that finished successfully.
+    pub completed: Vec<String>,
+    /// Jobs that failed and will be retried.
+    pub retried: Vec<String>,
+    /// Jobs that failed their last attempt.
+    pub dead: Vec<String>,
+    /// Jobs whose ack was refused: their lease had passed to another worker.
+    pub lost: Vec<String>,
+}
+
+impl RunReport {
+    /// How many jobs were run.
+    pub fn ran(&self) -> usize {
+        self.completed.len() + self.retried.len() + self.dead.len() + self.lost.len()
+    }
+
+    fn record(&mut self, id: String, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed => self.completed.push(id),
+            Outcome::Retried => self.retried.push(id),
+            Outcome::Dead => self.dead.push(id),
+            Outcome::Lost => self.lost.push(id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    Retried,
+    Dead,
+    Lost,
+}
+
+/// Runs jobs: [`run_once`](Self::run_once) for tests, [`run_until_stopped`](Self::run_until_stopped)
+/// for the `worker` command.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    client: JobClient,
+    db: Db,
+    id: String,
+    concurrency: usize,
+}
+
+impl Worker {
+    /// A worker for `client`'s tasks; tasks get `db` through their context.
+    pub fn new(client: JobClient, db: Db) -> Self {
+        let id = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let concurrency = client.settings().worker_count.max(1);
+        Self { client, db, id, concurrency }
+    }
+
+    /// A worker with the kernel's job client and database.
+    pub fn from_kernel(kernel: &Kernel) -> Self {
+        Self::new(kernel.jobs().clone(), kernel.db().clone())
+    }
+
+    /// Jobs run at once (default `JobSettings::worker_count`).
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// This worker's id, stored on the jobs it claims.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Claims up to `concurrency` due jobs, runs them to the end, and reports.
+    ///
+    /// # Errors
+    /// The claim failed (storage down).
+    pub async fn run_once(&self) -> Result<RunReport, super::JobError> {
+        let settings = self.client.settings();
+        let claimed = self.client.backend().claim(&self.id, self.concurrency, settings.lease, now_ms()).await?;
+        let outcomes = futures::future::join_all(claimed.into_iter().map(|c| {
+            let id = c.job.id.clone();
+            self.execute(c).map(move |o| (id, o))
+        }))
+        .await;
+        let mut report = RunReport::default();
+        for (id, outcome) in outcomes {
+            report.record(id, outcome);
+        }
+        Ok(report)
+    }
+
+    /// Runs jobs until `signal` completes; then claims nothing more, lets running jobs
+    /// finish within `shutdown_grace`, and hands the rest back (their leases released,
+    /// their attempt not counted). Finished jobs older than `retention` are pruned
+    /// every minute.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send) {
+        let settings = self.client.settings().clone();
+        let mut running: JoinSet<Outcome> = JoinSet::new();
+        let mut held: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
+        let mut next_prune = tokio::time::Instant::now();
+        tracing::info!(worker = %self.id, concurrency = self.concurrency, tasks = ?self.client.registry().names(), "worker started");
+        tokio::pin!(signal);
+        loop {
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += Duration::from_secs(60);
+                let before = now_ms() - i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX / 4);
+                match self.client.backend().prune(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "pruned finished jobs"),
+                    Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
+                }
+            }
+            let free = self.concurrency.saturating_sub(running.len());
+            let mut claimed_any = false;
+            if free > 0 {
+                match self.client.backend().claim(&self.id, free, settings.lease, now_ms()).await {
+                    Ok(jobs) => {
+                        claimed_any = !jobs.is_empty();
+                        for c in jobs {
+                            let key = (c.job.id.clone(), c.token.clone());
+                            let me = self.clone();
+                            let handle = running.spawn(async move { me.execute(c).await });
+                            held.insert(handle.id(), key);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+                }
+            }
+            let full = running.len() >= self.concurrency;
+            if claimed_any && !full {
+                continue;
+            }
+            tokio::select! {
+                () = &mut signal => break,
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let id = match &done { Ok((id, _)) => *id, Err(e) => e.id() };
+                    held.remove(&id);
+                }
+                () = tokio::time::sleep(settings.poll_interval), if !full => {}
+            }
+        }
+        tracing::info!(running = running.len(), "worker stopping: no more claims");
+        let deadline = tokio::time::sleep(settings.shutdown_grace);
+        tokio::pin!(deadline);
+        while !running.is_empty() {
+            tokio::select! {
+                Some(done) = running.join_next_with_id() => {
+                    let id = match &done { Ok((id, _)) => *id, Err(e) => e.id() };
+                    held.remove(&id);
+                }
+                () = &mut deadline => break,
+            }
+        }
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        for (job, token) in held.into_values() {
+            match self.client.backend().release(&job, &token, now_ms()).await {
+                Ok(_) => tracing::warn!(job_id = %job, "shutdown grace expired: job handed back"),
+                Err(e) => tracing::warn!(job_id = %job, error = %e, "releasing job failed; its lease will expire"),
+            }
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+
+    async fn execute(&self, claimed: ClaimedJob) -> Outcome {
+        let ClaimedJob { job, token } = claimed;
+        let backend = self.client.backend();
+        let settings = self.client.settings();
+        let ctx = JobContext {
+            job_id: job.id.clone(),
+            task: job.task.clone(),
+            attempt: job.attempts,
+            max_attempts: job.max_attempts,
+            user_id: job.user_id.clone(),
+            db: self.db.clone(),
+            jobs: self.client.clone(),
+        };
+        let work = match self.client.registry().get(&job.task) {
+            Some(task) => (task.handler)(job.payload.clone(), ctx),
+            None => {
+                let name = job.task.clone();
+                Box::pin(async move { Err(TaskError::new(format!("task `{name}` is not registered in this worker"))) })
+            }
+        };
+        let timeout = Duration::from_millis(job.timeout_ms.max(1));
+        let run = tokio::time::timeout(timeout, AssertUnwindSafe(work).catch_unwind());
+        let lease = settings.lease;
+        let heartbeat = async {
+            let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match backend.extend(&job.id, &token, lease, now_ms()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job_id = %job.id, "lease lost while running"),
+                    Err(e) => tracing::warn!(job_id = %job.id, error = %e, "lease heartbeat failed"),
+                }
+            }
+        };
+        let result: Result<Value, String> = tokio::select! {
+            r = run => match r {
+                Ok(Ok(Ok(v))) => Ok(v),
+                Ok(Ok(Err(e))) => Err(e.to_string()),
+                Ok(Err(_panic)) => Err("task panicked".to_owned()),
+                Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+            },
+            () = heartbeat => Err("lease heartbeat stopped".to_owned()),
+        };
+        let now = now_ms();
+        let acked = match &result {
+            Ok(value) => backend.complete(&job.id, &token, value, now).await.map(|ok| (ok, Outcome::Completed)),
+            Err(error) => {
+                let (outcome, kind) = if job.attempts >= job.max_attempts {
+                    (FailOutcome::Dead, Outcome::Dead)
+                } else {
+                    let delay = settings.backoff_with_jitter(job.attempts);
+                    (FailOutcome::RetryAt(now + i64::try_from(delay.as_millis()).unwrap_or(0)), Outcome::Retried)
+                };
+                tracing::warn!(job_id = %job.id, task = %job.task, attempt = job.attempts, error = %error, "job failed");
+                backend.fail(&job.id, &token, error, outcome, now).await.map(|ok| (ok, kind))
+            }
+        };
+        match acked {
+            Ok((true, outcome)) => outcome,
+            Ok((false, _)) => {
+                tracing::warn!(job_id = %job.id, "ack refused: the lease passed to another worker");
+                Outcome::Lost
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %e, "ack failed; the job will run again after its lease");
+                Outcome::Lost
+            }
+        }
+    }
+}

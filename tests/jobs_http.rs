@@ -1,0 +1,61 @@
+//! `GET /api/v1/jobs/{id}` per CONTRACT.md: the job's user or an admin; 404 otherwise.
+
+mod common;
+
+use app_kernel::auth::{NewUser, UserIdentity, UserStore};
+use app_kernel::jobs::{EnqueueOptions, JobContext, TaskError};
+use axum::body::Body;
+use http::{header, Request};
+use serde_json::{json, Value};
+
+async fn noop(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    Ok(json!({"ok": true}))
+}
+
+#[tokio::test]
+async fn job_status_is_shown_to_its_user_and_admins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::test_settings(dir.path());
+    let service =
+        app_kernel::Service::builder("jobs_http").settings(settings).task("noop", noop).build().await.unwrap();
+    let kernel = service.kernel().clone();
+    let router = service.router();
+    let store = UserStore::new(kernel.db().clone());
+    let user = |name: &'static str, role: &'static str| {
+        let store = store.clone();
+        async move {
+            store.create_user(&NewUser { username: name, email: None, password: "password-1", role }).await.unwrap()
+        }
+    };
+    let (alice, bob, root) = (user("alice", "user").await, user("bob", "user").await, user("root", "admin").await);
+    let job = kernel.jobs().enqueue("noop", json!({}), EnqueueOptions::new().user_id(alice.id.clone())).await.unwrap();
+    let token = |user: UserIdentity| kernel.auth().tokens().issue_access(&user).unwrap().token;
+    let get = |token: Option<String>| {
+        let mut req = Request::get(format!("/api/v1/jobs/{}", job.job_id));
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let anonymous = common::send(&router, get(None)).await;
+    common::assert_problem(&anonymous, 401, anonymous.json()["code"].as_str().unwrap());
+    let owner = common::send(&router, get(Some(token(alice.clone())))).await;
+    assert_eq!(owner.status, 200, "{}", owner.text());
+    let body = owner.json();
+    assert_eq!(body["id"], json!(job.job_id));
+    assert_eq!(body["task"], "noop");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["attempts"], 0);
+    assert_eq!(body["priority"], "normal");
+    assert!(body["created_at"].is_string() && body["updated_at"].is_string());
+    let other = common::send(&router, get(Some(token(bob.clone())))).await;
+    common::assert_problem(&other, 404, "not_found");
+    let admin = common::send(&router, get(Some(token(root.clone())))).await;
+    assert_eq!(admin.status, 200);
+    app_kernel::jobs::Worker::from_kernel(&kernel).run_once().await.unwrap();
+    let done = common::send(&router, get(Some(token(alice.clone())))).await.json();
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["result"], json!({"ok": true}));
+    let unknown = kernel.jobs().enqueue("nope", json!({}), EnqueueOptions::new()).await.unwrap_err();
+    assert_eq!(app_kernel::ApiError::from(unknown).code(), "unknown_task");
+}
