@@ -117,8 +117,9 @@ impl Backend for SqliteBackend {
         }
         let rows = self
             .read(move |conn| {
-                let readonly = conn.prepare_cached(&sql).map_err(error)?.readonly();
-                readonly.then(|| fetch(conn, &sql, &params)).transpose()
+                // One cache lookup: the statement that says it only reads is the one that runs.
+                let mut stmt = conn.prepare_cached(&sql).map_err(error)?;
+                stmt.readonly().then(|| rows_of(&mut stmt, &params)).transpose()
             })
             .await?;
         Ok(rows.unwrap_or_default())
@@ -244,6 +245,10 @@ fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64, DbErro
 
 fn fetch(conn: &Connection, sql: &str, params: &[Param]) -> Result<Vec<Row>, DbError> {
     let mut stmt = conn.prepare_cached(sql).map_err(error)?;
+    rows_of(&mut stmt, params)
+}
+
+fn rows_of(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<Vec<Row>, DbError> {
     let mut rows = stmt.query(params_from_iter(params.iter())).map_err(error)?;
     let mut names: Option<Vec<String>> = None;
     let mut out = Vec::new();
