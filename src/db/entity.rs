@@ -185,7 +185,7 @@ impl Ctx<'_> {
         let soft = schema.has("deleted_at");
         let key = find.cache_key("find", table, soft);
         let sql = self.statement(&key, || {
-            let (tail, _) = find.tail_sql(kind)?;
+            let tail = find.tail_sql(kind)?;
             Ok(format!("SELECT * FROM {}{}{tail}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
         let params = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();

@@ -122,19 +122,15 @@ impl Find {
         params
     }
 
-    /// The `ORDER BY ... LIMIT ... OFFSET ...` part and its parameters.
-    pub(crate) fn tail_sql(&self, kind: DatabaseKind) -> Result<(String, Vec<Value>), DbError> {
+    /// The `ORDER BY ... LIMIT ... OFFSET ...` part; [`Find::tail_params`] are its values.
+    pub(crate) fn tail_sql(&self, kind: DatabaseKind) -> Result<String, DbError> {
         let mut sql = String::new();
-        let mut params = Vec::new();
         if let Some(clause) = &self.order_by {
             sql.push_str(" ORDER BY ");
             sql.push_str(&order_by(kind, clause)?);
         }
         match (self.limit, self.offset) {
-            (Some(limit), _) => {
-                sql.push_str(" LIMIT ?");
-                params.push(Value::from(limit.min(i64::MAX as u64)));
-            }
+            (Some(_), _) => sql.push_str(" LIMIT ?"),
             (None, Some(_)) => sql.push_str(match kind {
                 DatabaseKind::Sqlite => " LIMIT -1",
                 DatabaseKind::Mysql => " LIMIT 18446744073709551615",
@@ -142,10 +138,9 @@ impl Find {
             }),
             (None, None) => {}
         }
-        if let Some(offset) = self.offset {
+        if self.offset.is_some() {
             sql.push_str(" OFFSET ?");
-            params.push(Value::from(offset.min(i64::MAX as u64)));
         }
-        Ok((sql, params))
+        Ok(sql)
     }
 }
