@@ -27,13 +27,7 @@ pub fn validate_identifier(name: &str) -> Result<(), DbError> {
     }
 }
 
-/// `name` validated and quoted for `kind`: `"name"` or `` `name` ``.
-pub(crate) fn quote(kind: DatabaseKind, name: &str) -> Result<String, DbError> {
-    validate_identifier(name)?;
-    Ok(quote_unchecked(kind, name))
-}
-
-/// Quotes a name already validated.
+/// Quotes a name already validated: `"name"` or `` `name` ``.
 pub(crate) fn quote_unchecked(kind: DatabaseKind, name: &str) -> String {
     match kind {
         DatabaseKind::Mysql => format!("`{name}`"),

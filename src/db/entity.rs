@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::db::backend::Target;
-use crate::db::dialect::{json_as_text, quote, quote_unchecked};
+use crate::db::dialect::{json_as_text, quote_unchecked, validate_identifier};
 use crate::db::schema::{self, TableSchema, Tables};
 use crate::db::translate::translate;
 use crate::db::value::{json_type, restore, ColumnKind, Param, Row};
@@ -43,9 +43,10 @@ impl Ctx<'_> {
         self.db.inner.kind
     }
 
-    async fn fetch(&mut self, sql: &str, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError> {
-        let sql = translate(self.kind(), sql)?.sql;
-        self.target.fetch(sql, params, writes).await
+    /// A generated statement in the engine's syntax: built once per `key`, then cached.
+    fn statement(&self, key: &str, build: impl FnOnce() -> Result<String, DbError>) -> Result<String, DbError> {
+        let kind = self.kind();
+        Ok(self.db.inner.entity_sql.get_or_build(key, || translate(kind, &build()?))?.sql.clone())
     }
 
     /// The table's schema from the caches, else from the database; `None` if it is missing.
@@ -103,31 +104,33 @@ impl Ctx<'_> {
         Ok(s)
     }
 
-    fn restore(&self, schema: &TableSchema, rows: Vec<Row>) -> Vec<Row> {
+    /// Gives values their JSON types back, in place; columns whose values read back
+    /// as they were saved (text, integers) are not touched.
+    fn restore(&self, schema: &TableSchema, mut rows: Vec<Row>) -> Vec<Row> {
         let as_text = json_as_text(self.kind());
-        rows.into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .map(|(k, v)| match schema.kind(&k) {
-                        Some(kind) => {
-                            let v = restore(kind, v, as_text);
-                            (k, v)
-                        }
-                        None => (k, v),
-                    })
-                    .collect()
-            })
-            .collect()
+        let typed: Vec<(&str, ColumnKind)> =
+            schema.columns.iter().filter(|(_, k)| k.restores(as_text)).map(|(name, k)| (name.as_str(), *k)).collect();
+        if typed.is_empty() {
+            return rows;
+        }
+        for row in &mut rows {
+            for (name, kind) in &typed {
+                if let Some(v) = row.get_mut(*name) {
+                    *v = restore(*kind, std::mem::take(v), as_text);
+                }
+            }
+        }
+        rows
     }
 
     pub(crate) async fn save(&mut self, table: &str, entity: Value) -> Result<Row, DbError> {
-        let table_q = quote(self.kind(), table)?;
+        validate_identifier(table)?;
         let mut obj = match entity {
             Value::Object(obj) => obj,
             other => return Err(DbError::NotAnObject { found: json_type(&other) }),
         };
         for key in obj.keys() {
-            crate::db::validate_identifier(key)?;
+            validate_identifier(key)?;
         }
         let id = match obj.remove("id") {
             None | Some(Value::Null) => uuid::Uuid::now_v7().to_string(),
@@ -144,36 +147,27 @@ impl Ctx<'_> {
             obj.insert("created_at".into(), Value::String(now.clone()));
         }
         obj.insert("updated_at".into(), Value::String(now));
-        let fields: Vec<(&str, ColumnKind)> = obj
-            .iter()
-            .map(|(k, v)| {
-                (k.as_str(), if MANAGED.contains(&k.as_str()) { ColumnKind::Text } else { ColumnKind::of(v) })
-            })
-            .collect();
-        let schema = self.ensure(table, &fields).await?;
+        let schema = self.ensure(table, &fields_of(&obj)).await?;
         let kind = self.kind();
-        let mut columns = Vec::with_capacity(obj.len());
+        let mut key = format!("save|{table}|");
+        for column in obj.keys() {
+            key.push_str(column);
+            key.push(',');
+        }
+        let sql = self.statement(&key, || Ok(upsert_sql(kind, table, obj.keys().map(String::as_str))))?;
         let mut params = Vec::with_capacity(obj.len());
         for (k, v) in obj {
             let col_kind = schema.kind(&k).unwrap_or(ColumnKind::Text);
             params.push(Param::for_column(table, &k, col_kind, v)?);
-            columns.push(k);
         }
-        let names: Vec<String> = columns.iter().map(|c| quote_unchecked(kind, c)).collect();
-        let updates = columns.iter().zip(&names).filter(|(c, _)| !matches!(c.as_str(), "id" | "created_at"));
-        let marks = vec!["?"; names.len()].join(", ");
-        let insert = format!("INSERT INTO {table_q} ({}) VALUES ({marks})", names.join(", "));
         let rows = if kind == DatabaseKind::Mysql {
-            let set: Vec<String> = updates.map(|(_, q)| format!("{q} = VALUES({q})")).collect();
-            let sql = format!("{insert} ON DUPLICATE KEY UPDATE {}", set.join(", "));
-            self.target.execute(translate(kind, &sql)?.sql, params).await?;
-            let select = format!("SELECT * FROM {table_q} WHERE {} = ?", quote_unchecked(kind, "id"));
-            self.fetch(&select, vec![Param::Text(id)], true).await?
+            self.target.execute(sql, params).await?;
+            let select = self.statement(&format!("by-id|{table}"), || {
+                Ok(format!("SELECT * FROM {} WHERE {} = ?", quote_unchecked(kind, table), quote_unchecked(kind, "id")))
+            })?;
+            self.target.fetch(select, vec![Param::Text(id)], true).await?
         } else {
-            let set: Vec<String> = updates.map(|(_, q)| format!("{q} = excluded.{q}")).collect();
-            let id_q = quote_unchecked(kind, "id");
-            let sql = format!("{insert} ON CONFLICT ({id_q}) DO UPDATE SET {} RETURNING *", set.join(", "));
-            self.fetch(&sql, params, true).await?
+            self.target.fetch(sql, params, true).await?
         };
         let row = self.restore(&schema, rows).into_iter().next();
         row.ok_or_else(|| DbError::Query(format!("saved {table} row was not returned")))
@@ -185,54 +179,87 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn find(&mut self, table: &str, find: &Find) -> Result<Vec<Row>, DbError> {
-        let table_q = quote(self.kind(), table)?;
+        validate_identifier(table)?;
         let Some(schema) = self.lookup(table).await? else { return Ok(Vec::new()) };
-        let (tail, tail_params) = find.tail_sql(self.kind())?;
-        let sql = format!("SELECT * FROM {table_q}{}{tail}", find.where_sql(self.kind(), schema.has("deleted_at")));
-        let params = find.params.iter().chain(&tail_params).cloned().map(Param::from_json).collect();
+        let kind = self.kind();
+        let soft = schema.has("deleted_at");
+        let key = find.cache_key("find", table, soft);
+        let sql = self.statement(&key, || {
+            let tail = find.tail_sql(kind)?;
+            Ok(format!("SELECT * FROM {}{}{tail}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
+        })?;
+        let params = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();
         // A table dropped behind the cache's back is looked up afresh next time.
-        let rows = self.fetch(&sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))?;
+        let rows = self.target.fetch(sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))?;
         Ok(self.restore(&schema, rows))
     }
 
     pub(crate) async fn count(&mut self, table: &str, find: &Find) -> Result<u64, DbError> {
-        let table_q = quote(self.kind(), table)?;
+        validate_identifier(table)?;
         let Some(schema) = self.lookup(table).await? else { return Ok(0) };
-        let sql =
-            format!("SELECT COUNT(*) AS n FROM {table_q}{}", find.where_sql(self.kind(), schema.has("deleted_at")));
+        let kind = self.kind();
+        let soft = schema.has("deleted_at");
+        let sql = self.statement(&find.cache_key("count", table, soft), || {
+            Ok(format!("SELECT COUNT(*) AS n FROM {}{}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
+        })?;
         let params = find.params.iter().cloned().map(Param::from_json).collect();
-        let rows = self.fetch(&sql, params, false).await?;
+        let rows = self.target.fetch(sql, params, false).await?;
         Ok(rows.first().and_then(|r| r.get("n")).and_then(Value::as_u64).unwrap_or(0))
     }
 
     pub(crate) async fn delete(&mut self, table: &str, id: &str) -> Result<bool, DbError> {
-        let table_q = quote(self.kind(), table)?;
+        validate_identifier(table)?;
         if self.lookup(table).await?.is_none() {
             return Ok(false);
         }
-        let sql = format!("DELETE FROM {table_q} WHERE {} = ?", quote_unchecked(self.kind(), "id"));
-        let sql = translate(self.kind(), &sql)?.sql;
+        let kind = self.kind();
+        let sql = self.statement(&format!("delete|{table}"), || {
+            Ok(format!("DELETE FROM {} WHERE {} = ?", quote_unchecked(kind, table), quote_unchecked(kind, "id")))
+        })?;
         Ok(self.target.execute(sql, vec![Param::Text(id.to_owned())]).await? > 0)
     }
 
     pub(crate) async fn soft_delete(&mut self, table: &str, id: &str) -> Result<bool, DbError> {
-        let table_q = quote(self.kind(), table)?;
+        validate_identifier(table)?;
         if self.lookup(table).await?.is_none() {
             return Ok(false);
         }
         let schema = self.ensure(table, &[("deleted_at", ColumnKind::Text)]).await?;
-        let q = |c| quote_unchecked(self.kind(), c);
+        let kind = self.kind();
+        let stamps_update = schema.has("updated_at");
         let now = now();
         let mut params = vec![Param::Text(now.clone())];
-        let mut set = format!("{} = ?", q("deleted_at"));
-        if schema.has("updated_at") {
-            set.push_str(&format!(", {} = ?", q("updated_at")));
+        if stamps_update {
             params.push(Param::Text(now));
         }
         params.push(Param::Text(id.to_owned()));
-        let sql = format!("UPDATE {table_q} SET {set} WHERE {} = ? AND {} IS NULL", q("id"), q("deleted_at"));
-        let sql = translate(self.kind(), &sql)?.sql;
+        let sql = self.statement(&format!("soft-delete|{table}|{stamps_update}"), || {
+            let q = |c| quote_unchecked(kind, c);
+            let mut set = format!("{} = ?", q("deleted_at"));
+            if stamps_update {
+                set.push_str(&format!(", {} = ?", q("updated_at")));
+            }
+            Ok(format!("UPDATE {} SET {set} WHERE {} = ? AND {} IS NULL", q(table), q("id"), q("deleted_at")))
+        })?;
         Ok(self.target.execute(sql, params).await? > 0)
+    }
+}
+
+/// The upsert by `id` of one row with `columns` (which include `id` and `created_at`,
+/// which an update leaves as they are).
+fn upsert_sql<'a>(kind: DatabaseKind, table: &str, columns: impl Iterator<Item = &'a str>) -> String {
+    let columns: Vec<&str> = columns.collect();
+    let names: Vec<String> = columns.iter().map(|c| quote_unchecked(kind, c)).collect();
+    let updates = columns.iter().zip(&names).filter(|(c, _)| !matches!(**c, "id" | "created_at"));
+    let marks = vec!["?"; names.len()].join(", ");
+    let insert = format!("INSERT INTO {} ({}) VALUES ({marks})", quote_unchecked(kind, table), names.join(", "));
+    if kind == DatabaseKind::Mysql {
+        let set: Vec<String> = updates.map(|(_, q)| format!("{q} = VALUES({q})")).collect();
+        format!("{insert} ON DUPLICATE KEY UPDATE {}", set.join(", "))
+    } else {
+        let set: Vec<String> = updates.map(|(_, q)| format!("{q} = excluded.{q}")).collect();
+        let id_q = quote_unchecked(kind, "id");
+        format!("{insert} ON CONFLICT ({id_q}) DO UPDATE SET {} RETURNING *", set.join(", "))
     }
 }
 

@@ -83,19 +83,54 @@ impl Find {
         }
     }
 
-    /// The `ORDER BY ... LIMIT ... OFFSET ...` part and its parameters.
-    pub(crate) fn tail_sql(&self, kind: DatabaseKind) -> Result<(String, Vec<Value>), DbError> {
-        let mut sql = String::new();
+    /// What decides the generated statement (not the values bound to it): the key
+    /// under which `op`'s SQL for `table` is cached.
+    pub(crate) fn cache_key(&self, op: &str, table: &str, soft_delete: bool) -> String {
+        let flag = |b: bool| if b { '1' } else { '0' };
+        let order = self.order_by.as_deref().unwrap_or_default();
+        let filter = self.where_clause.as_deref().unwrap_or_default();
+        let flags = [
+            soft_delete && !self.include_deleted,
+            self.limit.is_some(),
+            self.offset.is_some(),
+            self.order_by.is_some(),
+            self.where_clause.is_some(),
+        ];
+        let mut key = String::with_capacity(op.len() + table.len() + order.len() + filter.len() + 24);
+        key.push_str(op);
+        key.push('|');
+        key.push_str(table);
+        key.push('|');
+        key.extend(flags.map(flag));
+        // The order clause's length makes the key unambiguous whatever the two texts hold.
+        key.push_str(&format!("|{}:", order.len()));
+        key.push_str(order);
+        key.push('|');
+        key.push_str(filter);
+        key
+    }
+
+    /// The values bound to the `LIMIT` and `OFFSET` of [`Find::tail_sql`].
+    pub(crate) fn tail_params(&self) -> Vec<Value> {
         let mut params = Vec::new();
+        if let Some(limit) = self.limit {
+            params.push(Value::from(limit.min(i64::MAX as u64)));
+        }
+        if let Some(offset) = self.offset {
+            params.push(Value::from(offset.min(i64::MAX as u64)));
+        }
+        params
+    }
+
+    /// The `ORDER BY ... LIMIT ... OFFSET ...` part; [`Find::tail_params`] are its values.
+    pub(crate) fn tail_sql(&self, kind: DatabaseKind) -> Result<String, DbError> {
+        let mut sql = String::new();
         if let Some(clause) = &self.order_by {
             sql.push_str(" ORDER BY ");
             sql.push_str(&order_by(kind, clause)?);
         }
         match (self.limit, self.offset) {
-            (Some(limit), _) => {
-                sql.push_str(" LIMIT ?");
-                params.push(Value::from(limit.min(i64::MAX as u64)));
-            }
+            (Some(_), _) => sql.push_str(" LIMIT ?"),
             (None, Some(_)) => sql.push_str(match kind {
                 DatabaseKind::Sqlite => " LIMIT -1",
                 DatabaseKind::Mysql => " LIMIT 18446744073709551615",
@@ -103,10 +138,9 @@ impl Find {
             }),
             (None, None) => {}
         }
-        if let Some(offset) = self.offset {
+        if self.offset.is_some() {
             sql.push_str(" OFFSET ?");
-            params.push(Value::from(offset.min(i64::MAX as u64)));
         }
-        Ok((sql, params))
+        Ok(sql)
     }
 }

@@ -39,6 +39,7 @@ mod mysql;
 mod postgres;
 mod schema;
 mod settings;
+mod sql_cache;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod transaction;
@@ -63,6 +64,7 @@ use crate::error::ApiError;
 use crate::service::Kernel;
 use backend::{Backend, Target};
 use schema::SchemaCache;
+use sql_cache::SqlCache;
 use value::Param;
 
 /// The pooled database handle. Cheap to clone.
@@ -76,6 +78,10 @@ struct Inner {
     kind: DatabaseKind,
     backend: Box<dyn Backend>,
     schema: SchemaCache,
+    /// Translated and generated statements, so a hot path builds no SQL text.
+    sql: SqlCache,
+    /// Generated entity statements, by table, columns and clauses.
+    entity_sql: SqlCache,
     auto_schema: bool,
 }
 
@@ -92,7 +98,14 @@ impl Db {
         let kind = settings.url.as_ref().and_then(|_| DatabaseKind::from_url(url)).unwrap_or(settings.kind);
         let backend = open(kind, url, settings).await?;
         let db = Self {
-            inner: Arc::new(Inner { kind, backend, schema: SchemaCache::default(), auto_schema: settings.auto_schema }),
+            inner: Arc::new(Inner {
+                kind,
+                backend,
+                schema: SchemaCache::default(),
+                sql: SqlCache::default(),
+                entity_sql: SqlCache::default(),
+                auto_schema: settings.auto_schema,
+            }),
         };
         db.ping().await?;
         Ok(db)
@@ -157,11 +170,16 @@ impl Db {
 
     /// Translates `sql` and checks the parameter count.
     fn prepare(&self, sql: &str, params: &[Value]) -> Result<(String, Vec<Param>), DbError> {
-        let t = translate::translate(self.inner.kind, sql)?;
+        let t = self.translated(sql)?;
         if t.placeholders != params.len() {
             return Err(DbError::ParamCount { expected: t.placeholders, got: params.len() });
         }
-        Ok((t.sql, params.iter().cloned().map(Param::from_json).collect()))
+        Ok((t.sql.clone(), params.iter().cloned().map(Param::from_json).collect()))
+    }
+
+    /// `sql` in the engine's syntax, translated once and then taken from the cache.
+    fn translated(&self, sql: &str) -> Result<Arc<translate::Translated>, DbError> {
+        self.inner.sql.get_or_build(sql, || translate::translate(self.inner.kind, sql))
     }
 }
 

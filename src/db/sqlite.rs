@@ -27,7 +27,7 @@ const STATEMENT_CACHE: usize = 256;
 
 type Writer = Arc<tokio::sync::Mutex<Option<Connection>>>;
 
-/// The pool: one writer, lazily opened readers.
+/// The pool: one writer and its readers.
 #[derive(Debug)]
 pub(crate) struct SqliteBackend {
     writer: Writer,
@@ -45,13 +45,21 @@ impl SqliteBackend {
     /// Opens (creating) the file at `path`, in WAL mode.
     pub(crate) async fn open(path: &str, readers: u32, sync: SqliteSynchronous) -> Result<Self, DbError> {
         let owned = path.to_owned();
-        let writer = tokio::task::spawn_blocking(move || open_writer(&owned, sync)).await.map_err(joined)??;
         let in_memory = path == ":memory:" || path.is_empty();
-        let readers = (!in_memory && readers > 0).then(|| {
+        let count = if in_memory { 0 } else { readers as usize };
+        // Readers are opened up front, so a burst of load never waits on opening files.
+        let (writer, idle) = tokio::task::spawn_blocking(move || {
+            let writer = open_writer(&owned, sync)?;
+            let idle = (0..count).map(|_| open_reader(&owned)).collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, DbError>((writer, idle))
+        })
+        .await
+        .map_err(joined)??;
+        let readers = (count > 0).then(|| {
             Arc::new(Readers {
                 path: path.to_owned(),
-                idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(readers as usize)),
+                idle: Mutex::new(idle),
+                permits: Arc::new(Semaphore::new(count)),
             })
         });
         Ok(Self { writer: Arc::new(tokio::sync::Mutex::new(Some(writer))), readers })
@@ -84,6 +92,7 @@ impl SqliteBackend {
         let g = f.clone();
         let result = tokio::task::spawn_blocking(move || {
             let idle = readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            // A reader is missing only if one panicked mid-call; it is replaced.
             let conn = match idle {
                 Some(conn) => conn,
                 None => open_reader(&readers.path)?,
@@ -117,8 +126,9 @@ impl Backend for SqliteBackend {
         }
         let rows = self
             .read(move |conn| {
-                let readonly = conn.prepare_cached(&sql).map_err(error)?.readonly();
-                readonly.then(|| fetch(conn, &sql, &params)).transpose()
+                // One cache lookup: the statement that says it only reads is the one that runs.
+                let mut stmt = conn.prepare_cached(&sql).map_err(error)?;
+                stmt.readonly().then(|| rows_of(&mut stmt, &params)).transpose()
             })
             .await?;
         Ok(rows.unwrap_or_default())
@@ -244,6 +254,10 @@ fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64, DbErro
 
 fn fetch(conn: &Connection, sql: &str, params: &[Param]) -> Result<Vec<Row>, DbError> {
     let mut stmt = conn.prepare_cached(sql).map_err(error)?;
+    rows_of(&mut stmt, params)
+}
+
+fn rows_of(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<Vec<Row>, DbError> {
     let mut rows = stmt.query(params_from_iter(params.iter())).map_err(error)?;
     let mut names: Option<Vec<String>> = None;
     let mut out = Vec::new();

@@ -39,6 +39,15 @@ impl ColumnKind {
         }
     }
 
+    /// Whether [`restore`] can change a value read from a column of this kind.
+    pub(crate) fn restores(self, json_as_text: bool) -> bool {
+        match self {
+            Self::Bool | Self::Float => true,
+            Self::Json => json_as_text,
+            Self::Integer | Self::Text => false,
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Self::Integer => "integer",
