@@ -8,14 +8,18 @@ measured in the same run; then start-up time to a ready /readyz and idle RSS.
 Usage: python3 bench/load.py [--duration 10] [--connections 32] [--rounds 3]
 Needs wrk (apt-get install wrk) and taskset.
 """
-import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, http.client, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CORE, LOAD_CORE = "0", "1"
 
+ADMIN = ("bench@example.com", "bench-password-1")
+WIDGET = '{"name":"widget","size":3}'
 ROUTES = [
-    # (name, method, path, body)
+    # (name, method, path, body); widget routes carry the bench user's bearer token
     ("GET /healthz", "GET", "/healthz", None),
+    ("GET /widgets (100)", "GET", "/api/v1/widgets", None),
+    ("POST /widgets", "POST", "/api/v1/widgets", WIDGET),
 ]
 
 
@@ -36,9 +40,15 @@ def http_status(port, path):
         return None
 
 
-def start(binary, port, workdir):
-    env = dict(os.environ, PORT=str(port), DATABASE_NAME=os.path.join(workdir, f"{port}.db"),
-               JWT_SECRET="bench-secret-bench-secret-bench-secret!", LOG_LEVEL="info")
+def start(binary, port, workdir, admin=True):
+    db = os.path.join(workdir, f"{port}.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    env = dict(os.environ, PORT=str(port), DATABASE_NAME=db, JWT_SECRET="bench-secret-bench-secret-bench-secret!",
+               LOG_LEVEL="info")
+    if admin:  # creating the first admin costs one argon2 hash at start-up
+        env.update(ADMIN_EMAIL=ADMIN[0], ADMIN_PASSWORD=ADMIN[1])
     t0 = time.perf_counter()
     proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, binary], env=env, cwd=workdir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,9 +73,38 @@ def to_ms(value):
     return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
 
 
-def wrk(port, path, args, method="GET", body=None):
-    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
-           f"http://127.0.0.1:{port}{path}"]
+def request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status >= 300:
+        raise SystemExit(f"{method} {path}: {response.status} {data[:200]!r}")
+    return json.loads(data) if data else None
+
+
+def login(port):
+    body = json.dumps({"username": ADMIN[0], "password": ADMIN[1]})
+    return request(port, "POST", "/api/v1/auth/login", body, {"Content-Type": "application/json"})["access_token"]
+
+
+def seed(port, token):
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    for _ in range(100):
+        request(port, "POST", "/api/v1/widgets", WIDGET, headers)
+
+
+def wrk(port, path, args, method="GET", body=None, token=None):
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    if method != "GET":
+        script = os.path.join(tempfile.gettempdir(), "kernel-bench-post.lua")
+        with open(script, "w") as f:
+            f.write(f'wrk.method = "{method}"\nwrk.body = {json.dumps(body)}\n'
+                    'wrk.headers["Content-Type"] = "application/json"\n')
+        cmd += ["-s", script]
+    cmd.append(f"http://127.0.0.1:{port}{path}")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -82,6 +121,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs per route; medians are reported")
     ap.add_argument("--startups", type=int, default=7)
+    ap.add_argument("--startup-only", action="store_true", help="measure start-up and idle RSS, no load")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -93,21 +133,31 @@ def main():
     idle_rss = {}
     for _ in range(args.startups):
         for name, (binary, port) in servers.items():
-            proc, ms = start(binary, port, workdir)
+            proc, ms = start(binary, port, workdir, admin=False)
             startup[name].append(ms)
             time.sleep(0.2)
             idle_rss[name] = rss_kib(proc.pid, "VmRSS")
             proc.terminate(); proc.wait()
 
+    if args.startup_only:
+        for name in servers:
+            print(f"{name:<8} start-up to ready /readyz: median {statistics.median(startup[name]):.1f} ms "
+                  f"(min {min(startup[name]):.1f}); idle RSS {idle_rss[name] / 1024:.1f} MiB")
+        return
     procs = {name: start(binary, port, workdir)[0] for name, (binary, port) in servers.items()}
+    token = login(servers["kernel"][1])  # the plain server checks the same HS256 token
+    for _, port in servers.values():
+        seed(port, token)
     results = {}
     try:
         for route, method, path, body in ROUTES:
             samples = {k: [] for k in servers}
             for _ in range(args.rounds):
                 for name, (_, port) in servers.items():
-                    wrk(port, path, argparse.Namespace(duration=2, connections=args.connections))  # warm-up
-                    samples[name].append(wrk(port, path, args, method, body))
+                    auth = token if path.startswith("/api/") else None
+                    warm = argparse.Namespace(duration=2, connections=args.connections)
+                    wrk(port, path, warm, method, body, auth)
+                    samples[name].append(wrk(port, path, args, method, body, auth))
             results[route] = {k: tuple(statistics.median(s[i] for s in v) for i in range(3)) for k, v in samples.items()}
         peak = {name: rss_kib(p.pid, "VmHWM") for name, p in procs.items()}
     finally:

@@ -27,6 +27,7 @@ async fn create_order(
     Json(data): Json<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut order = data;
+    order.remove("id"); // a client cannot overwrite an existing order
     order.insert("user_id".into(), json!(user.id));
     order.insert("status".into(), json!("pending"));
     let order = db.save_entity("orders", order).await?;

@@ -39,6 +39,9 @@ fn start(name: &str) -> Running {
         .env("DATABASE_NAME", dir.path().join("example.db"))
         .env("JWT_SECRET", "example-secret-example-secret-example!")
         .env("LOG_FORMAT", "json")
+        .env("ADMIN_EMAIL", "admin@example.com")
+        .env("ADMIN_PASSWORD", "admin-password-1")
+        .env("ALLOW_SELF_SIGNUP", "true")
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -96,5 +99,73 @@ async fn manual_init_keeps_the_apps_routes_and_adds_the_kernels() {
     assert!(doc.headers().contains_key("x-request-id"));
     assert_eq!(doc.text().await.unwrap(), "a document");
     assert_eq!(client.get(svc.url("/healthz")).send().await.unwrap().status(), 200);
+    svc.stop();
+}
+
+async fn login(client: &reqwest::Client, svc: &Running, username: &str, password: &str) -> String {
+    let r = client
+        .post(svc.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
+    use serde_json::{json, Value};
+    let svc = start("widget_service");
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(svc.url("/api/v1/widgets")).send().await.unwrap().status(), 401);
+
+    let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
+    let me: Value =
+        client.get(svc.url("/api/v1/auth/me")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let created: Value = client
+        .post(svc.url("/api/v1/widgets"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "gear", "size": 3, "tags": ["a"], "owner": "mallory"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["owner"], me["id"], "the server sets the owner");
+    assert_eq!(
+        (created["name"].clone(), created["size"].clone(), created["tags"].clone()),
+        (json!("gear"), json!(3), json!(["a"]))
+    );
+
+    let reg = json!({"username": "bob", "email": "bob@example.com", "password": "bob-password-1"});
+    assert_eq!(client.post(svc.url("/api/v1/auth/register")).json(&reg).send().await.unwrap().status(), 201);
+    let bob = login(&client, &svc, "bob", "bob-password-1").await;
+    let hijack = json!({"id": created["id"], "name": "stolen"});
+    let r: Value = client
+        .post(svc.url("/api/v1/widgets"))
+        .bearer_auth(&bob)
+        .json(&hijack)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(r["id"], created["id"], "a client id never overwrites another user's widget");
+
+    let mine: Value =
+        client.get(svc.url("/api/v1/widgets")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["name"], "gear");
+    let bobs: Value =
+        client.get(svc.url("/api/v1/widgets")).bearer_auth(&bob).send().await.unwrap().json().await.unwrap();
+    assert_eq!(bobs.as_array().unwrap().len(), 1);
+    assert_eq!(bobs[0]["name"], "stolen");
+
+    let bad = client.post(svc.url("/api/v1/widgets")).bearer_auth(&bob).json(&json!([1, 2])).send().await.unwrap();
+    assert_eq!(bad.status(), 422, "a non-object body is a validation error");
     svc.stop();
 }

@@ -1,0 +1,3 @@
+wrk.method="POST"
+wrk.body="{\"name\":\"w\",\"size\":3}"
+wrk.headers["Content-Type"]="application/json"
