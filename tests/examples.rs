@@ -169,3 +169,57 @@ async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
     assert_eq!(bad.status(), 422, "a non-object body is a validation error");
     svc.stop();
 }
+
+#[tokio::test]
+async fn projects_service_runs_its_task_in_a_separate_worker_process() {
+    use serde_json::{json, Value};
+    let svc = start("projects_service");
+    let client = reqwest::Client::new();
+    let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
+    let project: Value = client
+        .post(svc.url("/api/v1/projects"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "apollo"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = project["id"].as_str().expect("project id").to_owned();
+    assert_ne!(project["processed"], json!(true), "nothing processes it before a worker runs");
+
+    // The worker is the same binary with the `worker` role, on the same database file.
+    let mut worker = {
+        let child = Command::new(example_binary("projects_service"))
+            .arg("worker")
+            .env("DATABASE_NAME", svc._dir.path().join("example.db"))
+            .env("JWT_SECRET", "example-secret-example-secret-example!")
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let p: Value = client
+                .get(svc.url(&format!("/api/v1/projects/{id}")))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if p["processed"] == json!(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the worker never processed the project: {p}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        child
+    };
+    assert!(Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap().success());
+    assert!(worker.wait().unwrap().success(), "worker stops cleanly on SIGTERM");
+    svc.stop();
+}
