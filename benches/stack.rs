@@ -4,11 +4,6 @@
 //! Run: cargo bench --bench stack
 //! Logs go to a sink through the JSON formatter, so formatting is counted and
 //! writing is not.
-//!
-//! Instruction counts, which this noisy machine cannot disturb: with
-//! `STACK_COUNT=CONFIG STACK_N=N` the binary serves N requests with that
-//! configuration and exits; run it under `valgrind --tool=callgrind` for N and 0
-//! and divide the difference by N (`bench/stack_instructions.sh` does this).
 
 #![allow(missing_docs)]
 
