@@ -13,19 +13,23 @@ use axum::extract::MatchedPath;
 use http::{Method, Request, Response};
 use tower::{Layer, Service};
 
+use super::metrics::RequestSeries;
 use super::names;
 
 /// Adds [`Observe`]: access log and/or request metrics.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ObserveLayer {
     log: bool,
     metrics: bool,
+    series: RequestSeries,
+    in_flight: Option<metrics::Gauge>,
 }
 
 impl ObserveLayer {
     /// Logs one line per request when `log`, records metrics when `metrics`.
     pub fn new(log: bool, metrics: bool) -> Self {
-        Self { log, metrics }
+        let in_flight = metrics.then(|| metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT));
+        Self { log, metrics, series: RequestSeries::default(), in_flight }
     }
 }
 
@@ -33,7 +37,7 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, layer: *self }
+        Observe { inner, layer: self.clone() }
     }
 }
 
@@ -59,12 +63,12 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
         let method = req.method().clone();
-        if self.layer.metrics {
-            metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).increment(1.0);
+        if let Some(g) = &self.layer.in_flight {
+            g.increment(1.0);
         }
         ObserveFuture {
             inner: self.inner.call(req),
-            state: Some(Pending { method, route, start: Instant::now(), layer: self.layer }),
+            state: Some(Pending { method, route, start: Instant::now(), layer: self.layer.clone() }),
         }
     }
 }
@@ -87,8 +91,8 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // A request dropped before it finished (client gone) still leaves the gauge.
             if let Some(p) = this.project().state.take() {
-                if p.layer.metrics {
-                    metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+                if let Some(g) = &p.layer.in_flight {
+                    g.decrement(1.0);
                 }
             }
         }
@@ -122,14 +126,10 @@ impl Pending {
         let elapsed = self.start.elapsed();
         let route = self.route.as_deref().unwrap_or(names::UNMATCHED_ROUTE);
         if self.layer.metrics {
-            let labels = [
-                (names::LABEL_METHOD, self.method.as_str().to_owned()),
-                (names::LABEL_ROUTE, route.to_owned()),
-                (names::LABEL_STATUS, status.to_string()),
-            ];
-            metrics::counter!(names::HTTP_REQUESTS_TOTAL, &labels).increment(1);
-            metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
-            metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+            self.layer.series.record(&self.method, route, status, elapsed.as_secs_f64());
+        }
+        if let Some(g) = &self.layer.in_flight {
+            g.decrement(1.0);
         }
         if self.layer.log {
             tracing::info!(

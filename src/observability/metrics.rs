@@ -37,3 +37,65 @@ fn describe() {
     metrics::describe_gauge!(names::HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being served");
     metrics::describe_counter!(names::READINESS_CHECK_FAILURES_TOTAL, "Readiness checks that failed");
 }
+
+/// Drains the histograms' sample buffers into their buckets every few seconds, as
+/// the exporter needs when it is not installed with its own HTTP listener: without
+/// it, samples pile up between scrapes. Runs until the runtime stops.
+pub fn spawn_upkeep() {
+    let handle = prometheus();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+/// The request metrics' handles, resolved once per (method, route, status): the
+/// hot path then costs an uncontended lock and a short scan instead of building
+/// label strings and looking the series up in the registry on every request.
+#[derive(Clone, Default)]
+pub(crate) struct RequestSeries {
+    cache: std::sync::Arc<std::sync::Mutex<Vec<Series>>>,
+}
+
+struct Series {
+    method: http::Method,
+    route: Box<str>,
+    status: u16,
+    count: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+/// Past this many series the cache stops growing (the registry still records).
+const MAX_CACHED_SERIES: usize = 1024;
+
+impl std::fmt::Debug for RequestSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSeries").finish_non_exhaustive()
+    }
+}
+
+impl RequestSeries {
+    pub(crate) fn record(&self, method: &http::Method, route: &str, status: u16, seconds: f64) {
+        let Ok(mut cache) = self.cache.lock() else { return };
+        if let Some(s) = cache.iter().find(|s| s.status == status && s.method == *method && &*s.route == route) {
+            s.count.increment(1);
+            s.latency.record(seconds);
+            return;
+        }
+        let labels = [
+            (names::LABEL_METHOD, method.as_str().to_owned()),
+            (names::LABEL_ROUTE, route.to_owned()),
+            (names::LABEL_STATUS, status.to_string()),
+        ];
+        let count = metrics::counter!(names::HTTP_REQUESTS_TOTAL, &labels);
+        let latency = metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, &labels);
+        count.increment(1);
+        latency.record(seconds);
+        if cache.len() < MAX_CACHED_SERIES {
+            cache.push(Series { method: method.clone(), route: route.into(), status, count, latency });
+        }
+    }
+}

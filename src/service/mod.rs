@@ -84,6 +84,7 @@ impl Service {
         let Self { kernel, router, on_shutdown } = self;
         let local = listener.local_addr()?;
         tracing::info!(address = %local, service = kernel.name(), "listening");
+        crate::observability::metrics::spawn_upkeep();
         let grace = kernel.settings().server.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
