@@ -42,6 +42,8 @@ mod settings;
 mod sql_cache;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod sqlx_pool;
 mod transaction;
 mod translate;
 mod value;

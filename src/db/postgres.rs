@@ -4,9 +4,6 @@
 //! arrays and objects as `JSONB`. A null whose column is unknown is sent untyped, so
 //! the server infers its type as it does for a literal `NULL`.
 
-use std::time::Duration;
-
-use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::Value;
 use sqlx::encode::IsNull;
@@ -14,78 +11,12 @@ use sqlx::postgres::{PgArgumentBuffer, PgPool, PgPoolOptions, PgRow, PgTypeInfo,
 use sqlx::types::Json;
 use sqlx::{Column, Row as _, TypeInfo};
 
-use crate::db::backend::{Backend, TxBackend};
 use crate::db::value::{float, ColumnKind, Param, Row};
 use crate::db::DbError;
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// A PostgreSQL pool.
-#[derive(Debug)]
-pub(crate) struct PgBackend {
-    pool: PgPool,
-}
-
-impl PgBackend {
-    /// Connects `pool_size` connections at most.
-    pub(crate) async fn connect(url: &str, pool_size: u32) -> Result<Self, DbError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
-            .await
-            .map_err(|e| DbError::Connect(e.to_string()))?;
-        Ok(Self { pool })
-    }
-}
-
-#[async_trait]
-impl Backend for PgBackend {
-    async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-        let done = bind(sqlx::query(&sql), params).execute(&self.pool).await.map_err(error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch(&self, sql: String, params: Vec<Param>, _writes: bool) -> Result<Vec<Row>, DbError> {
-        let rows = bind(sqlx::query(&sql), params).fetch_all(&self.pool).await.map_err(error)?;
-        rows.iter().map(row).collect()
-    }
-
-    async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
-        Ok(Box::new(PgTx { tx: self.pool.begin().await.map_err(error)? }))
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-/// A transaction; sqlx rolls it back when it is dropped uncommitted.
-#[derive(Debug)]
-struct PgTx {
-    tx: sqlx::Transaction<'static, Postgres>,
-}
-
-#[async_trait]
-impl TxBackend for PgTx {
-    async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-        let done = bind(sqlx::query(&sql), params).execute(&mut *self.tx).await.map_err(error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
-        let rows = bind(sqlx::query(&sql), params).fetch_all(&mut *self.tx).await.map_err(error)?;
-        rows.iter().map(row).collect()
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), DbError> {
-        self.tx.commit().await.map_err(error)
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<(), DbError> {
-        self.tx.rollback().await.map_err(error)
-    }
-}
+super::sqlx_pool::sqlx_pool_backend!(PgBackend, PgTx, Postgres, PgPool, PgPoolOptions, "A PostgreSQL pool.");
 
 /// A NULL with no declared type: the server infers it from where it is used.
 struct UntypedNull;

@@ -1,0 +1,80 @@
+//! The part of the PostgreSQL and MySQL backends that does not depend on the engine:
+//! a sqlx pool and its transactions behind [`Backend`](super::backend::Backend) and
+//! [`TxBackend`](super::backend::TxBackend). Each engine's file expands
+//! [`sqlx_pool_backend!`] with its sqlx types, next to its own `bind`, `row` and
+//! `error` functions, which the expansion calls.
+
+/// Defines `$backend` (a pool) and `$tx` (one of its transactions) for sqlx
+/// database `$db`.
+macro_rules! sqlx_pool_backend {
+    ($backend:ident, $tx:ident, $db:ty, $pool:ty, $options:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub(crate) struct $backend {
+            pool: $pool,
+        }
+
+        impl $backend {
+            /// Connects `pool_size` connections at most.
+            pub(crate) async fn connect(url: &str, pool_size: u32) -> Result<Self, DbError> {
+                let pool = <$options>::new()
+                    .max_connections(pool_size.max(1))
+                    .acquire_timeout(std::time::Duration::from_secs(30))
+                    .connect(url)
+                    .await
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                Ok(Self { pool })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::db::backend::Backend for $backend {
+            async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+                let done = bind(sqlx::query(&sql), params).execute(&self.pool).await.map_err(error)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn fetch(&self, sql: String, params: Vec<Param>, _writes: bool) -> Result<Vec<Row>, DbError> {
+                let rows = bind(sqlx::query(&sql), params).fetch_all(&self.pool).await.map_err(error)?;
+                rows.iter().map(row).collect()
+            }
+
+            async fn begin(&self) -> Result<Box<dyn crate::db::backend::TxBackend>, DbError> {
+                Ok(Box::new($tx { tx: self.pool.begin().await.map_err(error)? }))
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+
+        /// A transaction; rolled back when dropped uncommitted.
+        #[derive(Debug)]
+        struct $tx {
+            tx: sqlx::Transaction<'static, $db>,
+        }
+
+        #[async_trait::async_trait]
+        impl crate::db::backend::TxBackend for $tx {
+            async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
+                let done = bind(sqlx::query(&sql), params).execute(&mut *self.tx).await.map_err(error)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+                let rows = bind(sqlx::query(&sql), params).fetch_all(&mut *self.tx).await.map_err(error)?;
+                rows.iter().map(row).collect()
+            }
+
+            async fn commit(self: Box<Self>) -> Result<(), DbError> {
+                self.tx.commit().await.map_err(error)
+            }
+
+            async fn rollback(self: Box<Self>) -> Result<(), DbError> {
+                self.tx.rollback().await.map_err(error)
+            }
+        }
+    };
+}
+
+pub(crate) use sqlx_pool_backend;
