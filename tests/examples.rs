@@ -102,6 +102,11 @@ async fn manual_init_keeps_the_apps_routes_and_adds_the_kernels() {
     svc.stop();
 }
 
+/// Sends the request and reads its JSON body.
+async fn json_of(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 async fn login(client: &reqwest::Client, svc: &Running, username: &str, password: &str) -> String {
     let r = client
         .post(svc.url("/api/v1/auth/login"))
@@ -122,18 +127,14 @@ async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
     assert_eq!(client.get(svc.url("/api/v1/widgets")).send().await.unwrap().status(), 401);
 
     let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
-    let me: Value =
-        client.get(svc.url("/api/v1/auth/me")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
-    let created: Value = client
-        .post(svc.url("/api/v1/widgets"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "gear", "size": 3, "tags": ["a"], "owner": "mallory"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = json_of(client.get(svc.url("/api/v1/auth/me")).bearer_auth(&admin)).await;
+    let created: Value = json_of(
+        client
+            .post(svc.url("/api/v1/widgets"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "gear", "size": 3, "tags": ["a"], "owner": "mallory"})),
+    )
+    .await;
     assert_eq!(created["owner"], me["id"], "the server sets the owner");
     assert_eq!(
         (created["name"].clone(), created["size"].clone(), created["tags"].clone()),
@@ -144,24 +145,13 @@ async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
     assert_eq!(client.post(svc.url("/api/v1/auth/register")).json(&reg).send().await.unwrap().status(), 201);
     let bob = login(&client, &svc, "bob", "bob-password-1").await;
     let hijack = json!({"id": created["id"], "name": "stolen"});
-    let r: Value = client
-        .post(svc.url("/api/v1/widgets"))
-        .bearer_auth(&bob)
-        .json(&hijack)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = json_of(client.post(svc.url("/api/v1/widgets")).bearer_auth(&bob).json(&hijack)).await;
     assert_ne!(r["id"], created["id"], "a client id never overwrites another user's widget");
 
-    let mine: Value =
-        client.get(svc.url("/api/v1/widgets")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let mine: Value = json_of(client.get(svc.url("/api/v1/widgets")).bearer_auth(&admin)).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!(mine[0]["name"], "gear");
-    let bobs: Value =
-        client.get(svc.url("/api/v1/widgets")).bearer_auth(&bob).send().await.unwrap().json().await.unwrap();
+    let bobs: Value = json_of(client.get(svc.url("/api/v1/widgets")).bearer_auth(&bob)).await;
     assert_eq!(bobs.as_array().unwrap().len(), 1);
     assert_eq!(bobs[0]["name"], "stolen");
 
@@ -176,16 +166,8 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
     let svc = start("projects_service");
     let client = reqwest::Client::new();
     let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
-    let project: Value = client
-        .post(svc.url("/api/v1/projects"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "apollo"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project: Value =
+        json_of(client.post(svc.url("/api/v1/projects")).bearer_auth(&admin).json(&json!({"name": "apollo"}))).await;
     let id = project["id"].as_str().expect("project id").to_owned();
     assert_ne!(project["processed"], json!(true), "nothing processes it before a worker runs");
 
