@@ -68,7 +68,8 @@ fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            if let Some(rest) = line.strip_prefix(prefix) {
+            // libtest prints `test child_service ... ` before the child's first line.
+            if let Some((_, rest)) = line.split_once(prefix) {
                 return rest.trim().to_owned();
             }
         }

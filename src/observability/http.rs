@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,6 +20,11 @@ use super::names;
 /// Adds [`Observe`]: access log and/or request metrics.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     log: bool,
     metrics: bool,
     series: RequestSeries,
@@ -29,7 +35,7 @@ impl ObserveLayer {
     /// Logs one line per request when `log`, records metrics when `metrics`.
     pub fn new(log: bool, metrics: bool) -> Self {
         let in_flight = metrics.then(|| metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT));
-        Self { log, metrics, series: RequestSeries::default(), in_flight }
+        Self { shared: Arc::new(Shared { log, metrics, series: RequestSeries::default(), in_flight }) }
     }
 }
 
@@ -37,7 +43,7 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, layer: self.clone() }
+        Observe { inner, shared: self.shared.clone() }
     }
 }
 
@@ -45,7 +51,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
-    layer: ObserveLayer,
+    shared: Arc<Shared>,
 }
 
 impl<S, B, RB> Service<Request<B>> for Observe<S>
@@ -61,23 +67,24 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+        let route = req.extensions().get::<MatchedPath>().cloned();
         let method = req.method().clone();
-        if let Some(g) = &self.layer.in_flight {
+        if let Some(g) = &self.shared.in_flight {
             g.increment(1.0);
         }
+        let start = Instant::now();
         ObserveFuture {
             inner: self.inner.call(req),
-            state: Some(Pending { method, route, start: Instant::now(), layer: self.layer.clone() }),
+            state: Some(Pending { method, route, start, shared: self.shared.clone() }),
         }
     }
 }
 
 struct Pending {
     method: Method,
-    route: Option<String>,
+    route: Option<MatchedPath>,
     start: Instant,
-    layer: ObserveLayer,
+    shared: Arc<Shared>,
 }
 
 pin_project_lite::pin_project! {
@@ -91,7 +98,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // A request dropped before it finished (client gone) still leaves the gauge.
             if let Some(p) = this.project().state.take() {
-                if let Some(g) = &p.layer.in_flight {
+                if let Some(g) = &p.shared.in_flight {
                     g.decrement(1.0);
                 }
             }
@@ -124,21 +131,23 @@ where
 impl Pending {
     fn finish(self, status: u16) {
         let elapsed = self.start.elapsed();
-        let route = self.route.as_deref().unwrap_or(names::UNMATCHED_ROUTE);
-        if self.layer.metrics {
-            self.layer.series.record(&self.method, route, status, elapsed.as_secs_f64());
+        let route = self.route.as_ref().map_or(names::UNMATCHED_ROUTE, MatchedPath::as_str);
+        let shared = &self.shared;
+        if shared.metrics {
+            shared.series.record(&self.method, route, status, elapsed.as_secs_f64());
         }
-        if let Some(g) = &self.layer.in_flight {
+        if let Some(g) = &shared.in_flight {
             g.decrement(1.0);
         }
-        if self.layer.log {
+        if shared.log {
+            // `message` as a field is a `&str`, cheaper to record than format arguments.
             tracing::info!(
                 target: names::ACCESS_LOG_TARGET,
+                message = "request",
                 method = self.method.as_str(),
                 route,
                 status,
                 latency_ms = elapsed.as_secs_f64() * 1000.0,
-                "request"
             );
         }
     }

@@ -3,13 +3,15 @@
 //!
 //! The JSON line is written directly (no intermediate map):
 //! `{"timestamp":..,"level":..,"target":..,"message":..,<fields>,"request_id":..,"user_id":..,"span":{..}}`.
+//! It is written once per request by the access log, so it is kept cheap: the
+//! timestamp's date and time are formatted once per second, numbers go through
+//! `itoa`/`ryu`, and strings with nothing to escape are copied whole.
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -25,34 +27,49 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let meta = event.metadata();
-        w.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut w)?;
-        write!(w, "\",\"level\":\"{}\",\"target\":", meta.level())?;
-        write_json_str(&mut w, meta.target())?;
-        let mut fields = JsonFields { w: &mut w, result: Ok(()) };
-        event.record(&mut fields);
-        fields.result?;
-        request_id::with_current(|id, user| -> fmt::Result {
-            w.write_str(",\"request_id\":")?;
-            write_json_str(&mut w, id)?;
-            if let Some(user) = user {
-                w.write_str(",\"user_id\":")?;
-                write_json_str(&mut w, user)?;
-            }
-            Ok(())
-        })
-        .transpose()?;
-        if let Some(span) = ctx.lookup_current() {
-            w.write_str(",\"span\":")?;
-            write_json_str(&mut w, span.name())?;
-            if let Some(f) = span.extensions().get::<FormattedFields<N>>().filter(|f| !f.is_empty()) {
-                w.write_str(",\"span_fields\":")?;
-                write_json_str(&mut w, f.as_str())?;
-            }
+        thread_local! {
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        w.write_str("}\n")
+        // The line is built in a plain `String` and handed to the writer whole:
+        // cheaper than a dynamic `fmt::Write` call per fragment.
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            json_line(line, ctx, event);
+            w.write_str(line)
+        })
     }
+}
+
+fn json_line<S, N>(line: &mut String, ctx: &FmtContext<'_, S, N>, event: &Event<'_>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let meta = event.metadata();
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(line, std::time::SystemTime::now());
+    line.push_str("\",\"level\":\"");
+    line.push_str(meta.level().as_str());
+    line.push_str("\",\"target\":");
+    push_json_str(line, meta.target());
+    event.record(&mut JsonFields { line: &mut *line });
+    request_id::with_current(|id, user| {
+        line.push_str(",\"request_id\":");
+        push_json_str(line, id);
+        if let Some(user) = user {
+            line.push_str(",\"user_id\":");
+            push_json_str(line, user);
+        }
+    });
+    if let Some(span) = ctx.lookup_current() {
+        line.push_str(",\"span\":");
+        push_json_str(line, span.name());
+        if let Some(f) = span.extensions().get::<FormattedFields<N>>().filter(|f| !f.is_empty()) {
+            line.push_str(",\"span_fields\":");
+            push_json_str(line, f.as_str());
+        }
+    }
+    line.push_str("}\n");
 }
 
 /// The default human format, with the request and user id appended.
@@ -84,92 +101,123 @@ where
     }
 }
 
-struct JsonFields<'a, 'w> {
-    w: &'a mut Writer<'w>,
-    result: fmt::Result,
+struct JsonFields<'a> {
+    line: &'a mut String,
 }
 
-impl JsonFields<'_, '_> {
-    fn key(&mut self, field: &Field) -> fmt::Result {
-        self.w.write_char(',')?;
-        write_json_str(self.w, field.name())?;
-        self.w.write_char(':')
-    }
-
-    fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| value(self.w));
-        }
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) -> &mut String {
+        self.line.push(',');
+        push_json_str(self.line, field.name());
+        self.line.push(':');
+        self.line
     }
 }
 
-impl Visit for JsonFields<'_, '_> {
+impl Visit for JsonFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, |w| write_json_str(w, value));
+        push_json_str(self.key(field), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |w| write!(w, "{value}"));
+        self.key(field).push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |w| write!(w, "{value}"));
+        self.key(field).push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |w| write!(w, "{value}"));
+        self.key(field).push_str(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        let line = self.key(field);
         if value.is_finite() {
-            self.put(field, |w| write!(w, "{value}"));
+            line.push_str(ryu::Buffer::new().format_finite(value));
         } else {
-            self.put(field, |w| write!(w, "\"{value}\""));
+            // NaN and infinities are not JSON numbers.
+            let _ = write!(line, "\"{value}\"");
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, |w| {
-            w.write_char('"')?;
-            write!(Escaper(&mut *w), "{value:?}")?;
-            w.write_char('"')
-        });
+        let line = self.key(field);
+        line.push('"');
+        // Writing into a `String` cannot fail.
+        let _ = write!(Escaper(&mut *line), "{value:?}");
+        line.push('"');
     }
 }
 
-fn write_json_str(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escaper(&mut *w).write_str(s)?;
-    w.write_char('"')
+fn push_json_str(line: &mut String, s: &str) {
+    line.push('"');
+    let _ = Escaper(&mut *line).write_str(s);
+    line.push('"');
 }
 
 /// Escapes what it is given as the inside of a JSON string.
-struct Escaper<W>(W);
+struct Escaper<'a>(&'a mut String);
 
-impl<W: fmt::Write> fmt::Write for Escaper<W> {
+impl fmt::Write for Escaper<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most strings need nothing: a scan without early exit (which the compiler
+        // vectorises) lets them be copied whole.
+        if !s.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\')) {
+            self.0.push_str(s);
+            return Ok(());
+        }
+        // Every byte JSON escapes is ASCII, so a byte scan never splits a character.
         let mut start = 0;
-        for (i, c) in s.char_indices() {
-            let escaped = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if (c as u32) < 0x20 => {
-                    self.0.write_str(&s[start..i])?;
-                    write!(self.0, "\\u{:04x}", c as u32)?;
-                    start = i + c.len_utf8();
+        for (i, b) in s.bytes().enumerate() {
+            let escaped = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..0x20 => {
+                    self.0.push_str(&s[start..i]);
+                    write!(self.0, "\\u{b:04x}")?;
+                    start = i + 1;
                     continue;
                 }
                 _ => continue,
             };
-            self.0.write_str(&s[start..i])?;
-            self.0.write_str(escaped)?;
-            start = i + c.len_utf8();
+            self.0.push_str(&s[start..i]);
+            self.0.push_str(escaped);
+            start = i + 1;
         }
-        self.0.write_str(&s[start..])
+        self.0.push_str(&s[start..]);
+        Ok(())
     }
+}
+
+/// `2026-11-25T21:08:46.838789Z`: RFC 3339 in UTC with microseconds. The part up
+/// to the seconds is formatted once per second per thread.
+fn push_timestamp(line: &mut String, now: std::time::SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            let at = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default();
+            text.clear();
+            let _ = write!(text, "{}", at.format("%Y-%m-%dT%H:%M:%S"));
+            *cached = secs;
+        }
+        line.push_str(text);
+    });
+    let micros = since.subsec_micros();
+    let mut digits = *b".000000Z";
+    let mut n = micros;
+    for d in digits[1..7].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    line.push_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"));
 }
 
 #[cfg(test)]
@@ -179,9 +227,21 @@ mod tests {
     #[test]
     fn escapes_what_json_requires() {
         let mut out = String::new();
-        write_json_str(&mut out, "a\"b\\c\nd\u{1}é").unwrap();
+        push_json_str(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::new(1_764_106_126, 38_789_000);
+        let mut out = String::new();
+        push_timestamp(&mut out, at);
+        assert_eq!(out, "2025-11-25T21:28:46.038789Z");
+        let next = at + std::time::Duration::from_micros(1_000_001);
+        out.clear();
+        push_timestamp(&mut out, next);
+        assert_eq!(out, "2025-11-25T21:28:47.038790Z", "the cached second moves on");
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub mod health;
 pub mod http;
 pub mod log_format;
+pub mod log_sink;
 pub mod logging;
 pub mod metrics;
 pub mod names;

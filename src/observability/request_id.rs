@@ -43,7 +43,8 @@ pub fn set_user_id(user_id: &str) {
     let _ = CURRENT.try_with(|c| c.user_id.set(user_id.into()));
 }
 
-/// The id of the request being served; also in the request's extensions.
+/// The id of the request being served, in the request's extensions (an
+/// `Extension<RequestId>` in a handler); [`current`] reads it anywhere in the request's task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(HeaderValue);
 
@@ -54,8 +55,9 @@ impl RequestId {
     }
 
     fn generate() -> Self {
-        let id = uuid::Uuid::now_v7().hyphenated().to_string();
-        Self(HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+        Self(HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
     }
 }
 
@@ -105,7 +107,6 @@ where
             Some(v) if is_valid(v.as_bytes()) => RequestId(v.clone()),
             _ => RequestId::generate(),
         };
-        req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
         req.extensions_mut().insert(id.clone());
         let echo = EchoHeader(id.0.clone());
         let context = RequestContext { id, user_id: OnceLock::new() };

@@ -46,7 +46,12 @@ impl ServiceBuilder {
     /// # Errors
     /// Start-up failed (settings, database, hooks, bind).
     pub async fn run(self) -> Result<(), BootError> {
-        let cli = Cli::parse();
+        let result = self.run_command(Cli::parse()).await;
+        crate::observability::log_sink::flush();
+        result
+    }
+
+    async fn run_command(self, cli: Cli) -> Result<(), BootError> {
         let service: Service = self.build().await?;
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => service.serve().await,

@@ -109,6 +109,7 @@ impl Service {
         builder::run_hooks(on_shutdown, &kernel).await;
         kernel.db().close().await;
         tracing::info!("stopped");
+        crate::observability::log_sink::flush();
         Ok(())
     }
 }

@@ -18,24 +18,22 @@
 //!
 //! Errors produced at any level below 3 carry the security and CORS headers.
 
+mod catch_panic;
 mod cors;
+mod limits;
 mod problem;
 pub(crate) mod response_hook;
 mod security_headers;
 
-use std::any::Any;
-
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-use http::StatusCode;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
 
+pub use catch_panic::CatchPanicLayer;
+pub use cors::CorsLayer;
+pub use limits::{BodyLimitLayer, TimeoutLayer};
 pub use problem::ProblemLayer;
 pub use security_headers::SecurityHeadersLayer;
 
-use crate::error::ApiError;
 use crate::observability::http::ObserveLayer;
 use crate::observability::request_id::RequestIdLayer;
 use crate::service::Kernel;
@@ -59,41 +57,25 @@ pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
 }
 
 /// Wraps every route of `router` (and its fallback) in the stack.
-pub(crate) fn apply(mut router: Router, kernel: &Kernel) -> Router {
+///
+/// The parts are composed into one service and layered once: `Router::layer`
+/// boxes what it wraps, and that box is cloned on every request. Each part keeps
+/// the response type, so a part switched off costs one branch.
+pub(crate) fn apply(router: Router, kernel: &Kernel) -> Router {
     let settings = kernel.settings();
     let s = &settings.stack;
-    // `Router::layer` wraps what is already there, so the innermost part goes first.
-    if s.body_limit {
-        router = router.layer(RequestBodyLimitLayer::new(settings.server.max_body_bytes));
-    }
-    if s.timeout {
-        router = router
-            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.server.request_timeout));
-    }
-    if s.catch_panic {
-        router = router.layer(CatchPanicLayer::custom(panic_response));
-    }
-    router = router.layer(ProblemLayer).layer(Extension(kernel.clone()));
-    if s.cors {
-        router = router.layer(cors::layer(&settings.cors));
-    }
-    if s.security_headers {
-        router = router.layer(SecurityHeadersLayer::new(&settings.security_headers, &settings.server.api_prefix));
-    }
-    if s.access_log || s.http_metrics {
-        router = router.layer(ObserveLayer::new(s.access_log, s.http_metrics));
-    }
-    if s.request_id {
-        router = router.layer(RequestIdLayer);
-    }
-    router
-}
-
-fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    ApiError::internal(format_args!("handler panicked: {message}")).into_response()
+    let stack = ServiceBuilder::new()
+        .option_layer(s.request_id.then_some(RequestIdLayer))
+        .option_layer((s.access_log || s.http_metrics).then(|| ObserveLayer::new(s.access_log, s.http_metrics)))
+        .option_layer(
+            s.security_headers
+                .then(|| SecurityHeadersLayer::new(&settings.security_headers, &settings.server.api_prefix)),
+        )
+        .option_layer(s.cors.then(|| CorsLayer::new(&settings.cors)))
+        .layer(Extension(kernel.clone()))
+        .layer(ProblemLayer)
+        .option_layer(s.catch_panic.then_some(CatchPanicLayer))
+        .layer(TimeoutLayer::new(s.timeout.then_some(settings.server.request_timeout)))
+        .layer(BodyLimitLayer::new(s.body_limit.then_some(settings.server.max_body_bytes)));
+    router.layer(stack.into_inner())
 }
