@@ -119,7 +119,7 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
 
-    /// The error a bare status from a lower layer (axum, tower-http) stands for.
+    /// The error a bare status from a lower layer (axum, a middleware) stands for.
     pub fn from_status(status: StatusCode, detail: Option<String>) -> Self {
         let code = match status {
             StatusCode::BAD_REQUEST => "bad_request",

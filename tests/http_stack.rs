@@ -101,7 +101,25 @@ async fn listed_cors_origins_get_credentials_and_others_nothing() {
         let req = Request::get(path).header("origin", "https://evil.example").body(Body::empty()).unwrap();
         let r = send(&router, req).await;
         assert!(r.header("access-control-allow-origin").is_none(), "{path}");
+        assert_eq!(r.header("vary"), Some("origin"), "caches must key listed-origin answers by origin");
     }
+    let preflight = |origin: &str| {
+        Request::options("/api/v1/widgets")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = send(&router, preflight("http://localhost:3000")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("http://localhost:3000"));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert!(r.header("access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+    assert!(r.header("access-control-allow-headers").is_some_and(|h| h.contains("authorization")));
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
+    let r = send(&router, preflight("https://evil.example")).await;
+    assert!(r.header("access-control-allow-origin").is_none(), "an unlisted origin's preflight allows nothing");
 }
 
 #[tokio::test]

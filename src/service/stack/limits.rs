@@ -152,6 +152,9 @@ where
             let error = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, None);
             return Either::Left(futures::future::ready(Ok(error.into_response())));
         }
+        if axum::body::HttpBody::size_hint(req.body()).exact() == Some(0) {
+            return Either::Right(self.inner.call(req)); // nothing to limit (a GET, say)
+        }
         let limit = declared.map_or(max, |len| len as usize);
         Either::Right(self.inner.call(req.map(|body| Body::new(http_body_util::Limited::new(body, limit)))))
     }

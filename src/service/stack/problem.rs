@@ -1,7 +1,7 @@
 //! Turns the bare error responses of lower layers into the one problem+json shape.
 //!
 //! axum's extractor rejections (400 malformed JSON, 415, 422), its 405 and
-//! tower-http's 413 and timeout are plain text or empty. This layer rewrites any
+//! a 413 of a body cut short are plain text or empty. This layer rewrites any
 //! error response whose body is empty or `text/plain` into an [`ApiError`],
 //! keeping its status, its headers (`Allow` on 405) and its text as `detail`.
 //! Responses already in problem+json, or JSON an app chose to send, pass through.
