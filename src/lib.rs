@@ -5,6 +5,8 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod observability;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_conn;
 pub mod reliability;
 pub mod service;
 pub mod settings;

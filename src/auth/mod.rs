@@ -29,6 +29,8 @@ mod settings;
 mod source;
 pub(crate) mod store;
 mod throttle;
+#[cfg(feature = "redis")]
+mod throttle_redis;
 mod token;
 
 pub(crate) use admin::create_admin_command;
@@ -49,4 +51,6 @@ pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};
 pub use store::{NewUser, StoredUser, UserStore, API_KEYS_TABLE, REFRESH_TOKENS_TABLE, USERS_TABLE};
 pub use throttle::{LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule};
+#[cfg(feature = "redis")]
+pub use throttle_redis::RedisLoginThrottle;
 pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};

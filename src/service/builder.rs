@@ -201,7 +201,7 @@ impl ServiceBuilder {
         };
         logging::init(&settings.observability);
         let _ = metrics::prometheus();
-        let auth = Auth::new(&settings.auth, settings.features.auth_mode)?;
+        let auth = login_throttle(Auth::new(&settings.auth, settings.features.auth_mode)?, &settings).await?;
         if auth.secret_was_generated() {
             tracing::warn!(
                 "JWT_SECRET is not set: using a random per-process secret; tokens will not survive a restart \
@@ -258,4 +258,18 @@ pub(super) async fn run_hooks(hooks: Vec<Hook<Kernel>>, kernel: &Kernel) {
             tracing::error!(error = %e, "on_shutdown hook failed");
         }
     }
+}
+
+/// With a Redis URL (and the `redis` feature), failed logins are counted in Redis,
+/// so every instance sees them; else in process.
+async fn login_throttle(auth: Auth, settings: &KernelSettings) -> Result<Auth, BootError> {
+    #[cfg(feature = "redis")]
+    if let Some(url) = &settings.redis.url {
+        use secrecy::ExposeSecret;
+        let backend = crate::auth::RedisLoginThrottle::connect(url.expose_secret(), &settings.redis.key_prefix).await?;
+        tracing::info!("login throttle: redis (shared by every instance)");
+        return Ok(auth.with_throttle_backend(std::sync::Arc::new(backend)));
+    }
+    let _ = settings;
+    Ok(auth)
 }
