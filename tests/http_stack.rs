@@ -191,6 +191,12 @@ async fn kernel_routes_answer_with_the_contract_shapes() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert!(doc["paths"]["/readyz"].is_object());
+    let paths = &doc["paths"];
+    assert!(paths["/api/v1/auth/login"]["post"]["requestBody"].is_object(), "auth routes are documented");
+    assert!(paths["/api/v1/auth/me"]["get"]["security"].is_array(), "token routes carry the bearer scheme");
+    let keys = &paths["/api/v1/auth/api-keys"];
+    assert!(keys["get"].is_object() && keys["post"].is_object(), "two methods on one path are both kept");
+    assert!(paths["/api/v1/jobs/{id}"]["get"]["parameters"][0]["name"] == "id");
     let docs = get_path(&router, "/docs/").await;
     assert!(docs.text().contains("swagger-ui"), "Swagger UI served from the binary");
 }

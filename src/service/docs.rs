@@ -18,6 +18,7 @@ struct KernelApi;
 /// The document: the kernel's routes, then each app document merged in.
 pub(crate) fn document(kernel: &Kernel, app_docs: Vec<Document>) -> Document {
     let mut doc = KernelApi::openapi();
+    doc.paths.paths.extend(super::openapi_paths::paths(kernel).paths);
     for app in app_docs {
         doc.merge(app);
     }

@@ -10,6 +10,7 @@ mod builder;
 mod cli;
 mod docs;
 mod kernel;
+mod openapi_paths;
 mod routes;
 mod settings;
 pub mod stack;
