@@ -246,6 +246,9 @@ async fn a_deactivated_users_token_is_refused() {
     let svc = service(vec![], open).await;
     let router = svc.router();
     let (id, access, refresh) = signed_in(&router, "ann").await;
+    let me = call(&router, "GET", &format!("{AUTH}/me"), Some(&access), None).await;
+    assert_eq!(me.status, 200, "the identity is now cached");
+    // An app's own store on the kernel's database shares the kernel's identity cache.
     UserStore::new(svc.service.kernel().db().clone()).set_active(&id, false).await.unwrap();
     assert_problem(&call(&router, "GET", &format!("{AUTH}/me"), Some(&access), None).await, 401, "inactive_user");
     assert_problem(&post(&router, "/refresh", None, json!({"refresh_token": refresh})).await, 401, "token_revoked");

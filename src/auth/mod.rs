@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod handle;
 mod identity;
+mod identity_cache;
 mod issued;
 mod keys;
 mod password;

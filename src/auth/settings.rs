@@ -69,6 +69,11 @@ pub struct AuthSettings {
     pub admin_password: Option<SecretString>,
     /// Failed-login throttling.
     pub login_throttle: LoginThrottleSettings,
+    /// How long an authenticated request may trust a user's role and active flag
+    /// looked up by an earlier one (default 2 s; zero reads the user table every
+    /// time). This instance forgets a user at once when it deactivates them or
+    /// changes their role; other instances notice within this time.
+    pub identity_cache_ttl: std::time::Duration,
 }
 
 impl Default for AuthSettings {
@@ -85,6 +90,7 @@ impl Default for AuthSettings {
             admin_email: None,
             admin_password: None,
             login_throttle: LoginThrottleSettings::default(),
+            identity_cache_ttl: super::identity_cache::DEFAULT_TTL,
         }
     }
 }

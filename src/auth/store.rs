@@ -20,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::identity_cache::IdentityCache;
 use super::{hash_password_async, ApiKey, AuthError, Claims, IdentitySource, UserIdentity, ADMIN_ROLE};
 use crate::db::{AuditLog, DatabaseKind, Db, DbError, Row};
 
@@ -68,6 +69,7 @@ pub struct NewUser<'a> {
 pub struct UserStore {
     pub(super) db: Db,
     pub(super) audit: AuditLog,
+    identities: Arc<IdentityCache>,
 }
 
 impl From<DbError> for AuthError {
@@ -114,8 +116,10 @@ fn user_from(row: &Row) -> StoredUser {
 
 impl UserStore {
     /// The store in `db`. Call [`create_tables`](Self::create_tables) once at start-up.
+    /// Every store of the same `db` shares one identity cache (see
+    /// [`AuthSettings::identity_cache_ttl`](super::AuthSettings::identity_cache_ttl)).
     pub fn new(db: Db) -> Self {
-        Self { audit: AuditLog::new(db.clone()), db }
+        Self { audit: AuditLog::new(db.clone()), identities: db.shared::<IdentityCache>(), db }
     }
 
     /// The audit trail the auth routes write to.
@@ -226,6 +230,7 @@ impl UserStore {
     pub async fn set_active(&self, user_id: &str, active: bool) -> Result<(), AuthError> {
         let sql = "UPDATE [kernel_users] SET [is_active] = ?, [updated_at] = ? WHERE [id] = ?";
         self.db.execute(sql, &[json!(i64::from(active)), json!(now()), json!(user_id)]).await?;
+        self.identities.forget(user_id);
         if !active {
             self.revoke_user_tokens(user_id).await?;
         }
@@ -261,6 +266,7 @@ impl UserStore {
         if let Some(user) = existing {
             let sql = "UPDATE [kernel_users] SET [role] = ?, [is_active] = 1, [updated_at] = ? WHERE [id] = ?";
             self.db.execute(sql, &[json!(ADMIN_ROLE), json!(now()), json!(user.identity.id)]).await?;
+            self.identities.forget(&user.identity.id);
             self.set_password(&user.identity.id, password).await?;
             return Ok((user.identity.with_role(ADMIN_ROLE), false));
         }
@@ -282,10 +288,16 @@ impl UserStore {
 
     /// The identity behind `user_id` if the account exists and is active.
     async fn active_identity(&self, user_id: &str) -> Result<UserIdentity, AuthError> {
+        if let Some(identity) = self.identities.get(user_id) {
+            return Ok(identity);
+        }
         match self.get_user(user_id).await? {
             None => Err(AuthError::InvalidToken),
             Some(user) if !user.is_active => Err(AuthError::InactiveUser),
-            Some(user) => Ok(user.identity),
+            Some(user) => {
+                self.identities.put(&user.identity);
+                Ok(user.identity)
+            }
         }
     }
 
@@ -310,6 +322,7 @@ pub(crate) async fn attach(
         return Ok(auth);
     }
     let store = UserStore::new(db.clone());
+    store.identities.set_ttl(settings.auth.identity_cache_ttl);
     store.create_tables().await?;
     if let (Some(email), Some(password)) = (&settings.auth.admin_email, &settings.auth.admin_password) {
         use secrecy::ExposeSecret as _;

@@ -85,6 +85,8 @@ struct Inner {
     /// Generated entity statements, by table, columns and clauses.
     entity_sql: SqlCache,
     auto_schema: bool,
+    /// State other kernel modules keep per database (one of each type).
+    shared: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Db {
@@ -107,10 +109,23 @@ impl Db {
                 sql: SqlCache::default(),
                 entity_sql: SqlCache::default(),
                 auto_schema: settings.auto_schema,
+                shared: std::sync::Mutex::default(),
             }),
         };
         db.ping().await?;
         Ok(db)
+    }
+
+    /// The one `T` kept with this database, created on first use: state that every
+    /// handle to the same database must share (the auth module's identity cache).
+    pub(crate) fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut all = self.inner.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = all.iter().find_map(|any| any.clone().downcast::<T>().ok()) {
+            return found;
+        }
+        let made = Arc::new(T::default());
+        all.push(made.clone());
+        made
     }
 
     /// The engine behind this handle.
