@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use super::acks::Completion;
@@ -75,6 +75,7 @@ pub struct Worker {
     db: Db,
     id: String,
     concurrency: usize,
+    blocking: Arc<Semaphore>,
 }
 
 impl Worker {
@@ -82,7 +83,8 @@ impl Worker {
     pub fn new(client: JobClient, db: Db) -> Self {
         let id = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let concurrency = client.settings().worker_count.max(1);
-        Self { client, db, id, concurrency }
+        let blocking = Arc::new(Semaphore::new(client.settings().thread_pool_size.max(1)));
+        Self { client, db, id, concurrency, blocking }
     }
 
     /// A worker with the kernel's job client and database.
@@ -217,6 +219,7 @@ impl Worker {
             user_id: job.user_id.clone(),
             db: self.db.clone(),
             jobs: self.client.clone(),
+            blocking: Arc::clone(&self.blocking),
         };
         let work = match self.client.registry().get(&job.task) {
             Some(task) => (task.handler)(job.payload.clone(), ctx),
