@@ -115,6 +115,8 @@ contract!(
     concurrent_workers_run_each_job_once,
     release_hands_back_without_counting,
     prune_removes_finished_jobs,
+    batched_enqueue_and_acks,
+    running_worker_drains_a_batch,
 );
 
 mod suite {
@@ -253,6 +255,53 @@ mod suite {
         let rec = client.status(&job.job_id).await.unwrap().unwrap();
         assert_eq!(rec.result, Some(json!("fresh")));
         assert_eq!(rec.attempts, 2);
+    }
+
+    pub(super) async fn batched_enqueue_and_acks(e: &Engine) {
+        let client = e.client(registry(), quick()).await;
+        let jobs = (0..3).map(|i| ("echo".to_owned(), i, EnqueueOptions::new()));
+        let ids: Vec<String> = client.enqueue_many(jobs).await.unwrap().into_iter().map(|j| j.job_id).collect();
+        assert_eq!(ids.len(), 3);
+        let t0 = now_ms();
+        let q = client.backend();
+        let old = q.claim("a", 3, Duration::from_millis(100), t0).await.unwrap();
+        assert_eq!(old.iter().map(|c| c.job.id.clone()).collect::<Vec<_>>(), ids, "{}: claim order", e.name);
+        let new = q.claim("b", 3, Duration::from_secs(30), t0 + 1_000).await.unwrap();
+        assert_eq!(new.len(), 3, "{}: expired leases reclaimed", e.name);
+        let (r0, r1) = (json!("stale"), json!("fresh"));
+        let acks = [
+            (ids[0].as_str(), old[0].token.as_str(), &r0),
+            (ids[1].as_str(), new[1].token.as_str(), &r1),
+            (ids[2].as_str(), new[2].token.as_str(), &r1),
+        ];
+        assert_eq!(q.complete_many(&acks, t0 + 1_100).await.unwrap(), [false, true, true], "{}", e.name);
+        assert_eq!(client.status(&ids[0]).await.unwrap().unwrap().status, JobStatus::Running);
+        let done = client.status(&ids[1]).await.unwrap().unwrap();
+        assert_eq!((done.status, done.result), (JobStatus::Done, Some(json!("fresh"))));
+    }
+
+    pub(super) async fn running_worker_drains_a_batch(e: &Engine) {
+        let (client, worker) = e.worker(registry(), quick()).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(worker.run_until_stopped(async move { drop(stopped.await) }));
+        // Enqueued while the worker runs (and may be idle): a wake-up or a poll finds them.
+        let jobs = (0..40).map(|i| ("echo".to_owned(), i, EnqueueOptions::new()));
+        let ids: Vec<String> = client.enqueue_many(jobs).await.unwrap().into_iter().map(|j| j.job_id).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut pending = ids.clone();
+        while !pending.is_empty() && std::time::Instant::now() < deadline {
+            let mut left = Vec::new();
+            for id in pending {
+                if client.status(&id).await.unwrap().unwrap().status != JobStatus::Done {
+                    left.push(id);
+                }
+            }
+            pending = left;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).unwrap();
+        running.await.unwrap();
+        assert!(pending.is_empty(), "{}: not done: {pending:?}", e.name);
     }
 
     pub(super) async fn expired_lease_is_claimable_again(e: &Engine) {

@@ -82,22 +82,22 @@ impl SqliteBackend {
         .map_err(joined)?
     }
 
-    /// Runs `f` on a reader; `Ok(None)` from `f` means "this needs the writer".
+    /// Runs `f` on a reader (on the writer when there are none); `Ok(None)` from `f`
+    /// means "this needs the writer", which the caller then asks for.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<Option<T>, DbError> + Send + Clone + 'static,
+        f: impl FnOnce(&Connection) -> Result<Option<T>, DbError> + Send + 'static,
     ) -> Result<Option<T>, DbError> {
         let Some(readers) = self.readers.clone() else { return self.write(f).await };
         let permit = readers.permits.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
-        let g = f.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let idle = readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
             // A reader is missing only if one panicked mid-call; it is replaced.
             let conn = match idle {
                 Some(conn) => conn,
                 None => open_reader(&readers.path)?,
             };
-            let result = g(&conn);
+            let result = f(&conn);
             if !readers.permits.is_closed() {
                 readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
             }
@@ -105,11 +105,7 @@ impl SqliteBackend {
             result
         })
         .await
-        .map_err(joined)??;
-        match result {
-            Some(rows) => Ok(Some(rows)),
-            None => self.write(f).await,
-        }
+        .map_err(joined)?
     }
 }
 
@@ -124,14 +120,19 @@ impl Backend for SqliteBackend {
         if writes {
             return self.write(move |conn| fetch(conn, &sql, &params)).await;
         }
+        let (query, args) = (Arc::clone(&sql), Arc::clone(&params));
         let rows = self
             .read(move |conn| {
                 // One cache lookup: the statement that says it only reads is the one that runs.
-                let mut stmt = conn.prepare_cached(&sql).map_err(error)?;
-                stmt.readonly().then(|| rows_of(&mut stmt, &params)).transpose()
+                let mut stmt = conn.prepare_cached(&query).map_err(error)?;
+                stmt.readonly().then(|| rows_of(&mut stmt, &args)).transpose()
             })
             .await?;
-        Ok(rows.unwrap_or_default())
+        match rows {
+            Some(rows) => Ok(rows),
+            // A statement that writes (`UPDATE .. RETURNING`, say) runs on the writer.
+            None => self.write(move |conn| fetch(conn, &sql, &params)).await,
+        }
     }
 
     async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {

@@ -166,11 +166,31 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a job. With a `unique_key` that an unfinished job holds, stores nothing
     /// and returns that job's id.
     async fn enqueue(&self, job: NewJob) -> Result<String, JobError>;
+    /// Stores several jobs, in order, returning their ids as [`enqueue`](Self::enqueue)
+    /// would. Engines override it to store a batch in one round trip; the default
+    /// enqueues one by one and stops at the first failure.
+    async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<String>, JobError> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ids.push(self.enqueue(job).await?);
+        }
+        Ok(ids)
+    }
     /// Claims up to `n` due jobs, best priority then oldest `run_at` first, each under
     /// a lease of `lease` from `now` (Unix ms).
     async fn claim(&self, worker_id: &str, n: usize, lease: Duration, now: i64) -> Result<Vec<ClaimedJob>, JobError>;
     /// Marks a claimed job done with its result; `false` if the token no longer holds it.
     async fn complete(&self, id: &str, token: &str, result: &Value, now: i64) -> Result<bool, JobError>;
+    /// Marks several claimed jobs done, each as [`complete`](Self::complete) would, and
+    /// says for each (in order) whether its token still held it. Engines override it to
+    /// write the batch in one round trip or transaction; the default acks one by one.
+    async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
+        let mut done = Vec::with_capacity(acks.len());
+        for (id, token, result) in acks {
+            done.push(self.complete(id, token, result, now).await?);
+        }
+        Ok(done)
+    }
     /// Records a failed attempt; `false` if the token no longer holds the job.
     async fn fail(&self, id: &str, token: &str, error: &str, outcome: FailOutcome, now: i64) -> Result<bool, JobError>;
     /// Extends a claim's lease to `now + lease`; `false` if the token no longer holds it.
@@ -182,6 +202,13 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError>;
     /// Deletes done and dead jobs last changed before `before` (Unix ms); returns how many.
     async fn prune(&self, before: i64) -> Result<u64, JobError>;
+    /// Wake-ups for an idle worker: the value changes when jobs may have become due
+    /// (an enqueue, a hand-back), from any process. `None` (the default) when the engine
+    /// cannot tell; workers then find new jobs by polling every `poll_interval`, as they
+    /// also do for delayed jobs and expired leases on every engine.
+    fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// Now, in Unix milliseconds.

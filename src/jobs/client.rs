@@ -194,21 +194,21 @@ impl JobClient {
         Ok(Enqueued { job_id })
     }
 
-    /// Enqueues several jobs, in order; stops at the first failure.
+    /// Enqueues several jobs, in order, in one round trip where the engine can: one
+    /// transaction on the SQL queue (when no job has a unique key), one script on Redis.
     ///
     /// # Errors
-    /// As [`enqueue`](Self::enqueue); nothing is enqueued if a task name is unknown.
+    /// As [`enqueue`](Self::enqueue); nothing is enqueued if a task name is unknown. On
+    /// a storage failure the batch may be partly enqueued (on SQL without unique keys:
+    /// none of it).
     pub async fn enqueue_many<P: Serialize>(
         &self,
         jobs: impl IntoIterator<Item = (String, P, EnqueueOptions)>,
     ) -> Result<Vec<Enqueued>, JobError> {
         let prepared =
             jobs.into_iter().map(|(t, p, o)| self.prepare(&t, p, o)).collect::<Result<Vec<_>, JobError>>()?;
-        let mut out = Vec::with_capacity(prepared.len());
-        for job in prepared {
-            out.push(Enqueued { job_id: self.inner.backend.enqueue(job).await? });
-        }
-        Ok(out)
+        let ids = self.inner.backend.enqueue_many(prepared).await?;
+        Ok(ids.into_iter().map(|job_id| Enqueued { job_id }).collect())
     }
 
     /// Enqueues inside the app's own transaction: the job exists only if it commits.

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acks;
 mod backend;
 mod client;
 mod context;

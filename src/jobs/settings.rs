@@ -19,7 +19,8 @@ pub enum QueueEngine {
 pub struct JobSettings {
     /// Jobs a worker process runs at once (default 4).
     pub worker_count: usize,
-    /// Threads for blocking work inside jobs (default 8).
+    /// Blocking work inside jobs that one worker runs at once (default 8): the permits of
+    /// `JobContext::run_blocking`, which runs it on tokio's blocking threads.
     pub thread_pool_size: usize,
     /// Attempts before a failing job is kept as dead (default 3).
     pub max_attempts: u32,

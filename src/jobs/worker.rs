@@ -6,17 +6,24 @@
 //! its timeout) is retried after `backoff_base * 2^(attempt-1)` plus jitter, until
 //! `max_attempts`; then it is dead with its last error.
 //!
-//! Tests step it: [`Worker::run_once`] claims what is due, runs it, and reports.
+//! [`Worker::run_until_stopped`] claims for all its free slots in one call, hands
+//! results to a batching acker (`acks.rs`) so that a slot is free as soon as its task
+//! ends, and waits while idle until a job finishes, the engine signals an enqueue
+//! (Redis) or `poll_interval` passes. Tests step it: [`Worker::run_once`] claims what is
+//! due, runs it, acks each job itself, and reports.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use serde_json::Value;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
+use super::acks::Completion;
 use super::backend::{now_ms, ClaimedJob, FailOutcome};
 use super::{JobClient, JobContext, TaskError};
 use crate::db::Db;
@@ -68,6 +75,7 @@ pub struct Worker {
     db: Db,
     id: String,
     concurrency: usize,
+    blocking: Arc<Semaphore>,
 }
 
 impl Worker {
@@ -75,7 +83,8 @@ impl Worker {
     pub fn new(client: JobClient, db: Db) -> Self {
         let id = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let concurrency = client.settings().worker_count.max(1);
-        Self { client, db, id, concurrency }
+        let blocking = Arc::new(Semaphore::new(client.settings().thread_pool_size.max(1)));
+        Self { client, db, id, concurrency, blocking }
     }
 
     /// A worker with the kernel's job client and database.
@@ -104,7 +113,7 @@ impl Worker {
         let claimed = self.client.backend().claim(&self.id, self.concurrency, settings.lease, now_ms()).await?;
         let outcomes = futures::future::join_all(claimed.into_iter().map(|c| {
             let id = c.job.id.clone();
-            self.execute(c).map(move |o| (id, o))
+            self.execute(c, None).map(move |o| (id, o))
         }))
         .await;
         let mut report = RunReport::default();
@@ -123,6 +132,10 @@ impl Worker {
         let mut running: JoinSet<Outcome> = JoinSet::new();
         let mut held: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
         let mut next_prune = tokio::time::Instant::now();
+        // Subscribed before the first claim, so no enqueue between a claim that found
+        // nothing and the wait that follows it goes unnoticed.
+        let mut wakeups = self.client.backend().wakeups();
+        let (acks, acker) = super::acks::spawn(Arc::clone(self.client.backend()), self.concurrency * 2);
         tracing::info!(worker = %self.id, concurrency = self.concurrency, tasks = ?self.client.registry().names(), "worker started");
         tokio::pin!(signal);
         loop {
@@ -135,33 +148,34 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
                 }
             }
+            // Every finished job frees its slot before the claim, so one claim fills them all.
+            while let Some(done) = running.try_join_next_with_id() {
+                held.remove(&joined_id(&done));
+            }
             let free = self.concurrency.saturating_sub(running.len());
-            let mut claimed_any = false;
             if free > 0 {
                 match self.client.backend().claim(&self.id, free, settings.lease, now_ms()).await {
                     Ok(jobs) => {
-                        claimed_any = !jobs.is_empty();
                         for c in jobs {
                             let key = (c.job.id.clone(), c.token.clone());
-                            let me = self.clone();
-                            let handle = running.spawn(async move { me.execute(c).await });
+                            let (me, acks) = (self.clone(), acks.clone());
+                            let handle = running.spawn(async move { me.execute(c, Some(&acks)).await });
                             held.insert(handle.id(), key);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
                 }
             }
+            // A claim that left slots free found the queue empty: wait for a finished
+            // job, a wake-up or the next poll before claiming again.
             let full = running.len() >= self.concurrency;
-            if claimed_any && !full {
-                continue;
-            }
             tokio::select! {
                 () = &mut signal => break,
                 Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    let id = match &done { Ok((id, _)) => *id, Err(e) => e.id() };
-                    held.remove(&id);
+                    held.remove(&joined_id(&done));
                 }
                 () = tokio::time::sleep(settings.poll_interval), if !full => {}
+                Some(Ok(())) = changed(wakeups.as_mut()), if !full && wakeups.is_some() => {}
             }
         }
         tracing::info!(running = running.len(), "worker stopping: no more claims");
@@ -170,14 +184,18 @@ impl Worker {
         while !running.is_empty() {
             tokio::select! {
                 Some(done) = running.join_next_with_id() => {
-                    let id = match &done { Ok((id, _)) => *id, Err(e) => e.id() };
-                    held.remove(&id);
+                    held.remove(&joined_id(&done));
                 }
                 () = &mut deadline => break,
             }
         }
         running.abort_all();
         while running.join_next().await.is_some() {}
+        // The results already handed over are written before anything is handed back.
+        drop(acks);
+        if let Err(e) = acker.await {
+            tracing::warn!(error = %e, "the acker stopped; unwritten results run again after their leases");
+        }
         for (job, token) in held.into_values() {
             match self.client.backend().release(&job, &token, now_ms()).await {
                 Ok(_) => tracing::warn!(job_id = %job, "shutdown grace expired: job handed back"),
@@ -187,7 +205,9 @@ impl Worker {
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
-    async fn execute(&self, claimed: ClaimedJob) -> Outcome {
+    /// Runs one claimed job and acks it: a success through `acks` when given (the
+    /// acker writes it with others), else directly, like every failure.
+    async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
         let ClaimedJob { job, token } = claimed;
         let backend = self.client.backend();
         let settings = self.client.settings();
@@ -199,6 +219,7 @@ impl Worker {
             user_id: job.user_id.clone(),
             db: self.db.clone(),
             jobs: self.client.clone(),
+            blocking: Arc::clone(&self.blocking),
         };
         let work = match self.client.registry().get(&job.task) {
             Some(task) => (task.handler)(job.payload.clone(), ctx),
@@ -232,6 +253,16 @@ impl Worker {
             () = heartbeat => Err("lease heartbeat stopped".to_owned()),
         };
         let now = now_ms();
+        let result = match (result, acks) {
+            (Ok(result), Some(acks)) => {
+                let completion = Completion { id: job.id.clone(), token: token.clone(), result };
+                return match acks.send(completion).await {
+                    Ok(()) => Outcome::Completed,
+                    Err(mpsc::error::SendError(c)) => self.ack_directly(c, now).await,
+                };
+            }
+            (result, _) => result,
+        };
         let acked = match &result {
             Ok(value) => backend.complete(&job.id, &token, value, now).await.map(|ok| (ok, Outcome::Completed)),
             Err(error) => {
@@ -256,5 +287,38 @@ impl Worker {
                 Outcome::Lost
             }
         }
+    }
+}
+
+impl Worker {
+    /// The fallback when the acker is gone: the worker writes the ack itself.
+    async fn ack_directly(&self, c: Completion, now: i64) -> Outcome {
+        match self.client.backend().complete(&c.id, &c.token, &c.result, now).await {
+            Ok(true) => Outcome::Completed,
+            Ok(false) => {
+                tracing::warn!(job_id = %c.id, "ack refused: the lease passed to another worker");
+                Outcome::Lost
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %c.id, error = %e, "ack failed; the job will run again after its lease");
+                Outcome::Lost
+            }
+        }
+    }
+}
+
+fn joined_id(done: &Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, _)) => *id,
+        Err(e) => e.id(),
+    }
+}
+
+async fn changed(
+    rx: Option<&mut tokio::sync::watch::Receiver<u64>>,
+) -> Option<Result<(), tokio::sync::watch::error::RecvError>> {
+    match rx {
+        Some(rx) => Some(rx.changed().await),
+        None => None,
     }
 }

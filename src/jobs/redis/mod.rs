@@ -6,7 +6,9 @@
 //! score = lease deadline), `finished` (done and dead, score = when, for pruning),
 //! `job:{id}` (a hash) and `unique:{key}` (the job holding a unique key).
 //! Each operation is one script, so a claim, an ack or a hand-back is atomic; a claim
-//! first moves due delayed jobs and expired leases back to `ready`.
+//! first moves due delayed jobs and expired leases back to `ready`. Enqueues of due jobs
+//! and hand-backs publish on channel `wake`, which idle workers subscribe to, so they
+//! start a new job without waiting for their next poll.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,132 +16,20 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 use super::JobError;
 
-const ENQUEUE: &str = r"
-local p = KEYS[1]
-local id = ARGV[1]
-if ARGV[9] ~= '' then
-  local existing = redis.call('GET', p .. 'unique:' .. ARGV[9])
-  if existing then return existing end
-  redis.call('SET', p .. 'unique:' .. ARGV[9], id)
-end
-local h = p .. 'job:' .. id
-redis.call('HSET', h, 'id', id, 'task', ARGV[2], 'payload', ARGV[3], 'status', 'pending', 'priority', ARGV[4],
-  'run_at', ARGV[5], 'attempts', 0, 'max_attempts', ARGV[6], 'timeout_ms', ARGV[7],
-  'created_at', ARGV[10], 'updated_at', ARGV[10])
-if ARGV[8] ~= '' then redis.call('HSET', h, 'user_id', ARGV[8]) end
-if ARGV[9] ~= '' then redis.call('HSET', h, 'unique_key', ARGV[9]) end
-local run_at = tonumber(ARGV[5])
-if run_at <= tonumber(ARGV[10]) then
-  redis.call('ZADD', p .. 'ready', tonumber(ARGV[4]) * 1e13 + run_at, id)
-else
-  redis.call('ZADD', p .. 'delayed', run_at, id)
-end
-return id
-";
+mod scripts;
+mod wake;
 
-const CLAIM: &str = r"
-local p = KEYS[1]
-local now = tonumber(ARGV[1])
-local function requeue(id)
-  local h = p .. 'job:' .. id
-  local pr = tonumber(redis.call('HGET', h, 'priority') or '1')
-  local ra = tonumber(redis.call('HGET', h, 'run_at') or '0')
-  redis.call('ZADD', p .. 'ready', pr * 1e13 + ra, id)
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)) do
-  redis.call('ZREM', p .. 'delayed', id)
-  requeue(id)
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'leases', '-inf', '(' .. now, 'LIMIT', 0, 1000)) do
-  redis.call('ZREM', p .. 'leases', id)
-  redis.call('HSET', p .. 'job:' .. id, 'status', 'pending')
-  redis.call('HDEL', p .. 'job:' .. id, 'lease_token')
-  requeue(id)
-end
-local n = tonumber(ARGV[2])
-local out = {}
-for i, id in ipairs(redis.call('ZRANGE', p .. 'ready', 0, n - 1)) do
-  redis.call('ZREM', p .. 'ready', id)
-  local h = p .. 'job:' .. id
-  if redis.call('EXISTS', h) == 1 then
-    redis.call('HSET', h, 'status', 'running', 'lease_token', ARGV[4 + i], 'worker_id', ARGV[4], 'updated_at', now)
-    redis.call('HINCRBY', h, 'attempts', 1)
-    redis.call('ZADD', p .. 'leases', now + tonumber(ARGV[3]), id)
-    table.insert(out, redis.call('HGETALL', h))
-  end
-end
-return out
-";
-
-/// Shared head of the ack scripts: the token must still hold the running job.
-const HOLDS: &str = r"
-local p = KEYS[1]
-local id = ARGV[1]
-local h = p .. 'job:' .. id
-if redis.call('HGET', h, 'lease_token') ~= ARGV[2] or redis.call('HGET', h, 'status') ~= 'running' then
-  return 0
-end
-local function finish(now)
-  redis.call('ZADD', p .. 'finished', now, id)
-  local uk = redis.call('HGET', h, 'unique_key')
-  if uk and redis.call('GET', p .. 'unique:' .. uk) == id then redis.call('DEL', p .. 'unique:' .. uk) end
-end
-";
-
-const COMPLETE: &str = r"
-redis.call('HSET', h, 'status', 'done', 'result', ARGV[3], 'updated_at', ARGV[4])
-redis.call('HDEL', h, 'lease_token', 'error')
-redis.call('ZREM', p .. 'leases', id)
-finish(ARGV[4])
-return 1
-";
-
-const FAIL: &str = r"
-redis.call('HDEL', h, 'lease_token')
-redis.call('ZREM', p .. 'leases', id)
-if ARGV[5] == 'retry' then
-  redis.call('HSET', h, 'status', 'retry', 'error', ARGV[3], 'run_at', ARGV[6], 'updated_at', ARGV[4])
-  redis.call('ZADD', p .. 'delayed', ARGV[6], id)
-else
-  redis.call('HSET', h, 'status', 'dead', 'error', ARGV[3], 'updated_at', ARGV[4])
-  finish(ARGV[4])
-end
-return 1
-";
-
-const EXTEND: &str = r"
-redis.call('ZADD', p .. 'leases', ARGV[3], id)
-return 1
-";
-
-const RELEASE: &str = r"
-redis.call('HDEL', h, 'lease_token')
-redis.call('ZREM', p .. 'leases', id)
-redis.call('HSET', h, 'status', 'pending', 'run_at', ARGV[3], 'updated_at', ARGV[3])
-redis.call('HINCRBY', h, 'attempts', -1)
-local pr = tonumber(redis.call('HGET', h, 'priority') or '1')
-redis.call('ZADD', p .. 'ready', pr * 1e13 + tonumber(ARGV[3]), id)
-return 1
-";
-
-const PRUNE: &str = r"
-local p = KEYS[1]
-local ids = redis.call('ZRANGEBYSCORE', p .. 'finished', '-inf', '(' .. ARGV[1], 'LIMIT', 0, 500)
-for _, id in ipairs(ids) do
-  redis.call('DEL', p .. 'job:' .. id)
-  redis.call('ZREM', p .. 'finished', id)
-end
-return #ids
-";
+use scripts::{CLAIM, COMPLETE_MANY, ENQUEUE, ENQUEUE_BATCH, EXTEND, FAIL, HOLDS, PRUNE, RELEASE};
 
 struct Scripts {
     enqueue: Script,
     claim: Script,
-    complete: Script,
+    complete_many: Script,
     fail: Script,
     extend: Script,
     release: Script,
@@ -149,6 +39,7 @@ struct Scripts {
 /// The Redis queue engine (feature `redis`).
 #[derive(Clone)]
 pub struct RedisQueue {
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
@@ -171,15 +62,16 @@ impl RedisQueue {
     /// The URL is malformed or Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, JobError> {
         let client = redis::Client::open(url).map_err(storage)?;
-        let conn = ConnectionManager::new(client).await.map_err(storage)?;
+        let conn = ConnectionManager::new(client.clone()).await.map_err(storage)?;
         let acked = |body: &str| Script::new(&format!("{HOLDS}{body}"));
         Ok(Self {
+            client,
             conn,
             prefix: format!("{prefix}jobs:"),
             scripts: std::sync::Arc::new(Scripts {
                 enqueue: Script::new(ENQUEUE),
                 claim: Script::new(CLAIM),
-                complete: acked(COMPLETE),
+                complete_many: Script::new(COMPLETE_MANY),
                 fail: acked(FAIL),
                 extend: acked(EXTEND),
                 release: acked(RELEASE),
@@ -228,23 +120,31 @@ fn ms(d: Duration) -> i64 {
 #[async_trait::async_trait]
 impl QueueBackend for RedisQueue {
     async fn enqueue(&self, job: NewJob) -> Result<String, JobError> {
-        let mut conn = self.conn.clone();
-        self.scripts
-            .enqueue
-            .key(&self.prefix)
-            .arg(&job.id)
-            .arg(&job.task)
-            .arg(job.payload.to_string())
-            .arg(job.priority.rank())
-            .arg(job.run_at)
-            .arg(job.max_attempts)
-            .arg(job.timeout_ms)
-            .arg(job.user_id.as_deref().unwrap_or(""))
-            .arg(job.unique_key.as_deref().unwrap_or(""))
-            .arg(job.now)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(storage)
+        let mut ids = self.enqueue_many(vec![job]).await?;
+        ids.pop().ok_or_else(|| JobError::Storage("enqueue script returned no id".into()))
+    }
+
+    async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<String>, JobError> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(ENQUEUE_BATCH) {
+            let mut inv = self.scripts.enqueue.key(&self.prefix);
+            for job in chunk {
+                inv.arg(&job.id)
+                    .arg(&job.task)
+                    .arg(job.payload.to_string())
+                    .arg(job.priority.rank())
+                    .arg(job.run_at)
+                    .arg(job.max_attempts)
+                    .arg(job.timeout_ms)
+                    .arg(job.user_id.as_deref().unwrap_or(""))
+                    .arg(job.unique_key.as_deref().unwrap_or(""))
+                    .arg(job.now);
+            }
+            let mut conn = self.conn.clone();
+            let batch: Vec<String> = inv.invoke_async(&mut conn).await.map_err(storage)?;
+            ids.extend(batch);
+        }
+        Ok(ids)
     }
 
     async fn claim(&self, worker_id: &str, n: usize, lease: Duration, now: i64) -> Result<Vec<ClaimedJob>, JobError> {
@@ -269,19 +169,18 @@ impl QueueBackend for RedisQueue {
     }
 
     async fn complete(&self, id: &str, token: &str, result: &Value, now: i64) -> Result<bool, JobError> {
+        Ok(self.complete_many(&[(id, token, result)], now).await?.first() == Some(&true))
+    }
+
+    async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
+        let mut inv = self.scripts.complete_many.key(&self.prefix);
+        inv.arg(now);
+        for (id, token, result) in acks {
+            inv.arg(*id).arg(*token).arg(result.to_string());
+        }
         let mut conn = self.conn.clone();
-        let n: i64 = self
-            .scripts
-            .complete
-            .key(&self.prefix)
-            .arg(id)
-            .arg(token)
-            .arg(result.to_string())
-            .arg(now)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(storage)?;
-        Ok(n == 1)
+        let done: Vec<i64> = inv.invoke_async(&mut conn).await.map_err(storage)?;
+        Ok(done.into_iter().map(|n| n == 1).collect())
     }
 
     async fn fail(&self, id: &str, token: &str, error: &str, outcome: FailOutcome, now: i64) -> Result<bool, JobError> {
@@ -347,6 +246,12 @@ impl QueueBackend for RedisQueue {
             return Ok(None);
         }
         record(&h).map(Some)
+    }
+
+    fn wakeups(&self) -> Option<watch::Receiver<u64>> {
+        let (tx, rx) = watch::channel(0);
+        tokio::spawn(wake::listen(self.client.clone(), format!("{}wake", self.prefix), tx));
+        Some(rx)
     }
 
     async fn prune(&self, before: i64) -> Result<u64, JobError> {

@@ -1,10 +1,11 @@
 //! The SQL queue: jobs in table `kernel_jobs` of the service's own database.
 //!
-//! Claims run in one short transaction: select the due ids (best priority, then oldest
-//! `run_at`; `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL, the single writer's
-//! `BEGIN IMMEDIATE` on SQLite), then give each a fresh lease token. Every ack matches
-//! on `(id, lease_token)`, so a worker whose lease was taken over cannot overwrite the
-//! new owner's work.
+//! A claim takes the best due jobs by priority, then oldest `run_at`, and gives them a
+//! fresh lease token in one atomic step (see `claim.rs`: `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL and MySQL, the single writer on SQLite). Every ack matches on
+//! `(id, lease_token)`, so a worker whose lease was taken over cannot overwrite the new
+//! owner's work. `enqueue_many` stores a batch of jobs without unique keys with
+//! multi-row `INSERT`s in one transaction.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use serde_json::{json, Value};
 
 use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 use super::JobError;
-use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
+use crate::db::{Db, DbError, Row, Transaction};
+
+mod claim;
 
 /// The jobs table.
 pub const JOBS_TABLE: &str = "kernel_jobs";
@@ -59,86 +62,17 @@ impl SqlQueue {
         }
         Ok(Self { db })
     }
-
-    async fn claim_once(
-        &self,
-        worker_id: &str,
-        n: usize,
-        lease: Duration,
-        now: i64,
-    ) -> Result<Vec<ClaimedJob>, JobError> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-
-        let lock = match self.db.kind() {
-            DatabaseKind::Sqlite => "",
-            _ => " FOR UPDATE SKIP LOCKED",
-        };
-        let select = format!(
-            "SELECT [id] FROM [kernel_jobs] WHERE ([status] IN (?, ?) AND [run_at] <= ?) \
-             OR ([status] = ? AND [lease_until] < ?) ORDER BY [priority], [run_at] LIMIT {n}{lock}"
-        );
-        let mut tx = self.db.transaction().await?;
-        let due = tx
-            .fetch_all(
-                &select,
-                &[
-                    json!(JobStatus::Pending.as_str()),
-                    json!(JobStatus::Retry.as_str()),
-                    json!(now),
-                    json!(JobStatus::Running.as_str()),
-                    json!(now),
-                ],
-            )
-            .await?;
-        if due.is_empty() {
-            // Release the locks of the rows this locking read scanned, now.
-            tx.rollback().await?;
-            return Ok(Vec::new());
-        }
-        let until = now + ms(lease);
-        let mut tokens = Vec::with_capacity(due.len());
-        for row in &due {
-            let id = text(row, "id");
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            tx.execute(
-                "UPDATE [kernel_jobs] SET [status] = ?, [lease_token] = ?, [lease_until] = ?, [worker_id] = ?, \
-                 [attempts] = [attempts] + 1, [updated_at] = ? WHERE [id] = ?",
-                &[
-                    json!(JobStatus::Running.as_str()),
-                    json!(token),
-                    json!(until),
-                    json!(worker_id),
-                    json!(now),
-                    json!(id),
-                ],
-            )
-            .await?;
-            tokens.push((id, token));
-        }
-        let marks = vec!["?"; tokens.len()].join(", ");
-        let ids: Vec<Value> = tokens.iter().map(|(id, _)| json!(id)).collect();
-        let rows = tx.fetch_all(&format!("SELECT {COLUMNS} FROM [kernel_jobs] WHERE [id] IN ({marks})"), &ids).await?;
-        tx.commit().await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for (id, token) in tokens {
-            if let Some(row) = rows.iter().find(|r| text(r, "id") == id) {
-                claimed.push(ClaimedJob { job: record(row)?, token });
-            }
-        }
-        Ok(claimed)
-    }
 }
 
-fn is_deadlock(e: &JobError) -> bool {
-    let text = e.to_string();
-    text.contains("Deadlock") || text.contains("40001") || text.contains("40P01")
-}
+const INSERT_HEAD: &str = "INSERT INTO [kernel_jobs] ([id], [task], [payload], [status], [priority], [run_at], \
+    [attempts], [max_attempts], [timeout_ms], [user_id], [unique_key], [created_at], [updated_at]) VALUES";
+const INSERT_ROW: &str = "(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)";
+/// One job's `INSERT`.
+static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("{INSERT_HEAD} {INSERT_ROW}"));
 
-const INSERT: &str = "INSERT INTO [kernel_jobs] ([id], [task], [payload], [status], [priority], [run_at], \
-    [attempts], [max_attempts], [timeout_ms], [user_id], [unique_key], [created_at], [updated_at]) \
-    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)";
+/// Rows per multi-row `INSERT` of `enqueue_many`: 12 parameters each, far below every
+/// engine's limit on parameters per statement.
+const INSERT_ROWS: usize = 200;
 
 fn insert_params(job: &NewJob) -> Vec<Value> {
     vec![
@@ -157,6 +91,20 @@ fn insert_params(job: &NewJob) -> Vec<Value> {
     ]
 }
 
+const COMPLETE: &str = "UPDATE [kernel_jobs] SET [status] = ?, [result] = ?, [error] = NULL, [lease_token] = NULL, \
+    [lease_until] = NULL, [unique_key] = NULL, [updated_at] = ? WHERE [id] = ? AND [lease_token] = ? AND [status] = ?";
+
+fn complete_params(id: &str, token: &str, result: &Value, now: i64) -> [Value; 6] {
+    [
+        json!(JobStatus::Done.as_str()),
+        json!(result.to_string()),
+        json!(now),
+        json!(id),
+        json!(token),
+        json!(JobStatus::Running.as_str()),
+    ]
+}
+
 const BY_UNIQUE: &str = "SELECT [id] FROM [kernel_jobs] WHERE [unique_key] = ?";
 
 /// Inserts `job` inside the app's transaction (see `JobClient::enqueue_in`).
@@ -166,7 +114,7 @@ pub(crate) async fn insert_in(tx: &mut Transaction, job: NewJob) -> Result<Strin
             return Ok(text(&row, "id"));
         }
     }
-    tx.execute(INSERT, &insert_params(&job)).await?;
+    tx.execute(&INSERT, &insert_params(&job)).await?;
     Ok(job.id)
 }
 
@@ -225,14 +173,14 @@ const COLUMNS: &str = "[id], [task], [payload], [status], [priority], [run_at], 
 impl QueueBackend for SqlQueue {
     async fn enqueue(&self, job: NewJob) -> Result<String, JobError> {
         let Some(key) = job.unique_key.clone() else {
-            self.db.execute(INSERT, &insert_params(&job)).await?;
+            self.db.execute(&INSERT, &insert_params(&job)).await?;
             return Ok(job.id);
         };
         for _ in 0..3 {
             if let Some(row) = self.db.fetch_optional(BY_UNIQUE, &[json!(key)]).await? {
                 return Ok(text(&row, "id"));
             }
-            match self.db.execute(INSERT, &insert_params(&job)).await {
+            match self.db.execute(&INSERT, &insert_params(&job)).await {
                 Ok(_) => return Ok(job.id),
                 // Lost a race with another enqueue of the same key: read the winner.
                 Err(DbError::Conflict(_)) => continue,
@@ -242,39 +190,49 @@ impl QueueBackend for SqlQueue {
         Err(JobError::Storage(format!("unique key {key}: concurrent enqueues kept conflicting")))
     }
 
-    async fn claim(&self, worker_id: &str, n: usize, lease: Duration, now: i64) -> Result<Vec<ClaimedJob>, JobError> {
-        // InnoDB may pick a claim as a deadlock victim when workers race; the claim
-        // is then rolled back whole, so it is safe to try again.
-        let mut attempt = 0;
-        loop {
-            match self.claim_once(worker_id, n, lease, now).await {
-                Err(e) if attempt < 5 && is_deadlock(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(2 * attempt)).await;
-                }
-                result => return result,
+    async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<String>, JobError> {
+        // A unique key needs its look-up and conflict retry per job.
+        if jobs.len() < 2 || jobs.iter().any(|j| j.unique_key.is_some()) {
+            let mut ids = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                ids.push(self.enqueue(job).await?);
             }
+            return Ok(ids);
         }
+        let mut tx = self.db.transaction().await?;
+        for chunk in jobs.chunks(INSERT_ROWS) {
+            let sql = format!("{INSERT_HEAD} {}", vec![INSERT_ROW; chunk.len()].join(", "));
+            let params: Vec<Value> = chunk.iter().flat_map(insert_params).collect();
+            tx.execute(&sql, &params).await?;
+        }
+        tx.commit().await?;
+        Ok(jobs.into_iter().map(|j| j.id).collect())
+    }
+
+    async fn claim(&self, worker_id: &str, n: usize, lease: Duration, now: i64) -> Result<Vec<ClaimedJob>, JobError> {
+        self.claim_due(worker_id, n, lease, now).await
     }
 
     async fn complete(&self, id: &str, token: &str, result: &Value, now: i64) -> Result<bool, JobError> {
-        let n = self
-            .db
-            .execute(
-                "UPDATE [kernel_jobs] SET [status] = ?, [result] = ?, [error] = NULL, [lease_token] = NULL, \
-                 [lease_until] = NULL, [unique_key] = NULL, [updated_at] = ? \
-                 WHERE [id] = ? AND [lease_token] = ? AND [status] = ?",
-                &[
-                    json!(JobStatus::Done.as_str()),
-                    json!(result.to_string()),
-                    json!(now),
-                    json!(id),
-                    json!(token),
-                    json!(JobStatus::Running.as_str()),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        Ok(self.db.execute(COMPLETE, &complete_params(id, token, result, now)).await? == 1)
+    }
+
+    async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
+        if acks.len() < 2 {
+            let mut done = Vec::with_capacity(acks.len());
+            for (id, token, result) in acks {
+                done.push(self.complete(id, token, result, now).await?);
+            }
+            return Ok(done);
+        }
+        // One transaction: one commit (one log flush) for the batch.
+        let mut tx = self.db.transaction().await?;
+        let mut done = Vec::with_capacity(acks.len());
+        for (id, token, result) in acks {
+            done.push(tx.execute(COMPLETE, &complete_params(id, token, result, now)).await? == 1);
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     async fn fail(&self, id: &str, token: &str, error: &str, outcome: FailOutcome, now: i64) -> Result<bool, JobError> {
