@@ -132,6 +132,7 @@ impl Ctx<'_> {
         for key in obj.keys() {
             validate_identifier(key)?;
         }
+        let fresh = matches!(obj.get("id"), None | Some(Value::Null));
         let id = match obj.remove("id") {
             None | Some(Value::Null) => uuid::Uuid::now_v7().to_string(),
             Some(Value::String(s)) if !s.is_empty() => s,
@@ -149,12 +150,12 @@ impl Ctx<'_> {
         obj.insert("updated_at".into(), Value::String(now));
         let schema = self.ensure(table, &fields_of(&obj)).await?;
         let kind = self.kind();
-        let mut key = format!("save|{table}|");
+        let mut key = format!("{}|{table}|", if fresh { "insert" } else { "save" });
         for column in obj.keys() {
             key.push_str(column);
             key.push(',');
         }
-        let sql = self.statement(&key, || Ok(upsert_sql(kind, table, obj.keys().map(String::as_str))))?;
+        let sql = self.statement(&key, || Ok(upsert_sql(kind, table, obj.keys().map(String::as_str), fresh)))?;
         let mut params = Vec::with_capacity(obj.len());
         for (k, v) in obj {
             let col_kind = schema.kind(&k).unwrap_or(ColumnKind::Text);
@@ -247,12 +248,18 @@ impl Ctx<'_> {
 
 /// The upsert by `id` of one row with `columns` (which include `id` and `created_at`,
 /// which an update leaves as they are).
-fn upsert_sql<'a>(kind: DatabaseKind, table: &str, columns: impl Iterator<Item = &'a str>) -> String {
+/// The statement that saves an entity: an upsert by `id`, or, for an entity whose
+/// id the kernel just generated (`fresh`), a plain insert, which cannot meet an
+/// existing row and costs SQLite about half as much.
+fn upsert_sql<'a>(kind: DatabaseKind, table: &str, columns: impl Iterator<Item = &'a str>, fresh: bool) -> String {
     let columns: Vec<&str> = columns.collect();
     let names: Vec<String> = columns.iter().map(|c| quote_unchecked(kind, c)).collect();
     let updates = columns.iter().zip(&names).filter(|(c, _)| !matches!(**c, "id" | "created_at"));
     let marks = vec!["?"; names.len()].join(", ");
     let insert = format!("INSERT INTO {} ({}) VALUES ({marks})", quote_unchecked(kind, table), names.join(", "));
+    if fresh {
+        return if kind == DatabaseKind::Mysql { insert } else { format!("{insert} RETURNING *") };
+    }
     if kind == DatabaseKind::Mysql {
         let set: Vec<String> = updates.map(|(_, q)| format!("{q} = VALUES({q})")).collect();
         format!("{insert} ON DUPLICATE KEY UPDATE {}", set.join(", "))
