@@ -16,7 +16,19 @@ fn example_binary(name: &str) -> PathBuf {
 struct Running {
     child: Child,
     addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    stopped: bool,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    /// A failed test does not leave its service running.
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Running {
@@ -24,7 +36,21 @@ impl Running {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The first JSON log line (within 5 s) that `matches`.
+    fn log_line(&self, matches: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else { continue };
+            match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) if matches(&v) => return Some(v),
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn stop(mut self) {
+        self.stopped = true;
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let status = self.child.wait().unwrap();
@@ -60,7 +86,7 @@ fn start(name: &str) -> Running {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
             if v["message"] == "listening" {
                 let addr = v["address"].as_str().unwrap().to_owned();
-                return Running { child, addr, _dir: dir };
+                return Running { child, addr, lines: rx, stopped: false, _dir: dir };
             }
         }
     }
@@ -87,6 +113,14 @@ async fn widget_service_serves_every_kernel_route_with_the_contract_headers() {
     }
     let r = client.get(svc.url("/readyz")).send().await.unwrap();
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["checks"]["database"]["healthy"], true);
+
+    let r = client.get(svc.url("/api/v1/widgets?limit=5")).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let line = svc.log_line(|v| v["request_id"] == id.as_str()).expect("an access log line with the request id");
+    assert_eq!(line["target"], "http.access");
+    assert_eq!(line["route"], "/api/v1/widgets", "labelled by route, not raw path and query");
+    assert_eq!((line["method"].as_str(), line["status"].as_u64()), (Some("GET"), Some(401)));
+    assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
     svc.stop();
 }
 

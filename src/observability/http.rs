@@ -139,7 +139,8 @@ impl Pending {
         if let Some(g) = &shared.in_flight {
             g.decrement(1.0);
         }
-        if shared.log {
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        if shared.log && !super::log_format::write_access_line(self.method.as_str(), route, status, latency_ms) {
             // `message` as a field is a `&str`, cheaper to record than format arguments.
             tracing::info!(
                 target: names::ACCESS_LOG_TARGET,
@@ -147,7 +148,7 @@ impl Pending {
                 method = self.method.as_str(),
                 route,
                 status,
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                latency_ms,
             );
         }
     }

@@ -40,6 +40,66 @@ where
     }
 }
 
+/// Set once the kernel's own JSON subscriber is the global one: the access log may
+/// then write its line straight to the log sink (see [`write_access_line`]).
+pub(crate) static KERNEL_JSON_INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes the access log line of one request if the kernel's JSON subscriber is
+/// installed and lets `http.access` INFO through; returns `false` (nothing
+/// written) otherwise, and the caller emits a `tracing` event instead.
+///
+/// The line is exactly the one [`JsonLine`] writes for that event (a test holds
+/// them equal) minus the `tracing` dispatch and field visits: the access log is
+/// the one event every request pays for.
+pub(crate) fn write_access_line(method: &str, route: &str, status: u16, latency_ms: f64) -> bool {
+    if !KERNEL_JSON_INSTALLED.load(std::sync::atomic::Ordering::Relaxed)
+        || !tracing::enabled!(target: super::names::ACCESS_LOG_TARGET, tracing::Level::INFO)
+    {
+        return false;
+    }
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        access_line(line, std::time::SystemTime::now(), method, route, status, latency_ms);
+        let _ = std::io::Write::write_all(&mut super::log_sink::LineWriter, line.as_bytes());
+    });
+    true
+}
+
+fn access_line(line: &mut String, now: std::time::SystemTime, method: &str, route: &str, status: u16, ms: f64) {
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(line, now);
+    line.push_str("\",\"level\":\"INFO\",\"target\":");
+    push_json_str(line, super::names::ACCESS_LOG_TARGET);
+    line.push_str(",\"message\":\"request\",\"method\":");
+    push_json_str(line, method);
+    line.push_str(",\"route\":");
+    push_json_str(line, route);
+    line.push_str(",\"status\":");
+    line.push_str(itoa::Buffer::new().format(status));
+    line.push_str(",\"latency_ms\":");
+    if ms.is_finite() {
+        line.push_str(ryu::Buffer::new().format_finite(ms));
+    } else {
+        let _ = write!(line, "\"{ms}\"");
+    }
+    push_request_context(line);
+    line.push_str("}\n");
+}
+
+fn push_request_context(line: &mut String) {
+    request_id::with_current(|id, user| {
+        line.push_str(",\"request_id\":");
+        push_json_str(line, id);
+        if let Some(user) = user {
+            line.push_str(",\"user_id\":");
+            push_json_str(line, user);
+        }
+    });
+}
+
 fn json_line<S, N>(line: &mut String, ctx: &FmtContext<'_, S, N>, event: &Event<'_>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -53,14 +113,7 @@ where
     line.push_str("\",\"target\":");
     push_json_str(line, meta.target());
     event.record(&mut JsonFields { line: &mut *line });
-    request_id::with_current(|id, user| {
-        line.push_str(",\"request_id\":");
-        push_json_str(line, id);
-        if let Some(user) = user {
-            line.push_str(",\"user_id\":");
-            push_json_str(line, user);
-        }
-    });
+    push_request_context(line);
     if let Some(span) = ctx.lookup_current() {
         line.push_str(",\"span\":");
         push_json_str(line, span.name());
@@ -231,6 +284,48 @@ mod tests {
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn the_direct_access_line_is_the_line_tracing_writes() {
+        use std::sync::{Arc, Mutex};
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLine)
+            .with_writer(move || WriteInto(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                target: crate::observability::names::ACCESS_LOG_TARGET,
+                message = "request",
+                method = "GET",
+                route = "/api/v1/widgets/{id}",
+                status = 404u16,
+                latency_ms = 1.25,
+            );
+        });
+        let via_tracing = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let mut direct = String::new();
+        access_line(&mut direct, std::time::SystemTime::now(), "GET", "/api/v1/widgets/{id}", 404, 1.25);
+        let after_timestamp = |l: &str| l.split_once("\",\"level\"").map(|(_, rest)| rest.to_owned());
+        assert_eq!(after_timestamp(&direct), after_timestamp(&via_tracing), "{direct}{via_tracing}");
+        let parsed: serde_json::Value = serde_json::from_str(&direct).unwrap();
+        assert_eq!(parsed["status"], 404);
+        assert_eq!(parsed["route"], "/api/v1/widgets/{id}");
+    }
+
+    struct WriteInto(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteInto {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub fn init(settings: &ObservabilitySettings) -> bool {
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(BufferedStdout::start());
     match settings.log_format {
-        LogFormat::Json => builder.fmt_fields(JsonFields::new()).event_format(JsonLine).try_init().is_ok(),
+        LogFormat::Json => {
+            let installed = builder.fmt_fields(JsonFields::new()).event_format(JsonLine).try_init().is_ok();
+            if installed {
+                super::log_format::KERNEL_JSON_INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            installed
+        }
         LogFormat::Pretty => builder.with_ansi(false).event_format(PrettyLine::default()).try_init().is_ok(),
     }
 }
