@@ -5,6 +5,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::store::UserStore;
 use crate::error::BootError;
+use crate::observability::names;
 use crate::service::Kernel;
 
 /// A password given on the command line or in `ADMIN_PASSWORD`; never printed.
@@ -52,6 +53,15 @@ pub(crate) async fn create_admin_command(
     let verb = if created { "created" } else { "promoted" };
     tracing::info!(user_id = %admin.id, username = %admin.username, "admin {verb}");
     println!("admin {verb}: {} (id {})", admin.username, admin.id);
+    if kernel.settings().features.auth_mode == super::AuthMode::ApiKey {
+        // apikey mode mounts no login route: this key is how the admin gets in
+        // (and creates the other keys). Shown once, stored only as a hash.
+        let (key, info) = store.create_api_key("create-admin", &admin.id).await?;
+        let resource = format!("api_keys/{}", info.id);
+        let details = serde_json::json!({"name": info.name, "prefix": info.prefix, "user_id": info.user_id});
+        store.audit().record(Some(&admin.id), names::AUDIT_API_KEY_CREATE, Some(&resource), details).await?;
+        println!("admin API key (shown once; send it as X-API-Key): {}", key.expose());
+    }
     kernel.db().close().await;
     Ok(())
 }
