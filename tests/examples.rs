@@ -59,7 +59,12 @@ impl Running {
 }
 
 fn start(name: &str) -> Running {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(name, tempfile::tempdir().unwrap(), &[])
+}
+
+/// The example `name`, run in `dir` (its database is `dir/example.db`) with the
+/// usual test environment plus `env`, once it logged `listening`.
+fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(example_binary(name))
         .env("PORT", "0")
         .env("DATABASE_NAME", dir.path().join("example.db"))
@@ -68,6 +73,7 @@ fn start(name: &str) -> Running {
         .env("ADMIN_EMAIL", "admin@example.com")
         .env("ADMIN_PASSWORD", "admin-password-1")
         .env("ALLOW_SELF_SIGNUP", "true")
+        .envs(env.iter().copied())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -245,11 +251,10 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 #[tokio::test]
 async fn create_admin_in_apikey_mode_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keys.db");
     let out = Command::new(example_binary("widget_service"))
         .args(["create-admin", "--email", "root@example.com", "--password", "admin-password-1"])
         .env("KERNEL_AUTH_MODE", "apikey")
-        .env("DATABASE_NAME", &db)
+        .env("DATABASE_NAME", dir.path().join("example.db"))
         .env("JWT_SECRET", "example-secret-example-secret-example!")
         .env("LOG_LEVEL", "warn")
         .current_dir(dir.path())
@@ -262,33 +267,14 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
         .find_map(|l| l.split_once("X-API-Key): ").map(|(_, k)| k.trim().to_owned()))
         .unwrap_or_else(|| panic!("no key printed: {stdout}"));
 
-    let mut child = Command::new(example_binary("widget_service"))
-        .env("KERNEL_AUTH_MODE", "apikey")
-        .env("DATABASE_NAME", &db)
-        .env("PORT", "0")
-        .env("JWT_SECRET", "example-secret-example-secret-example!")
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("service exited").unwrap();
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if v["message"] == "listening" {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let svc = start_in("widget_service", dir, &[("KERNEL_AUTH_MODE", "apikey")]);
     let client = reqwest::Client::new();
-    let url = format!("http://{addr}/api/v1/auth/api-keys");
+    let url = svc.url("/api/v1/auth/api-keys");
     let listed = client.get(&url).header("x-api-key", &key).send().await.unwrap();
-    let bad = client.get(&url).header("x-api-key", "ak_not-a-real-key").send().await.unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(listed.status(), 200, "the printed key is an admin's");
     let keys: serde_json::Value = listed.json().await.unwrap();
     assert!(keys.to_string().contains("create-admin"), "{keys}");
+    let bad = client.get(&url).header("x-api-key", "ak_not-a-real-key").send().await.unwrap();
     assert_eq!(bad.status(), 401);
+    svc.stop();
 }

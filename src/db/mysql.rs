@@ -11,6 +11,7 @@ use serde_json::Value;
 use sqlx::mysql::{MySql, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{Column, Row as _, TypeInfo};
 
+use super::sqlx_pool::error;
 use crate::db::value::{float, Param, Row};
 use crate::db::DbError;
 
@@ -71,13 +72,4 @@ fn row(r: &MySqlRow) -> Result<Row, DbError> {
         map.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
     }
     Ok(map)
-}
-
-fn error(e: sqlx::Error) -> DbError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(d.message().to_owned()),
-        sqlx::Error::PoolClosed => DbError::Closed,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Connect(e.to_string()),
-        _ => DbError::query(e),
-    }
 }

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgArgumentBuffer, PgPool, PgPoolOptions, PgRow, PgTypeInfo,
 use sqlx::types::Json;
 use sqlx::{Column, Row as _, TypeInfo};
 
+use super::sqlx_pool::error;
 use crate::db::value::{float, ColumnKind, Param, Row};
 use crate::db::DbError;
 
@@ -89,13 +90,4 @@ fn row(r: &PgRow) -> Result<Row, DbError> {
         map.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
     }
     Ok(map)
-}
-
-fn error(e: sqlx::Error) -> DbError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(d.message().to_owned()),
-        sqlx::Error::PoolClosed => DbError::Closed,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Connect(e.to_string()),
-        _ => DbError::query(e),
-    }
 }

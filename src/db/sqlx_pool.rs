@@ -1,8 +1,8 @@
 //! The part of the PostgreSQL and MySQL backends that does not depend on the engine:
 //! a sqlx pool and its transactions behind [`Backend`](super::backend::Backend) and
 //! [`TxBackend`](super::backend::TxBackend). Each engine's file expands
-//! [`sqlx_pool_backend!`] with its sqlx types, next to its own `bind`, `row` and
-//! `error` functions, which the expansion calls.
+//! [`sqlx_pool_backend!`] with its sqlx types, next to its own `bind` and `row`
+//! functions, which the expansion calls with [`error`] from here.
 
 /// Defines `$backend` (a pool) and `$tx` (one of its transactions) for sqlx
 /// database `$db`.
@@ -78,3 +78,14 @@ macro_rules! sqlx_pool_backend {
 }
 
 pub(crate) use sqlx_pool_backend;
+
+/// The kernel's error for a sqlx error, the same on both engines.
+pub(crate) fn error(e: sqlx::Error) -> super::DbError {
+    use super::DbError;
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(d.message().to_owned()),
+        sqlx::Error::PoolClosed => DbError::Closed,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Connect(e.to_string()),
+        _ => DbError::query(e),
+    }
+}

@@ -27,17 +27,24 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        thread_local! {
-            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
         // The line is built in a plain `String` and handed to the writer whole:
         // cheaper than a dynamic `fmt::Write` call per fragment.
-        LINE.with_borrow_mut(|line| {
-            line.clear();
+        with_line(|line| {
             json_line(line, ctx, event);
             w.write_str(line)
         })
     }
+}
+
+/// Runs `f` with this thread's line buffer, emptied.
+fn with_line<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        f(line)
+    })
 }
 
 /// Set once the kernel's own JSON subscriber is the global one: the access log may
@@ -57,11 +64,7 @@ pub(crate) fn write_access_line(method: &str, route: &str, status: u16, latency_
     {
         return false;
     }
-    thread_local! {
-        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    }
-    LINE.with_borrow_mut(|line| {
-        line.clear();
+    with_line(|line| {
         access_line(line, std::time::SystemTime::now(), method, route, status, latency_ms);
         let _ = std::io::Write::write_all(&mut super::log_sink::LineWriter, line.as_bytes());
     });
