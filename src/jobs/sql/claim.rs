@@ -49,6 +49,26 @@ fn is_deadlock(e: &JobError) -> bool {
     text.contains("Deadlock") || text.contains("40001") || text.contains("40P01")
 }
 
+/// Runs `op` again (up to 5 times, with a short growing pause) when the engine
+/// picked it as a deadlock victim, as InnoDB does when workers' claims and acks
+/// race. The victim's transaction is rolled back whole, so trying again is safe.
+pub(super) async fn retry_deadlocks<T, F, Fut>(mut op: F) -> Result<T, JobError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, JobError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt < 5 && is_deadlock(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(2 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 impl SqlQueue {
     /// Claims up to `n` due jobs (see the module docs).
     pub(super) async fn claim_due(
@@ -66,22 +86,13 @@ impl SqlQueue {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let set =
             [json!(JobStatus::Running.as_str()), json!(token), json!(now + ms(lease)), json!(worker_id), json!(now)];
-        // InnoDB may pick a claim as a deadlock victim when workers race; the claim
-        // is then rolled back whole, so it is safe to try again.
-        let mut attempt = 0;
-        let mut jobs = loop {
-            let result = match self.db.kind() {
+        let mut jobs = retry_deadlocks(|| async {
+            match self.db.kind() {
                 DatabaseKind::Mysql => self.claim_in_transaction(n, &set, now).await,
                 _ => self.claim_returning(n, &set, now).await,
-            };
-            match result {
-                Err(e) if attempt < 5 && is_deadlock(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(2 * attempt)).await;
-                }
-                result => break result?,
             }
-        };
+        })
+        .await?;
         // Ties in the scans' order are broken by id (UUID v7: enqueue order), as on Redis.
         jobs.sort_by(|a, b| (a.priority, a.run_at, &a.id).cmp(&(b.priority, b.run_at, &b.id)));
         Ok(jobs.into_iter().map(|job| ClaimedJob { job, token: token.clone() }).collect())

@@ -50,6 +50,12 @@ pub struct SqlQueue {
 }
 
 impl SqlQueue {
+    /// Runs one update guarded by a job's lease token; whether it hit the job (a
+    /// stale token hits nothing). A deadlock victim is tried again.
+    async fn leased_update(&self, sql: &str, params: &[Value]) -> Result<bool, JobError> {
+        claim::retry_deadlocks(|| async { Ok(self.db.execute(sql, params).await? == 1) }).await
+    }
+
     /// Opens the queue in `db`, creating its table and index if needed.
     ///
     /// # Errors
@@ -214,7 +220,7 @@ impl QueueBackend for SqlQueue {
     }
 
     async fn complete(&self, id: &str, token: &str, result: &Value, now: i64) -> Result<bool, JobError> {
-        Ok(self.db.execute(COMPLETE, &complete_params(id, token, result, now)).await? == 1)
+        self.leased_update(COMPLETE, &complete_params(id, token, result, now)).await
     }
 
     async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
@@ -225,14 +231,21 @@ impl QueueBackend for SqlQueue {
             }
             return Ok(done);
         }
-        // One transaction: one commit (one log flush) for the batch.
-        let mut tx = self.db.transaction().await?;
-        let mut done = Vec::with_capacity(acks.len());
-        for (id, token, result) in acks {
-            done.push(tx.execute(COMPLETE, &complete_params(id, token, result, now)).await? == 1);
-        }
-        tx.commit().await?;
-        Ok(done)
+        // One transaction: one commit (one log flush) for the batch. Rows are locked
+        // in id order, so two batches cannot wait on each other in a cycle.
+        let mut order: Vec<usize> = (0..acks.len()).collect();
+        order.sort_by_key(|&i| acks[i].0);
+        claim::retry_deadlocks(|| async {
+            let mut tx = self.db.transaction().await?;
+            let mut done = vec![false; acks.len()];
+            for &i in &order {
+                let (id, token, result) = acks[i];
+                done[i] = tx.execute(COMPLETE, &complete_params(id, token, result, now)).await? == 1;
+            }
+            tx.commit().await?;
+            Ok(done)
+        })
+        .await
     }
 
     async fn fail(&self, id: &str, token: &str, error: &str, outcome: FailOutcome, now: i64) -> Result<bool, JobError> {
@@ -245,53 +258,44 @@ impl QueueBackend for SqlQueue {
              [lease_until] = NULL, [unique_key] = {unique}, [updated_at] = ? \
              WHERE [id] = ? AND [lease_token] = ? AND [status] = ?"
         );
-        let n = self
-            .db
-            .execute(
-                &sql,
-                &[
-                    json!(status.as_str()),
-                    json!(run_at),
-                    json!(error),
-                    json!(now),
-                    json!(id),
-                    json!(token),
-                    json!(JobStatus::Running.as_str()),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        self.leased_update(
+            &sql,
+            &[
+                json!(status.as_str()),
+                json!(run_at),
+                json!(error),
+                json!(now),
+                json!(id),
+                json!(token),
+                json!(JobStatus::Running.as_str()),
+            ],
+        )
+        .await
     }
 
     async fn extend(&self, id: &str, token: &str, lease: Duration, now: i64) -> Result<bool, JobError> {
-        let n = self
-            .db
-            .execute(
-                "UPDATE [kernel_jobs] SET [lease_until] = ? WHERE [id] = ? AND [lease_token] = ? AND [status] = ?",
-                &[json!(now + ms(lease)), json!(id), json!(token), json!(JobStatus::Running.as_str())],
-            )
-            .await?;
-        Ok(n == 1)
+        self.leased_update(
+            "UPDATE [kernel_jobs] SET [lease_until] = ? WHERE [id] = ? AND [lease_token] = ? AND [status] = ?",
+            &[json!(now + ms(lease)), json!(id), json!(token), json!(JobStatus::Running.as_str())],
+        )
+        .await
     }
 
     async fn release(&self, id: &str, token: &str, now: i64) -> Result<bool, JobError> {
-        let n = self
-            .db
-            .execute(
-                "UPDATE [kernel_jobs] SET [status] = ?, [run_at] = ?, [attempts] = [attempts] - 1, \
+        self.leased_update(
+            "UPDATE [kernel_jobs] SET [status] = ?, [run_at] = ?, [attempts] = [attempts] - 1, \
                  [lease_token] = NULL, [lease_until] = NULL, [updated_at] = ? \
                  WHERE [id] = ? AND [lease_token] = ? AND [status] = ?",
-                &[
-                    json!(JobStatus::Pending.as_str()),
-                    json!(now),
-                    json!(now),
-                    json!(id),
-                    json!(token),
-                    json!(JobStatus::Running.as_str()),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+            &[
+                json!(JobStatus::Pending.as_str()),
+                json!(now),
+                json!(now),
+                json!(id),
+                json!(token),
+                json!(JobStatus::Running.as_str()),
+            ],
+        )
+        .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
