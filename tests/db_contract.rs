@@ -35,6 +35,7 @@ macro_rules! contract {
 
 contract!(
     values_round_trip_with_their_types,
+    save_answers_what_a_read_returns,
     save_upserts_and_keeps_created_at,
     find_filters_orders_and_pages,
     soft_delete_hides_and_delete_removes,
@@ -84,6 +85,40 @@ async fn values_round_trip_with_their_types(t: TestDb) -> TestDb {
     assert_eq!(again["nothing"], json!("now a string"));
     assert_eq!(again["tags"], json!({"a": 1}));
     assert_eq!(again["count"], json!(42), "a save merges: fields not given keep their values");
+    t
+}
+
+/// A save's answer is the stored row, whichever way the engine produces it: column
+/// defaults the app declared and values the column's type converts included.
+async fn save_answers_what_a_read_returns(t: TestDb) -> TestDb {
+    let all_kinds = json!({"n": 3, "f": 2, "b": true, "s": "x", "j": {"a": [1.5]}, "none": null});
+    let saved = t.db.save_entity("kinds", &all_kinds).await.unwrap();
+    let again = t.db.save_entity("kinds", json!({"s": "y"})).await.unwrap();
+    for row in [saved, again] {
+        let got = t.db.get_entity("kinds", row["id"].as_str().unwrap()).await.unwrap().unwrap();
+        assert_eq!(row, got, "a fresh save answers the row a read gives, other columns null");
+    }
+    t.db.execute(
+        "CREATE TABLE [tickets] ([id] VARCHAR(64) PRIMARY KEY, [title] VARCHAR(200), \
+         [status] VARCHAR(20) DEFAULT 'open', [created_at] VARCHAR(64), [updated_at] VARCHAR(64))",
+        &[],
+    )
+    .await
+    .unwrap();
+    let ticket = t.db.save_entity("tickets", json!({"title": "t"})).await.unwrap();
+    assert_eq!(ticket["status"], "open", "the column default is in the answer");
+    assert_eq!(Some(ticket.clone()), t.db.get_entity("tickets", ticket["id"].as_str().unwrap()).await.unwrap());
+    if t.db.kind() == DatabaseKind::Sqlite {
+        // DATETIME has NUMERIC affinity: SQLite stores the text "2024" as the integer 2024.
+        t.db.execute(
+            "CREATE TABLE [days] ([id] TEXT PRIMARY KEY, [day] DATETIME, [created_at] TEXT, [updated_at] TEXT)",
+            &[],
+        )
+        .await
+        .unwrap();
+        let day = t.db.save_entity("days", json!({"day": "2024"})).await.unwrap();
+        assert_eq!(Some(day.clone()), t.db.get_entity("days", day["id"].as_str().unwrap()).await.unwrap());
+    }
     t
 }
 

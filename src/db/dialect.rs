@@ -80,6 +80,35 @@ pub(crate) fn kind_of_declared(declared: &str, comment: &str) -> ColumnKind {
     }
 }
 
+/// Whether SQLite's type affinity for a column declared `declared` stores every value
+/// the kernel binds for `kind` unchanged (so it reads back as bound). The affinity
+/// follows SQLite's rules (section 3.1 of its datatype documentation): `INT` gives
+/// INTEGER; `CHAR`, `CLOB` or `TEXT` give TEXT; `BLOB` or no type give none; `REAL`,
+/// `FLOA` or `DOUB` give REAL; anything else NUMERIC.
+pub(crate) fn sqlite_keeps_bound_values(kind: ColumnKind, declared: &str) -> bool {
+    let t = declared.to_ascii_uppercase();
+    let has = |p: &str| t.contains(p);
+    let affinity = if has("INT") {
+        "integer"
+    } else if has("CHAR") || has("CLOB") || has("TEXT") {
+        "text"
+    } else if has("BLOB") || t.trim().is_empty() {
+        "none"
+    } else if has("REAL") || has("FLOA") || has("DOUB") {
+        "real"
+    } else {
+        "numeric"
+    };
+    match kind {
+        // Text and JSON text: a numeric affinity would turn "12" into 12.
+        ColumnKind::Text | ColumnKind::Json => matches!(affinity, "text" | "none"),
+        // Integers stay integers except under TEXT (and REAL, which makes them floats).
+        ColumnKind::Integer | ColumnKind::Bool => matches!(affinity, "integer" | "numeric" | "none"),
+        // Floats may come back as integers (NUMERIC), which reading restores; not as text.
+        ColumnKind::Float => affinity != "text",
+    }
+}
+
 /// Whether the engine hands JSON columns back as text to parse.
 pub(crate) fn json_as_text(kind: DatabaseKind) -> bool {
     kind != DatabaseKind::Postgres
@@ -146,6 +175,15 @@ mod tests {
         assert_eq!(kind_of_declared("JSON_TEXT", ""), ColumnKind::Json);
         assert_eq!(kind_of_declared("longtext", "kernel:json"), ColumnKind::Json);
         assert_eq!(kind_of_declared("tinyint(1)", ""), ColumnKind::Bool);
+        assert!(sqlite_keeps_bound_values(ColumnKind::Text, "VARCHAR(20)"));
+        assert!(sqlite_keeps_bound_values(ColumnKind::Json, "JSON_TEXT"));
+        assert!(!sqlite_keeps_bound_values(ColumnKind::Json, "JSON"), "NUMERIC affinity turns '1.0' into 1");
+        assert!(!sqlite_keeps_bound_values(ColumnKind::Text, "DATETIME"), "NUMERIC affinity turns '2024' into 2024");
+        assert!(sqlite_keeps_bound_values(ColumnKind::Integer, "BIGINT"));
+        assert!(sqlite_keeps_bound_values(ColumnKind::Bool, "BOOLEAN"));
+        assert!(!sqlite_keeps_bound_values(ColumnKind::Bool, "REAL"));
+        assert!(sqlite_keeps_bound_values(ColumnKind::Float, "NUMERIC"));
+        assert!(!sqlite_keeps_bound_values(ColumnKind::Float, "TEXT"));
         assert_eq!(kind_of_declared("bigint", ""), ColumnKind::Integer);
         assert_eq!(kind_of_declared("double precision", ""), ColumnKind::Float);
         assert_eq!(kind_of_declared("character varying", ""), ColumnKind::Text);

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::db::backend::Target;
-use crate::db::dialect::{column_type, key_type, kind_of_declared, quote_unchecked, table_options};
+use crate::db::dialect::{
+    column_type, key_type, kind_of_declared, quote_unchecked, sqlite_keeps_bound_values, table_options,
+};
 use crate::db::value::{ColumnKind, Param};
 use crate::db::{DatabaseKind, DbError};
 
@@ -19,6 +21,10 @@ use crate::db::{DatabaseKind, DbError};
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TableSchema {
     pub(crate) columns: HashMap<String, ColumnKind>,
+    /// SQLite only: a row inserted with the kernel's bound values reads back exactly
+    /// as bound (no column default, no generated column, every column's affinity
+    /// keeps its kind's values), so a fresh save can answer without reading it back.
+    pub(crate) inserts_read_back_as_bound: bool,
 }
 
 impl TableSchema {
@@ -66,7 +72,9 @@ pub(crate) async fn introspect(
     table: &str,
 ) -> Result<Option<Arc<TableSchema>>, DbError> {
     let sql = match kind {
-        DatabaseKind::Sqlite => "SELECT name, type FROM pragma_table_info(?)",
+        DatabaseKind::Sqlite => {
+            "SELECT name, type, dflt_value IS NOT NULL AS has_default, hidden FROM pragma_table_xinfo(?)"
+        }
         DatabaseKind::Postgres => {
             "SELECT column_name::text AS name, data_type::text AS type FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = $1"
@@ -81,11 +89,22 @@ pub(crate) async fn introspect(
         return Ok(None);
     }
     let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-    let columns = rows
-        .iter()
-        .map(|r| (text(r.get("name")), kind_of_declared(&text(r.get("type")), &text(r.get("comment")))))
-        .collect();
-    Ok(Some(Arc::new(TableSchema { columns })))
+    let int = |r: &crate::db::Row, c: &str| r.get(c).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let mut columns = HashMap::with_capacity(rows.len());
+    let mut inserts_read_back_as_bound = kind == DatabaseKind::Sqlite;
+    for r in &rows {
+        let declared = text(r.get("type"));
+        let column_kind = kind_of_declared(&declared, &text(r.get("comment")));
+        if kind == DatabaseKind::Sqlite {
+            let plain = int(r, "has_default") == 0 && sqlite_keeps_bound_values(column_kind, &declared);
+            inserts_read_back_as_bound &= plain && int(r, "hidden") == 0;
+            if int(r, "hidden") != 0 {
+                continue; // a generated column: never saved into
+            }
+        }
+        columns.insert(text(r.get("name")), column_kind);
+    }
+    Ok(Some(Arc::new(TableSchema { columns, inserts_read_back_as_bound })))
 }
 
 /// Creates `table` with `fields`, or adds the `fields` it lacks. Returns the new schema.

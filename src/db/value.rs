@@ -120,6 +120,19 @@ impl Param {
         })
     }
 
+    /// The value a read of this parameter gives back from a column that stores it
+    /// unchanged (see `TableSchema::inserts_read_back_as_bound`), types restored.
+    pub(crate) fn read_back(&self) -> Value {
+        match self {
+            Self::Null(_) => Value::Null,
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Int(i) => Value::from(*i),
+            Self::Float(f) => float(*f),
+            Self::Text(s) => Value::String(s.clone()),
+            Self::Json(v) => v.clone(),
+        }
+    }
+
     /// The JSON text of a JSON parameter, for engines that store it as text.
     pub(crate) fn json_text(value: &Value) -> String {
         value.to_string()
