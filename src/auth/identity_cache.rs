@@ -7,7 +7,7 @@
 //! or changes their role; another instance of the service notices within `ttl`.
 //! The cache is bounded: past [`MAX_ENTRIES`] it starts over.
 
-use std::collections::HashMap;
+use crate::FastMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! transaction the change is kept aside and published on commit. Missing tables are
 //! never cached: a table created later (by `schema_init`, another process) is seen.
 
-use std::collections::HashMap;
+use crate::FastMap as HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::db::backend::Target;
@@ -90,7 +90,7 @@ pub(crate) async fn introspect(
     }
     let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let int = |r: &crate::db::Row, c: &str| r.get(c).and_then(serde_json::Value::as_i64).unwrap_or(0);
-    let mut columns = HashMap::with_capacity(rows.len());
+    let mut columns = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     let mut inserts_read_back_as_bound = kind == DatabaseKind::Sqlite;
     for r in &rows {
         let declared = text(r.get("type"));

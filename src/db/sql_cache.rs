@@ -8,7 +8,7 @@
 //! When full, the cache is emptied: apps use a bounded set of statements, so this only
 //! happens with dynamically built SQL, where caching would not help anyway.
 
-use std::collections::HashMap;
+use crate::FastMap as HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::db::translate::Translated;

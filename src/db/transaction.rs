@@ -30,7 +30,7 @@ pub struct Transaction {
 
 impl Transaction {
     pub(crate) fn new(db: Db, tx: Box<dyn TxBackend>) -> Self {
-        Self { db, tx: Some(tx), tables: Tables::new() }
+        Self { db, tx: Some(tx), tables: Tables::default() }
     }
 
     fn ctx(&mut self) -> Result<Ctx<'_>, DbError> {
