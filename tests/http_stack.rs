@@ -20,6 +20,10 @@ fn app() -> Router {
     Router::new()
         .route("/widgets", post(|Json(w): Json<NewWidget>| async move { Json(json!({"name": w.name})) }))
         .route("/widgets/{id}", get(|| async { "widget" }))
+        .route(
+            "/whoami",
+            get(|id: app_kernel::observability::request_id::RequestId| async move { id.as_str().to_owned() }),
+        )
         .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
         .route("/boom", get(|| async { panic!("secret internals: password=hunter2") as &str }))
 }
@@ -45,6 +49,9 @@ async fn request_id_is_kept_when_safe_and_replaced_otherwise() {
     }
     let fresh = get_path(&router, "/healthz").await;
     assert!(uuid::Uuid::parse_str(fresh.header("x-request-id").unwrap()).is_ok());
+    // A handler extracts the same id the response echoes.
+    let r = get_path(&router, "/api/v1/whoami").await;
+    assert_eq!(Some(r.text().as_str()), r.header("x-request-id"));
 }
 
 #[tokio::test]
@@ -76,6 +83,8 @@ async fn wildcard_cors_never_allows_credentials() {
         let req = Request::get(path).header("origin", "https://evil.example").body(Body::empty()).unwrap();
         let r = send(&router, req).await;
         assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+        let same_origin = send(&router, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(same_origin.header("access-control-allow-origin"), None, "{path}: no Origin, not a CORS request");
         assert!(r.header("access-control-allow-credentials").is_none(), "{path}");
     }
     let preflight = Request::options("/api/v1/widgets")

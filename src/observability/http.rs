@@ -139,8 +139,11 @@ impl Pending {
         if let Some(g) = &shared.in_flight {
             g.decrement(1.0);
         }
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        if shared.log && !super::log_format::write_access_line(self.method.as_str(), route, status, latency_ms) {
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if shared.log && !super::log_format::write_access_line(self.method.as_str(), route, status, latency_us) {
+            // Rounded to the microsecond, as the direct path writes it.
+            #[allow(clippy::cast_precision_loss)]
+            let latency_ms = latency_us as f64 / 1000.0;
             // `message` as a field is a `&str`, cheaper to record than format arguments.
             tracing::info!(
                 target: names::ACCESS_LOG_TARGET,

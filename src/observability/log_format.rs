@@ -58,44 +58,67 @@ pub(crate) static KERNEL_JSON_INSTALLED: std::sync::atomic::AtomicBool = std::sy
 /// The line is exactly the one [`JsonLine`] writes for that event (a test holds
 /// them equal) minus the `tracing` dispatch and field visits: the access log is
 /// the one event every request pays for.
-pub(crate) fn write_access_line(method: &str, route: &str, status: u16, latency_ms: f64) -> bool {
+pub(crate) fn write_access_line(method: &str, route: &str, status: u16, latency_us: u64) -> bool {
     if !KERNEL_JSON_INSTALLED.load(std::sync::atomic::Ordering::Relaxed)
         || !tracing::enabled!(target: super::names::ACCESS_LOG_TARGET, tracing::Level::INFO)
     {
         return false;
     }
     with_line(|line| {
-        access_line(line, std::time::SystemTime::now(), method, route, status, latency_ms);
+        access_line(line, std::time::SystemTime::now(), method, route, status, latency_us);
         let _ = std::io::Write::write_all(&mut super::log_sink::LineWriter, line.as_bytes());
     });
     true
 }
 
-fn access_line(line: &mut String, now: std::time::SystemTime, method: &str, route: &str, status: u16, ms: f64) {
+fn access_line(line: &mut String, now: std::time::SystemTime, method: &str, route: &str, status: u16, us: u64) {
     line.push_str("{\"timestamp\":\"");
     push_timestamp(line, now);
-    line.push_str("\",\"level\":\"INFO\",\"target\":");
-    push_json_str(line, super::names::ACCESS_LOG_TARGET);
-    line.push_str(",\"message\":\"request\",\"method\":");
-    push_json_str(line, method);
-    line.push_str(",\"route\":");
+    line.push_str("\",\"level\":\"INFO\",\"target\":\"");
+    line.push_str(super::names::ACCESS_LOG_TARGET);
+    // An HTTP method is a token: no character of it needs escaping.
+    line.push_str("\",\"message\":\"request\",\"method\":\"");
+    line.push_str(method);
+    line.push_str("\",\"route\":");
     push_json_str(line, route);
     line.push_str(",\"status\":");
     line.push_str(itoa::Buffer::new().format(status));
     line.push_str(",\"latency_ms\":");
-    if ms.is_finite() {
-        line.push_str(ryu::Buffer::new().format_finite(ms));
-    } else {
-        let _ = write!(line, "\"{ms}\"");
-    }
+    push_millis(line, us);
     push_request_context(line);
     line.push_str("}\n");
 }
 
+/// `us` microseconds as milliseconds, written as `ryu` writes the float `us / 1000`
+/// (the tracing path's form): `2.0`, `1.5`, `0.001`.
+fn push_millis(line: &mut String, us: u64) {
+    let (whole, frac) = (us / 1000, us % 1000);
+    line.push_str(itoa::Buffer::new().format(whole));
+    line.push('.');
+    if frac == 0 {
+        line.push('0');
+        return;
+    }
+    let digits = [frac / 100, frac / 10 % 10, frac % 10];
+    let len = if digits[2] != 0 {
+        3
+    } else if digits[1] != 0 {
+        2
+    } else {
+        1
+    };
+    for d in &digits[..len] {
+        line.push(char::from(b'0' + u8::try_from(*d).unwrap_or(0)));
+    }
+}
+
 fn push_request_context(line: &mut String) {
     request_id::with_current(|id, user| {
-        line.push_str(",\"request_id\":");
-        push_json_str(line, id);
+        // Request ids are `[A-Za-z0-9._:-]` (see `request_id::is_valid`): nothing to escape.
+        debug_assert!(request_id::is_valid(id.as_bytes()));
+        line.push_str(",\"request_id\":\"");
+        line.push_str(id);
+        line.push('"');
         if let Some(user) = user {
             line.push_str(",\"user_id\":");
             push_json_str(line, user);
@@ -299,22 +322,31 @@ mod tests {
             .event_format(JsonLine)
             .with_writer(move || WriteInto(sink.clone()))
             .finish();
+        let latencies_us = [1250, 0, 1, 10, 100, 2000, 1500, 12_345, 999_999, 3_600_000_001];
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(
-                target: crate::observability::names::ACCESS_LOG_TARGET,
-                message = "request",
-                method = "GET",
-                route = "/api/v1/widgets/{id}",
-                status = 404u16,
-                latency_ms = 1.25,
-            );
+            for us in latencies_us {
+                tracing::info!(
+                    target: crate::observability::names::ACCESS_LOG_TARGET,
+                    message = "request",
+                    method = "GET",
+                    route = "/api/v1/widgets/{id}",
+                    status = 404u16,
+                    latency_ms = us as f64 / 1000.0,
+                );
+            }
         });
         let via_tracing = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         let mut direct = String::new();
-        access_line(&mut direct, std::time::SystemTime::now(), "GET", "/api/v1/widgets/{id}", 404, 1.25);
+        for us in latencies_us {
+            access_line(&mut direct, std::time::SystemTime::now(), "GET", "/api/v1/widgets/{id}", 404, us);
+        }
         let after_timestamp = |l: &str| l.split_once("\",\"level\"").map(|(_, rest)| rest.to_owned());
-        assert_eq!(after_timestamp(&direct), after_timestamp(&via_tracing), "{direct}{via_tracing}");
-        let parsed: serde_json::Value = serde_json::from_str(&direct).unwrap();
+        for (d, t) in direct.lines().zip(via_tracing.lines()) {
+            assert_eq!(after_timestamp(d), after_timestamp(t), "{d}\n{t}");
+        }
+        assert_eq!(direct.lines().count(), latencies_us.len());
+        let direct = direct.lines().next().unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(direct).unwrap();
         assert_eq!(parsed["status"], 404);
         assert_eq!(parsed["route"], "/api/v1/widgets/{id}");
     }

@@ -43,10 +43,21 @@ pub fn set_user_id(user_id: &str) {
     let _ = CURRENT.try_with(|c| c.user_id.set(user_id.into()));
 }
 
-/// The id of the request being served, in the request's extensions (an
-/// `Extension<RequestId>` in a handler); [`current`] reads it anywhere in the request's task.
+/// The id of the request being served: an extractor in a handler; [`current`] reads
+/// it anywhere in the request's task. It lives in the task-local request context, not
+/// in the request's extensions (one insert fewer per request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(HeaderValue);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
+    type Rejection = crate::ApiError;
+
+    async fn from_request_parts(_: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        CURRENT
+            .try_with(|c| c.id.clone())
+            .map_err(|_| crate::ApiError::internal("RequestId extractor used with the request_id stack part off"))
+    }
+}
 
 impl RequestId {
     /// The id as text.
@@ -105,12 +116,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = match req.headers().get(&REQUEST_ID_HEADER) {
             Some(v) if is_valid(v.as_bytes()) => RequestId(v.clone()),
             _ => RequestId::generate(),
         };
-        req.extensions_mut().insert(id.clone());
         let echo = EchoHeader(id.0.clone());
         let context = RequestContext { id, user_id: OnceLock::new() };
         HookFuture::new(CURRENT.scope(context, self.inner.call(req)), echo)

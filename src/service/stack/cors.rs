@@ -1,6 +1,8 @@
 //! CORS from [`CorsSettings`]: `*` allows any origin and never credentials; an
 //! explicit list allows those origins only, with credentials. Error responses get
-//! the headers too, and a preflight (`OPTIONS` with `Origin` and
+//! the headers too. A request without `Origin` is not a CORS request and gets none
+//! (as Starlette's middleware does; a browser sends `Origin` on every cross-origin
+//! request), apart from `Vary: origin` in list mode. A preflight (`OPTIONS` with `Origin` and
 //! `Access-Control-Request-Method`) is answered here with 200.
 //!
 //! The kernel's own rather than tower-http's `CorsLayer`, which is cloned with its
@@ -96,7 +98,7 @@ impl Policy {
     /// The `Access-Control-Allow-Origin` value for a request from `origin`.
     fn allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         match &self.origins {
-            None => Some(HeaderValue::from_static("*")),
+            None => origin.map(|_| HeaderValue::from_static("*")),
             Some(list) => origin.filter(|o| list.contains(o)).cloned(),
         }
     }
