@@ -1,9 +1,10 @@
 //! The entity API against the same statements written directly with the driver.
 //!
 //! Run: `cargo bench --bench db_entity` (SQLite), and with
-//! `KERNEL_TEST_POSTGRES_URL=... cargo bench --features postgres --bench db_entity` for
-//! PostgreSQL too. Groups `sqlite/{get,save,find100}` and `postgres/...` each hold a
-//! `kernel` and a `raw` function; the overhead is kernel / raw - 1 on the medians.
+//! `KERNEL_TEST_POSTGRES_URL=... KERNEL_TEST_MYSQL_URL=... cargo bench --all-features --bench
+//! db_entity` for PostgreSQL and MySQL/MariaDB too. Groups `sqlite/{get,save,find100}`,
+//! `postgres/...` and `mysql/...` each hold a `kernel` and a `raw` function; the overhead is
+//! kernel / raw - 1 on the medians.
 //!
 //! The SQLite `raw` baseline is what a careful hand-written async (axum) service does on
 //! the fastest correct path: a small pool of rusqlite connections opened up front (one
@@ -225,9 +226,23 @@ fn bench_postgres(c: &mut Criterion) {
     eprintln!("skipped: postgres benchmarks (KERNEL_TEST_POSTGRES_URL unset or feature `postgres` off)");
 }
 
+#[cfg(feature = "mysql")]
+#[path = "db_entity/mysql.rs"]
+mod mysql;
+
+fn bench_mysql(c: &mut Criterion) {
+    #[cfg(feature = "mysql")]
+    if let Ok(url) = std::env::var("KERNEL_TEST_MYSQL_URL") {
+        mysql::bench(c, &runtime(), &url);
+        return;
+    }
+    let _ = c;
+    eprintln!("skipped: mysql benchmarks (KERNEL_TEST_MYSQL_URL unset or feature `mysql` off)");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(40).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_sqlite, bench_postgres
+    targets = bench_sqlite, bench_postgres, bench_mysql
 }
 criterion_main!(benches);
