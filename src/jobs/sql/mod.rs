@@ -5,7 +5,8 @@
 //! PostgreSQL and MySQL, the single writer on SQLite). Every ack matches on
 //! `(id, lease_token)`, so a worker whose lease was taken over cannot overwrite the new
 //! owner's work. `enqueue_many` stores a batch of jobs without unique keys with
-//! multi-row `INSERT`s in one transaction.
+//! multi-row `INSERT`s in one transaction. PostgreSQL has its own indexes and
+//! statements (`postgres.rs`).
 
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use serde_json::{json, Value};
 
 use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 use super::JobError;
-use crate::db::{Db, DbError, Row, Transaction};
+use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
 mod claim;
+mod postgres;
 
 /// The jobs table.
 pub const JOBS_TABLE: &str = "kernel_jobs";
@@ -62,9 +64,15 @@ impl SqlQueue {
     /// The table cannot be created.
     pub async fn open(db: Db) -> Result<Self, JobError> {
         db.execute(SCHEMA, &[]).await?;
-        if let Err(e) = db.execute(INDEX, &[]).await {
-            // Another process may have created it at the same moment.
-            tracing::debug!(error = %e, "kernel_jobs index");
+        let indexes = match db.kind() {
+            DatabaseKind::Postgres => postgres::indexes().to_vec(),
+            _ => vec![INDEX.to_owned()],
+        };
+        for index in &indexes {
+            if let Err(e) = db.execute(index, &[]).await {
+                // Another process may have created it at the same moment.
+                tracing::debug!(error = %e, "kernel_jobs index");
+            }
         }
         Ok(Self { db })
     }
@@ -224,6 +232,9 @@ impl QueueBackend for SqlQueue {
     }
 
     async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
+        if acks.len() > 1 && self.db.kind() == DatabaseKind::Postgres {
+            return self.complete_many_postgres(acks, now).await;
+        }
         if acks.len() < 2 {
             let mut done = Vec::with_capacity(acks.len());
             for (id, token, result) in acks {
