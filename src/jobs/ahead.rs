@@ -3,7 +3,8 @@
 //! trip, one commit) per batch of jobs instead of per slot.
 //!
 //! The surplus follows the worker's pace: about as many jobs as it started over the
-//! last [`WINDOW`] (at most [`MAX_SURPLUS`]), so an idle or slow worker claims only for
+//! last [`WINDOW`] (at most [`MAX_SURPLUS`]), and only while the queue has a backlog
+//! (its last claim got all it asked for), so an idle or slow worker claims only for
 //! its free slots and leaves the rest of the queue to other workers, while one that
 //! drains a backlog of short jobs claims them by the hundred.
 //!
@@ -41,6 +42,8 @@ pub(crate) struct Ahead {
     since: Instant,
     started: usize,
     surplus: usize,
+    /// The last claim got every job it asked for: more are probably waiting.
+    backlog: bool,
 }
 
 impl Ahead {
@@ -55,11 +58,13 @@ impl Ahead {
             since: now,
             started: 0,
             surplus: 0,
+            backlog: false,
         }
     }
 
     /// How many jobs to claim for `free` slots: none while the buffer can fill them,
-    /// else what it lacks plus the surplus the recent pace calls for.
+    /// else what it lacks, plus the surplus the recent pace calls for while the queue
+    /// has a backlog.
     pub(crate) fn claim_size(&mut self, free: usize, now: Instant) -> usize {
         if self.ready.len() >= free {
             return 0;
@@ -70,11 +75,12 @@ impl Ahead {
             self.surplus = (pace as usize).min(MAX_SURPLUS);
             (self.started, self.since) = (0, now);
         }
-        free - self.ready.len() + self.surplus
+        free - self.ready.len() + if self.backlog { self.surplus } else { 0 }
     }
 
-    /// Adds the jobs of a claim made at `claimed_at`.
-    pub(crate) fn add(&mut self, jobs: Vec<ClaimedJob>, claimed_at: Instant) {
+    /// Adds the jobs of a claim for `asked` jobs made at `claimed_at`.
+    pub(crate) fn add(&mut self, jobs: Vec<ClaimedJob>, asked: usize, claimed_at: Instant) {
+        self.backlog = jobs.len() >= asked;
         if jobs.is_empty() {
             return;
         }
@@ -152,7 +158,7 @@ mod tests {
         let t0 = Instant::now();
         let mut ahead = Ahead::new(Duration::from_secs(30), t0);
         assert_eq!(ahead.claim_size(4, t0), 4);
-        ahead.add((0..4).map(|i| job(&i.to_string(), Priority::Normal, i)).collect(), t0);
+        ahead.add((0..4).map(|i| job(&i.to_string(), Priority::Normal, i)).collect(), 4, t0);
         assert_eq!(ahead.claim_size(4, t0), 0, "the buffer fills the free slots");
         while ahead.next().is_some() {}
         // 4 jobs started over 200 ms: 2 per 100 ms window.
@@ -162,10 +168,23 @@ mod tests {
     }
 
     #[test]
+    fn claims_no_surplus_once_the_queue_ran_short() {
+        let t0 = Instant::now();
+        let mut ahead = Ahead::new(Duration::from_secs(30), t0);
+        ahead.add((0..8).map(|i| job(&i.to_string(), Priority::Normal, i)).collect(), 8, t0);
+        while ahead.next().is_some() {}
+        let t1 = t0 + WINDOW;
+        assert_eq!(ahead.claim_size(4, t1), 4 + 8);
+        ahead.add(vec![job("last", Priority::Normal, 9)], 12, t1);
+        while ahead.next().is_some() {}
+        assert_eq!(ahead.claim_size(4, t1), 4, "the last claim emptied the queue");
+    }
+
+    #[test]
     fn surplus_is_capped() {
         let t0 = Instant::now();
         let mut ahead = Ahead::new(Duration::from_secs(30), t0);
-        ahead.add((0..1_000).map(|i| job(&format!("{i:04}"), Priority::Normal, 0)).collect(), t0);
+        ahead.add((0..1_000).map(|i| job(&format!("{i:04}"), Priority::Normal, 0)).collect(), 1_000, t0);
         while ahead.next().is_some() {}
         assert_eq!(ahead.claim_size(4, t0 + WINDOW), 4 + MAX_SURPLUS);
     }
@@ -174,8 +193,8 @@ mod tests {
     fn starts_the_best_job_first() {
         let t0 = Instant::now();
         let mut ahead = Ahead::new(Duration::from_secs(30), t0);
-        ahead.add(vec![job("b", Priority::Normal, 5), job("c", Priority::Low, 1)], t0);
-        ahead.add(vec![job("a", Priority::Normal, 5), job("d", Priority::High, 9)], t0);
+        ahead.add(vec![job("b", Priority::Normal, 5), job("c", Priority::Low, 1)], 2, t0);
+        ahead.add(vec![job("a", Priority::Normal, 5), job("d", Priority::High, 9)], 2, t0);
         let order: Vec<String> = std::iter::from_fn(|| ahead.next()).map(|c| c.job.id).collect();
         assert_eq!(order, ["d", "a", "b", "c"]);
     }
@@ -184,9 +203,9 @@ mod tests {
     fn jobs_held_a_third_of_their_lease_are_handed_back() {
         let t0 = Instant::now();
         let mut ahead = Ahead::new(Duration::from_secs(3), t0);
-        ahead.add(vec![job("old", Priority::Normal, 1)], t0);
+        ahead.add(vec![job("old", Priority::Normal, 1)], 1, t0);
         let t1 = t0 + Duration::from_millis(500);
-        ahead.add(vec![job("new", Priority::Normal, 2)], t1);
+        ahead.add(vec![job("new", Priority::Normal, 2)], 1, t1);
         assert!(ahead.stale(t0 + Duration::from_millis(999)).is_empty());
         assert_eq!(ids(&ahead.stale(t0 + Duration::from_secs(1))), ["old"]);
         assert_eq!(ids(&ahead.drain()), ["new"]);

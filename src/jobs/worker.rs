@@ -162,7 +162,7 @@ impl Worker {
             if want > 0 {
                 let claimed_at = tokio::time::Instant::now();
                 match self.client.backend().claim(&self.id, want, settings.lease, now_ms()).await {
-                    Ok(jobs) => ahead.add(jobs, claimed_at),
+                    Ok(jobs) => ahead.add(jobs, want, claimed_at),
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
                 }
             }
