@@ -118,6 +118,7 @@ contract!(
     batched_enqueue_and_acks,
     running_worker_drains_a_batch,
     stopped_workers_hand_back_what_they_claimed_ahead,
+    idle_worker_wakes_on_enqueue,
 );
 
 mod suite {
@@ -350,6 +351,29 @@ mod suite {
         let runs = runs.lock().unwrap();
         assert_eq!(runs.len() as u64, total, "{}", e.name);
         assert!(runs.values().all(|&n| n == 1), "{}: a job ran twice", e.name);
+    }
+
+    /// On engines that signal enqueues (Redis, PostgreSQL), an idle worker starts a new
+    /// job long before its next poll.
+    pub(super) async fn idle_worker_wakes_on_enqueue(e: &Engine) {
+        let mut settings = quick();
+        settings.poll_interval = Duration::from_secs(600);
+        let (client, worker) = e.worker(registry(), settings).await;
+        if client.backend().wakeups().is_none() {
+            return;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(worker.run_until_stopped(async move { drop(stopped.await) }));
+        // Not a wait for the job: time for the worker to find the queue empty and idle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let job = client.enqueue("echo", 1, EnqueueOptions::new()).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while client.status(&job.job_id).await.unwrap().unwrap().status != JobStatus::Done {
+            assert!(std::time::Instant::now() < deadline, "{}: no wake-up", e.name);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(()).unwrap();
+        running.await.unwrap();
     }
 
     pub(super) async fn expired_lease_is_claimable_again(e: &Engine) {
