@@ -8,9 +8,10 @@
 //!
 //! [`Worker::run_until_stopped`] claims for all its free slots in one call, and while
 //! busy claims ahead beyond them (`ahead.rs`), hands results to a batching acker
-//! (`acks.rs`) so that a slot is free as soon as its task ends, and waits while idle until a job finishes, the engine signals an enqueue
-//! (Redis, PostgreSQL) or `poll_interval` passes. Tests step it: [`Worker::run_once`] claims what is
-//! due, runs it, acks each job itself, and reports.
+//! (`acks.rs`) so that a slot is free as soon as its task ends, and waits while idle
+//! until a job finishes, the engine signals an enqueue (Redis, PostgreSQL) or
+//! `poll_interval` passes. Tests step it: [`Worker::run_once`] claims what is due, runs
+//! it, acks each job itself, and reports.
 
 use std::collections::HashMap;
 use std::future::Future;
