@@ -117,6 +117,8 @@ contract!(
     prune_removes_finished_jobs,
     batched_enqueue_and_acks,
     running_worker_drains_a_batch,
+    stopped_workers_hand_back_what_they_claimed_ahead,
+    idle_worker_wakes_on_enqueue,
 );
 
 mod suite {
@@ -302,6 +304,76 @@ mod suite {
         stop.send(()).unwrap();
         running.await.unwrap();
         assert!(pending.is_empty(), "{}: not done: {pending:?}", e.name);
+    }
+
+    /// Busy workers claim beyond their free slots; stopped half way, they leave every
+    /// job done or pending with its attempt uncounted, and no job runs twice.
+    pub(super) async fn stopped_workers_hand_back_what_they_claimed_ahead(e: &Engine) {
+        let runs: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+        let half = Arc::new(tokio::sync::Notify::new());
+        let total = 3_000u64;
+        let (seen, reached) = (Arc::clone(&runs), Arc::clone(&half));
+        let reg = JobRegistry::new().task("count", move |n: u64, _ctx: JobContext| {
+            let mut seen = seen.lock().unwrap();
+            *seen.entry(n).or_default() += 1;
+            if seen.len() as u64 == total / 2 {
+                reached.notify_waiters();
+            }
+            async move { Ok::<_, TaskError>(n) }
+        });
+        let (client, _) = e.worker(reg, quick()).await;
+        let jobs = (0..total).map(|n| ("count".to_owned(), n, EnqueueOptions::new()));
+        let ids: Vec<String> = client.enqueue_many(jobs).await.unwrap().into_iter().map(|j| j.job_id).collect();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let halfway = half.notified();
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                let worker = Worker::new(client.clone(), e.db.db.clone());
+                tokio::spawn(worker.run_until_stopped(async move { stop.notified().await }))
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(60), halfway).await.expect("half the jobs ran");
+        stop.notify_waiters();
+        for w in workers {
+            w.await.unwrap();
+        }
+        for id in &ids {
+            let job = client.status(id).await.unwrap().unwrap();
+            match job.status {
+                JobStatus::Done => assert_eq!(job.attempts, 1, "{}: {job:?}", e.name),
+                JobStatus::Pending => assert_eq!(job.attempts, 0, "{}: {job:?}", e.name),
+                _ => panic!("{}: left {job:?}", e.name),
+            }
+        }
+        let w = Worker::new(client.clone(), e.db.db.clone()).concurrency(64);
+        while w.run_once().await.unwrap().ran() > 0 {}
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs.len() as u64, total, "{}", e.name);
+        assert!(runs.values().all(|&n| n == 1), "{}: a job ran twice", e.name);
+    }
+
+    /// On engines that signal enqueues (Redis, PostgreSQL), an idle worker starts a new
+    /// job long before its next poll.
+    pub(super) async fn idle_worker_wakes_on_enqueue(e: &Engine) {
+        let mut settings = quick();
+        settings.poll_interval = Duration::from_secs(600);
+        let (client, worker) = e.worker(registry(), settings).await;
+        if client.backend().wakeups().is_none() {
+            return;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(worker.run_until_stopped(async move { drop(stopped.await) }));
+        // Not a wait for the job: time for the worker to find the queue empty and idle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let job = client.enqueue("echo", 1, EnqueueOptions::new()).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while client.status(&job.job_id).await.unwrap().unwrap().status != JobStatus::Done {
+            assert!(std::time::Instant::now() < deadline, "{}: no wake-up", e.name);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(()).unwrap();
+        running.await.unwrap();
     }
 
     pub(super) async fn expired_lease_is_claimable_again(e: &Engine) {

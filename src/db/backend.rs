@@ -19,7 +19,16 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError>;
     /// Closes the pool; later calls fail with [`DbError::Closed`].
     async fn close(&self);
+    /// Notifications sent on `channel`, received on a connection of their own
+    /// (PostgreSQL's `LISTEN`); `None` where the engine has no such thing.
+    async fn listen(&self, _channel: &str) -> Result<Option<Notifications>, DbError> {
+        Ok(None)
+    }
 }
+
+/// A stream with an item per notification received; an error when the connection
+/// was lost (notifications sent meanwhile are lost too).
+pub(crate) type Notifications = futures::stream::BoxStream<'static, Result<(), DbError>>;
 
 /// A transaction holding one connection.
 #[async_trait]

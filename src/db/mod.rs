@@ -172,6 +172,12 @@ impl Db {
         Ok(self.fetch_all(sql, params).await?.into_iter().next())
     }
 
+    /// Notifications sent on `channel` (PostgreSQL `NOTIFY`), on a connection of their
+    /// own; `None` on engines without them.
+    pub(crate) async fn listen(&self, channel: &str) -> Result<Option<backend::Notifications>, DbError> {
+        self.inner.backend.listen(channel).await
+    }
+
     /// Starts a transaction on one connection (on SQLite: the writer, `BEGIN IMMEDIATE`).
     ///
     /// # Errors

@@ -19,6 +19,12 @@ type Query<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
 
 super::sqlx_pool::sqlx_pool_backend!(MySqlBackend, MySqlTx, MySql, MySqlPool, MySqlPoolOptions, "A MySQL pool.");
 
+/// MySQL has no notifications.
+#[allow(clippy::unused_async)]
+async fn listen(_: &MySqlPool, _: &str) -> Result<Option<crate::db::backend::Notifications>, DbError> {
+    Ok(None)
+}
+
 fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
     for p in params {
         q = match p {

@@ -34,6 +34,14 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
     }
 }
 
+/// `LISTEN channel` on a connection of its own, opened with the pool's settings.
+async fn listen(pool: &PgPool, channel: &str) -> Result<Option<crate::db::backend::Notifications>, DbError> {
+    use futures::StreamExt;
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.map_err(error)?;
+    listener.listen(channel).await.map_err(error)?;
+    Ok(Some(listener.into_stream().map(|n| n.map(drop).map_err(error)).boxed()))
+}
+
 fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
     for p in params {
         q = match p {

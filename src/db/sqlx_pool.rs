@@ -46,6 +46,10 @@ macro_rules! sqlx_pool_backend {
             async fn close(&self) {
                 self.pool.close().await;
             }
+
+            async fn listen(&self, channel: &str) -> Result<Option<crate::db::backend::Notifications>, DbError> {
+                listen(&self.pool, channel).await
+            }
         }
 
         /// A transaction; rolled back when dropped uncommitted.

@@ -65,6 +65,11 @@ impl Transaction {
         tx.rollback().await
     }
 
+    /// The engine behind the transaction.
+    pub(crate) fn kind(&self) -> crate::db::DatabaseKind {
+        self.db.kind()
+    }
+
     /// As [`Db::execute`], inside the transaction.
     ///
     /// # Errors

@@ -2,10 +2,12 @@
 //!
 //! A job that succeeded hands its result to its worker's acker task and frees its slot
 //! for the next claim; the acker marks every result that is waiting done in one call
-//! ([`QueueBackend::complete_many`]: one transaction on SQL, one script on Redis), so a
-//! busy worker pays one commit per batch instead of one per job. The channel is
-//! bounded: an acker that falls behind holds the slots back instead of letting results
-//! wait while their leases run out. Each ack still matches on (id, token), so a result
+//! ([`QueueBackend::complete_many`]: one statement on PostgreSQL, one transaction on
+//! SQLite and MySQL, one script on Redis), so a busy worker pays one commit per batch
+//! instead of one per job. The channel holds about one batch (`BATCH`) beyond the
+//! worker's slots, so results pile up while a batch is being written and the next
+//! batch is as large; it is bounded: an acker that falls behind holds the slots back
+//! instead of letting results wait while their leases run out. Each ack still matches on (id, token), so a result
 //! whose lease passed to another worker is refused; a worker that dies before its acks
 //! are written loses no job, they run again once their leases expire.
 
@@ -26,7 +28,7 @@ pub(crate) struct Completion {
 }
 
 /// Most acks written in one call.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// Starts an acker; it ends once every sender is dropped and the queue is written.
 pub(crate) fn spawn(backend: Arc<dyn QueueBackend>, capacity: usize) -> (mpsc::Sender<Completion>, JoinHandle<()>) {

@@ -26,6 +26,7 @@
 //! ```
 
 mod acks;
+mod ahead;
 mod backend;
 mod client;
 mod context;

@@ -6,11 +6,12 @@
 //! its timeout) is retried after `backoff_base * 2^(attempt-1)` plus jitter, until
 //! `max_attempts`; then it is dead with its last error.
 //!
-//! [`Worker::run_until_stopped`] claims for all its free slots in one call, hands
-//! results to a batching acker (`acks.rs`) so that a slot is free as soon as its task
-//! ends, and waits while idle until a job finishes, the engine signals an enqueue
-//! (Redis) or `poll_interval` passes. Tests step it: [`Worker::run_once`] claims what is
-//! due, runs it, acks each job itself, and reports.
+//! [`Worker::run_until_stopped`] claims for all its free slots in one call, and while
+//! busy claims ahead beyond them (`ahead.rs`), hands results to a batching acker
+//! (`acks.rs`) so that a slot is free as soon as its task ends, and waits while idle
+//! until a job finishes, the engine signals an enqueue (Redis, PostgreSQL) or
+//! `poll_interval` passes. Tests step it: [`Worker::run_once`] claims what is due, runs
+//! it, acks each job itself, and reports.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use super::acks::Completion;
+use super::ahead::Ahead;
 use super::backend::{now_ms, ClaimedJob, FailOutcome};
 use super::{JobClient, JobContext, TaskError};
 use crate::db::Db;
@@ -135,7 +137,9 @@ impl Worker {
         // Subscribed before the first claim, so no enqueue between a claim that found
         // nothing and the wait that follows it goes unnoticed.
         let mut wakeups = self.client.backend().wakeups();
-        let (acks, acker) = super::acks::spawn(Arc::clone(self.client.backend()), self.concurrency * 2);
+        let (acks, acker) =
+            super::acks::spawn(Arc::clone(self.client.backend()), self.concurrency * 2 + super::acks::BATCH);
+        let mut ahead = Ahead::new(settings.lease, tokio::time::Instant::now());
         tracing::info!(worker = %self.id, concurrency = self.concurrency, tasks = ?self.client.registry().names(), "worker started");
         tokio::pin!(signal);
         loop {
@@ -152,19 +156,23 @@ impl Worker {
             while let Some(done) = running.try_join_next_with_id() {
                 held.remove(&joined_id(&done));
             }
-            let free = self.concurrency.saturating_sub(running.len());
-            if free > 0 {
-                match self.client.backend().claim(&self.id, free, settings.lease, now_ms()).await {
-                    Ok(jobs) => {
-                        for c in jobs {
-                            let key = (c.job.id.clone(), c.token.clone());
-                            let (me, acks) = (self.clone(), acks.clone());
-                            let handle = running.spawn(async move { me.execute(c, Some(&acks)).await });
-                            held.insert(handle.id(), key);
-                        }
-                    }
+            for c in ahead.stale(tokio::time::Instant::now()) {
+                self.hand_back(c, "held unstarted for a third of its lease").await;
+            }
+            let want = ahead.claim_size(self.concurrency.saturating_sub(running.len()), tokio::time::Instant::now());
+            if want > 0 {
+                let claimed_at = tokio::time::Instant::now();
+                match self.client.backend().claim(&self.id, want, settings.lease, now_ms()).await {
+                    Ok(jobs) => ahead.add(jobs, want, claimed_at),
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
                 }
+            }
+            while running.len() < self.concurrency {
+                let Some(c) = ahead.next() else { break };
+                let key = (c.job.id.clone(), c.token.clone());
+                let (me, acks) = (self.clone(), acks.clone());
+                let handle = running.spawn(async move { me.execute(c, Some(&acks)).await });
+                held.insert(handle.id(), key);
             }
             // A claim that left slots free found the queue empty: wait for a finished
             // job, a wake-up or the next poll before claiming again.
@@ -179,6 +187,9 @@ impl Worker {
             }
         }
         tracing::info!(running = running.len(), "worker stopping: no more claims");
+        for c in ahead.drain() {
+            self.hand_back(c, "the worker is stopping").await;
+        }
         let deadline = tokio::time::sleep(settings.shutdown_grace);
         tokio::pin!(deadline);
         while !running.is_empty() {
@@ -291,6 +302,15 @@ impl Worker {
 }
 
 impl Worker {
+    /// Hands a claimed job back unstarted (its attempt not counted).
+    async fn hand_back(&self, c: ClaimedJob, why: &str) {
+        if let Err(e) = self.client.backend().release(&c.job.id, &c.token, now_ms()).await {
+            tracing::warn!(job_id = %c.job.id, error = %e, "handing back a job failed; its lease will expire");
+        } else {
+            tracing::debug!(job_id = %c.job.id, why, "job handed back unstarted");
+        }
+    }
+
     /// The fallback when the acker is gone: the worker writes the ack itself.
     async fn ack_directly(&self, c: Completion, now: i64) -> Outcome {
         match self.client.backend().complete(&c.id, &c.token, &c.result, now).await {

@@ -8,6 +8,8 @@
 //! lease token; rows scanned but not taken are unlocked at commit. No scan reads done
 //! or dead jobs, so a claim costs as much with millions of finished jobs as with none.
 //!
+//! PostgreSQL scans its own partial indexes instead (see `postgres.rs`): two scans, one
+//! for waiting jobs and one for expired leases, each over the rows it can take only.
 //! PostgreSQL and SQLite run the claim as one `WITH .. UPDATE .. RETURNING` statement.
 //! MySQL/MariaDB (no `UPDATE .. RETURNING`) run it in a transaction: one locking
 //! `SELECT` of the three scans, one `UPDATE` of the chosen ids, commit.
@@ -22,7 +24,7 @@ use crate::jobs::backend::{ClaimedJob, JobRecord, JobStatus};
 use crate::jobs::JobError;
 
 /// What each claimed job gets.
-const CLAIM_SET: &str = "[status] = ?, [lease_token] = ?, [lease_until] = ?, [worker_id] = ?, \
+pub(super) const CLAIM_SET: &str = "[status] = ?, [lease_token] = ?, [lease_until] = ?, [worker_id] = ?, \
     [attempts] = [attempts] + 1, [updated_at] = ?";
 
 /// The three scans: a status and the time column that must have passed, with its test.
@@ -32,16 +34,17 @@ const SCANS: [(JobStatus, &str); 3] = [
     (JobStatus::Running, "[lease_until] < ?"),
 ];
 
-/// One scan's `SELECT` of `columns`; its parameters are the status and now.
-fn scan(columns: &str, passed: &str, n: usize, lock: &str) -> String {
+/// One scan's `SELECT` of `columns`; its parameters are the status, now and the limit.
+/// The limit is a parameter, so claims of any size share one prepared statement.
+fn scan(columns: &str, passed: &str, lock: &str) -> String {
     format!(
         "SELECT {columns} FROM [kernel_jobs] WHERE [status] = ? AND {passed} \
-         ORDER BY [priority], [run_at] LIMIT {n}{lock}"
+         ORDER BY [priority], [run_at] LIMIT ?{lock}"
     )
 }
 
-fn scan_params(now: i64) -> Vec<Value> {
-    SCANS.iter().flat_map(|(status, _)| [json!(status.as_str()), json!(now)]).collect()
+fn scan_params(now: i64, n: usize) -> Vec<Value> {
+    SCANS.iter().flat_map(|(status, _)| [json!(status.as_str()), json!(now), json!(n)]).collect()
 }
 
 fn is_deadlock(e: &JobError) -> bool {
@@ -89,6 +92,7 @@ impl SqlQueue {
         let mut jobs = retry_deadlocks(|| async {
             match self.db.kind() {
                 DatabaseKind::Mysql => self.claim_in_transaction(n, &set, now).await,
+                DatabaseKind::Postgres => self.claim_postgres(n, &set, now).await,
                 _ => self.claim_returning(n, &set, now).await,
             }
         })
@@ -98,23 +102,23 @@ impl SqlQueue {
         Ok(jobs.into_iter().map(|job| ClaimedJob { job, token: token.clone() }).collect())
     }
 
-    /// PostgreSQL and SQLite: one statement, one round trip.
+    /// SQLite: one statement, one round trip.
     async fn claim_returning(&self, n: usize, set: &[Value], now: i64) -> Result<Vec<JobRecord>, JobError> {
-        let lock = if self.db.kind() == DatabaseKind::Sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
         let cols = "[id], [priority], [run_at]";
         let ctes: Vec<String> = SCANS
             .iter()
             .enumerate()
-            .map(|(i, (_, passed))| format!("[due{i}] AS ({})", scan(cols, passed, n, lock)))
+            .map(|(i, (_, passed))| format!("[due{i}] AS ({})", scan(cols, passed, "")))
             .collect();
         let sql = format!(
             "WITH {} UPDATE [kernel_jobs] SET {CLAIM_SET} WHERE [id] IN (SELECT [id] FROM \
              (SELECT {cols} FROM [due0] UNION ALL SELECT {cols} FROM [due1] UNION ALL SELECT {cols} FROM [due2]) AS [due] \
-             ORDER BY [priority], [run_at] LIMIT {n}) RETURNING {COLUMNS}",
+             ORDER BY [priority], [run_at] LIMIT ?) RETURNING {COLUMNS}",
             ctes.join(", ")
         );
-        let mut params = scan_params(now);
+        let mut params = scan_params(now, n);
         params.extend_from_slice(set);
+        params.push(json!(n));
         let rows = self.db.fetch_all(&sql, &params).await?;
         rows.iter().map(record).collect()
     }
@@ -122,20 +126,25 @@ impl SqlQueue {
     /// MySQL/MariaDB: lock and read the due rows, update the chosen ones, commit.
     async fn claim_in_transaction(&self, n: usize, set: &[Value], now: i64) -> Result<Vec<JobRecord>, JobError> {
         let lock = " FOR UPDATE SKIP LOCKED";
-        let parts: Vec<String> =
-            SCANS.iter().map(|(_, passed)| format!("({})", scan(COLUMNS, passed, n, lock))).collect();
-        let select = format!("{} ORDER BY [priority], [run_at] LIMIT {n}", parts.join(" UNION ALL "));
+        let parts: Vec<String> = SCANS.iter().map(|(_, passed)| format!("({})", scan(COLUMNS, passed, lock))).collect();
+        let select = format!("{} ORDER BY [priority], [run_at] LIMIT ?", parts.join(" UNION ALL "));
+        let mut params = scan_params(now, n);
+        params.push(json!(n));
         let mut tx = self.db.transaction().await?;
-        let rows = tx.fetch_all(&select, &scan_params(now)).await?;
+        let rows = tx.fetch_all(&select, &params).await?;
         if rows.is_empty() {
             // Release the locks of the rows this locking read scanned, now.
             tx.rollback().await?;
             return Ok(Vec::new());
         }
         let mut jobs = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
-        let marks = vec!["?"; jobs.len()].join(", ");
+        // The id list is padded to a power of two with its last id (a repeat matches
+        // nothing more), so a few prepared statements serve claims of every size.
+        let padded = jobs.len().next_power_of_two();
+        let marks = vec!["?"; padded].join(", ");
         let mut params = set.to_vec();
         params.extend(jobs.iter().map(|j| json!(j.id)));
+        params.resize(set.len() + padded, json!(jobs[jobs.len() - 1].id));
         tx.execute(&format!("UPDATE [kernel_jobs] SET {CLAIM_SET} WHERE [id] IN ({marks})"), &params).await?;
         tx.commit().await?;
         for job in &mut jobs {

@@ -5,7 +5,9 @@
 //! PostgreSQL and MySQL, the single writer on SQLite). Every ack matches on
 //! `(id, lease_token)`, so a worker whose lease was taken over cannot overwrite the new
 //! owner's work. `enqueue_many` stores a batch of jobs without unique keys with
-//! multi-row `INSERT`s in one transaction.
+//! multi-row `INSERT`s in one transaction. PostgreSQL has its own indexes and
+//! statements (`postgres.rs`), and wakes idle workers when a due job is stored
+//! (`wake.rs`); the other engines' workers find new jobs by polling.
 
 use std::time::Duration;
 
@@ -13,9 +15,11 @@ use serde_json::{json, Value};
 
 use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 use super::JobError;
-use crate::db::{Db, DbError, Row, Transaction};
+use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
 mod claim;
+mod postgres;
+mod wake;
 
 /// The jobs table.
 pub const JOBS_TABLE: &str = "kernel_jobs";
@@ -50,6 +54,15 @@ pub struct SqlQueue {
 }
 
 impl SqlQueue {
+    /// Inserts one job (and wakes idle workers, see [`wakes`]).
+    async fn insert(&self, job: &NewJob) -> Result<(), DbError> {
+        if wakes(self.db.kind(), job) {
+            self.db.fetch_all(&INSERT_NOTIFY, &insert_params(job)).await.map(drop)
+        } else {
+            self.db.execute(&INSERT, &insert_params(job)).await.map(drop)
+        }
+    }
+
     /// Runs one update guarded by a job's lease token; whether it hit the job (a
     /// stale token hits nothing). A deadlock victim is tried again.
     async fn leased_update(&self, sql: &str, params: &[Value]) -> Result<bool, JobError> {
@@ -62,9 +75,15 @@ impl SqlQueue {
     /// The table cannot be created.
     pub async fn open(db: Db) -> Result<Self, JobError> {
         db.execute(SCHEMA, &[]).await?;
-        if let Err(e) = db.execute(INDEX, &[]).await {
-            // Another process may have created it at the same moment.
-            tracing::debug!(error = %e, "kernel_jobs index");
+        let indexes = match db.kind() {
+            DatabaseKind::Postgres => postgres::indexes().to_vec(),
+            _ => vec![INDEX.to_owned()],
+        };
+        for index in &indexes {
+            if let Err(e) = db.execute(index, &[]).await {
+                // Another process may have created it at the same moment.
+                tracing::debug!(error = %e, "kernel_jobs index");
+            }
         }
         Ok(Self { db })
     }
@@ -113,14 +132,29 @@ fn complete_params(id: &str, token: &str, result: &Value, now: i64) -> [Value; 6
 
 const BY_UNIQUE: &str = "SELECT [id] FROM [kernel_jobs] WHERE [unique_key] = ?";
 
-/// Inserts `job` inside the app's transaction (see `JobClient::enqueue_in`).
+/// One job's `INSERT` that also wakes idle PostgreSQL workers.
+static INSERT_NOTIFY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("WITH [stored] AS ({} RETURNING [id]) SELECT pg_notify('{}', '') FROM [stored]", *INSERT, wake::CHANNEL)
+});
+
+/// Whether storing `job` should wake idle workers: it is due, on PostgreSQL.
+fn wakes(kind: DatabaseKind, job: &NewJob) -> bool {
+    kind == DatabaseKind::Postgres && job.run_at <= job.now
+}
+
+/// Inserts `job` inside the app's transaction (see `JobClient::enqueue_in`); idle
+/// workers are woken when it commits.
 pub(crate) async fn insert_in(tx: &mut Transaction, job: NewJob) -> Result<String, JobError> {
     if let Some(key) = &job.unique_key {
         if let Some(row) = tx.fetch_optional(BY_UNIQUE, &[json!(key)]).await? {
             return Ok(text(&row, "id"));
         }
     }
-    tx.execute(&INSERT, &insert_params(&job)).await?;
+    if wakes(tx.kind(), &job) {
+        tx.fetch_all(&INSERT_NOTIFY, &insert_params(&job)).await?;
+    } else {
+        tx.execute(&INSERT, &insert_params(&job)).await?;
+    }
     Ok(job.id)
 }
 
@@ -179,15 +213,15 @@ const COLUMNS: &str = "[id], [task], [payload], [status], [priority], [run_at], 
 impl QueueBackend for SqlQueue {
     async fn enqueue(&self, job: NewJob) -> Result<String, JobError> {
         let Some(key) = job.unique_key.clone() else {
-            self.db.execute(&INSERT, &insert_params(&job)).await?;
+            self.insert(&job).await?;
             return Ok(job.id);
         };
         for _ in 0..3 {
             if let Some(row) = self.db.fetch_optional(BY_UNIQUE, &[json!(key)]).await? {
                 return Ok(text(&row, "id"));
             }
-            match self.db.execute(&INSERT, &insert_params(&job)).await {
-                Ok(_) => return Ok(job.id),
+            match self.insert(&job).await {
+                Ok(()) => return Ok(job.id),
                 // Lost a race with another enqueue of the same key: read the winner.
                 Err(DbError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -211,6 +245,9 @@ impl QueueBackend for SqlQueue {
             let params: Vec<Value> = chunk.iter().flat_map(insert_params).collect();
             tx.execute(&sql, &params).await?;
         }
+        if jobs.iter().any(|job| wakes(self.db.kind(), job)) {
+            tx.fetch_all(wake::NOTIFY, &[]).await?;
+        }
         tx.commit().await?;
         Ok(jobs.into_iter().map(|j| j.id).collect())
     }
@@ -224,6 +261,9 @@ impl QueueBackend for SqlQueue {
     }
 
     async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
+        if acks.len() > 1 && self.db.kind() == DatabaseKind::Postgres {
+            return self.complete_many_postgres(acks, now).await;
+        }
         if acks.len() < 2 {
             let mut done = Vec::with_capacity(acks.len());
             for (id, token, result) in acks {
@@ -282,20 +322,28 @@ impl QueueBackend for SqlQueue {
     }
 
     async fn release(&self, id: &str, token: &str, now: i64) -> Result<bool, JobError> {
-        self.leased_update(
-            "UPDATE [kernel_jobs] SET [status] = ?, [run_at] = ?, [attempts] = [attempts] - 1, \
+        let released = self
+            .leased_update(
+                "UPDATE [kernel_jobs] SET [status] = ?, [run_at] = ?, [attempts] = [attempts] - 1, \
                  [lease_token] = NULL, [lease_until] = NULL, [updated_at] = ? \
                  WHERE [id] = ? AND [lease_token] = ? AND [status] = ?",
-            &[
-                json!(JobStatus::Pending.as_str()),
-                json!(now),
-                json!(now),
-                json!(id),
-                json!(token),
-                json!(JobStatus::Running.as_str()),
-            ],
-        )
-        .await
+                &[
+                    json!(JobStatus::Pending.as_str()),
+                    json!(now),
+                    json!(now),
+                    json!(id),
+                    json!(token),
+                    json!(JobStatus::Running.as_str()),
+                ],
+            )
+            .await?;
+        if released && self.db.kind() == DatabaseKind::Postgres {
+            // The job is back either way; without the wake-up, workers find it by polling.
+            if let Err(e) = self.db.fetch_all(wake::NOTIFY, &[]).await {
+                tracing::debug!(error = %e, "job wake-up not sent");
+            }
+        }
+        Ok(released)
     }
 
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
@@ -304,6 +352,15 @@ impl QueueBackend for SqlQueue {
             .fetch_optional(&format!("SELECT {COLUMNS} FROM [kernel_jobs] WHERE [id] = ?"), &[json!(id)])
             .await?;
         row.as_ref().map(record).transpose()
+    }
+
+    fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        if self.db.kind() != DatabaseKind::Postgres {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        tokio::spawn(wake::listen(self.db.clone(), tx));
+        Some(rx)
     }
 
     async fn prune(&self, before: i64) -> Result<u64, JobError> {
