@@ -43,6 +43,43 @@ async fn seed(db: &Db) {
     db.save_many(TABLE, items).await.expect("seed");
 }
 
+/// A benchmark group of one engine.
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+/// The next item number to touch.
+type Next<'a> = &'a dyn Fn() -> u64;
+
+/// The kernel's side of `<engine>/get`: one entity by id.
+fn kernel_get(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next: Next<'_>) {
+    g.bench_function("kernel", |b| {
+        b.to_async(rt).iter(|| async { db.get_entity(TABLE, &format!("item-{}", next())).await.expect("get") })
+    });
+}
+
+/// The kernel's side of `<engine>/save`: an upsert of an existing entity.
+fn kernel_save(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next: Next<'_>) {
+    g.bench_function("kernel", |b| {
+        b.to_async(rt).iter(|| async {
+            let i = next();
+            db.save_entity(
+                TABLE,
+                json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": "renamed"}),
+            )
+            .await
+            .expect("save")
+        })
+    });
+}
+
+/// The kernel's side of `<engine>/find100`: one owner's 100 entities, ordered.
+fn kernel_find100(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next: Next<'_>) {
+    g.bench_function("kernel", |b| {
+        b.to_async(rt).iter(|| async {
+            let q = Find::new().filter("[owner] = ?", [format!("o{}", next() % 10)]).order_by("[n] DESC").limit(100);
+            assert_eq!(db.find_entities(TABLE, q).await.expect("find").len(), 100);
+        })
+    });
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
@@ -133,9 +170,7 @@ fn bench_sqlite(c: &mut Criterion) {
     };
 
     let mut g = c.benchmark_group("sqlite/get");
-    g.bench_function("kernel", |b| {
-        b.to_async(&rt).iter(|| async { db.get_entity(TABLE, &format!("item-{}", next())).await.expect("get") })
-    });
+    kernel_get(&mut g, &rt, &db, &next);
     g.bench_function("raw", |b| {
         b.to_async(&rt).iter(|| async {
             let rows = pool.read(GET_SQL, vec![text(format!("item-{}", next())), SqlValue::Integer(1)]).await;
@@ -151,17 +186,7 @@ fn bench_sqlite(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("sqlite/save");
-    g.bench_function("kernel", |b| {
-        b.to_async(&rt).iter(|| async {
-            let i = next();
-            db.save_entity(
-                TABLE,
-                json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": "renamed"}),
-            )
-            .await
-            .expect("save")
-        })
-    });
+    kernel_save(&mut g, &rt, &db, &next);
     g.bench_function("raw", |b| {
         b.to_async(&rt).iter(|| async {
             let i = next();
@@ -188,13 +213,7 @@ fn bench_sqlite(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("sqlite/find100");
-    g.bench_function("kernel", |b| {
-        b.to_async(&rt).iter(|| async {
-            let q = Find::new().filter("[owner] = ?", [format!("o{}", next() % 10)]).order_by("[n] DESC").limit(100);
-            let rows = db.find_entities(TABLE, q).await.expect("find");
-            assert_eq!(rows.len(), 100);
-        })
-    });
+    kernel_find100(&mut g, &rt, &db, &next);
     g.bench_function("raw", |b| {
         b.to_async(&rt).iter(|| async {
             let rows = pool.read(FIND_SQL, vec![text(format!("o{}", next() % 10)), SqlValue::Integer(100)]).await;

@@ -5,12 +5,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, Find};
+use app_kernel::db::{DatabaseKind, DatabaseSettings, Db};
 use criterion::Criterion;
 use serde_json::json;
 use sqlx::Row as _;
 
-use super::{seed, ROWS, TABLE};
+use super::{kernel_find100, kernel_get, kernel_save, seed, ROWS};
 
 /// A row as a hand-written service answers it: a JSON object (as the SQLite baseline does).
 fn item(row: &sqlx::mysql::MySqlRow) -> serde_json::Value {
@@ -43,9 +43,7 @@ pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) 
     let next = || counter.fetch_add(1, Ordering::Relaxed) % ROWS;
 
     let mut g = c.benchmark_group("mysql/get");
-    g.bench_function("kernel", |b| {
-        b.to_async(rt).iter(|| async { db.get_entity(TABLE, &format!("item-{}", next())).await.expect("get") })
-    });
+    kernel_get(&mut g, rt, &db, &next);
     g.bench_function("raw", |b| {
         b.to_async(rt).iter(|| async {
             let rows = sqlx::query("SELECT * FROM `bench_items` WHERE (`id` = ?) LIMIT ?")
@@ -60,17 +58,7 @@ pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) 
     g.finish();
 
     let mut g = c.benchmark_group("mysql/save");
-    g.bench_function("kernel", |b| {
-        b.to_async(rt).iter(|| async {
-            let i = next();
-            db.save_entity(
-                TABLE,
-                json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": "renamed"}),
-            )
-            .await
-            .expect("save")
-        })
-    });
+    kernel_save(&mut g, rt, &db, &next);
     g.bench_function("raw", |b| {
         b.to_async(rt).iter(|| async {
             let i = next();
@@ -98,12 +86,7 @@ pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) 
     g.finish();
 
     let mut g = c.benchmark_group("mysql/find100");
-    g.bench_function("kernel", |b| {
-        b.to_async(rt).iter(|| async {
-            let q = Find::new().filter("[owner] = ?", [format!("o{}", next() % 10)]).order_by("[n] DESC").limit(100);
-            assert_eq!(db.find_entities(TABLE, q).await.expect("find").len(), 100);
-        })
-    });
+    kernel_find100(&mut g, rt, &db, &next);
     g.bench_function("raw", |b| {
         b.to_async(rt).iter(|| async {
             let rows = sqlx::query("SELECT * FROM `bench_items` WHERE (`owner` = ?) ORDER BY `n` DESC LIMIT ?")
