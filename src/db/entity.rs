@@ -195,9 +195,24 @@ impl Ctx<'_> {
         row.ok_or_else(|| DbError::Query(format!("saved {table} row was not returned")))
     }
 
+    /// One entity by id: `find` with `[id] = ?` and `LIMIT 1`, minus the `Find` it
+    /// would build and key on every call.
     pub(crate) async fn get(&mut self, table: &str, id: &str) -> Result<Option<Row>, DbError> {
-        let find = Find::new().filter("[id] = ?", [id]).limit(1);
-        Ok(self.find(table, &find).await?.into_iter().next())
+        validate_identifier(table)?;
+        let Some(schema) = self.lookup(table).await? else { return Ok(None) };
+        let kind = self.kind();
+        let soft = schema.has("deleted_at");
+        let sql = self.statement(&format!("get|{table}|{soft}"), || {
+            let q = |c| quote_unchecked(kind, c);
+            let live = if soft { format!(" AND {} IS NULL", q("deleted_at")) } else { String::new() };
+            Ok(format!("SELECT * FROM {} WHERE {} = ?{live} LIMIT 1", q(table), q("id")))
+        })?;
+        let rows = self
+            .target
+            .fetch(sql, vec![Param::Text(id.to_owned())], false)
+            .await
+            .inspect_err(|_| self.db.inner.schema.forget(table))?;
+        Ok(self.restore(&schema, rows).into_iter().next())
     }
 
     pub(crate) async fn find(&mut self, table: &str, find: &Find) -> Result<Vec<Row>, DbError> {
