@@ -150,7 +150,10 @@ impl Ctx<'_> {
         obj.insert("updated_at".into(), Value::String(now));
         let schema = self.ensure(table, &fields_of(&obj)).await?;
         let kind = self.kind();
-        let mut key = format!("{}|{table}|", if fresh { "insert" } else { "save" });
+        let mut key = String::with_capacity(table.len() + obj.keys().map(|k| k.len() + 1).sum::<usize>() + 16);
+        key.push_str(if fresh { "insert|" } else { "save|" });
+        key.push_str(table);
+        key.push('|');
         for column in obj.keys() {
             key.push_str(column);
             key.push(',');

@@ -116,10 +116,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn fetch(&self, sql: String, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError> {
-        let (sql, params) = (Arc::new(sql), Arc::new(params));
         if writes {
             return self.write(move |conn| fetch(conn, &sql, &params)).await;
         }
+        let (sql, params) = (Arc::new(sql), Arc::new(params));
         let (query, args) = (Arc::clone(&sql), Arc::clone(&params));
         let rows = self
             .read(move |conn| {
