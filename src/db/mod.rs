@@ -37,6 +37,7 @@ mod find;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod save;
 mod schema;
 mod settings;
 mod sql_cache;
