@@ -1,68 +1,8 @@
-//! The database contract: one suite, every engine.
-//!
-//! SQLite runs in the default run; PostgreSQL and MariaDB/MySQL when
-//! `KERNEL_TEST_POSTGRES_URL` / `KERNEL_TEST_MYSQL_URL` are set (and the `postgres` /
-//! `mysql` features are on). Each test gets its own schema or database.
+//! The entity API: value types, saves, finds, deletes, schema and bad input.
 
-mod common;
+use super::*;
 
-use std::time::Duration;
-
-use app_kernel::db::{AuditFilter, AuditLog, DatabaseKind, Db, DbError, Find};
-use app_kernel::ApiError;
-use common::db::TestDb;
-use http::StatusCode;
-use serde_json::{json, Value};
-
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::run(app_kernel::db::DatabaseKind::Sqlite, stringify!($name), super::$name).await })*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::run(app_kernel::db::DatabaseKind::Postgres, stringify!($name), super::$name).await })*
-        }
-        #[cfg(feature = "mysql")]
-        mod mysql {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::run(app_kernel::db::DatabaseKind::Mysql, stringify!($name), super::$name).await })*
-        }
-    };
-}
-
-contract!(
-    values_round_trip_with_their_types,
-    save_answers_what_a_read_returns,
-    save_upserts_and_keeps_created_at,
-    find_filters_orders_and_pages,
-    soft_delete_hides_and_delete_removes,
-    missing_tables_read_as_empty,
-    auto_schema_off_refuses_unknown_tables_and_fields,
-    values_must_fit_their_column,
-    bad_identifiers_and_shapes_are_clear_errors,
-    sql_shaped_values_are_stored_as_data,
-    portable_sql_is_translated,
-    transaction_commits,
-    transaction_rolls_back_on_error,
-    transaction_rolls_back_on_drop,
-    save_many_is_all_or_nothing,
-    concurrent_saves_and_reads_lose_nothing,
-    audit_log_pages_by_cursor,
-);
-
-async fn run<F, Fut>(kind: app_kernel::db::DatabaseKind, name: &str, test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: std::future::Future<Output = TestDb>,
-{
-    let Some(t) = TestDb::new(kind, name).await else { return };
-    test(t).await.finish().await;
-}
-
-async fn values_round_trip_with_their_types(t: TestDb) -> TestDb {
+pub(crate) async fn values_round_trip_with_their_types(t: TestDb) -> TestDb {
     let input = json!({
         "count": 42, "big": i64::MAX, "neg": -7, "ratio": 1.5, "done": true, "off": false,
         "nothing": null, "name": "héllo 🌍", "looks_like_json": "{\"a\": 1}", "numeric_text": "123",
@@ -90,7 +30,7 @@ async fn values_round_trip_with_their_types(t: TestDb) -> TestDb {
 
 /// A save's answer is the stored row, whichever way the engine produces it: column
 /// defaults the app declared and values the column's type converts included.
-async fn save_answers_what_a_read_returns(t: TestDb) -> TestDb {
+pub(crate) async fn save_answers_what_a_read_returns(t: TestDb) -> TestDb {
     let all_kinds = json!({"n": 3, "f": 2, "b": true, "s": "x", "j": {"a": [1.5]}, "none": null});
     let saved = t.db.save_entity("kinds", &all_kinds).await.unwrap();
     let again = t.db.save_entity("kinds", json!({"s": "y"})).await.unwrap();
@@ -122,7 +62,7 @@ async fn save_answers_what_a_read_returns(t: TestDb) -> TestDb {
     t
 }
 
-async fn save_upserts_and_keeps_created_at(t: TestDb) -> TestDb {
+pub(crate) async fn save_upserts_and_keeps_created_at(t: TestDb) -> TestDb {
     let first = t.db.save_entity("projects", json!({"id": "p1", "name": "a", "owner": "u1"})).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let second = t.db.save_entity("projects", json!({"id": "p1", "name": "b"})).await.unwrap();
@@ -138,7 +78,7 @@ async fn save_upserts_and_keeps_created_at(t: TestDb) -> TestDb {
     t
 }
 
-async fn find_filters_orders_and_pages(t: TestDb) -> TestDb {
+pub(crate) async fn find_filters_orders_and_pages(t: TestDb) -> TestDb {
     for (i, owner) in ["a", "b", "a", "a", "b"].iter().enumerate() {
         t.db.save_entity("tasks", json!({"owner": owner, "rank": i})).await.unwrap();
     }
@@ -154,7 +94,7 @@ async fn find_filters_orders_and_pages(t: TestDb) -> TestDb {
     t
 }
 
-async fn soft_delete_hides_and_delete_removes(t: TestDb) -> TestDb {
+pub(crate) async fn soft_delete_hides_and_delete_removes(t: TestDb) -> TestDb {
     let a = t.db.save_entity("notes", json!({"text": "a"})).await.unwrap();
     let b = t.db.save_entity("notes", json!({"text": "b"})).await.unwrap();
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
@@ -171,7 +111,7 @@ async fn soft_delete_hides_and_delete_removes(t: TestDb) -> TestDb {
     t
 }
 
-async fn missing_tables_read_as_empty(t: TestDb) -> TestDb {
+pub(crate) async fn missing_tables_read_as_empty(t: TestDb) -> TestDb {
     assert!(t.db.find_entities("ghosts", Find::new().limit(5)).await.unwrap().is_empty());
     assert!(t.db.get_entity("ghosts", "x").await.unwrap().is_none());
     assert_eq!(t.db.count_entities("ghosts", Find::new()).await.unwrap(), 0);
@@ -180,7 +120,7 @@ async fn missing_tables_read_as_empty(t: TestDb) -> TestDb {
     t
 }
 
-async fn auto_schema_off_refuses_unknown_tables_and_fields(t: TestDb) -> TestDb {
+pub(crate) async fn auto_schema_off_refuses_unknown_tables_and_fields(t: TestDb) -> TestDb {
     let strict = t.connect(false).await;
     let err = strict.save_entity("widgets", json!({"name": "w"})).await.unwrap_err();
     assert!(matches!(err, DbError::MissingTable { .. }), "{err}");
@@ -202,7 +142,7 @@ async fn auto_schema_off_refuses_unknown_tables_and_fields(t: TestDb) -> TestDb 
     t
 }
 
-async fn values_must_fit_their_column(t: TestDb) -> TestDb {
+pub(crate) async fn values_must_fit_their_column(t: TestDb) -> TestDb {
     t.db.save_entity("counters", json!({"n": 1, "label": "x", "on": true})).await.unwrap();
     for bad in [json!({"n": "1"}), json!({"n": 1.5}), json!({"label": 5}), json!({"on": "yes"})] {
         let err = t.db.save_entity("counters", &bad).await.unwrap_err();
@@ -214,7 +154,7 @@ async fn values_must_fit_their_column(t: TestDb) -> TestDb {
     t
 }
 
-async fn bad_identifiers_and_shapes_are_clear_errors(t: TestDb) -> TestDb {
+pub(crate) async fn bad_identifiers_and_shapes_are_clear_errors(t: TestDb) -> TestDb {
     for table in ["a b", "x;drop table y", "a\"b", "a`b", "1abc", "", "t'--"] {
         let err = t.db.save_entity(table, json!({"a": 1})).await.unwrap_err();
         assert!(matches!(err, DbError::InvalidIdentifier { .. }), "{table}: {err}");
@@ -245,7 +185,7 @@ async fn bad_identifiers_and_shapes_are_clear_errors(t: TestDb) -> TestDb {
     t
 }
 
-async fn sql_shaped_values_are_stored_as_data(t: TestDb) -> TestDb {
+pub(crate) async fn sql_shaped_values_are_stored_as_data(t: TestDb) -> TestDb {
     let evil = ["'; DROP TABLE docs; --", "[id] = ? OR 1=1", "\" OR \"\"=\"", "\\'; --", "/* ? */", "$$ ? $$"];
     for text in evil {
         let saved = t.db.save_entity("docs", json!({"body": text})).await.unwrap();
@@ -258,7 +198,7 @@ async fn sql_shaped_values_are_stored_as_data(t: TestDb) -> TestDb {
     t
 }
 
-async fn portable_sql_is_translated(t: TestDb) -> TestDb {
+pub(crate) async fn portable_sql_is_translated(t: TestDb) -> TestDb {
     t.db.save_entity("msgs", json!({"note": "what?"})).await.unwrap();
     t.db.save_entity("msgs", json!({"note": "x"})).await.unwrap();
     t.db.save_entity("msgs", json!({"note": "y"})).await.unwrap();
@@ -289,136 +229,5 @@ async fn portable_sql_is_translated(t: TestDb) -> TestDb {
     assert!(matches!(err, DbError::ParamCount { expected: 1, got: 0 }), "{err}");
     let err = t.db.fetch_all("SELECT [k;] FROM [kv]", &[]).await.unwrap_err();
     assert!(matches!(err, DbError::InvalidIdentifier { .. }), "{err}");
-    t
-}
-
-async fn transaction_commits(t: TestDb) -> TestDb {
-    t.db.save_entity("accounts", json!({"id": "a", "balance": 10})).await.unwrap();
-    let mut tx = t.db.transaction().await.unwrap();
-    tx.save_entity("accounts", json!({"id": "b", "balance": 5})).await.unwrap();
-    tx.execute("UPDATE [accounts] SET [balance] = [balance] - ? WHERE [id] = ?", &[json!(3), json!("a")])
-        .await
-        .unwrap();
-    assert_eq!(tx.get_entity("accounts", "b").await.unwrap().unwrap()["balance"], json!(5), "sees its own writes");
-    let in_tx = tx.fetch_optional("SELECT [balance] FROM [accounts] WHERE [id] = ?", &[json!("a")]).await.unwrap();
-    assert_eq!(in_tx.unwrap()["balance"], json!(7));
-    let created_in_tx = tx.save_entity("tx_created", json!({"x": 1})).await;
-    if t.db.kind() == DatabaseKind::Mysql {
-        let err = created_in_tx.unwrap_err();
-        assert!(matches!(err, DbError::SchemaChangeInTransaction { .. }), "{err}");
-        t.db.save_entity("tx_created", json!({"x": 1})).await.unwrap();
-    } else {
-        created_in_tx.unwrap();
-    }
-    tx.commit().await.unwrap();
-    assert_eq!(t.db.get_entity("accounts", "a").await.unwrap().unwrap()["balance"], json!(7));
-    assert!(t.db.get_entity("accounts", "b").await.unwrap().is_some());
-    assert_eq!(t.db.count_entities("tx_created", Find::new()).await.unwrap(), 1);
-    t
-}
-
-async fn transfer(db: &Db, amount: i64) -> Result<(), DbError> {
-    let mut tx = db.transaction().await?;
-    tx.save_entity("ledger", json!({"id": "l1", "amount": amount})).await?;
-    tx.save_entity("ledger", json!({"id": "l2", "amount": "not a number"})).await?;
-    tx.commit().await
-}
-
-async fn transaction_rolls_back_on_error(t: TestDb) -> TestDb {
-    t.db.save_entity("ledger", json!({"id": "l0", "amount": 0})).await.unwrap();
-    let err = transfer(&t.db, 5).await.unwrap_err();
-    assert!(matches!(err, DbError::TypeMismatch { .. }), "{err}");
-    assert!(t.db.get_entity("ledger", "l1").await.unwrap().is_none());
-    let mut tx = t.db.transaction().await.unwrap();
-    tx.save_entity("ledger", json!({"id": "l3", "amount": 1})).await.unwrap();
-    tx.rollback().await.unwrap();
-    assert!(t.db.get_entity("ledger", "l3").await.unwrap().is_none());
-    assert_eq!(t.db.count_entities("ledger", Find::new()).await.unwrap(), 1);
-    t
-}
-
-async fn transaction_rolls_back_on_drop(t: TestDb) -> TestDb {
-    t.db.save_entity("drafts", json!({"id": "keep", "v": 1})).await.unwrap();
-    {
-        let mut tx = t.db.transaction().await.unwrap();
-        tx.save_entity("drafts", json!({"id": "lost", "v": 2})).await.unwrap();
-        tx.save_entity("drafts", json!({"id": "keep", "v": 3})).await.unwrap();
-        if t.db.kind() != DatabaseKind::Mysql {
-            tx.save_entity("drafts_new_table", json!({"v": 1})).await.unwrap();
-        }
-    }
-    // The next write waits for the rollback, then sees the old state.
-    t.db.save_entity("drafts", json!({"id": "after", "v": 4})).await.unwrap();
-    assert!(t.db.get_entity("drafts", "lost").await.unwrap().is_none());
-    assert_eq!(t.db.get_entity("drafts", "keep").await.unwrap().unwrap()["v"], json!(1));
-    // A table created in the rolled-back transaction is not wrongly cached as existing.
-    t.db.save_entity("drafts_new_table", json!({"v": 5, "w": "new"})).await.unwrap();
-    t
-}
-
-async fn save_many_is_all_or_nothing(t: TestDb) -> TestDb {
-    // A new table, so the schema is prepared before the batch's transaction (MySQL needs that).
-    let ok = t.db.save_many("batch", vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]).await.unwrap();
-    assert_eq!(ok.len(), 3);
-    let err = t.db.save_many("batch", vec![json!({"n": 4}), json!({"n": "five"})]).await.unwrap_err();
-    assert!(matches!(err, DbError::TypeMismatch { .. }), "{err}");
-    assert_eq!(t.db.count_entities("batch", Find::new()).await.unwrap(), 3);
-    t
-}
-
-async fn concurrent_saves_and_reads_lose_nothing(t: TestDb) -> TestDb {
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let db = t.db.clone();
-            tokio::spawn(async move {
-                let saved = db.save_entity("hits", json!({"n": i, "who": format!("task {i}")})).await?;
-                let id = saved["id"].as_str().unwrap_or_default().to_owned();
-                let got = db.get_entity("hits", &id).await?;
-                let listed = db.find_entities("hits", Find::new().limit(10)).await?;
-                Ok::<_, DbError>((got.map(|r| r["n"].clone()), listed.len()))
-            })
-        })
-        .collect();
-    for (i, task) in tasks.into_iter().enumerate() {
-        let (got, listed) = task.await.unwrap().unwrap_or_else(|e| panic!("task {i}: {e}"));
-        assert_eq!(got, Some(json!(i)));
-        assert!(listed >= 1);
-    }
-    assert_eq!(t.db.count_entities("hits", Find::new()).await.unwrap(), 200);
-    t
-}
-
-async fn audit_log_pages_by_cursor(t: TestDb) -> TestDb {
-    let audit = AuditLog::new(t.db.clone());
-    for i in 0..5 {
-        let actor = if i % 2 == 0 { "alice" } else { "bob" };
-        audit.record(Some(actor), "thing.done", Some(&format!("things/{i}")), json!({"i": i})).await.unwrap();
-    }
-    audit.record(None, "system.boot", None, json!(null)).await.unwrap();
-    let mut seen = Vec::new();
-    let mut cursor = None;
-    let filter = AuditFilter { action: Some("thing.done".into()), limit: Some(2), ..AuditFilter::default() };
-    loop {
-        let page = audit.query(&filter, cursor.as_deref()).await.unwrap();
-        assert!(page.items.len() <= 2);
-        seen.extend(page.items.iter().map(|e| e.details["i"].as_i64().unwrap()));
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    assert_eq!(seen, [4, 3, 2, 1, 0], "newest first, each once");
-    let alice = AuditFilter { actor: Some("alice".into()), ..AuditFilter::default() };
-    assert_eq!(audit.query(&alice, None).await.unwrap().items.len(), 3);
-    let future = AuditFilter { since: Some("2999-01-01T00:00:00Z".into()), ..AuditFilter::default() };
-    assert!(audit.query(&future, None).await.unwrap().items.is_empty());
-    let all = audit.query(&AuditFilter::default(), None).await.unwrap();
-    assert_eq!(all.items.len(), 6);
-    assert_eq!(all.items[0].action, "system.boot");
-    assert!(all.next_cursor.is_none());
-    let err = audit.query(&AuditFilter::default(), Some("garbage!")).await.unwrap_err();
-    assert_eq!(ApiError::from(err).status(), StatusCode::BAD_REQUEST);
-    let bad_since = AuditFilter { since: Some("yesterday".into()), ..AuditFilter::default() };
-    assert!(matches!(audit.query(&bad_since, None).await, Err(DbError::InvalidInput { field: "since", .. })));
     t
 }

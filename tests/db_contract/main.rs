@@ -1,0 +1,71 @@
+//! The database contract: one suite, every engine.
+//!
+//! SQLite runs in the default run; PostgreSQL and MariaDB/MySQL when
+//! `KERNEL_TEST_POSTGRES_URL` / `KERNEL_TEST_MYSQL_URL` are set (and the `postgres` /
+//! `mysql` features are on). Each test gets its own schema or database.
+
+mod audit;
+#[path = "../common/mod.rs"]
+mod common;
+mod entity;
+mod transactions;
+
+use std::time::Duration;
+
+use app_kernel::db::{AuditFilter, AuditLog, DatabaseKind, Db, DbError, Find};
+use app_kernel::ApiError;
+use common::db::TestDb;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use audit::*;
+use entity::*;
+use transactions::*;
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::run(app_kernel::db::DatabaseKind::Sqlite, stringify!($name), super::$name).await })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::run(app_kernel::db::DatabaseKind::Postgres, stringify!($name), super::$name).await })*
+        }
+        #[cfg(feature = "mysql")]
+        mod mysql {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::run(app_kernel::db::DatabaseKind::Mysql, stringify!($name), super::$name).await })*
+        }
+    };
+}
+
+contract!(
+    values_round_trip_with_their_types,
+    save_answers_what_a_read_returns,
+    save_upserts_and_keeps_created_at,
+    find_filters_orders_and_pages,
+    soft_delete_hides_and_delete_removes,
+    missing_tables_read_as_empty,
+    auto_schema_off_refuses_unknown_tables_and_fields,
+    values_must_fit_their_column,
+    bad_identifiers_and_shapes_are_clear_errors,
+    sql_shaped_values_are_stored_as_data,
+    portable_sql_is_translated,
+    transaction_commits,
+    transaction_rolls_back_on_error,
+    transaction_rolls_back_on_drop,
+    save_many_is_all_or_nothing,
+    concurrent_saves_and_reads_lose_nothing,
+    audit_log_pages_by_cursor,
+);
+
+async fn run<F, Fut>(kind: app_kernel::db::DatabaseKind, name: &str, test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: std::future::Future<Output = TestDb>,
+{
+    let Some(t) = TestDb::new(kind, name).await else { return };
+    test(t).await.finish().await;
+}

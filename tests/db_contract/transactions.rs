@@ -1,0 +1,99 @@
+//! Transactions, `save_many` and concurrent use: all or nothing, nothing lost.
+
+use super::*;
+
+pub(crate) async fn transaction_commits(t: TestDb) -> TestDb {
+    t.db.save_entity("accounts", json!({"id": "a", "balance": 10})).await.unwrap();
+    let mut tx = t.db.transaction().await.unwrap();
+    tx.save_entity("accounts", json!({"id": "b", "balance": 5})).await.unwrap();
+    tx.execute("UPDATE [accounts] SET [balance] = [balance] - ? WHERE [id] = ?", &[json!(3), json!("a")])
+        .await
+        .unwrap();
+    assert_eq!(tx.get_entity("accounts", "b").await.unwrap().unwrap()["balance"], json!(5), "sees its own writes");
+    let in_tx = tx.fetch_optional("SELECT [balance] FROM [accounts] WHERE [id] = ?", &[json!("a")]).await.unwrap();
+    assert_eq!(in_tx.unwrap()["balance"], json!(7));
+    let created_in_tx = tx.save_entity("tx_created", json!({"x": 1})).await;
+    if t.db.kind() == DatabaseKind::Mysql {
+        let err = created_in_tx.unwrap_err();
+        assert!(matches!(err, DbError::SchemaChangeInTransaction { .. }), "{err}");
+        t.db.save_entity("tx_created", json!({"x": 1})).await.unwrap();
+    } else {
+        created_in_tx.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(t.db.get_entity("accounts", "a").await.unwrap().unwrap()["balance"], json!(7));
+    assert!(t.db.get_entity("accounts", "b").await.unwrap().is_some());
+    assert_eq!(t.db.count_entities("tx_created", Find::new()).await.unwrap(), 1);
+    t
+}
+
+pub(crate) async fn transfer(db: &Db, amount: i64) -> Result<(), DbError> {
+    let mut tx = db.transaction().await?;
+    tx.save_entity("ledger", json!({"id": "l1", "amount": amount})).await?;
+    tx.save_entity("ledger", json!({"id": "l2", "amount": "not a number"})).await?;
+    tx.commit().await
+}
+
+pub(crate) async fn transaction_rolls_back_on_error(t: TestDb) -> TestDb {
+    t.db.save_entity("ledger", json!({"id": "l0", "amount": 0})).await.unwrap();
+    let err = transfer(&t.db, 5).await.unwrap_err();
+    assert!(matches!(err, DbError::TypeMismatch { .. }), "{err}");
+    assert!(t.db.get_entity("ledger", "l1").await.unwrap().is_none());
+    let mut tx = t.db.transaction().await.unwrap();
+    tx.save_entity("ledger", json!({"id": "l3", "amount": 1})).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(t.db.get_entity("ledger", "l3").await.unwrap().is_none());
+    assert_eq!(t.db.count_entities("ledger", Find::new()).await.unwrap(), 1);
+    t
+}
+
+pub(crate) async fn transaction_rolls_back_on_drop(t: TestDb) -> TestDb {
+    t.db.save_entity("drafts", json!({"id": "keep", "v": 1})).await.unwrap();
+    {
+        let mut tx = t.db.transaction().await.unwrap();
+        tx.save_entity("drafts", json!({"id": "lost", "v": 2})).await.unwrap();
+        tx.save_entity("drafts", json!({"id": "keep", "v": 3})).await.unwrap();
+        if t.db.kind() != DatabaseKind::Mysql {
+            tx.save_entity("drafts_new_table", json!({"v": 1})).await.unwrap();
+        }
+    }
+    // The next write waits for the rollback, then sees the old state.
+    t.db.save_entity("drafts", json!({"id": "after", "v": 4})).await.unwrap();
+    assert!(t.db.get_entity("drafts", "lost").await.unwrap().is_none());
+    assert_eq!(t.db.get_entity("drafts", "keep").await.unwrap().unwrap()["v"], json!(1));
+    // A table created in the rolled-back transaction is not wrongly cached as existing.
+    t.db.save_entity("drafts_new_table", json!({"v": 5, "w": "new"})).await.unwrap();
+    t
+}
+
+pub(crate) async fn save_many_is_all_or_nothing(t: TestDb) -> TestDb {
+    // A new table, so the schema is prepared before the batch's transaction (MySQL needs that).
+    let ok = t.db.save_many("batch", vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]).await.unwrap();
+    assert_eq!(ok.len(), 3);
+    let err = t.db.save_many("batch", vec![json!({"n": 4}), json!({"n": "five"})]).await.unwrap_err();
+    assert!(matches!(err, DbError::TypeMismatch { .. }), "{err}");
+    assert_eq!(t.db.count_entities("batch", Find::new()).await.unwrap(), 3);
+    t
+}
+
+pub(crate) async fn concurrent_saves_and_reads_lose_nothing(t: TestDb) -> TestDb {
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let db = t.db.clone();
+            tokio::spawn(async move {
+                let saved = db.save_entity("hits", json!({"n": i, "who": format!("task {i}")})).await?;
+                let id = saved["id"].as_str().unwrap_or_default().to_owned();
+                let got = db.get_entity("hits", &id).await?;
+                let listed = db.find_entities("hits", Find::new().limit(10)).await?;
+                Ok::<_, DbError>((got.map(|r| r["n"].clone()), listed.len()))
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (got, listed) = task.await.unwrap().unwrap_or_else(|e| panic!("task {i}: {e}"));
+        assert_eq!(got, Some(json!(i)));
+        assert!(listed >= 1);
+    }
+    assert_eq!(t.db.count_entities("hits", Find::new()).await.unwrap(), 200);
+    t
+}
