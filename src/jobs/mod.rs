@@ -37,6 +37,7 @@ mod registry;
 pub(crate) mod routes;
 mod settings;
 mod sql;
+mod wakeups;
 mod worker;
 
 pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};

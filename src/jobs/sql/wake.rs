@@ -1,17 +1,14 @@
 //! Wake-ups for idle workers on PostgreSQL: storing a due job (an enqueue, a
 //! hand-back) sends a `NOTIFY` on channel `kernel_jobs`, delivered when its transaction
-//! commits; each worker `LISTEN`s on a connection of its own and sees a counter change.
-//! A notification that arrives while a worker is busy is not lost: the counter has
-//! moved, so its next wait returns at once and it claims again. The channel is shared
-//! by every schema of the database: a notification for another schema's queue costs
-//! a worker one claim that finds nothing.
-
-use std::time::Duration;
+//! commits; each worker `LISTEN`s on a connection of its own (see `jobs::wakeups`).
+//! The channel is shared by every schema of the database: a notification for another
+//! schema's queue costs a worker one claim that finds nothing.
 
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::db::Db;
+use crate::jobs::wakeups::{self, Messages};
 
 /// The channel.
 pub(super) const CHANNEL: &str = "kernel_jobs";
@@ -19,34 +16,14 @@ pub(super) const CHANNEL: &str = "kernel_jobs";
 /// The statement that notifies idle workers.
 pub(super) const NOTIFY: &str = "SELECT pg_notify('kernel_jobs', '')";
 
-/// Turns the channel's notifications into changes of `tx`, until every receiver is
-/// gone; listens again after a lost connection (workers poll meanwhile).
+/// Forwards the channel's notifications to `tx` until every receiver is gone.
 pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
-    loop {
-        match db.listen(CHANNEL).await {
-            Ok(Some(mut notifications)) => {
-                // Jobs stored before the listener went live: a claim finds them.
-                tx.send_modify(|n| *n += 1);
-                loop {
-                    tokio::select! {
-                        item = notifications.next() => match item {
-                            Some(Ok(())) => tx.send_modify(|n| *n += 1),
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "job wake-up listener lost; polling until it is back");
-                                break;
-                            }
-                            None => break,
-                        },
-                        () = tx.closed() => return,
-                    }
-                }
-            }
-            Ok(None) => return,
-            Err(e) => tracing::warn!(error = %e, "job wake-up listener failed; polling meanwhile"),
+    wakeups::forward(tx, || {
+        let db = db.clone();
+        async move {
+            let notifications = db.listen(CHANNEL).await.map_err(|e| e.to_string())?;
+            Ok(notifications.map(|n| -> Messages { n.map(|item| item.map_err(|e| e.to_string())).boxed() }))
         }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = tx.closed() => return,
-        }
-    }
+    })
+    .await;
 }
