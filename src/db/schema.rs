@@ -96,10 +96,11 @@ pub(crate) async fn introspect(
         let declared = text(r.get("type"));
         let column_kind = kind_of_declared(&declared, &text(r.get("comment")));
         if kind == DatabaseKind::Sqlite {
-            let plain = int(r, "has_default") == 0 && sqlite_keeps_bound_values(column_kind, &declared);
-            inserts_read_back_as_bound &= plain && int(r, "hidden") == 0;
-            if int(r, "hidden") != 0 {
-                continue; // a generated column: never saved into
+            let generated = int(r, "hidden") != 0;
+            inserts_read_back_as_bound &=
+                !generated && int(r, "has_default") == 0 && sqlite_keeps_bound_values(column_kind, &declared);
+            if generated {
+                continue; // never saved into
             }
         }
         columns.insert(text(r.get("name")), column_kind);
