@@ -72,12 +72,9 @@ pub(crate) fn write_access_line(method: &str, route: &str, status: u16, latency_
 }
 
 fn access_line(line: &mut String, now: std::time::SystemTime, method: &str, route: &str, status: u16, us: u64) {
-    line.push_str("{\"timestamp\":\"");
-    push_timestamp(line, now);
-    line.push_str("\",\"level\":\"INFO\",\"target\":\"");
-    line.push_str(super::names::ACCESS_LOG_TARGET);
+    push_head(line, now, "INFO", super::names::ACCESS_LOG_TARGET);
     // An HTTP method is a token: no character of it needs escaping.
-    line.push_str("\",\"message\":\"request\",\"method\":\"");
+    line.push_str(",\"message\":\"request\",\"method\":\"");
     line.push_str(method);
     line.push_str("\",\"route\":");
     push_json_str(line, route);
@@ -89,27 +86,26 @@ fn access_line(line: &mut String, now: std::time::SystemTime, method: &str, rout
     line.push_str("}\n");
 }
 
+/// How every line starts: `{"timestamp":"…","level":"…","target":"…"`.
+fn push_head(line: &mut String, now: std::time::SystemTime, level: &str, target: &str) {
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(line, now);
+    line.push_str("\",\"level\":\"");
+    line.push_str(level);
+    line.push_str("\",\"target\":");
+    push_json_str(line, target);
+}
+
 /// `us` microseconds as milliseconds, written as `ryu` writes the float `us / 1000`
 /// (the tracing path's form): `2.0`, `1.5`, `0.001`.
 fn push_millis(line: &mut String, us: u64) {
-    let (whole, frac) = (us / 1000, us % 1000);
-    line.push_str(itoa::Buffer::new().format(whole));
+    line.push_str(itoa::Buffer::new().format(us / 1000));
     line.push('.');
-    if frac == 0 {
-        line.push('0');
-        return;
-    }
-    let digits = [frac / 100, frac / 10 % 10, frac % 10];
-    let len = if digits[2] != 0 {
-        3
-    } else if digits[1] != 0 {
-        2
-    } else {
-        1
-    };
-    for d in &digits[..len] {
-        line.push(char::from(b'0' + u8::try_from(*d).unwrap_or(0)));
-    }
+    // Three digits, trailing zeros dropped but one kept.
+    let mut digits = itoa::Buffer::new();
+    let frac = &digits.format(1000 + us % 1000).as_bytes()[1..];
+    let len = frac.iter().rposition(|&d| d != b'0').map_or(1, |i| i + 1);
+    line.push_str(std::str::from_utf8(&frac[..len]).unwrap_or("0"));
 }
 
 fn push_request_context(line: &mut String) {
@@ -132,12 +128,7 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     let meta = event.metadata();
-    line.push_str("{\"timestamp\":\"");
-    push_timestamp(line, std::time::SystemTime::now());
-    line.push_str("\",\"level\":\"");
-    line.push_str(meta.level().as_str());
-    line.push_str("\",\"target\":");
-    push_json_str(line, meta.target());
+    push_head(line, std::time::SystemTime::now(), meta.level().as_str(), meta.target());
     event.record(&mut JsonFields { line: &mut *line });
     push_request_context(line);
     if let Some(span) = ctx.lookup_current() {
