@@ -8,10 +8,10 @@ use app_kernel::auth::CurrentUser;
 use app_kernel::db::{Find, Row};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
 use app_kernel::service::HookResult;
-use app_kernel::{ApiError, BootError, Db, Service, ServiceConfig};
+use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Path;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -72,8 +72,8 @@ async fn get_project(user: CurrentUser, db: Db, Path(id): Path<String>) -> Resul
     }
 }
 
-fn projects() -> Router {
-    Router::new()
+fn projects() -> Routes {
+    Routes::new()
         .route("/projects", get(list_projects).post(create_project))
         .route("/projects/{project_id}", get(get_project))
 }
@@ -82,7 +82,7 @@ fn projects() -> Router {
 async fn main() -> Result<(), BootError> {
     Service::builder("my_service")
         .config(ServiceConfig::from_env()?)
-        .router(projects())
+        .routes(projects())
         .task("process_project", process_project)
         .schema_init(init_schema)
         .run()

@@ -7,10 +7,10 @@
 
 use app_kernel::auth::CurrentUser;
 use app_kernel::db::{Find, Row};
-use app_kernel::{ApiError, BootError, Db, Service, ServiceConfig};
+use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Query;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -44,15 +44,15 @@ async fn list_widgets(user: CurrentUser, db: Db, Query(page): Query<Page>) -> Re
     Ok(Json(db.find_entities("widgets", find).await?))
 }
 
-fn widgets() -> Router {
-    Router::new().route("/widgets", get(list_widgets).post(create_widget))
+fn widgets() -> Routes {
+    Routes::new().route("/widgets", get(list_widgets).post(create_widget))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BootError> {
     Service::builder("widget_service")
         .config(ServiceConfig::from_env()?) // JWT_SECRET, DATABASE_*, REDIS_URL, ...
-        .router(widgets()) // served at /api/v1/widgets
+        .routes(widgets()) // served at /api/v1/widgets
         .run()
         .await
 }

@@ -19,5 +19,5 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 
 pub use db::Db;
 pub use error::{ApiError, BootError};
-pub use service::{Kernel, Service};
+pub use service::{Kernel, Routes, Service};
 pub use settings::{KernelSettings, ServiceConfig};

@@ -222,3 +222,30 @@ async fn features_switch_kernel_routes_off() {
         assert_problem(&get_path(&svc.router(), path).await, 404, "not_found");
     }
 }
+
+#[tokio::test]
+async fn routes_are_registered_under_the_prefix_at_their_full_path() {
+    use app_kernel::Routes;
+    use axum::extract::MatchedPath;
+    let route = |p: MatchedPath| async move { p.as_str().to_owned() };
+    for (prefix, expect_root) in [("/api/v1", "/api/v1"), ("/v2", "/v2"), ("", "/")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = common::test_settings(dir.path());
+        settings.server.api_prefix = prefix.to_owned();
+        let listing = Routes::new().route("/", get(route)).route("/widgets/{id}", get(route));
+        let writes = Routes::new().route("/widgets/{id}", post(|| async { "created" }));
+        let svc = app_kernel::Service::builder("t").settings(settings).routes(listing).routes(writes);
+        let router = svc.build().await.unwrap().router();
+        let one = format!("{prefix}/widgets/7");
+        assert_eq!(
+            get_path(&router, &one).await.text(),
+            format!("{prefix}/widgets/{{id}}"),
+            "handler sees the full template"
+        );
+        assert_eq!(send(&router, post_json(&one, "{}")).await.text(), "created", "two entries for a path merge");
+        assert_eq!(get_path(&router, expect_root).await.text(), expect_root);
+        if !prefix.is_empty() {
+            assert_problem(&get_path(&router, "/widgets/7").await, 404, "not_found");
+        }
+    }
+}

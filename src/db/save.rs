@@ -66,24 +66,28 @@ impl Ctx<'_> {
             key.push_str("|echo");
         }
         let sql = self.statement(&key, || Ok(upsert_sql(kind, table, obj.keys().map(String::as_str), fresh, !echo)))?;
+        // The object becomes the answer in place: each value is bound, and (when the
+        // row is answered from the bound values) replaced by what a read returns.
         let mut params = Vec::with_capacity(obj.len());
-        let mut row = Row::new();
-        for (k, v) in obj {
-            let col_kind = schema.kind(&k).unwrap_or(ColumnKind::Text);
-            let param = Param::for_column(table, &k, col_kind, v)?;
+        for (k, v) in &mut obj {
+            let col_kind = schema.kind(k).unwrap_or(ColumnKind::Text);
+            let param = Param::for_column(table, k, col_kind, std::mem::take(v))?;
             if echo {
-                row.insert(k, param.read_back());
+                *v = param.read_back();
             }
             params.push(param);
         }
         if echo {
             self.target.execute(sql, params).await?;
-            for column in schema.columns.keys() {
-                if !row.contains_key(column) {
-                    row.insert(column.clone(), Value::Null);
+            // `ensure` made every key a column: equal counts mean no column is missing.
+            if obj.len() < schema.columns.len() {
+                for column in schema.columns.keys() {
+                    if !obj.contains_key(column) {
+                        obj.insert(column.clone(), Value::Null);
+                    }
                 }
             }
-            return Ok(row);
+            return Ok(obj);
         }
         let rows = if kind == DatabaseKind::Mysql {
             self.target.execute(sql, params).await?;

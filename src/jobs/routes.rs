@@ -2,7 +2,7 @@
 
 use axum::extract::Path;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -10,6 +10,7 @@ use super::backend::{JobRecord, JobStatus, Priority};
 use super::JobClient;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
+use crate::service::Routes;
 
 /// The job as CONTRACT.md shows it.
 #[derive(Debug, Serialize)]
@@ -61,6 +62,6 @@ async fn job_status(user: CurrentUser, jobs: JobClient, Path(id): Path<String>) 
 }
 
 /// The job routes, to mount under the API prefix.
-pub(crate) fn routes() -> Router {
-    Router::new().route("/jobs/{id}", get(job_status))
+pub(crate) fn routes() -> Routes {
+    Routes::new().route("/jobs/{id}", get(job_status))
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use axum::Router;
 use futures::future::BoxFuture;
 
-use super::{docs, routes, stack, Kernel, Service};
+use super::{docs, routes, stack, Kernel, Routes, Service};
 use crate::auth::Auth;
 use crate::db::Db;
 use crate::error::{ApiError, BootError};
@@ -50,6 +50,7 @@ pub struct ServiceBuilder {
     description: String,
     config: Option<ServiceConfig>,
     settings: Option<KernelSettings>,
+    routes: Routes,
     routers: Vec<Router>,
     root_routers: Vec<Router>,
     openapi: Vec<utoipa::openapi::OpenApi>,
@@ -74,6 +75,7 @@ impl ServiceBuilder {
             description: String::new(),
             config: None,
             settings: None,
+            routes: Routes::new(),
             routers: Vec::new(),
             root_routers: Vec::new(),
             openapi: Vec::new(),
@@ -97,7 +99,16 @@ impl ServiceBuilder {
         self
     }
 
-    /// An app router, mounted under `api_prefix` (default `/api/v1`).
+    /// App routes, each registered under `api_prefix` (default `/api/v1`) at its
+    /// full path: the cheapest way to serve them (see [`Routes`]).
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// An axum router, nested under `api_prefix` (default `/api/v1`): for a router
+    /// with its own layers or fallback. axum serves a nested route through a
+    /// prefix-stripping layer; plain routes are cheaper as [`Routes`](Self::routes).
     pub fn router(mut self, router: Router) -> Self {
         self.routers.push(router);
         self
@@ -221,9 +232,8 @@ impl ServiceBuilder {
                 .await
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
-        let mut routers = self.routers;
-        routers.push(crate::jobs::routes::routes());
-        let router = assemble(&kernel, routers, self.root_routers, self.openapi);
+        let routes = self.routes.merge(crate::jobs::routes::routes());
+        let router = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi);
         tracing::info!(service = kernel.name(), stack = %stack::parts(&kernel).join(" > "), "kernel ready");
         Ok(Service { kernel, router, on_shutdown: self.on_shutdown })
     }
@@ -231,15 +241,16 @@ impl ServiceBuilder {
 
 fn assemble(
     kernel: &Kernel,
+    app_routes: Routes,
     routers: Vec<Router>,
     root: Vec<Router>,
     openapi: Vec<utoipa::openapi::OpenApi>,
 ) -> Router {
     let settings = kernel.settings();
-    let mut app = routes::kernel_routes(kernel);
+    let prefix = &settings.server.api_prefix;
+    let mut app = app_routes.register(routes::kernel_routes(kernel), prefix);
     if !routers.is_empty() {
         let api = routers.into_iter().fold(Router::new(), Router::merge);
-        let prefix = &settings.server.api_prefix;
         app = if prefix.is_empty() { app.merge(api) } else { app.nest(prefix, api) };
     }
     for r in root {

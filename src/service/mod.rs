@@ -6,6 +6,7 @@
 //! in-flight requests finish within `shutdown_grace`, runs the `on_shutdown`
 //! hooks and closes the pools.
 
+mod api_routes;
 mod builder;
 mod cli;
 mod docs;
@@ -21,6 +22,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use api_routes::Routes;
 pub use builder::{HookResult, ServiceBuilder};
 pub use cli::Command;
 pub use kernel::Kernel;
