@@ -130,6 +130,28 @@ fn every_abusive_token_is_refused_with_the_right_error() {
     }
 }
 
+/// A token as the Python kernel (PyJWT) writes it: the same claims and algorithm,
+/// the header's keys in another order. Signed with `secret` over its own segments.
+fn pyjwt_style(claims: &Claims, secret: &[u8]) -> String {
+    let head = b64(&serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+#[test]
+fn a_token_with_another_header_encoding_is_verified_in_full() {
+    let auth = auth();
+    let claims = access_claims(auth.tokens());
+    let token = pyjwt_style(&claims, SECRET.as_bytes());
+    assert_eq!(auth.tokens().decode_access(&token).unwrap().identity(), user());
+    assert_eq!(auth.tokens().decode_access(&pyjwt_style(&claims, b"wrong secret")), Err(AuthError::InvalidToken));
+    let mut expired = claims;
+    expired.exp = now() - 60;
+    assert_eq!(auth.tokens().decode_access(&pyjwt_style(&expired, SECRET.as_bytes())), Err(AuthError::TokenExpired));
+}
+
 #[test]
 fn an_access_token_is_not_a_refresh_token() {
     let auth = auth();

@@ -24,6 +24,7 @@ mod identity_cache;
 mod issued;
 mod keys;
 mod password;
+mod prepared_hmac;
 mod refresh;
 pub(crate) mod routes;
 mod settings;

@@ -29,6 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::claims::{Claims, TokenType};
 use super::identity::UserIdentity;
 use super::issued::{IssuedPair, IssuedToken};
+use super::prepared_hmac::{Check, PreparedHmac};
 use super::settings::{AuthMode, AuthSettings, JwtAlgorithm};
 use super::AuthError;
 
@@ -43,6 +44,8 @@ pub struct Tokens {
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
+    /// HS256 only: the signature check with the key prepared once.
+    prepared: Option<PreparedHmac>,
     access_ttl: Duration,
     refresh_ttl: Duration,
     issuer: Option<String>,
@@ -76,14 +79,23 @@ impl Tokens {
     /// # Errors
     /// [`AuthError::Config`]: RS256/ES256 without a usable PEM public key.
     pub fn new(settings: &AuthSettings, mode: AuthMode) -> Result<Self, AuthError> {
-        let (algorithm, encoding, decoding, generated) = match settings.algorithm {
+        let (algorithm, decoding) = match settings.algorithm {
             JwtAlgorithm::HS256 => {
                 let (secret, generated) = match &settings.token_secret {
                     Some(secret) => (secret.clone(), false),
                     None => (generate_secret(), true),
                 };
                 let bytes = secret.expose_secret().as_bytes();
-                (Algorithm::HS256, Some(EncodingKey::from_secret(bytes)), DecodingKey::from_secret(bytes), generated)
+                let (encoding, decoding) = (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes));
+                return Ok(Self::assemble(
+                    settings,
+                    mode,
+                    Algorithm::HS256,
+                    Some(encoding),
+                    decoding,
+                    Some(bytes),
+                    generated,
+                ));
             }
             JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
                 let pem = settings.public_key.as_deref().ok_or_else(|| {
@@ -95,10 +107,10 @@ impl Tokens {
                     (Algorithm::ES256, DecodingKey::from_ec_pem(pem.as_bytes()))
                 };
                 let key = key.map_err(|e| AuthError::Config(format!("public_key is not a usable PEM key: {e}")))?;
-                (alg, None, key, false)
+                (alg, key)
             }
         };
-        Ok(Self::assemble(settings, mode, algorithm, encoding, decoding, generated))
+        Ok(Self::assemble(settings, mode, algorithm, None, decoding, None, false))
     }
 
     fn assemble(
@@ -107,6 +119,7 @@ impl Tokens {
         algorithm: Algorithm,
         encoding: Option<EncodingKey>,
         decoding: DecodingKey,
+        hmac_secret: Option<&[u8]>,
         generated_secret: bool,
     ) -> Self {
         let mut validation = Validation::new(algorithm);
@@ -122,11 +135,14 @@ impl Tokens {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
+        let header = Header::new(algorithm);
+        let prepared = hmac_secret.and_then(|secret| PreparedHmac::new(secret, &header, &validation));
         Self {
-            header: Header::new(algorithm),
+            header,
             encoding,
             decoding,
             validation,
+            prepared,
             access_ttl: Duration::from_secs(settings.access_token_expires_minutes.saturating_mul(60)),
             refresh_ttl: Duration::from_secs(settings.refresh_token_expires_days.saturating_mul(86_400)),
             issuer: settings.issuer.clone(),
@@ -140,7 +156,8 @@ impl Tokens {
     pub fn from_secret(secret: &SecretString) -> Self {
         let bytes = secret.expose_secret().as_bytes();
         let (encoding, decoding) = (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes));
-        Self::assemble(&AuthSettings::default(), AuthMode::Local, Algorithm::HS256, Some(encoding), decoding, false)
+        let settings = AuthSettings::default();
+        Self::assemble(&settings, AuthMode::Local, Algorithm::HS256, Some(encoding), decoding, Some(bytes), false)
     }
 
     /// Whether the HMAC secret was generated because none was configured: tokens
@@ -226,15 +243,19 @@ impl Tokens {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::InvalidToken);
         }
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::TokenExpired,
-                ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
-                kind => {
-                    tracing::debug!(reason = ?kind, "token refused");
-                    AuthError::InvalidToken
-                }
-            })?;
+        let validation = match self.prepared.as_ref().map(|p| (p, p.check(token))) {
+            Some((_, Check::Forged)) => return Err(AuthError::InvalidToken),
+            Some((p, Check::Signed)) => p.claims_only(),
+            Some((_, Check::Foreign)) | None => &self.validation,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+            ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
+            kind => {
+                tracing::debug!(reason = ?kind, "token refused");
+                AuthError::InvalidToken
+            }
+        })?;
         if self.require_type && data.claims.token_type.is_none() {
             return Err(AuthError::InvalidToken);
         }
