@@ -121,6 +121,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs per route; medians are reported")
     ap.add_argument("--startups", type=int, default=7)
+    ap.add_argument("--only", default="", help="measure only the routes whose name contains this text")
     ap.add_argument("--startup-only", action="store_true", help="measure start-up and idle RSS, no load")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -150,7 +151,7 @@ def main():
         seed(port, token)
     results = {}
     try:
-        for route, method, path, body in ROUTES:
+        for route, method, path, body in (r for r in ROUTES if args.only in r[0]):
             samples = {k: [] for k in servers}
             for _ in range(args.rounds):
                 for name, (_, port) in servers.items():
