@@ -243,3 +243,70 @@ async fn a_valid_token_passes_and_admin_needs_the_role() {
     assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
     assert_eq!(get_with(&app, "/admin", &admin_token).await.0, StatusCode::OK);
 }
+
+/// The kernel's own tokens are validated by the kernel (`auth/own_token.rs`), any
+/// other by jsonwebtoken: over a matrix of claims, signed under the kernel's header,
+/// the kernel's answer is jsonwebtoken's, with and without an issuer and audience.
+#[test]
+fn own_token_validation_answers_as_jsonwebtoken_does() {
+    use jsonwebtoken::errors::ErrorKind;
+    use jsonwebtoken::Validation;
+    use serde_json::{json, Map, Value};
+
+    let t = now();
+    let exps = [json!(t + 60), json!(t - 2), json!(t - 60), Value::Null, json!(1.5), json!("soon")];
+    let nbfs = [None, Some(json!(t + 2)), Some(json!(t + 60)), Some(Value::Null)];
+    let isss = [None, Some(json!("kernel")), Some(json!("other")), Some(json!(["kernel"]))];
+    let auds =
+        [None, Some(json!("api")), Some(json!(["x", "api"])), Some(json!(["x"])), Some(json!([])), Some(json!(7))];
+    for configured in [false, true] {
+        let mut settings = settings();
+        if configured {
+            settings.issuer = Some("kernel".into());
+            settings.audience = Some("api".into());
+        }
+        let tokens = Tokens::new(&settings, AuthMode::Local).unwrap();
+        let mut reference = Validation::new(Algorithm::HS256);
+        reference.leeway = app_kernel::auth::CLOCK_LEEWAY_SECS;
+        reference.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if configured {
+            reference.set_issuer(&["kernel"]);
+            reference.set_audience(&["api"]);
+            required.extend(["iss", "aud"]);
+        }
+        reference.set_required_spec_claims(&required);
+        let mut cases = 0;
+        for exp in &exps {
+            for nbf in &nbfs {
+                for iss in &isss {
+                    for aud in &auds {
+                        let mut claims = Map::new();
+                        claims.insert("sub".into(), json!("u1"));
+                        claims.insert("type".into(), json!("access"));
+                        claims.insert("exp".into(), exp.clone());
+                        for (name, value) in [("nbf", nbf), ("iss", iss), ("aud", aud)] {
+                            if let Some(v) = value {
+                                claims.insert(name.into(), v.clone());
+                            }
+                        }
+                        let key = EncodingKey::from_secret(SECRET.as_bytes());
+                        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+                        let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
+                        let expected = match jsonwebtoken::decode::<Claims>(&token, &key, &reference) {
+                            Ok(data) => Ok(data.claims),
+                            Err(e) => Err(match e.kind() {
+                                ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                                ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
+                                _ => AuthError::InvalidToken,
+                            }),
+                        };
+                        assert_eq!(tokens.decode(&token), expected, "configured={configured} claims={claims:?}");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 576);
+    }
+}

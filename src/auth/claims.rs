@@ -65,7 +65,8 @@ pub struct Claims {
     /// Issuer, when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience(s), when configured; a single one is written as a string.
+    /// Audience(s), when configured; a single one is written as a string. An empty
+    /// list is refused (it names no recipient).
     #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "ser_aud", deserialize_with = "de_aud")]
     pub aud: Vec<String>,
 }
@@ -100,10 +101,12 @@ fn de_aud<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         One(String),
         Many(Vec<String>),
     }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(one) => vec![one],
-        OneOrMany::Many(many) => many,
-    })
+    match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => Ok(vec![one]),
+        // Names no recipient; refused, so that "present" and "non-empty" are one thing.
+        OneOrMany::Many(many) if many.is_empty() => Err(serde::de::Error::custom("an empty aud names no recipient")),
+        OneOrMany::Many(many) => Ok(many),
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +118,7 @@ mod tests {
         let claims: Claims = serde_json::from_str(r#"{"sub":"u1","exp":10,"aud":["a","b"]}"#).unwrap();
         assert_eq!((claims.role.as_str(), claims.token_type, claims.aud.len()), ("user", None, 2));
         assert_eq!(claims.identity().username, "u1");
+        assert!(serde_json::from_str::<Claims>(r#"{"sub":"u1","exp":10,"aud":[]}"#).is_err());
     }
 
     #[test]

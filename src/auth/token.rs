@@ -29,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::claims::{Claims, TokenType};
 use super::identity::UserIdentity;
 use super::issued::{IssuedPair, IssuedToken};
-use super::prepared_hmac::{Check, PreparedHmac};
+use super::own_token::{Check, OwnTokens};
 use super::settings::{AuthMode, AuthSettings, JwtAlgorithm};
 use super::AuthError;
 
@@ -44,8 +44,8 @@ pub struct Tokens {
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
-    /// HS256 only: the signature check with the key prepared once.
-    prepared: Option<PreparedHmac>,
+    /// HS256 only: the kernel's own tokens, checked with the key prepared once.
+    own: Option<OwnTokens>,
     access_ttl: Duration,
     refresh_ttl: Duration,
     issuer: Option<String>,
@@ -136,13 +136,14 @@ impl Tokens {
         }
         validation.set_required_spec_claims(&required);
         let header = Header::new(algorithm);
-        let prepared = hmac_secret.and_then(|secret| PreparedHmac::new(secret, &header, &validation));
+        let (iss, aud) = (settings.issuer.clone(), settings.audience.clone());
+        let own = hmac_secret.and_then(|secret| OwnTokens::new(secret, &header, CLOCK_LEEWAY_SECS, iss, aud));
         Self {
             header,
             encoding,
             decoding,
             validation,
-            prepared,
+            own,
             access_ttl: Duration::from_secs(settings.access_token_expires_minutes.saturating_mul(60)),
             refresh_ttl: Duration::from_secs(settings.refresh_token_expires_days.saturating_mul(86_400)),
             issuer: settings.issuer.clone(),
@@ -243,22 +244,28 @@ impl Tokens {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::InvalidToken);
         }
-        let validation = match self.prepared.as_ref().map(|p| (p, p.check(token))) {
+        let claims = match self.own.as_ref().map(|own| (own, own.check(token))) {
             Some((_, Check::Forged)) => return Err(AuthError::InvalidToken),
-            Some((p, Check::Signed)) => p.claims_only(),
-            Some((_, Check::Foreign)) | None => &self.validation,
+            Some((own, Check::Signed(segment))) => own.claims(segment, now_secs())?,
+            Some((_, Check::Foreign)) | None => self.decode_general(token)?,
         };
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::TokenExpired,
-            ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
-            kind => {
-                tracing::debug!(reason = ?kind, "token refused");
-                AuthError::InvalidToken
-            }
-        })?;
-        if self.require_type && data.claims.token_type.is_none() {
+        if self.require_type && claims.token_type.is_none() {
             return Err(AuthError::InvalidToken);
         }
+        Ok(claims)
+    }
+
+    /// `jsonwebtoken`'s full verification: signature with the pinned algorithm, then claims.
+    fn decode_general(&self, token: &str) -> Result<Claims, AuthError> {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
+                kind => {
+                    tracing::debug!(reason = ?kind, "token refused");
+                    AuthError::InvalidToken
+                }
+            })?;
         Ok(data.claims)
     }
 
