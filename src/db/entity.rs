@@ -46,7 +46,7 @@ impl Ctx<'_> {
     }
 
     /// The table's schema from the caches, else from the database; `None` if it is missing.
-    async fn lookup(&mut self, table: &str) -> Result<Option<Arc<TableSchema>>, DbError> {
+    pub(crate) async fn lookup(&mut self, table: &str) -> Result<Option<Arc<TableSchema>>, DbError> {
         if let Some(found) = self.overlay.as_ref().and_then(|o| o.get(table)) {
             return Ok(Some(found.clone()));
         }

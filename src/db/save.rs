@@ -48,7 +48,11 @@ impl Ctx<'_> {
             obj.insert("created_at".into(), Value::String(now.clone()));
         }
         obj.insert("updated_at".into(), Value::String(now));
-        let schema = self.ensure(table, &fields_of(&obj)).await?;
+        // The common case, a known table with every field, costs one lookup per column.
+        let schema = match self.lookup(table).await? {
+            Some(s) if obj.keys().all(|k| s.has(k)) => s,
+            _ => self.ensure(table, &fields_of(&obj)).await?,
+        };
         let kind = self.kind();
         let mut key = String::with_capacity(table.len() + obj.keys().map(|k| k.len() + 1).sum::<usize>() + 16);
         key.push_str(if fresh { "insert|" } else { "save|" });
