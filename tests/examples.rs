@@ -127,6 +127,17 @@ async fn widget_service_serves_every_kernel_route_with_the_contract_headers() {
     assert_eq!(line["route"], "/api/v1/widgets", "labelled by route, not raw path and query");
     assert_eq!((line["method"].as_str(), line["status"].as_u64()), (Some("GET"), Some(401)));
     assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert!(line.get("user_id").is_none(), "no user before authentication: {line}");
+
+    let login = serde_json::json!({"username": "admin@example.com", "password": "admin-password-1"});
+    let r = client.post(svc.url("/api/v1/auth/login")).json(&login).send().await.unwrap();
+    let token = r.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let r = client.get(svc.url("/api/v1/auth/me")).bearer_auth(&token).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let me = r.json::<serde_json::Value>().await.unwrap();
+    let line = svc.log_line(|v| v["request_id"] == id.as_str()).expect("the authenticated request's access line");
+    assert!(me["id"].is_string(), "{me}");
+    assert_eq!((line["status"].as_u64(), &line["user_id"]), (Some(200), &me["id"]), "{line}");
     svc.stop();
 }
 
