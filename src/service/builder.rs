@@ -30,13 +30,13 @@ where
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), app_kernel::BootError> {
-/// use app_kernel::{Service, ServiceConfig};
-/// use axum::{routing::get, Router};
+/// use app_kernel::{Routes, Service, ServiceConfig};
+/// use axum::routing::get;
 ///
-/// let widgets = Router::new().route("/widgets", get(|| async { "[]" }));
+/// let widgets = Routes::new().route("/widgets", get(|| async { "[]" }));
 /// Service::builder("widget_service")
 ///     .config(ServiceConfig::from_env()?)
-///     .router(widgets) // served at /api/v1/widgets
+///     .routes(widgets) // served at /api/v1/widgets
 ///     .build()
 ///     .await?
 ///     .serve()
