@@ -22,9 +22,7 @@ async fn create_widget(
     db: Db,
     Json(mut data): Json<Map<String, Value>>,
 ) -> Result<Json<Row>, ApiError> {
-    for field in SERVER_FIELDS {
-        data.remove(field);
-    }
+    data.retain(|k, _| !SERVER_FIELDS.contains(&k.as_str()));
     data.insert("owner".into(), user.id.clone().into());
     Ok(Json(db.save_entity("widgets", data).await?))
 }

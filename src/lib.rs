@@ -11,6 +11,7 @@ pub mod reliability;
 pub mod service;
 pub mod settings;
 pub mod streaming;
+pub(crate) mod timestamp;
 
 /// A hash map for the kernel's in-process caches (tables, columns, statements,
 /// identities): foldhash hashes a short key several times faster than std's SipHash,

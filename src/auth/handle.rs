@@ -113,7 +113,13 @@ impl Auth {
 /// The token of an `Authorization: Bearer` header; `None` without one.
 fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| AuthError::InvalidToken)?.trim();
+    // What `HeaderValue::to_str` accepts (a header value holds no control bytes), with
+    // the standard library's word-at-a-time scans instead of its byte loop.
+    let bytes = value.as_bytes();
+    if !bytes.is_ascii() {
+        return Err(AuthError::InvalidToken);
+    }
+    let value = std::str::from_utf8(bytes).map_err(|_| AuthError::InvalidToken)?.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);

@@ -27,7 +27,7 @@ pub(crate) struct Ctx<'a> {
 
 /// The current time as the kernel stores it.
 pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::timestamp::now_utc_micros()
 }
 
 impl Ctx<'_> {

@@ -34,7 +34,9 @@ impl Ctx<'_> {
         }
         let fresh = matches!(obj.get("id"), None | Some(Value::Null));
         let id = match obj.remove("id") {
-            None | Some(Value::Null) => uuid::Uuid::now_v7().to_string(),
+            None | Some(Value::Null) => {
+                uuid::Uuid::now_v7().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
+            }
             Some(Value::String(s)) if !s.is_empty() => s,
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             Some(other) => {

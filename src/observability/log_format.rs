@@ -89,7 +89,7 @@ fn access_line(line: &mut String, now: std::time::SystemTime, method: &str, rout
 /// How every line starts: `{"timestamp":"…","level":"…","target":"…"`.
 fn push_head(line: &mut String, now: std::time::SystemTime, level: &str, target: &str) {
     line.push_str("{\"timestamp\":\"");
-    push_timestamp(line, now);
+    crate::timestamp::push_utc_micros(line, now);
     line.push_str("\",\"level\":\"");
     line.push_str(level);
     line.push_str("\",\"target\":");
@@ -265,31 +265,6 @@ impl fmt::Write for Escaper<'_> {
 
 /// `2026-11-25T21:08:46.838789Z`: RFC 3339 in UTC with microseconds. The part up
 /// to the seconds is formatted once per second per thread.
-fn push_timestamp(line: &mut String, now: std::time::SystemTime) {
-    thread_local! {
-        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    SECOND.with_borrow_mut(|(cached, text)| {
-        if *cached != secs {
-            let at = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default();
-            text.clear();
-            let _ = write!(text, "{}", at.format("%Y-%m-%dT%H:%M:%S"));
-            *cached = secs;
-        }
-        line.push_str(text);
-    });
-    let micros = since.subsec_micros();
-    let mut digits = *b".000000Z";
-    let mut n = micros;
-    for d in digits[1..7].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    line.push_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,17 +327,5 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc_with_microseconds() {
-        let at = std::time::UNIX_EPOCH + std::time::Duration::new(1_764_106_126, 38_789_000);
-        let mut out = String::new();
-        push_timestamp(&mut out, at);
-        assert_eq!(out, "2025-11-25T21:28:46.038789Z");
-        let next = at + std::time::Duration::from_micros(1_000_001);
-        out.clear();
-        push_timestamp(&mut out, next);
-        assert_eq!(out, "2025-11-25T21:28:47.038790Z", "the cached second moves on");
     }
 }
