@@ -19,29 +19,16 @@
 #![allow(missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app_kernel::db::{DatabaseSettings, Db, Find};
 use criterion::{criterion_group, criterion_main, Criterion};
-use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::Connection;
-use serde_json::{json, Map, Value};
+use rusqlite::types::Value as SqlValue;
+use serde_json::json;
 
-const ROWS: u64 = 1000;
-const TABLE: &str = "bench_items";
-const READERS: usize = 4;
-
-const GET_SQL: &str = r#"SELECT * FROM "bench_items" WHERE ("id" = ?) LIMIT ?"#;
-const SAVE_SQL: &str = r#"INSERT INTO "bench_items" ("id", "owner", "n", "name", "created_at", "updated_at") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "owner" = excluded."owner", "n" = excluded."n", "name" = excluded."name", "updated_at" = excluded."updated_at" RETURNING *"#;
-const FIND_SQL: &str = r#"SELECT * FROM "bench_items" WHERE ("owner" = ?) ORDER BY "n" DESC LIMIT ?"#;
-
-async fn seed(db: &Db) {
-    let items = (0..ROWS).map(
-        |i| json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": format!("item {i}")}),
-    );
-    db.save_many(TABLE, items).await.expect("seed");
-}
+#[path = "db_entity/sqlite_raw.rs"]
+mod sqlite_raw;
+use sqlite_raw::{open_raw, runtime, seed, RawPool, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
 
 /// A benchmark group of one engine.
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -80,72 +67,6 @@ fn kernel_find100(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next
     });
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-fn open_raw(path: &std::path::Path) -> Connection {
-    let conn = Connection::open(path).expect("raw open");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    conn.pragma_update(None, "synchronous", "NORMAL").expect("sync");
-    conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-    conn
-}
-
-/// The hand-written service's pool: one writer, readers opened up front.
-#[derive(Clone)]
-struct RawPool {
-    writer: Arc<Mutex<Connection>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-}
-
-impl RawPool {
-    fn open(path: &std::path::Path) -> Self {
-        let readers = (0..READERS).map(|_| open_raw(path)).collect();
-        Self { writer: Arc::new(Mutex::new(open_raw(path))), readers: Arc::new(Mutex::new(readers)) }
-    }
-
-    async fn read(&self, sql: &'static str, params: Vec<SqlValue>) -> Vec<Map<String, Value>> {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.lock().expect("readers").pop().expect("an idle reader");
-            let rows = json_rows(&conn, sql, &params);
-            readers.lock().expect("readers").push(conn);
-            rows
-        })
-        .await
-        .expect("join")
-    }
-
-    async fn write(&self, sql: &'static str, params: Vec<SqlValue>) -> Vec<Map<String, Value>> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || json_rows(&writer.lock().expect("writer"), sql, &params))
-            .await
-            .expect("join")
-    }
-}
-
-fn json_rows(conn: &Connection, sql: &str, params: &[SqlValue]) -> Vec<Map<String, Value>> {
-    let mut stmt = conn.prepare_cached(sql).expect("prepare");
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).expect("query");
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().expect("row") {
-        let mut map = Map::new();
-        for (i, name) in names.iter().enumerate() {
-            let v = match row.get_ref(i).expect("value") {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(n) => Value::from(n),
-                ValueRef::Real(f) => Value::from(f),
-                ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => Value::from(b),
-            };
-            map.insert(name.clone(), v);
-        }
-        out.push(map);
-    }
-    out
-}
 fn bench_sqlite(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("temp dir");
