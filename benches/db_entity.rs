@@ -21,14 +21,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use app_kernel::db::{DatabaseSettings, Db, Find};
+use app_kernel::db::{Db, Find};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rusqlite::types::Value as SqlValue;
 use serde_json::json;
 
 #[path = "db_entity/sqlite_raw.rs"]
 mod sqlite_raw;
-use sqlite_raw::{open_raw, runtime, seed, RawPool, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
+use sqlite_raw::{open_raw, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use sqlite_raw::{runtime, seed};
 
 /// A benchmark group of one engine.
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -68,12 +70,7 @@ fn kernel_find100(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next
 }
 
 fn bench_sqlite(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.db");
-    let db = rt.block_on(Db::connect(&DatabaseSettings::sqlite(path.to_string_lossy()), "bench")).expect("open");
-    rt.block_on(seed(&db));
-    let pool = RawPool::open(&path);
+    let sqlite_raw::Fixture { rt, path, db, pool, dir: _dir } = sqlite_raw::fixture();
     let sync = open_raw(&path);
     let counter = AtomicU64::new(0);
     let next = || counter.fetch_add(1, Ordering::Relaxed) % ROWS;

@@ -10,13 +10,13 @@
 
 use std::time::Instant;
 
-use app_kernel::db::{DatabaseSettings, Db, Find};
+use app_kernel::db::{Db, Find};
 use rusqlite::types::Value as SqlValue;
 use serde_json::json;
 
 #[path = "db_entity/sqlite_raw.rs"]
 mod sqlite_raw;
-use sqlite_raw::{runtime, seed, RawPool, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
+use sqlite_raw::{fixture, Fixture, RawPool, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
 
 /// Rounds per operation; the first two of each side are warm-up and not counted.
 const ROUNDS: usize = 18;
@@ -73,12 +73,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rt = runtime();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.db");
-    let db = rt.block_on(Db::connect(&DatabaseSettings::sqlite(path.to_string_lossy()), "bench")).expect("open");
-    rt.block_on(seed(&db));
-    let pool = RawPool::open(&path);
+    let Fixture { rt, db, pool, dir: _dir, .. } = fixture();
     println!("sqlite, {ROUNDS} alternating rounds per operation (2 of each side for warm-up), medians");
     for (op, calls) in [("get", 3000u64), ("save", 3000), ("find100", 300)] {
         let (mut k, mut r) = (Vec::new(), Vec::new());

@@ -1,6 +1,9 @@
 //! The SQLite side shared by the entity benchmarks: the table, its seed, and the
 //! hand-written baseline (`RawPool`) the kernel is compared with.
 
+// Compiled into two benches, each of which uses part of it.
+#![allow(dead_code)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +25,28 @@ pub(crate) async fn seed(db: &Db) {
         |i| json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": format!("item {i}")}),
     );
     db.save_many(TABLE, items).await.expect("seed");
+}
+
+/// A seeded SQLite file, the kernel's handle on it and the baseline pool.
+pub(crate) struct Fixture {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) db: Db,
+    pub(crate) pool: RawPool,
+    /// Keep it bound for as long as the database is used: dropping it deletes the file.
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// The SQLite fixture both entity benchmarks start from.
+pub(crate) fn fixture() -> Fixture {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench.db");
+    let settings = app_kernel::db::DatabaseSettings::sqlite(path.to_string_lossy());
+    let db = rt.block_on(Db::connect(&settings, "bench")).expect("open");
+    rt.block_on(seed(&db));
+    let pool = RawPool::open(&path);
+    Fixture { rt, path, db, pool, dir }
 }
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
