@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::db::backend::Target;
 use crate::db::dialect::{json_as_text, quote_unchecked, validate_identifier};
-use crate::db::save::fields_of;
 use crate::db::schema::{self, TableSchema, Tables};
 use crate::db::translate::translate;
 use crate::db::value::{restore, ColumnKind, Param, Row};
@@ -23,6 +22,15 @@ pub(crate) struct Ctx<'a> {
     pub(crate) target: Target<'a>,
     /// A transaction's own schema changes, published on commit.
     pub(crate) overlay: Option<&'a mut Tables>,
+}
+
+const MANAGED: [&str; 4] = ["id", "created_at", "updated_at", "deleted_at"];
+
+/// The columns an object needs, with the kind each gets if it has to be created.
+fn fields_of(obj: &Row) -> Vec<(&str, ColumnKind)> {
+    obj.iter()
+        .map(|(k, v)| (k.as_str(), if MANAGED.contains(&k.as_str()) { ColumnKind::Text } else { ColumnKind::of(v) }))
+        .collect()
 }
 
 /// The current time as the kernel stores it.
@@ -46,7 +54,7 @@ impl Ctx<'_> {
     }
 
     /// The table's schema from the caches, else from the database; `None` if it is missing.
-    pub(crate) async fn lookup(&mut self, table: &str) -> Result<Option<Arc<TableSchema>>, DbError> {
+    async fn lookup(&mut self, table: &str) -> Result<Option<Arc<TableSchema>>, DbError> {
         if let Some(found) = self.overlay.as_ref().and_then(|o| o.get(table)) {
             return Ok(Some(found.clone()));
         }
@@ -58,6 +66,15 @@ impl Ctx<'_> {
             self.db.inner.schema.put(table, s.clone());
         }
         Ok(found)
+    }
+
+    /// The table's schema with a column for every key of `obj`, as [`Self::ensure`]
+    /// gives it; a known table that has them all costs one lookup per key.
+    pub(crate) async fn ensure_row(&mut self, table: &str, obj: &Row) -> Result<Arc<TableSchema>, DbError> {
+        match self.lookup(table).await? {
+            Some(s) if obj.keys().all(|k| s.has(k)) => Ok(s),
+            _ => self.ensure(table, &fields_of(obj)).await,
+        }
     }
 
     /// The table's schema with every field of `fields`, created under auto-schema.
@@ -247,7 +264,7 @@ impl Db {
                 for stamp in ["created_at", "updated_at"] {
                     all.insert(stamp.into(), Value::Null);
                 }
-                self.ctx().ensure(table, &fields_of(&all)).await?;
+                self.ctx().ensure_row(table, &all).await?;
             }
         }
         let mut tx = self.transaction().await?;

@@ -13,15 +13,6 @@ use crate::db::entity::{now, Ctx};
 use crate::db::value::{json_type, ColumnKind, Param, Row};
 use crate::db::{DatabaseKind, DbError};
 
-const MANAGED: [&str; 4] = ["id", "created_at", "updated_at", "deleted_at"];
-
-/// The columns an object needs, with the kind each gets if it has to be created.
-pub(crate) fn fields_of(obj: &Row) -> Vec<(&str, ColumnKind)> {
-    obj.iter()
-        .map(|(k, v)| (k.as_str(), if MANAGED.contains(&k.as_str()) { ColumnKind::Text } else { ColumnKind::of(v) }))
-        .collect()
-}
-
 impl Ctx<'_> {
     pub(crate) async fn save(&mut self, table: &str, entity: Value) -> Result<Row, DbError> {
         validate_identifier(table)?;
@@ -50,11 +41,7 @@ impl Ctx<'_> {
             obj.insert("created_at".into(), Value::String(now.clone()));
         }
         obj.insert("updated_at".into(), Value::String(now));
-        // The common case, a known table with every field, costs one lookup per column.
-        let schema = match self.lookup(table).await? {
-            Some(s) if obj.keys().all(|k| s.has(k)) => s,
-            _ => self.ensure(table, &fields_of(&obj)).await?,
-        };
+        let schema = self.ensure_row(table, &obj).await?;
         let kind = self.kind();
         let mut key = String::with_capacity(table.len() + obj.keys().map(|k| k.len() + 1).sum::<usize>() + 16);
         key.push_str(if fresh { "insert|" } else { "save|" });
@@ -66,7 +53,7 @@ impl Ctx<'_> {
         }
         // A fresh row whose values read back as bound is answered from them: SQLite's
         // `RETURNING` costs about as much as the insert itself.
-        // (`ensure` made sure the table has every field.)
+        // (`ensure_row` made sure the table has every field.)
         let echo = fresh && schema.inserts_read_back_as_bound;
         if echo {
             key.push_str("|echo");
@@ -85,7 +72,7 @@ impl Ctx<'_> {
         }
         if echo {
             self.target.execute(sql, params).await?;
-            // `ensure` made every key a column: equal counts mean no column is missing.
+            // `ensure_row` made every key a column: equal counts mean no column is missing.
             if obj.len() < schema.columns.len() {
                 for column in schema.columns.keys() {
                     if !obj.contains_key(column) {

@@ -7,9 +7,10 @@
 //! instead of one per job. The channel holds about one batch (`BATCH`) beyond the
 //! worker's slots, so results pile up while a batch is being written and the next
 //! batch is as large; it is bounded: an acker that falls behind holds the slots back
-//! instead of letting results wait while their leases run out. Each ack still matches on (id, token), so a result
-//! whose lease passed to another worker is refused; a worker that dies before its acks
-//! are written loses no job, they run again once their leases expire.
+//! instead of letting results wait while their leases run out. Each ack still matches
+//! on (id, token), so a result whose lease passed to another worker is refused; a
+//! worker that dies before its acks are written loses no job, they run again once
+//! their leases expire.
 
 use std::sync::Arc;
 

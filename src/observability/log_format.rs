@@ -263,8 +263,6 @@ impl fmt::Write for Escaper<'_> {
     }
 }
 
-/// `2026-11-25T21:08:46.838789Z`: RFC 3339 in UTC with microseconds. The part up
-/// to the seconds is formatted once per second per thread.
 #[cfg(test)]
 mod tests {
     use super::*;
