@@ -28,9 +28,9 @@ use serde_json::json;
 
 #[path = "db_entity/sqlite_raw.rs"]
 mod sqlite_raw;
-use sqlite_raw::{open_raw, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-use sqlite_raw::{runtime, seed};
+use sqlite_raw::runtime;
+use sqlite_raw::{open_raw, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
 
 /// A benchmark group of one engine.
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -147,6 +147,43 @@ fn bench_sqlite(c: &mut Criterion) {
     });
     g.finish();
     rt.block_on(db.close());
+}
+
+/// An admin handle on `url` that has run `create` (a schema or database of the
+/// bench's own), and a seeded handle on `scoped`, the URL that points into it.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn scoped_db(
+    rt: &tokio::runtime::Runtime,
+    kind: app_kernel::db::DatabaseKind,
+    url: &str,
+    create: &str,
+    scoped: &str,
+) -> (Db, Db) {
+    let mut settings = app_kernel::db::DatabaseSettings::default();
+    settings.kind = kind;
+    settings.url = Some(url.to_owned().into());
+    let admin = rt.block_on(Db::connect(&settings, "bench")).expect("connect");
+    rt.block_on(admin.execute(create, &[])).expect(create);
+    settings.url = Some(scoped.to_owned().into());
+    let db = rt.block_on(Db::connect(&settings, "bench")).expect("connect scoped");
+    rt.block_on(sqlite_raw::seed(&db));
+    (admin, db)
+}
+
+/// The `raw` side of a select on an sqlx pool: `$sql` with two binds, each row made a
+/// JSON object by `$item`; with `$rows`, the number of rows it must return.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+macro_rules! sqlx_select {
+    ($g:expr, $rt:expr, $raw:expr, $item:expr, $sql:expr, $a:expr, $b:expr $(, rows = $rows:expr)?) => {
+        $g.bench_function("raw", |b| {
+            b.to_async($rt).iter(|| async {
+                let rows = sqlx::query($sql).bind($a).bind($b).fetch_all(&$raw).await.expect("select");
+                let rows = rows.iter().map($item).collect::<Vec<_>>();
+                $(assert_eq!(rows.len(), $rows);)?
+                rows
+            })
+        })
+    };
 }
 
 #[cfg(feature = "postgres")]

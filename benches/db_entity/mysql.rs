@@ -5,12 +5,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use app_kernel::db::{DatabaseKind, DatabaseSettings, Db};
+use app_kernel::db::DatabaseKind;
 use criterion::Criterion;
 use serde_json::json;
 use sqlx::Row as _;
 
-use super::{kernel_find100, kernel_get, kernel_save, seed, ROWS};
+use super::{kernel_find100, kernel_get, kernel_save, scoped_db, ROWS};
 
 /// A row as a hand-written service answers it: a JSON object (as the SQLite baseline does).
 fn item(row: &sqlx::mysql::MySqlRow) -> serde_json::Value {
@@ -28,33 +28,23 @@ fn with_database(url: &str, database: &str) -> String {
 
 pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     let database = format!("bench_{}", std::process::id());
-    let mut admin_settings = DatabaseSettings::default();
-    admin_settings.kind = DatabaseKind::Mysql;
-    admin_settings.url = Some(url.to_owned().into());
-    let admin = rt.block_on(Db::connect(&admin_settings, "bench")).expect("connect");
-    rt.block_on(admin.execute(&format!("CREATE DATABASE {database}"), &[])).expect("database");
     let scoped = with_database(url, &database);
-    let mut settings = admin_settings.clone();
-    settings.url = Some(scoped.clone().into());
-    let db = rt.block_on(Db::connect(&settings, "bench")).expect("connect database");
-    rt.block_on(seed(&db));
+    let (admin, db) = scoped_db(rt, DatabaseKind::Mysql, url, &format!("CREATE DATABASE {database}"), &scoped);
     let raw = rt.block_on(sqlx::mysql::MySqlPoolOptions::new().max_connections(8).connect(&scoped)).expect("raw pool");
     let counter = AtomicU64::new(0);
     let next = || counter.fetch_add(1, Ordering::Relaxed) % ROWS;
 
     let mut g = c.benchmark_group("mysql/get");
     kernel_get(&mut g, rt, &db, &next);
-    g.bench_function("raw", |b| {
-        b.to_async(rt).iter(|| async {
-            let rows = sqlx::query("SELECT * FROM `bench_items` WHERE (`id` = ?) LIMIT ?")
-                .bind(format!("item-{}", next()))
-                .bind(1_i64)
-                .fetch_all(&raw)
-                .await
-                .expect("get");
-            rows.iter().map(item).collect::<Vec<_>>()
-        })
-    });
+    sqlx_select!(
+        g,
+        rt,
+        raw,
+        item,
+        "SELECT * FROM `bench_items` WHERE (`id` = ?) LIMIT ?",
+        format!("item-{}", next()),
+        1_i64
+    );
     g.finish();
 
     let mut g = c.benchmark_group("mysql/save");
@@ -87,17 +77,16 @@ pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) 
 
     let mut g = c.benchmark_group("mysql/find100");
     kernel_find100(&mut g, rt, &db, &next);
-    g.bench_function("raw", |b| {
-        b.to_async(rt).iter(|| async {
-            let rows = sqlx::query("SELECT * FROM `bench_items` WHERE (`owner` = ?) ORDER BY `n` DESC LIMIT ?")
-                .bind(format!("o{}", next() % 10))
-                .bind(100_i64)
-                .fetch_all(&raw)
-                .await
-                .expect("find");
-            assert_eq!(rows.iter().map(item).count(), 100);
-        })
-    });
+    sqlx_select!(
+        g,
+        rt,
+        raw,
+        item,
+        "SELECT * FROM `bench_items` WHERE (`owner` = ?) ORDER BY `n` DESC LIMIT ?",
+        format!("o{}", next() % 10),
+        100_i64,
+        rows = 100
+    );
     g.finish();
 
     rt.block_on(db.close());
