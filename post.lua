@@ -1,3 +1,0 @@
-wrk.method="POST"
-wrk.body="{\"name\":\"w\",\"size\":3}"
-wrk.headers["Content-Type"]="application/json"
