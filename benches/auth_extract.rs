@@ -36,7 +36,7 @@ fn extraction(c: &mut Criterion) {
     });
 
     let app = Router::new()
-        .route("/me", get(|user: CurrentUser| async move { user.0.id }))
+        .route("/me", get(|user: CurrentUser| async move { user.id.clone() }))
         .layer(axum::Extension(auth.clone()));
     let baseline = Router::new().route("/me", get(|| async { "ok" }));
     let request = |with_token: bool| {

@@ -29,6 +29,7 @@
 //! ```
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -38,22 +39,26 @@ use crate::error::ApiError;
 use crate::service::Kernel;
 
 /// The authenticated caller (the spec's `get_current_user`).
+///
+/// It derefs to [`UserIdentity`] (`user.id`, `user.is_admin()`). The identity is
+/// shared with the identity cache and with the other extractors of the request, so
+/// taking it costs no copy; `(*user.0).clone()` makes an owned one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentUser(pub UserIdentity);
+pub struct CurrentUser(pub Arc<UserIdentity>);
 
 /// The caller if credentials were sent (`None` without any; 401 for bad ones).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptionalUser(pub Option<UserIdentity>);
+pub struct OptionalUser(pub Option<Arc<UserIdentity>>);
 
 /// An authenticated caller with the admin role (the spec's `require_admin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminUser(pub UserIdentity);
+pub struct AdminUser(pub Arc<UserIdentity>);
 
 /// What [`Auth::authenticate`] said for this request.
 #[derive(Clone)]
-struct Resolved(Result<Option<UserIdentity>, AuthError>);
+struct Resolved(Result<Option<Arc<UserIdentity>>, AuthError>);
 
-async fn identify<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<UserIdentity>, ApiError> {
+async fn identify<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<Arc<UserIdentity>>, ApiError> {
     if let Some(Resolved(done)) = parts.extensions.get::<Resolved>() {
         return done.clone().map_err(ApiError::from);
     }
@@ -115,9 +120,9 @@ impl Deref for AdminUser {
 }
 
 impl Deref for OptionalUser {
-    type Target = Option<UserIdentity>;
+    type Target = Option<Arc<UserIdentity>>;
 
-    fn deref(&self) -> &Option<UserIdentity> {
+    fn deref(&self) -> &Option<Arc<UserIdentity>> {
         &self.0
     }
 }

@@ -94,9 +94,9 @@ impl Auth {
     /// # Errors
     /// Credentials were sent but are not valid (bad or expired token, a refresh
     /// token, unknown API key, inactive user).
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<UserIdentity>, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Arc<UserIdentity>>, AuthError> {
         if !self.settings.enabled {
-            return Ok(Some(UserIdentity::anonymous_dev()));
+            return Ok(Some(Arc::new(UserIdentity::anonymous_dev())));
         }
         if self.mode == AuthMode::ApiKey {
             if let Some(raw) = headers.get(API_KEY_HEADER) {
@@ -153,7 +153,7 @@ mod tests {
         let settings = AuthSettings { enabled: false, ..AuthSettings::default() };
         let auth = Auth::new(&settings, AuthMode::Local).unwrap();
         let who = auth.authenticate(&headers(&[("authorization", "Bearer garbage")])).await;
-        assert_eq!(who, Ok(Some(UserIdentity::anonymous_dev())));
+        assert_eq!(who, Ok(Some(Arc::new(UserIdentity::anonymous_dev()))));
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 
 use crate::FastMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::UserIdentity;
@@ -22,7 +22,7 @@ pub(crate) const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct IdentityCache {
     ttl_ms: AtomicU64,
-    entries: Mutex<HashMap<String, (UserIdentity, Instant)>>,
+    entries: Mutex<HashMap<String, (Arc<UserIdentity>, Instant)>>,
 }
 
 impl Default for IdentityCache {
@@ -50,23 +50,23 @@ impl IdentityCache {
         Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (UserIdentity, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<UserIdentity>, Instant)>> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The identity of an active user, if looked up less than `ttl` ago.
-    pub(crate) fn get(&self, user_id: &str) -> Option<UserIdentity> {
+    pub(crate) fn get(&self, user_id: &str) -> Option<Arc<UserIdentity>> {
         let ttl = self.ttl();
         if ttl.is_zero() {
             return None;
         }
         let entries = self.lock();
         let (identity, at) = entries.get(user_id)?;
-        (at.elapsed() < ttl).then(|| identity.clone())
+        (at.elapsed() < ttl).then(|| Arc::clone(identity))
     }
 
     /// Remembers an active user's identity.
-    pub(crate) fn put(&self, identity: &UserIdentity) {
+    pub(crate) fn put(&self, identity: &Arc<UserIdentity>) {
         if self.ttl().is_zero() {
             return;
         }
@@ -74,7 +74,7 @@ impl IdentityCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(identity.id.clone(), (identity.clone(), Instant::now()));
+        entries.insert(identity.id.clone(), (Arc::clone(identity), Instant::now()));
     }
 
     /// Forgets `user_id` (deactivated, role changed).
@@ -87,8 +87,8 @@ impl IdentityCache {
 mod tests {
     use super::*;
 
-    fn ann() -> UserIdentity {
-        UserIdentity { id: "u1".into(), username: "ann".into(), email: None, role: "user".into() }
+    fn ann() -> Arc<UserIdentity> {
+        Arc::new(UserIdentity { id: "u1".into(), username: "ann".into(), email: None, role: "user".into() })
     }
 
     #[test]
@@ -96,7 +96,7 @@ mod tests {
         let cache = IdentityCache::new(Duration::from_millis(50));
         assert!(cache.get("u1").is_none());
         cache.put(&ann());
-        assert_eq!(cache.get("u1").map(|i| i.username), Some("ann".into()));
+        assert_eq!(cache.get("u1").map(|i| i.username.clone()), Some("ann".into()));
         cache.forget("u1");
         assert!(cache.get("u1").is_none());
         cache.put(&ann());

@@ -10,6 +10,7 @@
 //! password or key ever is.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -205,7 +206,7 @@ async fn login(
     Ok(Json(pair.response()))
 }
 
-async fn me(user: CurrentUser) -> Json<UserIdentity> {
+async fn me(user: CurrentUser) -> Json<Arc<UserIdentity>> {
     Json(user.0)
 }
 

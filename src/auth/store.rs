@@ -287,7 +287,7 @@ impl UserStore {
     }
 
     /// The identity behind `user_id` if the account exists and is active.
-    async fn active_identity(&self, user_id: &str) -> Result<UserIdentity, AuthError> {
+    async fn active_identity(&self, user_id: &str) -> Result<Arc<UserIdentity>, AuthError> {
         if let Some(identity) = self.identities.get(user_id) {
             return Ok(identity);
         }
@@ -295,8 +295,9 @@ impl UserStore {
             None => Err(AuthError::InvalidToken),
             Some(user) if !user.is_active => Err(AuthError::InactiveUser),
             Some(user) => {
-                self.identities.put(&user.identity);
-                Ok(user.identity)
+                let identity = Arc::new(user.identity);
+                self.identities.put(&identity);
+                Ok(identity)
             }
         }
     }
@@ -343,11 +344,11 @@ pub(super) fn default_username(email: &str) -> String {
 
 #[async_trait]
 impl IdentitySource for UserStore {
-    async fn identify_token(&self, claims: &Claims) -> Result<UserIdentity, AuthError> {
+    async fn identify_token(&self, claims: &Claims) -> Result<Arc<UserIdentity>, AuthError> {
         self.active_identity(&claims.sub).await
     }
 
-    async fn identify_api_key(&self, key: &ApiKey) -> Result<UserIdentity, AuthError> {
+    async fn identify_api_key(&self, key: &ApiKey) -> Result<Arc<UserIdentity>, AuthError> {
         let user_id = self.use_api_key(key).await?.ok_or(AuthError::InvalidApiKey)?;
         self.active_identity(&user_id).await.map_err(|e| match e {
             AuthError::InvalidToken => AuthError::InvalidApiKey,

@@ -69,12 +69,21 @@ impl Ctx<'_> {
     }
 
     /// The table's schema with a column for every key of `obj`, as [`Self::ensure`]
-    /// gives it; a known table that has them all costs one lookup per key.
-    pub(crate) async fn ensure_row(&mut self, table: &str, obj: &Row) -> Result<Arc<TableSchema>, DbError> {
-        match self.lookup(table).await? {
-            Some(s) if obj.keys().all(|k| s.has(k)) => Ok(s),
-            _ => self.ensure(table, &fields_of(obj)).await,
+    /// gives it, and the kind of each key's column in `obj`'s order; a known table
+    /// that has them all costs one lookup per key.
+    pub(crate) async fn ensure_row(
+        &mut self,
+        table: &str,
+        obj: &Row,
+    ) -> Result<(Arc<TableSchema>, Vec<ColumnKind>), DbError> {
+        if let Some(s) = self.lookup(table).await? {
+            if let Some(kinds) = obj.keys().map(|k| s.kind(k)).collect::<Option<Vec<_>>>() {
+                return Ok((s, kinds));
+            }
         }
+        let s = self.ensure(table, &fields_of(obj)).await?;
+        let kinds = obj.keys().map(|k| s.kind(k).unwrap_or(ColumnKind::Text)).collect();
+        Ok((s, kinds))
     }
 
     /// The table's schema with every field of `fields`, created under auto-schema.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::db::dialect::{quote_unchecked, validate_identifier};
 use crate::db::entity::{now, Ctx};
-use crate::db::value::{json_type, ColumnKind, Param, Row};
+use crate::db::value::{json_type, Param, Row};
 use crate::db::{DatabaseKind, DbError};
 
 impl Ctx<'_> {
@@ -41,7 +41,7 @@ impl Ctx<'_> {
             obj.insert("created_at".into(), Value::String(now.clone()));
         }
         obj.insert("updated_at".into(), Value::String(now));
-        let schema = self.ensure_row(table, &obj).await?;
+        let (schema, kinds) = self.ensure_row(table, &obj).await?;
         let kind = self.kind();
         let mut key = String::with_capacity(table.len() + obj.keys().map(|k| k.len() + 1).sum::<usize>() + 16);
         key.push_str(if fresh { "insert|" } else { "save|" });
@@ -62,8 +62,7 @@ impl Ctx<'_> {
         // The object becomes the answer in place: each value is bound, and (when the
         // row is answered from the bound values) replaced by what a read returns.
         let mut params = Vec::with_capacity(obj.len());
-        for (k, v) in &mut obj {
-            let col_kind = schema.kind(k).unwrap_or(ColumnKind::Text);
+        for ((k, v), col_kind) in obj.iter_mut().zip(kinds) {
             let param = Param::for_column(table, k, col_kind, std::mem::take(v))?;
             if echo {
                 *v = param.read_back();

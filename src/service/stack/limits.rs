@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures::future::{Either, Ready};
 use http::{header, Request, StatusCode};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
@@ -60,18 +60,18 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let deadline = self.after.map(|after| Instant::now() + after);
-        TimeoutFuture { inner: self.inner.call(req), deadline, sleep: None }
+        TimeoutFuture { inner: self.inner.call(req), after: self.after, sleep: None }
     }
 }
 
 pin_project_lite::pin_project! {
     /// Response future of [`Timeout`]: arms its timer only if the inner future
-    /// is still pending after its first poll.
+    /// is still pending after its first poll (the request's time counts from that
+    /// poll, which follows the call at once).
     pub struct TimeoutFuture<F> {
         #[pin]
         inner: F,
-        deadline: Option<Instant>,
+        after: Option<Duration>,
         // Boxed: a timer is large, and most requests never need one, so the
         // future every request moves around stays small.
         sleep: Option<Pin<Box<Sleep>>>,
@@ -80,7 +80,7 @@ pin_project_lite::pin_project! {
 
 impl<F> std::fmt::Debug for TimeoutFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeoutFuture").field("deadline", &self.deadline).finish_non_exhaustive()
+        f.debug_struct("TimeoutFuture").field("after", &self.after).finish_non_exhaustive()
     }
 }
 
@@ -95,8 +95,8 @@ where
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result);
         }
-        let Some(deadline) = *this.deadline else { return Poll::Pending };
-        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let Some(after) = *this.after else { return Poll::Pending };
+        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
         std::task::ready!(sleep.as_mut().poll(cx));
         let error = ApiError::from_status(StatusCode::SERVICE_UNAVAILABLE, Some("The request took too long.".into()));
         Poll::Ready(Ok(error.into_response()))

@@ -87,6 +87,9 @@ pub struct Apply {
 impl<B> ResponseHook<B> for Apply {
     fn on_response(self, response: &mut Response<B>) {
         let h = response.headers_mut();
+        // Room for these and the request id set further out, so the map grows at
+        // most once (a handler's response holds one or two headers at this point).
+        h.reserve(4 + 2 * usize::from(self.is_api) + usize::from(self.values.hsts.is_some()));
         h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
         h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
         h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
