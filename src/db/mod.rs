@@ -43,6 +43,8 @@ mod settings;
 mod sql_cache;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_checkpoints;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sqlx_pool;
 mod transaction;

@@ -4,6 +4,7 @@
 //! async mutex instead of SQLite's lock means "database is locked" never reaches a
 //! caller) and up to `pool_size` readers, which WAL lets run beside the writer. Every
 //! call runs in `spawn_blocking`; statements are prepared once per connection and cached.
+//! WAL checkpoints run on a thread of their own (see `sqlite_checkpoints`).
 //!
 //! Durability: `synchronous=NORMAL` (the default) in WAL mode survives a crash of the
 //! process, but the last commits may roll back on power loss or an OS crash;
@@ -19,19 +20,23 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, ToSql};
 use tokio::sync::{OwnedMutexGuard, Semaphore};
 
 use crate::db::backend::{Backend, TxBackend};
+use crate::db::sqlite_checkpoints::{self, CheckpointThread, Checkpoints};
 use crate::db::value::{float, Param, Row};
 use crate::db::{DbError, SqliteSynchronous};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_CACHE: usize = 256;
 
-type Writer = Arc<tokio::sync::Mutex<Option<Connection>>>;
+type Writer = Arc<sqlite_checkpoints::Writer>;
 
 /// The pool: one writer and its readers.
 #[derive(Debug)]
 pub(crate) struct SqliteBackend {
     writer: Writer,
     readers: Option<Arc<Readers>>,
+    /// `None` in memory (no WAL).
+    checkpoints: Option<Checkpoints>,
+    checkpoint_thread: Mutex<Option<CheckpointThread>>,
 }
 
 #[derive(Debug)]
@@ -51,10 +56,18 @@ impl SqliteBackend {
         let (writer, idle) = tokio::task::spawn_blocking(move || {
             let writer = open_writer(&owned, sync)?;
             let idle = (0..count).map(|_| open_reader(&owned)).collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, DbError>((writer, idle))
+            Ok::<_, DbError>((Arc::new(tokio::sync::Mutex::new(Some(writer))), idle))
         })
         .await
         .map_err(joined)??;
+        let (checkpoints, thread) = if in_memory {
+            (None, None)
+        } else {
+            let (owned, weak) = (path.to_owned(), Arc::downgrade(&writer));
+            let started = tokio::task::spawn_blocking(move || sqlite_checkpoints::start(|| open(&owned), weak));
+            let (checkpoints, thread) = started.await.map_err(joined)??;
+            (Some(checkpoints), Some(thread))
+        };
         let readers = (count > 0).then(|| {
             Arc::new(Readers {
                 path: path.to_owned(),
@@ -62,7 +75,7 @@ impl SqliteBackend {
                 permits: Arc::new(Semaphore::new(count)),
             })
         });
-        Ok(Self { writer: Arc::new(tokio::sync::Mutex::new(Some(writer))), readers })
+        Ok(Self { writer, readers, checkpoints, checkpoint_thread: Mutex::new(thread) })
     }
 
     async fn write<T: Send + 'static>(
@@ -70,7 +83,7 @@ impl SqliteBackend {
         f: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
         let guard = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let conn = guard.as_ref().ok_or(DbError::Closed)?;
             if !conn.is_autocommit() {
                 // A transaction whose task panicked left it open; nothing may build on it.
@@ -79,7 +92,11 @@ impl SqliteBackend {
             f(conn)
         })
         .await
-        .map_err(joined)?
+        .map_err(joined)?;
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote();
+        }
+        result
     }
 
     /// Runs `f` on a reader (on the writer when there are none); `Ok(None)` from `f`
@@ -136,7 +153,8 @@ impl Backend for SqliteBackend {
     }
 
     async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
-        let mut tx = SqliteTx { guard: Some(self.writer.clone().lock_owned().await) };
+        let guard = Some(self.writer.clone().lock_owned().await);
+        let mut tx = SqliteTx { guard, checkpoints: self.checkpoints.clone() };
         tx.with(|conn| {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -153,6 +171,10 @@ impl Backend for SqliteBackend {
             readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         }
         self.writer.lock().await.take();
+        let thread = self.checkpoint_thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.stop()).await;
+        }
     }
 }
 
@@ -160,6 +182,7 @@ impl Backend for SqliteBackend {
 #[derive(Debug)]
 struct SqliteTx {
     guard: Option<OwnedMutexGuard<Option<Connection>>>,
+    checkpoints: Option<Checkpoints>,
 }
 
 impl SqliteTx {
@@ -192,6 +215,9 @@ impl TxBackend for SqliteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         self.with(|conn| conn.execute_batch("COMMIT").map_err(error)).await?;
         self.guard = None;
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote();
+        }
         Ok(())
     }
 
@@ -228,7 +254,11 @@ fn open_writer(path: &str, sync: SqliteSynchronous) -> Result<Connection, DbErro
         SqliteSynchronous::Normal => "NORMAL",
         SqliteSynchronous::Full => "FULL",
     };
-    conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON")).map_err(connect)?;
+    let backstop = sqlite_checkpoints::BACKSTOP_PAGES;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint={backstop}"
+    ))
+    .map_err(connect)?;
     Ok(conn)
 }
 
