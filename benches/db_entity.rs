@@ -4,7 +4,8 @@
 //! `KERNEL_TEST_POSTGRES_URL=... KERNEL_TEST_MYSQL_URL=... cargo bench --all-features --bench
 //! db_entity` for PostgreSQL and MySQL/MariaDB too. Groups `sqlite/{get,save,find100}`,
 //! `postgres/...` and `mysql/...` each hold a `kernel` and a `raw` function; the overhead is
-//! kernel / raw - 1 on the medians.
+//! kernel / raw - 1 on the medians. The engines, operations and baselines are those of
+//! `db_entity/engines.rs`, shared with `db_entity_interleaved`.
 //!
 //! The SQLite `raw` baseline is what a careful hand-written async (axum) service does on
 //! the fastest correct path: a small pool of rusqlite connections opened up front (one
@@ -21,202 +22,81 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use app_kernel::db::{Db, Find};
 use criterion::{criterion_group, criterion_main, Criterion};
-use rusqlite::types::Value as SqlValue;
-use serde_json::json;
 
-#[path = "db_entity/sqlite_raw.rs"]
-mod sqlite_raw;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-use sqlite_raw::runtime;
-use sqlite_raw::{open_raw, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
-
-/// A benchmark group of one engine.
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
-/// The next item number to touch.
-type Next<'a> = &'a dyn Fn() -> u64;
-
-/// The kernel's side of `<engine>/get`: one entity by id.
-fn kernel_get(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next: Next<'_>) {
-    g.bench_function("kernel", |b| {
-        b.to_async(rt).iter(|| async { db.get_entity(TABLE, &format!("item-{}", next())).await.expect("get") })
-    });
-}
-
-/// The kernel's side of `<engine>/save`: an upsert of an existing entity.
-fn kernel_save(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next: Next<'_>) {
-    g.bench_function("kernel", |b| {
-        b.to_async(rt).iter(|| async {
-            let i = next();
-            db.save_entity(
-                TABLE,
-                json!({"id": format!("item-{i}"), "owner": format!("o{}", i % 10), "n": i, "name": "renamed"}),
-            )
-            .await
-            .expect("save")
-        })
-    });
-}
-
-/// The kernel's side of `<engine>/find100`: one owner's 100 entities, ordered.
-fn kernel_find100(g: &mut Group<'_>, rt: &tokio::runtime::Runtime, db: &Db, next: Next<'_>) {
-    g.bench_function("kernel", |b| {
-        b.to_async(rt).iter(|| async {
-            let q = Find::new().filter("[owner] = ?", [format!("o{}", next() % 10)]).order_by("[n] DESC").limit(100);
-            assert_eq!(db.find_entities(TABLE, q).await.expect("find").len(), 100);
-        })
-    });
-}
-
-fn bench_sqlite(c: &mut Criterion) {
-    let sqlite_raw::Fixture { rt, path, db, pool, dir: _dir } = sqlite_raw::fixture();
-    let sync = open_raw(&path);
-    let counter = AtomicU64::new(0);
-    let next = || counter.fetch_add(1, Ordering::Relaxed) % ROWS;
-    let text = SqlValue::Text;
-    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-
-    let read_all = |stmt: &mut rusqlite::CachedStatement<'_>, params: &[&dyn rusqlite::ToSql]| {
-        let n = stmt.column_count();
-        let mut rows = stmt.query(params).expect("query");
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().expect("row") {
-            out.push((0..n).map(|i| row.get::<_, SqlValue>(i).expect("value")).collect::<Vec<_>>());
-        }
-        out
-    };
-
-    let mut g = c.benchmark_group("sqlite/get");
-    kernel_get(&mut g, &rt, &db, &next);
-    g.bench_function("raw", |b| {
-        b.to_async(&rt).iter(|| async {
-            let rows = pool.read(GET_SQL, vec![text(format!("item-{}", next())), SqlValue::Integer(1)]).await;
-            rows.into_iter().next()
-        })
-    });
-    g.bench_function("raw-sync", |b| {
-        b.iter(|| {
-            let mut stmt = sync.prepare_cached(GET_SQL).expect("prepare");
-            read_all(&mut stmt, &[&format!("item-{}", next()), &1])
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("sqlite/save");
-    kernel_save(&mut g, &rt, &db, &next);
-    g.bench_function("raw", |b| {
-        b.to_async(&rt).iter(|| async {
-            let i = next();
-            let now = now();
-            let params = vec![
-                text(format!("item-{i}")),
-                text(format!("o{}", i % 10)),
-                SqlValue::Integer(i as i64),
-                text("renamed".into()),
-                text(now.clone()),
-                text(now),
-            ];
-            pool.write(SAVE_SQL, params).await.into_iter().next().expect("saved row")
-        })
-    });
-    g.bench_function("raw-sync", |b| {
-        b.iter(|| {
-            let i = next();
-            let now = now();
-            let mut stmt = sync.prepare_cached(SAVE_SQL).expect("prepare");
-            read_all(&mut stmt, &[&format!("item-{i}"), &format!("o{}", i % 10), &(i as i64), &"renamed", &now, &now])
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("sqlite/find100");
-    kernel_find100(&mut g, &rt, &db, &next);
-    g.bench_function("raw", |b| {
-        b.to_async(&rt).iter(|| async {
-            let rows = pool.read(FIND_SQL, vec![text(format!("o{}", next() % 10)), SqlValue::Integer(100)]).await;
-            assert_eq!(rows.len(), 100);
-        })
-    });
-    g.bench_function("raw-sync", |b| {
-        b.iter(|| {
-            let mut stmt = sync.prepare_cached(FIND_SQL).expect("prepare");
-            let rows = read_all(&mut stmt, &[&format!("o{}", next() % 10), &100]);
-            assert_eq!(rows.len(), 100);
-        })
-    });
-    g.finish();
-    rt.block_on(db.close());
-}
-
-/// An admin handle on `url` that has run `create` (a schema or database of the
-/// bench's own), and a seeded handle on `scoped`, the URL that points into it.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn scoped_db(
-    rt: &tokio::runtime::Runtime,
-    kind: app_kernel::db::DatabaseKind,
-    url: &str,
-    create: &str,
-    scoped: &str,
-) -> (Db, Db) {
-    let mut settings = app_kernel::db::DatabaseSettings::default();
-    settings.kind = kind;
-    settings.url = Some(url.to_owned().into());
-    let admin = rt.block_on(Db::connect(&settings, "bench")).expect("connect");
-    rt.block_on(admin.execute(create, &[])).expect(create);
-    settings.url = Some(scoped.to_owned().into());
-    let db = rt.block_on(Db::connect(&settings, "bench")).expect("connect scoped");
-    rt.block_on(sqlite_raw::seed(&db));
-    (admin, db)
-}
-
-/// The `raw` side of a select on an sqlx pool: `$sql` with two binds, each row made a
-/// JSON object by `$item`; with `$rows`, the number of rows it must return.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-macro_rules! sqlx_select {
-    ($g:expr, $rt:expr, $raw:expr, $item:expr, $sql:expr, $a:expr, $b:expr $(, rows = $rows:expr)?) => {
-        $g.bench_function("raw", |b| {
-            b.to_async($rt).iter(|| async {
-                let rows = sqlx::query($sql).bind($a).bind($b).fetch_all(&$raw).await.expect("select");
-                let rows = rows.iter().map($item).collect::<Vec<_>>();
-                $(assert_eq!(rows.len(), $rows);)?
-                rows
-            })
-        })
-    };
-}
-
-#[cfg(feature = "postgres")]
-#[path = "db_entity/pg.rs"]
-mod pg;
-
-fn bench_postgres(c: &mut Criterion) {
-    #[cfg(feature = "postgres")]
-    if let Ok(url) = std::env::var("KERNEL_TEST_POSTGRES_URL") {
-        pg::bench(c, &runtime(), &url);
-        return;
-    }
-    let _ = c;
-    eprintln!("skipped: postgres benchmarks (KERNEL_TEST_POSTGRES_URL unset or feature `postgres` off)");
-}
-
+#[path = "db_entity/engines.rs"]
+mod engines;
 #[cfg(feature = "mysql")]
 #[path = "db_entity/mysql.rs"]
 mod mysql;
+#[cfg(feature = "postgres")]
+#[path = "db_entity/pg.rs"]
+mod pg;
+#[path = "db_entity/sqlite_raw.rs"]
+mod sqlite_raw;
 
-fn bench_mysql(c: &mut Criterion) {
-    #[cfg(feature = "mysql")]
-    if let Ok(url) = std::env::var("KERNEL_TEST_MYSQL_URL") {
-        mysql::bench(c, &runtime(), &url);
-        return;
+use engines::{kernel, Engine, Op};
+use sqlite_raw::{open_raw, FIND_SQL, GET_SQL, ROWS, SAVE_SQL};
+
+fn bench_engine(c: &mut Criterion, rt: &tokio::runtime::Runtime, engine: &Engine, sync: Option<&rusqlite::Connection>) {
+    let counter = AtomicU64::new(0);
+    let next = || counter.fetch_add(1, Ordering::Relaxed);
+    for op in Op::ALL {
+        let mut g = c.benchmark_group(format!("{}/{}", engine.name, op.name()));
+        g.bench_function("kernel", |b| b.to_async(rt).iter(|| kernel(&engine.db, op, next())));
+        g.bench_function("raw", |b| b.to_async(rt).iter(|| engine.raw.run(op, next())));
+        if let Some(conn) = sync {
+            g.bench_function("raw-sync", |b| b.iter(|| sqlite_sync(conn, op, next() % ROWS)));
+        }
+        g.finish();
     }
-    let _ = c;
-    eprintln!("skipped: mysql benchmarks (KERNEL_TEST_MYSQL_URL unset or feature `mysql` off)");
+}
+
+/// The SQLite statements run synchronously on the bench thread, rows left as rusqlite values.
+fn sqlite_sync(conn: &rusqlite::Connection, op: Op, i: u64) -> usize {
+    let n = i64::try_from(i).expect("small");
+    let (sql, params): (&str, Vec<Box<dyn rusqlite::ToSql>>) = match op {
+        Op::Get => (GET_SQL, vec![Box::new(format!("item-{i}")), Box::new(1)]),
+        Op::Save => {
+            let now = engines::now();
+            let values: [Box<dyn rusqlite::ToSql>; 6] = [
+                Box::new(format!("item-{i}")),
+                Box::new(format!("o{}", i % 10)),
+                Box::new(n),
+                Box::new("renamed"),
+                Box::new(now.clone()),
+                Box::new(now),
+            ];
+            (SAVE_SQL, values.into())
+        }
+        Op::Find100 => (FIND_SQL, vec![Box::new(format!("o{}", i % 10)), Box::new(100)]),
+    };
+    let mut stmt = conn.prepare_cached(sql).expect("prepare");
+    let columns = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).expect("query");
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().expect("row") {
+        let values = (0..columns).map(|c| row.get::<_, rusqlite::types::Value>(c).expect("value"));
+        out.push(values.collect::<Vec<_>>());
+    }
+    out.len()
+}
+
+fn bench_all(c: &mut Criterion) {
+    let fixture = sqlite_raw::fixture();
+    let sync = open_raw(&fixture.path);
+    let sqlite = engines::sqlite_engine(&fixture);
+    bench_engine(c, &fixture.rt, &sqlite, Some(&sync));
+    sqlite.close(&fixture.rt);
+    for engine in engines::server_engines(&fixture.rt) {
+        bench_engine(c, &fixture.rt, &engine, None);
+        engine.close(&fixture.rt);
+    }
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(40).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_sqlite, bench_postgres, bench_mysql
+    targets = bench_all
 }
 criterion_main!(benches);

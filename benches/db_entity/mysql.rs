@@ -1,19 +1,25 @@
-//! The MySQL/MariaDB half of the entity benchmark: the kernel against plain sqlx.
+//! MySQL/MariaDB: the bench's own database, and the baseline on plain sqlx.
 //!
 //! MySQL has no `RETURNING`: a save is the upsert then a read of the row by id, for
-//! the kernel and for the raw baseline alike.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! the kernel and for the baseline alike.
 
 use app_kernel::db::DatabaseKind;
-use criterion::Criterion;
 use serde_json::json;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row as _;
 
-use super::{kernel_find100, kernel_get, kernel_save, scoped_db, ROWS};
+use crate::engines::{now, server_engine, Baseline, Engine, Op};
+
+const GET: &str = "SELECT * FROM `bench_items` WHERE (`id` = ?) LIMIT ?";
+const SAVE: &str =
+    "INSERT INTO `bench_items` (`id`, `owner`, `n`, `name`, `created_at`, `updated_at`) VALUES (?, ?, ?, ?, ?, ?) \
+     ON DUPLICATE KEY UPDATE `owner` = VALUES(`owner`), `n` = VALUES(`n`), `name` = VALUES(`name`), \
+     `updated_at` = VALUES(`updated_at`)";
+const BY_ID: &str = "SELECT * FROM `bench_items` WHERE `id` = ?";
+const FIND: &str = "SELECT * FROM `bench_items` WHERE (`owner` = ?) ORDER BY `n` DESC LIMIT ?";
 
 /// A row as a hand-written service answers it: a JSON object (as the SQLite baseline does).
-fn item(row: &sqlx::mysql::MySqlRow) -> serde_json::Value {
+fn item(row: &MySqlRow) -> serde_json::Value {
     let text = |c: &str| row.try_get::<String, _>(c).expect("text");
     json!({"id": text("id"), "owner": text("owner"), "n": row.try_get::<i64, _>("n").expect("n"), "name": text("name"),
         "created_at": text("created_at"), "updated_at": text("updated_at")})
@@ -26,70 +32,28 @@ fn with_database(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
-pub(super) fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
+pub(crate) fn engine(rt: &tokio::runtime::Runtime, url: &str) -> Engine {
     let database = format!("bench_{}", std::process::id());
     let scoped = with_database(url, &database);
-    let (admin, db) = scoped_db(rt, DatabaseKind::Mysql, url, &format!("CREATE DATABASE {database}"), &scoped);
-    let raw = rt.block_on(sqlx::mysql::MySqlPoolOptions::new().max_connections(8).connect(&scoped)).expect("raw pool");
-    let counter = AtomicU64::new(0);
-    let next = || counter.fetch_add(1, Ordering::Relaxed) % ROWS;
+    let statements = (&*format!("CREATE DATABASE {database}"), format!("DROP DATABASE {database}"));
+    server_engine(rt, DatabaseKind::Mysql, (url, &scoped), statements, |rt, scoped| {
+        Baseline::Mysql(rt.block_on(MySqlPoolOptions::new().max_connections(8).connect(scoped)).expect("raw pool"))
+    })
+}
 
-    let mut g = c.benchmark_group("mysql/get");
-    kernel_get(&mut g, rt, &db, &next);
-    sqlx_select!(
-        g,
-        rt,
-        raw,
-        item,
-        "SELECT * FROM `bench_items` WHERE (`id` = ?) LIMIT ?",
-        format!("item-{}", next()),
-        1_i64
-    );
-    g.finish();
-
-    let mut g = c.benchmark_group("mysql/save");
-    kernel_save(&mut g, rt, &db, &next);
-    g.bench_function("raw", |b| {
-        b.to_async(rt).iter(|| async {
-            let i = next();
-            let id = format!("item-{i}");
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            sqlx::query(
-                "INSERT INTO `bench_items` (`id`, `owner`, `n`, `name`, `created_at`, `updated_at`) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE `owner` = VALUES(`owner`), `n` = VALUES(`n`), `name` = VALUES(`name`), \
-                 `updated_at` = VALUES(`updated_at`)",
-            )
-            .bind(&id)
-            .bind(format!("o{}", i % 10))
-            .bind(i as i64)
-            .bind("renamed")
-            .bind(&now)
-            .bind(&now)
-            .execute(&raw)
-            .await
-            .expect("save");
-            let rows =
-                sqlx::query("SELECT * FROM `bench_items` WHERE `id` = ?").bind(&id).fetch_all(&raw).await.expect("read");
-            rows.iter().map(item).collect::<Vec<_>>()
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("mysql/find100");
-    kernel_find100(&mut g, rt, &db, &next);
-    sqlx_select!(
-        g,
-        rt,
-        raw,
-        item,
-        "SELECT * FROM `bench_items` WHERE (`owner` = ?) ORDER BY `n` DESC LIMIT ?",
-        format!("o{}", next() % 10),
-        100_i64,
-        rows = 100
-    );
-    g.finish();
-
-    rt.block_on(db.close());
-    rt.block_on(raw.close());
-    rt.block_on(admin.execute(&format!("DROP DATABASE {database}"), &[])).expect("drop database");
+/// `op` on item `i`; the number of rows answered.
+pub(crate) async fn run(pool: &MySqlPool, op: Op, i: u64) -> usize {
+    let n = i64::try_from(i).expect("small");
+    let id = format!("item-{i}");
+    let rows = match op {
+        Op::Get => sqlx::query(GET).bind(&id).bind(1_i64).fetch_all(pool).await,
+        Op::Save => {
+            let now = now();
+            let query = sqlx::query(SAVE).bind(&id).bind(format!("o{}", i % 10)).bind(n);
+            query.bind("renamed").bind(&now).bind(&now).execute(pool).await.expect("save");
+            sqlx::query(BY_ID).bind(&id).fetch_all(pool).await
+        }
+        Op::Find100 => sqlx::query(FIND).bind(format!("o{}", i % 10)).bind(100_i64).fetch_all(pool).await,
+    };
+    rows.expect("query").iter().map(item).collect::<Vec<_>>().len()
 }
