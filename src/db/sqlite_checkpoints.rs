@@ -37,7 +37,7 @@ pub(crate) const GATHER: Duration = Duration::from_millis(25);
 pub(crate) const SMALL_ROUND: i64 = 64;
 /// The most step-1 rounds per checkpoint.
 pub(crate) const MAX_ROUNDS: usize = 8;
-/// The writer checkpoints by itself past this many WAL pages (16 MiB of 4 KiB pages).
+/// The writer checkpoints by itself past this many WAL pages (about 40 MiB of 4 KiB pages).
 pub(crate) const BACKSTOP_PAGES: u32 = 10_000;
 
 #[derive(Debug, Default)]
