@@ -7,7 +7,7 @@
 //! Once a service is built the settings live behind an `Arc` and are only ever
 //! handed out as `&KernelSettings`: nothing can change them at run time.
 //!
-//! Environment variables are read in one place, [`env`], from one table
+//! Environment variables are read in one place, [`env`](mod@env), from one table
 //! ([`env::ENV_VARS`]). A bad value stops start-up with a [`SettingsError`] that
 //! names the variable, the value and what is accepted.
 

@@ -28,11 +28,11 @@ mod security_headers;
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 
-pub use catch_panic::CatchPanicLayer;
-pub use cors::CorsLayer;
-pub use limits::{BodyLimitLayer, TimeoutLayer};
-pub use problem::ProblemLayer;
-pub use security_headers::SecurityHeadersLayer;
+pub use catch_panic::{CatchPanic, CatchPanicLayer};
+pub use cors::{Cors, CorsLayer};
+pub use limits::{BodyLimit, BodyLimitLayer, Timeout, TimeoutLayer};
+pub use problem::{Problem, ProblemLayer};
+pub use security_headers::{SecurityHeaders, SecurityHeadersLayer};
 
 use crate::observability::http::ObserveLayer;
 use crate::observability::request_id::RequestIdLayer;
