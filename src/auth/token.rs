@@ -68,6 +68,14 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
+/// What tokens are signed and verified with.
+enum Key {
+    /// HS256: the shared secret (`generated` when none was configured).
+    Hmac { secret: SecretString, generated: bool },
+    /// RS256/ES256: a public key that verifies only.
+    Public(Algorithm, DecodingKey),
+}
+
 impl Tokens {
     /// Builds the signer/verifier the settings describe.
     ///
@@ -79,24 +87,11 @@ impl Tokens {
     /// # Errors
     /// [`AuthError::Config`]: RS256/ES256 without a usable PEM public key.
     pub fn new(settings: &AuthSettings, mode: AuthMode) -> Result<Self, AuthError> {
-        let (algorithm, decoding) = match settings.algorithm {
-            JwtAlgorithm::HS256 => {
-                let (secret, generated) = match &settings.token_secret {
-                    Some(secret) => (secret.clone(), false),
-                    None => (generate_secret(), true),
-                };
-                let bytes = secret.expose_secret().as_bytes();
-                let (encoding, decoding) = (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes));
-                return Ok(Self::assemble(
-                    settings,
-                    mode,
-                    Algorithm::HS256,
-                    Some(encoding),
-                    decoding,
-                    Some(bytes),
-                    generated,
-                ));
-            }
+        let key = match settings.algorithm {
+            JwtAlgorithm::HS256 => match &settings.token_secret {
+                Some(secret) => Key::Hmac { secret: secret.clone(), generated: false },
+                None => Key::Hmac { secret: generate_secret(), generated: true },
+            },
             JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
                 let pem = settings.public_key.as_deref().ok_or_else(|| {
                     AuthError::Config(format!("{:?} needs a PEM public key (public_key)", settings.algorithm))
@@ -107,21 +102,23 @@ impl Tokens {
                     (Algorithm::ES256, DecodingKey::from_ec_pem(pem.as_bytes()))
                 };
                 let key = key.map_err(|e| AuthError::Config(format!("public_key is not a usable PEM key: {e}")))?;
-                (alg, key)
+                Key::Public(alg, key)
             }
         };
-        Ok(Self::assemble(settings, mode, algorithm, None, decoding, None, false))
+        Ok(Self::assemble(settings, mode, key))
     }
 
-    fn assemble(
-        settings: &AuthSettings,
-        mode: AuthMode,
-        algorithm: Algorithm,
-        encoding: Option<EncodingKey>,
-        decoding: DecodingKey,
-        hmac_secret: Option<&[u8]>,
-        generated_secret: bool,
-    ) -> Self {
+    fn assemble(settings: &AuthSettings, mode: AuthMode, key: Key) -> Self {
+        let (algorithm, encoding, decoding, own, generated_secret) = match key {
+            Key::Hmac { secret, generated } => {
+                let bytes = secret.expose_secret().as_bytes();
+                let (iss, aud) = (settings.issuer.clone(), settings.audience.clone());
+                let own = OwnTokens::new(bytes, &Header::new(Algorithm::HS256), CLOCK_LEEWAY_SECS, iss, aud);
+                let (encoding, decoding) = (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes));
+                (Algorithm::HS256, Some(encoding), decoding, own, generated)
+            }
+            Key::Public(algorithm, decoding) => (algorithm, None, decoding, None, false),
+        };
         let mut validation = Validation::new(algorithm);
         validation.leeway = CLOCK_LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -135,11 +132,8 @@ impl Tokens {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
-        let header = Header::new(algorithm);
-        let (iss, aud) = (settings.issuer.clone(), settings.audience.clone());
-        let own = hmac_secret.and_then(|secret| OwnTokens::new(secret, &header, CLOCK_LEEWAY_SECS, iss, aud));
         Self {
-            header,
+            header: Header::new(algorithm),
             encoding,
             decoding,
             validation,
@@ -155,10 +149,8 @@ impl Tokens {
 
     /// HS256 with `secret` and the default lifetimes (what the spec's utilities use).
     pub fn from_secret(secret: &SecretString) -> Self {
-        let bytes = secret.expose_secret().as_bytes();
-        let (encoding, decoding) = (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes));
-        let settings = AuthSettings::default();
-        Self::assemble(&settings, AuthMode::Local, Algorithm::HS256, Some(encoding), decoding, Some(bytes), false)
+        let key = Key::Hmac { secret: secret.clone(), generated: false };
+        Self::assemble(&AuthSettings::default(), AuthMode::Local, key)
     }
 
     /// Whether the HMAC secret was generated because none was configured: tokens
