@@ -12,16 +12,10 @@
 
 use std::time::Instant;
 
-#[path = "db_entity/engines.rs"]
-mod engines;
-#[cfg(feature = "mysql")]
-#[path = "db_entity/mysql.rs"]
-mod mysql;
-#[cfg(feature = "postgres")]
-#[path = "db_entity/pg.rs"]
-mod pg;
-#[path = "db_entity/sqlite_raw.rs"]
-mod sqlite_raw;
+#[path = "db_entity/mod.rs"]
+mod shared;
+
+use shared::{engines, sqlite_raw};
 
 use engines::{kernel, Engine, Op};
 

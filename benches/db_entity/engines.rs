@@ -10,7 +10,7 @@ use app_kernel::db::{Db, Find};
 use rusqlite::types::Value as SqlValue;
 use serde_json::json;
 
-use crate::sqlite_raw::{self, RawPool, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
+use super::sqlite_raw::{self, RawPool, FIND_SQL, GET_SQL, ROWS, SAVE_SQL, TABLE};
 
 /// One measured operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +67,9 @@ impl Baseline {
         let rows = match self {
             Baseline::Sqlite(pool) => sqlite(pool, op, i).await,
             #[cfg(feature = "postgres")]
-            Baseline::Postgres(pool) => crate::pg::run(pool, op, i).await,
+            Baseline::Postgres(pool) => super::pg::run(pool, op, i).await,
             #[cfg(feature = "mysql")]
-            Baseline::Mysql(pool) => crate::mysql::run(pool, op, i).await,
+            Baseline::Mysql(pool) => super::mysql::run(pool, op, i).await,
         };
         assert_eq!(rows, if op == Op::Find100 { 100 } else { 1 });
     }
@@ -135,25 +135,29 @@ pub(crate) fn sqlite_engine(fixture: &sqlite_raw::Fixture) -> Engine {
 
 /// PostgreSQL and MySQL, for those whose URL is set (a note on standard error for the others).
 pub(crate) fn server_engines(rt: &tokio::runtime::Runtime) -> Vec<Engine> {
-    let postgres = match std::env::var("KERNEL_TEST_POSTGRES_URL") {
-        #[cfg(feature = "postgres")]
-        Ok(url) => Some(crate::pg::engine(rt, &url)),
-        _ => {
-            eprintln!("skipped: postgres (KERNEL_TEST_POSTGRES_URL unset or feature `postgres` off)");
-            None
-        }
-    };
-    let mysql = match std::env::var("KERNEL_TEST_MYSQL_URL") {
-        #[cfg(feature = "mysql")]
-        Ok(url) => Some(crate::mysql::engine(rt, &url)),
-        _ => {
-            eprintln!("skipped: mysql (KERNEL_TEST_MYSQL_URL unset or feature `mysql` off)");
-            None
-        }
-    };
-    let _ = rt;
-    postgres.into_iter().chain(mysql).collect()
+    #[cfg(feature = "postgres")]
+    let postgres: Option<Start> = Some(super::pg::engine);
+    #[cfg(not(feature = "postgres"))]
+    let postgres: Option<Start> = None;
+    #[cfg(feature = "mysql")]
+    let mysql: Option<Start> = Some(super::mysql::engine);
+    #[cfg(not(feature = "mysql"))]
+    let mysql: Option<Start> = None;
+    let engines = [("postgres", "KERNEL_TEST_POSTGRES_URL", postgres), ("mysql", "KERNEL_TEST_MYSQL_URL", mysql)];
+    engines
+        .into_iter()
+        .filter_map(|(name, var, start)| match (std::env::var(var), start) {
+            (Ok(url), Some(start)) => Some(start(rt, &url)),
+            _ => {
+                eprintln!("skipped: {name} ({var} unset or feature `{name}` off)");
+                None
+            }
+        })
+        .collect()
 }
+
+/// Seeds an engine on a server at a URL.
+type Start = fn(&tokio::runtime::Runtime, &str) -> Engine;
 
 /// A seeded engine on a server: `create` runs on `url` (a schema or database of the
 /// bench's own), the kernel and `raw` use `scoped` (the URL that points into it), and

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row as _;
 
-use crate::engines::{now, server_engine, Baseline, Engine, Op};
+use super::engines::{now, server_engine, Baseline, Engine, Op};
 
 const GET: &str = "SELECT * FROM `bench_items` WHERE (`id` = ?) LIMIT ?";
 const SAVE: &str =

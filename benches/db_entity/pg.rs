@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row as _;
 
-use crate::engines::{now, server_engine, Baseline, Engine, Op};
+use super::engines::{now, server_engine, Baseline, Engine, Op};
 
 const GET: &str = r#"SELECT * FROM "bench_items" WHERE ("id" = $1) LIMIT $2"#;
 const SAVE: &str = r#"INSERT INTO "bench_items" ("id", "owner", "n", "name", "created_at", "updated_at") VALUES ($1, $2, $3, $4, $5, $6)
