@@ -149,7 +149,16 @@ impl Ctx<'_> {
     /// would build and key on every call.
     pub(crate) async fn get(&mut self, table: &str, id: &str) -> Result<Option<Row>, DbError> {
         validate_identifier(table)?;
-        let Some(schema) = self.lookup(table).await? else { return Ok(None) };
+        let Some(mut schema) = self.lookup(table).await? else { return Ok(None) };
+        let mut rows = self.get_rows(table, &schema, id).await?;
+        if let Some(current) = self.reread_if_outdated(table, &schema, &rows).await? {
+            rows = self.get_rows(table, &current, id).await?;
+            schema = current;
+        }
+        Ok(self.restore(&schema, rows).into_iter().next())
+    }
+
+    async fn get_rows(&mut self, table: &str, schema: &TableSchema, id: &str) -> Result<Vec<Row>, DbError> {
         let kind = self.kind();
         let soft = schema.has("deleted_at");
         let sql = self.statement(&format!("get|{table}|{soft}"), || {
@@ -157,17 +166,25 @@ impl Ctx<'_> {
             let live = if soft { format!(" AND {} IS NULL", q("deleted_at")) } else { String::new() };
             Ok(format!("SELECT * FROM {} WHERE {} = ?{live} LIMIT 1", q(table), q("id")))
         })?;
-        let rows = self
-            .target
+        // A table dropped behind the cache's back is looked up afresh next time.
+        self.target
             .fetch(sql, vec![Param::Text(id.to_owned())], false)
             .await
-            .inspect_err(|_| self.db.inner.schema.forget(table))?;
-        Ok(self.restore(&schema, rows).into_iter().next())
+            .inspect_err(|_| self.db.inner.schema.forget(table))
     }
 
     pub(crate) async fn find(&mut self, table: &str, find: &Find) -> Result<Vec<Row>, DbError> {
         validate_identifier(table)?;
-        let Some(schema) = self.lookup(table).await? else { return Ok(Vec::new()) };
+        let Some(mut schema) = self.lookup(table).await? else { return Ok(Vec::new()) };
+        let mut rows = self.find_rows(table, &schema, find).await?;
+        if let Some(current) = self.reread_if_outdated(table, &schema, &rows).await? {
+            rows = self.find_rows(table, &current, find).await?;
+            schema = current;
+        }
+        Ok(self.restore(&schema, rows))
+    }
+
+    async fn find_rows(&mut self, table: &str, schema: &TableSchema, find: &Find) -> Result<Vec<Row>, DbError> {
         let kind = self.kind();
         let soft = schema.has("deleted_at");
         let key = find.cache_key("find", table, soft);
@@ -176,9 +193,30 @@ impl Ctx<'_> {
             Ok(format!("SELECT * FROM {}{}{tail}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
         let params = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();
-        // A table dropped behind the cache's back is looked up afresh next time.
-        let rows = self.target.fetch(sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))?;
-        Ok(self.restore(&schema, rows))
+        self.target.fetch(sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))
+    }
+
+    /// When `rows` hold a column that `schema` lacks, another process added it after
+    /// the table was cached (a field, or `deleted_at`, which changes what a read
+    /// returns): the table's schema read afresh and cached; else `None`.
+    pub(crate) async fn reread_if_outdated(
+        &mut self,
+        table: &str,
+        schema: &TableSchema,
+        rows: &[Row],
+    ) -> Result<Option<Arc<TableSchema>>, DbError> {
+        let Some(row) = rows.first() else { return Ok(None) };
+        if row.keys().all(|column| schema.reads(column)) {
+            return Ok(None);
+        }
+        let Some(current) = schema::introspect(self.kind(), &mut self.target, table).await? else { return Ok(None) };
+        match self.overlay.as_mut() {
+            Some(overlay) if overlay.contains_key(table) => {
+                overlay.insert(table.to_owned(), current.clone());
+            }
+            _ => self.db.inner.schema.put(table, current.clone()),
+        }
+        Ok(Some(current))
     }
 
     pub(crate) async fn count(&mut self, table: &str, find: &Find) -> Result<u64, DbError> {

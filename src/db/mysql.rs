@@ -25,15 +25,15 @@ async fn listen(_: &MySqlPool, _: &str) -> Result<Option<crate::db::backend::Not
     Ok(None)
 }
 
-fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
+fn bind<'q>(mut q: Query<'q>, params: &'q [Param]) -> Query<'q> {
     for p in params {
         q = match p {
             Param::Null(_) => q.bind(None::<String>),
-            Param::Bool(b) => q.bind(b),
-            Param::Int(i) => q.bind(i),
-            Param::Float(f) => q.bind(f),
-            Param::Text(s) => q.bind(s),
-            Param::Json(v) => q.bind(Param::json_text(&v)),
+            Param::Bool(b) => q.bind(*b),
+            Param::Int(i) => q.bind(*i),
+            Param::Float(f) => q.bind(*f),
+            Param::Text(s) => q.bind(s.as_str()),
+            Param::Json(v) => q.bind(Param::json_text(v)),
         };
     }
     q

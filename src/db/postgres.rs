@@ -42,7 +42,7 @@ async fn listen(pool: &PgPool, channel: &str) -> Result<Option<crate::db::backen
     Ok(Some(listener.into_stream().map(|n| n.map(drop).map_err(error)).boxed()))
 }
 
-fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
+fn bind<'q>(mut q: Query<'q>, params: &'q [Param]) -> Query<'q> {
     for p in params {
         q = match p {
             Param::Null(None) => q.bind(UntypedNull),
@@ -51,10 +51,10 @@ fn bind(mut q: Query<'_>, params: Vec<Param>) -> Query<'_> {
             Param::Null(Some(ColumnKind::Bool)) => q.bind(None::<bool>),
             Param::Null(Some(ColumnKind::Text)) => q.bind(None::<String>),
             Param::Null(Some(ColumnKind::Json)) => q.bind(None::<Json<Value>>),
-            Param::Bool(b) => q.bind(b),
-            Param::Int(i) => q.bind(i),
-            Param::Float(f) => q.bind(f),
-            Param::Text(s) => q.bind(s),
+            Param::Bool(b) => q.bind(*b),
+            Param::Int(i) => q.bind(*i),
+            Param::Float(f) => q.bind(*f),
+            Param::Text(s) => q.bind(s.as_str()),
             Param::Json(v) => q.bind(Json(v)),
         };
     }

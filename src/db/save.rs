@@ -90,6 +90,7 @@ impl Ctx<'_> {
         } else {
             self.target.fetch(sql, params, true).await?
         };
+        let schema = self.reread_if_outdated(table, &schema, &rows).await?.unwrap_or(schema);
         let row = self.restore(&schema, rows).into_iter().next();
         row.ok_or_else(|| DbError::Query(format!("saved {table} row was not returned")))
     }

@@ -6,6 +6,8 @@
 //! `created_at`, `updated_at`) and a save with a new field adds the column; in a
 //! transaction the change is kept aside and published on commit. Missing tables are
 //! never cached: a table created later (by `schema_init`, another process) is seen.
+//! A read that returns a column the cache lacks (another process added it) reads
+//! the table's schema afresh, and a read that depended on it runs again.
 
 use crate::FastMap as HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,6 +27,8 @@ pub(crate) struct TableSchema {
     /// as bound (no column default, no generated column, every column's affinity
     /// keeps its kind's values), so a fresh save can answer without reading it back.
     pub(crate) inserts_read_back_as_bound: bool,
+    /// SQLite only: generated columns, which reads return and saves never name.
+    pub(crate) generated: Vec<String>,
 }
 
 impl TableSchema {
@@ -34,6 +38,11 @@ impl TableSchema {
 
     pub(crate) fn has(&self, column: &str) -> bool {
         self.columns.contains_key(column)
+    }
+
+    /// Whether a read returns `column` (a saved or a generated column).
+    pub(crate) fn reads(&self, column: &str) -> bool {
+        self.has(column) || self.generated.iter().any(|g| g == column)
     }
 }
 
@@ -92,20 +101,22 @@ pub(crate) async fn introspect(
     let int = |r: &crate::db::Row, c: &str| r.get(c).and_then(serde_json::Value::as_i64).unwrap_or(0);
     let mut columns = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     let mut inserts_read_back_as_bound = kind == DatabaseKind::Sqlite;
+    let mut generated = Vec::new();
     for r in &rows {
         let declared = text(r.get("type"));
         let column_kind = kind_of_declared(&declared, &text(r.get("comment")));
         if kind == DatabaseKind::Sqlite {
-            let generated = int(r, "hidden") != 0;
+            let is_generated = int(r, "hidden") != 0;
             inserts_read_back_as_bound &=
-                !generated && int(r, "has_default") == 0 && sqlite_keeps_bound_values(column_kind, &declared);
-            if generated {
+                !is_generated && int(r, "has_default") == 0 && sqlite_keeps_bound_values(column_kind, &declared);
+            if is_generated {
+                generated.push(text(r.get("name")));
                 continue; // never saved into
             }
         }
         columns.insert(text(r.get("name")), column_kind);
     }
-    Ok(Some(Arc::new(TableSchema { columns, inserts_read_back_as_bound })))
+    Ok(Some(Arc::new(TableSchema { columns, inserts_read_back_as_bound, generated })))
 }
 
 /// Creates `table` with `fields`, or adds the `fields` it lacks. Returns the new schema.
@@ -128,8 +139,14 @@ pub(crate) async fn apply(
                 cols.push(format!("{} {}", q(name), column_type(kind, *k)));
             }
             let sql = format!("CREATE TABLE IF NOT EXISTS {} ({}){}", q(table), cols.join(", "), table_options(kind));
-            target.execute(sql, Vec::new()).await?;
-            introspect(kind, target, table).await?.unwrap_or_default()
+            // Two processes creating it at once can both pass `IF NOT EXISTS`
+            // (PostgreSQL then refuses the second with a duplicate type name).
+            let created = target.execute(sql, Vec::new()).await;
+            match (introspect(kind, target, table).await?, created) {
+                (Some(schema), _) => schema,
+                (None, Err(e)) => return Err(e),
+                (None, Ok(_)) => return Err(DbError::Query(format!("table {table} was not created"))),
+            }
         }
     };
     let missing: Vec<_> = fields.iter().filter(|(n, _)| !schema.has(n)).collect();

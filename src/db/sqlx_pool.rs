@@ -30,12 +30,20 @@ macro_rules! sqlx_pool_backend {
         #[async_trait::async_trait]
         impl crate::db::backend::Backend for $backend {
             async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-                let done = bind(sqlx::query(&sql), params).execute(&self.pool).await.map_err(error)?;
+                let mut conn = self.pool.acquire().await.map_err(error)?;
+                let done = crate::db::sqlx_pool::once_more_if_stale!(
+                    conn,
+                    bind(sqlx::query(&sql), &params).execute(&mut *conn)
+                );
                 Ok(done.rows_affected())
             }
 
             async fn fetch(&self, sql: String, params: Vec<Param>, _writes: bool) -> Result<Vec<Row>, DbError> {
-                let rows = bind(sqlx::query(&sql), params).fetch_all(&self.pool).await.map_err(error)?;
+                let mut conn = self.pool.acquire().await.map_err(error)?;
+                let rows = crate::db::sqlx_pool::once_more_if_stale!(
+                    conn,
+                    bind(sqlx::query(&sql), &params).fetch_all(&mut *conn)
+                );
                 rows.iter().map(row).collect()
             }
 
@@ -61,12 +69,12 @@ macro_rules! sqlx_pool_backend {
         #[async_trait::async_trait]
         impl crate::db::backend::TxBackend for $tx {
             async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-                let done = bind(sqlx::query(&sql), params).execute(&mut *self.tx).await.map_err(error)?;
+                let done = bind(sqlx::query(&sql), &params).execute(&mut *self.tx).await.map_err(error)?;
                 Ok(done.rows_affected())
             }
 
             async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
-                let rows = bind(sqlx::query(&sql), params).fetch_all(&mut *self.tx).await.map_err(error)?;
+                let rows = bind(sqlx::query(&sql), &params).fetch_all(&mut *self.tx).await.map_err(error)?;
                 rows.iter().map(row).collect()
             }
 
@@ -82,6 +90,34 @@ macro_rules! sqlx_pool_backend {
 }
 
 pub(crate) use sqlx_pool_backend;
+
+/// Runs the statement `$run` (an expression that uses the pool connection `$conn`);
+/// when the server refuses a statement that connection cached because its table's
+/// columns changed since (PostgreSQL: "cached plan must not change result type",
+/// after another process or connection added a column), forgets the connection's
+/// cached statements and runs it once more. The refusal comes before the statement
+/// runs, so running it again is safe. (Inside a transaction the refusal has already
+/// aborted it: there the error is returned.)
+macro_rules! once_more_if_stale {
+    ($conn:ident, $run:expr) => {
+        match $run.await {
+            Err(e) if crate::db::sqlx_pool::is_stale_statement(&e) => {
+                sqlx::Connection::clear_cached_statements(&mut *$conn).await.map_err(error)?;
+                $run.await.map_err(error)?
+            }
+            done => done.map_err(error)?,
+        }
+    };
+}
+
+pub(crate) use once_more_if_stale;
+
+/// Whether the server refused a cached statement whose result columns changed.
+pub(crate) fn is_stale_statement(e: &sqlx::Error) -> bool {
+    // SQLSTATE 0A000 is "feature not supported"; the message tells this case apart.
+    matches!(e, sqlx::Error::Database(d)
+        if d.code().as_deref() == Some("0A000") && d.message().contains("cached plan must not change result type"))
+}
 
 /// The kernel's error for a sqlx error, the same on both engines.
 pub(crate) fn error(e: sqlx::Error) -> super::DbError {

@@ -58,6 +58,7 @@ contract!(
     transaction_rolls_back_on_drop,
     save_many_is_all_or_nothing,
     concurrent_saves_and_reads_lose_nothing,
+    two_processes_share_a_new_table,
     audit_log_pages_by_cursor,
 );
 

@@ -97,3 +97,46 @@ pub(crate) async fn concurrent_saves_and_reads_lose_nothing(t: TestDb) -> TestDb
     assert_eq!(t.db.count_entities("hits", Find::new()).await.unwrap(), 200);
     t
 }
+
+/// Two handles on one database are two processes (a service and its worker): their
+/// saves into a table neither has seen, each with a field of its own, race on creating
+/// the table and its columns; nothing is lost and no caller sees an error. Then
+/// columns one adds later (a field, `deleted_at`) are read right by the other, whose
+/// cache did not know them.
+pub(crate) async fn two_processes_share_a_new_table(t: TestDb) -> TestDb {
+    let other = t.connect(true).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (db, field) = if i % 2 == 0 { (t.db.clone(), "from_one") } else { (other.clone(), "from_two") };
+            tokio::spawn(async move {
+                let saved = db.save_entity("shared", json!({"n": i, field: true})).await?;
+                db.get_entity("shared", saved["id"].as_str().unwrap_or_default()).await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let got = task.await.unwrap().unwrap_or_else(|e| panic!("task {i}: {e}"));
+        assert_eq!(got.map(|r| r["n"].clone()), Some(json!(i)));
+    }
+    for db in [&t.db, &other] {
+        assert_eq!(db.count_entities("shared", Find::new()).await.unwrap(), 200);
+        let odd = db.find_entities("shared", Find::new().filter("[from_two] = ?", [json!(true)])).await.unwrap();
+        assert_eq!(odd.len(), 100);
+        // Each handle reads the other's column with its type (a boolean, not MySQL's 1).
+        for row in db.find_entities("shared", Find::new()).await.unwrap() {
+            let field = if row["n"].as_i64().unwrap() % 2 == 0 { "from_one" } else { "from_two" };
+            assert_eq!(row[field], json!(true), "{row:?}");
+        }
+    }
+    // A column the other handle adds later, after this one cached the table.
+    let saved = other.save_entity("shared", json!({"n": 200, "later": true})).await.unwrap();
+    let got = t.db.get_entity("shared", saved["id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!(got["later"], json!(true), "{got:?}");
+    // A soft delete by the other handle adds `deleted_at`: this one hides the row too.
+    assert!(other.soft_delete_entity("shared", saved["id"].as_str().unwrap()).await.unwrap());
+    let listed = t.db.find_entities("shared", Find::new()).await.unwrap();
+    assert_eq!(listed.len(), 200, "the soft-deleted row is hidden");
+    assert_eq!(t.db.get_entity("shared", saved["id"].as_str().unwrap()).await.unwrap(), None);
+    other.close().await;
+    t
+}
