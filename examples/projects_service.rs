@@ -15,8 +15,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// Every instance runs it at start-up, several at once: `execute_schema` makes the
+/// concurrent `CREATE ... IF NOT EXISTS` safe on every engine.
 async fn init_schema(db: Db) -> HookResult {
-    db.execute(
+    db.execute_schema(
         "CREATE TABLE IF NOT EXISTS projects (
             id VARCHAR(64) PRIMARY KEY,
             workspace_id VARCHAR(64),
@@ -26,7 +28,6 @@ async fn init_schema(db: Db) -> HookResult {
             updated_at VARCHAR(40),
             deleted_at VARCHAR(40)
         )",
-        &[],
     )
     .await?;
     if let Err(e) = db.execute("CREATE INDEX idx_projects_workspace ON projects(workspace_id)", &[]).await {

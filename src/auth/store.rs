@@ -158,14 +158,14 @@ impl UserStore {
             ),
         ];
         for sql in &statements {
-            self.db.execute(sql, &[]).await?;
+            self.db.execute_schema(sql).await?;
         }
         if !mysql {
             for (name, table, col) in [
                 ("kernel_refresh_family", "kernel_refresh_tokens", "family"),
                 ("kernel_refresh_user", "kernel_refresh_tokens", "user_id"),
             ] {
-                self.db.execute(&format!("CREATE INDEX IF NOT EXISTS {name} ON [{table}] ([{col}])"), &[]).await?;
+                self.db.execute_schema(&format!("CREATE INDEX IF NOT EXISTS {name} ON [{table}] ([{col}])")).await?;
             }
         }
         Ok(())

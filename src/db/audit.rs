@@ -166,9 +166,9 @@ async fn create_table(db: &Db) -> Result<(), DbError> {
         "CREATE TABLE IF NOT EXISTS [kernel_audit] ([id] VARCHAR(36) PRIMARY KEY, [created_at] VARCHAR(32) NOT NULL, \
          [actor] VARCHAR(255), [action] VARCHAR(255) NOT NULL, [resource] {text}, [details] {text}{index}){options}"
     );
-    db.execute(&sql, &[]).await?;
+    db.execute_schema(&sql).await?;
     if !mysql {
-        db.execute("CREATE INDEX IF NOT EXISTS kernel_audit_created ON [kernel_audit] ([created_at], [id])", &[])
+        db.execute_schema("CREATE INDEX IF NOT EXISTS kernel_audit_created ON [kernel_audit] ([created_at], [id])")
             .await?;
     }
     Ok(())

@@ -158,6 +158,22 @@ impl Db {
         self.target().execute(sql, params).await
     }
 
+    /// Runs DDL that is safe to repeat (`CREATE TABLE IF NOT EXISTS`, `CREATE INDEX IF
+    /// NOT EXISTS`), which other instances may run at the same moment: what a
+    /// `schema_init` should use. PostgreSQL's `IF NOT EXISTS` is not atomic: of two
+    /// instances creating a table at once, the second can fail ("duplicate key value",
+    /// "type ... already exists"); run once more, it finds the table there. So a
+    /// failure runs it once more, and an error that is not such a race fails twice.
+    ///
+    /// # Errors
+    /// As [`Db::execute`], from the second run.
+    pub async fn execute_schema(&self, sql: &str) -> Result<(), DbError> {
+        if self.execute(sql, &[]).await.is_err() {
+            self.execute(sql, &[]).await?;
+        }
+        Ok(())
+    }
+
     /// Runs a query; returns its rows as JSON objects.
     ///
     /// # Errors

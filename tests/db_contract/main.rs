@@ -59,6 +59,7 @@ contract!(
     save_many_is_all_or_nothing,
     concurrent_saves_and_reads_lose_nothing,
     two_processes_share_a_new_table,
+    processes_starting_together_create_the_kernel_tables,
     audit_log_pages_by_cursor,
 );
 

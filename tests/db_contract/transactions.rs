@@ -140,3 +140,40 @@ pub(crate) async fn two_processes_share_a_new_table(t: TestDb) -> TestDb {
     other.close().await;
     t
 }
+
+/// A service and its workers start together on an empty database: each creates the
+/// kernel's own tables (jobs, accounts, audit) at the same moment, and each starts.
+pub(crate) async fn processes_starting_together_create_the_kernel_tables(t: TestDb) -> TestDb {
+    use app_kernel::auth::UserStore;
+    use app_kernel::jobs::{JobClient, JobRegistry, JobSettings};
+    let mut handles = vec![t.db.clone()];
+    for _ in 0..3 {
+        handles.push(t.connect(true).await);
+    }
+    let starts: Vec<_> = handles
+        .iter()
+        .cloned()
+        .map(|db| {
+            tokio::spawn(async move {
+                let (users, audit) = (UserStore::new(db.clone()), AuditLog::new(db.clone()));
+                let (jobs, tables, audit) = tokio::join!(
+                    JobClient::sql(db, JobRegistry::new(), JobSettings::default()),
+                    users.create_tables(),
+                    audit.record(None, "started", None, json!({})),
+                );
+                jobs.map(drop).map_err(|e| e.to_string())?;
+                tables.map_err(|e| e.to_string())?;
+                audit.map(drop).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for (i, start) in starts.into_iter().enumerate() {
+        start.await.unwrap().unwrap_or_else(|e| panic!("process {i} did not start: {e}"));
+    }
+    let events = AuditLog::new(t.db.clone()).query(&AuditFilter::default(), None).await.unwrap();
+    assert_eq!(events.items.len(), 4);
+    for db in handles.into_iter().skip(1) {
+        db.close().await;
+    }
+    t
+}

@@ -74,14 +74,14 @@ impl SqlQueue {
     /// # Errors
     /// The table cannot be created.
     pub async fn open(db: Db) -> Result<Self, JobError> {
-        db.execute(SCHEMA, &[]).await?;
+        db.execute_schema(SCHEMA).await?;
         let indexes = match db.kind() {
             DatabaseKind::Postgres => postgres::indexes().to_vec(),
             _ => vec![INDEX.to_owned()],
         };
         for index in &indexes {
-            if let Err(e) = db.execute(index, &[]).await {
-                // Another process may have created it at the same moment.
+            if let Err(e) = db.execute_schema(index).await {
+                // MySQL (not MariaDB) has no `CREATE INDEX IF NOT EXISTS`.
                 tracing::debug!(error = %e, "kernel_jobs index");
             }
         }
