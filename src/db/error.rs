@@ -113,6 +113,13 @@ pub enum DbError {
     /// A statement failed.
     #[error("query failed: {0}")]
     Query(String),
+    /// Inside a transaction, a statement the connection had prepared met a table
+    /// whose columns another process changed since; PostgreSQL refused it, which
+    /// ends the transaction. The connection prepares afresh: running it again works.
+    #[error(
+        "the columns of a table changed during the transaction (another process altered it): run the transaction again"
+    )]
+    SchemaChanged,
     /// A column's type cannot be turned into JSON; cast it in the query.
     #[error("column `{column}` has type {type_name}, which has no JSON form; cast it (e.g. to text)")]
     UnsupportedType {
@@ -146,6 +153,8 @@ impl From<DbError> for ApiError {
             DbError::UnknownColumn { column, .. } => field_error(column, "unknown field".into(), "extra_forbidden"),
             DbError::NotFound { .. } => ApiError::not_found(e.to_string()),
             DbError::Conflict(_) => ApiError::conflict("conflict", "A record with the same unique value exists"),
+            DbError::SchemaChanged => ApiError::unavailable("schema_changed", "The data changed shape; try again")
+                .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1")),
             _ => ApiError::internal(e),
         }
     }
@@ -170,6 +179,8 @@ mod tests {
         assert_eq!(typed.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let missing = ApiError::from(DbError::NotFound { table: "projects".into(), id: "7".into() });
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let changed = ApiError::from(DbError::SchemaChanged);
+        assert_eq!(changed.status(), StatusCode::SERVICE_UNAVAILABLE);
         let internal = ApiError::from(DbError::Query("SELECT secret FROM t".into()));
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!internal.detail().contains("SELECT"));

@@ -69,12 +69,13 @@ macro_rules! sqlx_pool_backend {
         #[async_trait::async_trait]
         impl crate::db::backend::TxBackend for $tx {
             async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-                let done = bind(sqlx::query(&sql), &params).execute(&mut *self.tx).await.map_err(error)?;
-                Ok(done.rows_affected())
+                let done = bind(sqlx::query(&sql), &params).execute(&mut *self.tx).await;
+                Ok(crate::db::sqlx_pool::in_transaction(&mut *self.tx, done).await?.rows_affected())
             }
 
             async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
-                let rows = bind(sqlx::query(&sql), &params).fetch_all(&mut *self.tx).await.map_err(error)?;
+                let rows = bind(sqlx::query(&sql), &params).fetch_all(&mut *self.tx).await;
+                let rows = crate::db::sqlx_pool::in_transaction(&mut *self.tx, rows).await?;
                 rows.iter().map(row).collect()
             }
 
@@ -111,6 +112,25 @@ macro_rules! once_more_if_stale {
 }
 
 pub(crate) use once_more_if_stale;
+
+/// The kernel's result for a statement run in a transaction on `conn`. A refused
+/// stale statement has ended the transaction: the connection forgets its cached
+/// statements (so the next transaction on it prepares afresh) and the caller is told
+/// to run the transaction again.
+pub(crate) async fn in_transaction<C, T>(conn: &mut C, done: Result<T, sqlx::Error>) -> Result<T, super::DbError>
+where
+    C: sqlx::Connection<Database: sqlx::database::HasStatementCache>,
+{
+    match done {
+        Err(e) if is_stale_statement(&e) => {
+            if let Err(e) = conn.clear_cached_statements().await {
+                tracing::warn!(error = %e, "could not forget the connection's cached statements");
+            }
+            Err(super::DbError::SchemaChanged)
+        }
+        done => done.map_err(error),
+    }
+}
 
 /// Whether the server refused a cached statement whose result columns changed.
 pub(crate) fn is_stale_statement(e: &sqlx::Error) -> bool {

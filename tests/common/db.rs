@@ -84,6 +84,14 @@ impl TestDb {
         Db::connect(&s, "test").await.expect("second handle")
     }
 
+    /// Another handle on the same database with a single connection, so that every
+    /// statement runs on it (and finds what it cached).
+    pub async fn connect_single(&self) -> Db {
+        let mut s = self.settings.clone();
+        s.pool_size = 1;
+        Db::connect(&s, "test").await.expect("single-connection handle")
+    }
+
     /// Drops the schema or database.
     pub async fn finish(self) {
         self.db.close().await;

@@ -60,6 +60,7 @@ contract!(
     concurrent_saves_and_reads_lose_nothing,
     two_processes_share_a_new_table,
     processes_starting_together_create_the_kernel_tables,
+    transactions_recover_from_columns_added_elsewhere,
     audit_log_pages_by_cursor,
 );
 

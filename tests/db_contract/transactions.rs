@@ -177,3 +177,31 @@ pub(crate) async fn processes_starting_together_create_the_kernel_tables(t: Test
     }
     t
 }
+
+/// A connection cached a statement before another process added a column to its
+/// table: PostgreSQL refuses it, which aborts a transaction, so a transaction there
+/// fails once, with a message that says to run it again; the next one on that
+/// connection works, and so does anything outside a transaction.
+pub(crate) async fn transactions_recover_from_columns_added_elsewhere(t: TestDb) -> TestDb {
+    let one = t.connect_single().await;
+    let saved = one.save_entity("items", json!({"n": 1})).await.unwrap();
+    let id = saved["id"].as_str().unwrap().to_owned();
+    let mut tx = one.transaction().await.unwrap();
+    assert!(tx.get_entity("items", &id).await.unwrap().is_some());
+    tx.commit().await.unwrap();
+    t.db.save_entity("items", json!({"id": id, "extra": "x"})).await.unwrap();
+    let mut tx = one.transaction().await.unwrap();
+    let first = tx.get_entity("items", &id).await;
+    // (PostgreSQL is the engine that refuses: the recovery below is what runs there.)
+    assert_eq!(first.is_err(), t.db.kind() == DatabaseKind::Postgres, "{first:?}");
+    if let Err(e) = first {
+        assert!(e.to_string().contains("run the transaction again"), "{e}");
+        drop(tx);
+        tx = one.transaction().await.unwrap();
+        let got = tx.get_entity("items", &id).await.unwrap().unwrap();
+        assert_eq!(got["extra"], json!("x"));
+    }
+    tx.commit().await.unwrap();
+    one.close().await;
+    t
+}
