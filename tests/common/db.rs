@@ -43,6 +43,12 @@ fn with_database(url: &str, name: &str) -> String {
 impl TestDb {
     /// A fresh database on `kind`, or `None` when that engine is not configured.
     pub async fn new(kind: DatabaseKind, test: &str) -> Option<Self> {
+        Self::with_charset(kind, test, "utf8mb4 COLLATE utf8mb4_bin").await
+    }
+
+    /// As [`TestDb::new`], with a MySQL database whose default character set is
+    /// `charset` (what a server configured otherwise gives new tables).
+    pub async fn with_charset(kind: DatabaseKind, test: &str, charset: &str) -> Option<Self> {
         let name = super::unique_name("t");
         match kind {
             DatabaseKind::Sqlite => {
@@ -63,7 +69,7 @@ impl TestDb {
             DatabaseKind::Mysql => {
                 let url = super::service_url("KERNEL_TEST_MYSQL_URL", test)?;
                 let admin = Db::connect(&settings(kind, &url), "test").await.expect("connect mysql");
-                let create = format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+                let create = format!("CREATE DATABASE {name} CHARACTER SET {charset}");
                 admin.execute(&create, &[]).await.expect("create database");
                 let settings = settings(kind, &with_database(&url, &name));
                 let db = Db::connect(&settings, "test").await.expect("connect mysql database");

@@ -5,7 +5,8 @@ use super::*;
 
 pub(crate) async fn enqueue_claim_complete(e: &Engine) {
     let (client, worker) = e.worker(registry(), quick()).await;
-    let job = client.enqueue("echo", json!({"n": 1}), EnqueueOptions::new().user_id("u1")).await.unwrap();
+    let payload = json!({"n": 1, "text": "naïve 日本語 🚀"});
+    let job = client.enqueue("echo", payload.clone(), EnqueueOptions::new().user_id("u1")).await.unwrap();
     let pending = client.status(&job.job_id).await.unwrap().expect("stored");
     assert_eq!(pending.status, JobStatus::Pending);
     assert_eq!(pending.attempts, 0);
@@ -15,7 +16,7 @@ pub(crate) async fn enqueue_claim_complete(e: &Engine) {
     let done = client.status(&job.job_id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Done);
     assert_eq!(done.attempts, 1);
-    assert_eq!(done.result, Some(json!({"echo": {"n": 1}, "attempt": 1, "user": "u1"})));
+    assert_eq!(done.result, Some(json!({"echo": payload, "attempt": 1, "user": "u1"})));
     assert_eq!(worker.run_once().await.unwrap().ran(), 0, "nothing left");
     assert!(client.status("no-such-job").await.unwrap().is_none());
 }

@@ -2,7 +2,8 @@
 //!
 //! SQLite always; PostgreSQL, MariaDB and Redis when `KERNEL_TEST_POSTGRES_URL`,
 //! `KERNEL_TEST_MYSQL_URL`, `KERNEL_TEST_REDIS_URL` are set. Each test gets its own
-//! SQLite file, PostgreSQL schema, MariaDB database or Redis key prefix. Nothing
+//! SQLite file, PostgreSQL schema, MariaDB database (`latin1` by default) or Redis key
+//! prefix. Nothing
 //! sleeps to wait for a job: the worker is stepped with `run_once`.
 
 #[path = "../common/mod.rs"]
@@ -56,8 +57,10 @@ async fn engines(test: &str) -> Vec<Engine> {
     if let Some(db) = TestDb::new(DatabaseKind::Postgres, test).await {
         out.push(Engine { name: "postgres", db, redis: None });
     }
+    // A database whose default character set cannot hold every payload: the kernel's
+    // table must not depend on the server's defaults.
     #[cfg(feature = "mysql")]
-    if let Some(db) = TestDb::new(DatabaseKind::Mysql, test).await {
+    if let Some(db) = TestDb::with_charset(DatabaseKind::Mysql, test, "latin1").await {
         out.push(Engine { name: "mysql", db, redis: None });
     }
     #[cfg(feature = "redis")]

@@ -46,6 +46,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS [kernel_jobs] (
 )";
 
 const INDEX: &str = "CREATE INDEX IF NOT EXISTS [kernel_jobs_due] ON [kernel_jobs] ([status], [priority], [run_at])";
+const MYSQL_INDEX: &str = "INDEX [kernel_jobs_due] ([status], [priority], [run_at])";
 
 /// The SQL queue engine.
 #[derive(Debug, Clone)]
@@ -74,16 +75,19 @@ impl SqlQueue {
     /// # Errors
     /// The table cannot be created.
     pub async fn open(db: Db) -> Result<Self, JobError> {
-        db.execute_schema(SCHEMA).await?;
-        let indexes = match db.kind() {
-            DatabaseKind::Postgres => postgres::indexes().to_vec(),
-            _ => vec![INDEX.to_owned()],
-        };
-        for index in &indexes {
-            if let Err(e) = db.execute_schema(index).await {
-                // MySQL (not MariaDB) has no `CREATE INDEX IF NOT EXISTS`.
-                tracing::debug!(error = %e, "kernel_jobs index");
+        let (schema, indexes) = match db.kind() {
+            DatabaseKind::Postgres => (SCHEMA.to_owned(), postgres::indexes().to_vec()),
+            // Its index inside the table (MySQL, unlike MariaDB, has no `CREATE INDEX IF
+            // NOT EXISTS`), and its own character set: payloads hold any Unicode, whatever
+            // the server's default.
+            DatabaseKind::Mysql => {
+                (format!("{}, {MYSQL_INDEX}) DEFAULT CHARSET=utf8mb4", SCHEMA.trim_end_matches(')')), Vec::new())
             }
+            DatabaseKind::Sqlite => (SCHEMA.to_owned(), vec![INDEX.to_owned()]),
+        };
+        db.execute_schema(&schema).await?;
+        for index in &indexes {
+            db.execute_schema(index).await?;
         }
         Ok(Self { db })
     }
