@@ -4,8 +4,9 @@
 //! pages: that commit copies the pages back into the database file and syncs both
 //! files, and every write queued behind it waits for the disk. That wait is the
 //! tail of write latency. The kernel moves the work to a thread of its own with a
-//! connection of its own: after a write, the thread waits [`GATHER`] for more to
-//! come, then
+//! connection of its own: after a write, the thread lets writes gather (at least
+//! [`GATHER`], and until [`BATCH`] of them came or [`LONGEST`] passed, so that a
+//! trickle of writes costs a checkpoint a second, not one each), then
 //!
 //! 1. copies the WAL back with `PASSIVE` checkpoints, beside the writer and the
 //!    readers (WAL lets a checkpoint run beside both), again while the last round
@@ -27,17 +28,21 @@
 //! Durability is unchanged: what a commit guarantees depends on `synchronous`, not
 //! on when the WAL is copied back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::db::DbError;
 
-/// How long the thread lets writes gather before a checkpoint.
+/// How long the thread lets writes gather before a checkpoint, at least.
 pub(crate) const GATHER: Duration = Duration::from_millis(25);
+/// So many writes end the gathering.
+pub(crate) const BATCH: u64 = 100;
+/// The longest a write waits for its checkpoint, however few came after it.
+pub(crate) const LONGEST: Duration = Duration::from_secs(1);
 /// Step 1 ends after a round that copied this few pages (or after [`MAX_ROUNDS`]).
 pub(crate) const SMALL_ROUND: i64 = 64;
 /// The most step-1 rounds per checkpoint.
@@ -48,6 +53,8 @@ pub(crate) const BACKSTOP_PAGES: u32 = 10_000;
 #[derive(Debug, Default)]
 struct Flags {
     dirty: AtomicBool,
+    /// Writes since the last checkpoint began.
+    writes: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -86,8 +93,9 @@ pub(crate) fn start(
 }
 
 impl Checkpoints {
-    /// After a write: wakes the thread if it is idle (one atomic load otherwise).
+    /// After a write: counts it, and wakes the thread if it is idle.
     pub(crate) fn wrote(&self) {
+        self.flags.writes.fetch_add(1, Ordering::Relaxed);
         if !self.flags.dirty.load(Ordering::Relaxed) && !self.flags.dirty.swap(true, Ordering::AcqRel) {
             self.thread.unpark();
         }
@@ -125,13 +133,21 @@ fn run(conn: &Connection, flags: &Flags, writer: &Weak<Writer>) {
         if !flags.dirty.load(Ordering::Acquire) && !flags.stop.load(Ordering::Acquire) {
             continue; // a spurious wake-up
         }
-        if !flags.stop.load(Ordering::Acquire) {
+        let first = Instant::now();
+        loop {
+            // Stopping: the pool closes, and SQLite checkpoints as the last connection closes.
+            if flags.stop.load(Ordering::Acquire) {
+                return;
+            }
             std::thread::sleep(GATHER);
+            if flags.writes.load(Ordering::Relaxed) >= BATCH || first.elapsed() >= LONGEST {
+                break;
+            }
         }
-        // Stopping: the pool closes, and SQLite checkpoints as the last connection closes.
         if flags.stop.load(Ordering::Acquire) {
             return;
         }
+        flags.writes.store(0, Ordering::Relaxed);
         flags.dirty.store(false, Ordering::Release);
         // Step 1, while each round copies clearly less than the last (it copies what
         // was written during the last): a writer as fast as the checkpoint keeps
@@ -245,6 +261,25 @@ mod tests {
         // two writes).
         let restarts = wal_restarts(&dir.path().join("c.db-wal"));
         assert!(restarts >= 15, "the WAL was started over {restarts} times in a second of writes");
+    }
+
+    #[tokio::test]
+    async fn a_trickle_of_writes_is_checkpointed_about_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let db = db(&path).await;
+        write_rows(&db, 0).await;
+        // A write every 20 ms for 2 s: a checkpoint after each would start the WAL
+        // over about 50 times (49 here, with the gathering cut to one write); 2 here.
+        let started = Instant::now();
+        for _ in 0..100 {
+            db.execute("INSERT INTO t (body) VALUES ('x')", &[]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let restarts = wal_restarts(&dir.path().join("c.db-wal"));
+        assert!(restarts >= 1, "the WAL was never copied back");
+        assert!(f64::from(restarts) <= seconds + 2.0, "the WAL was started over {restarts} times in {seconds:.1} s");
     }
 
     #[test]
