@@ -98,7 +98,7 @@ pub(crate) use sqlx_pool_backend;
 /// after another process or connection added a column), forgets the connection's
 /// cached statements and runs it once more. The refusal comes before the statement
 /// runs, so running it again is safe. (Inside a transaction the refusal has already
-/// aborted it: there the error is returned.)
+/// aborted it: see [`in_transaction`].)
 macro_rules! once_more_if_stale {
     ($conn:ident, $run:expr) => {
         match $run.await {
