@@ -24,7 +24,8 @@ token=""
 
 launch() { # port [wrapper...]: starts the server on its own database
   local port=$1; shift
-  PORT=$port DATABASE_NAME="$work/$port.db" JWT_SECRET=$secret LOG_LEVEL=info "$@" >/dev/null 2>&1 &
+  # The rate limit stays on (its cost is measured) but never refuses the load.
+  PORT=$port DATABASE_NAME="$work/$port.db" JWT_SECRET=$secret LOG_LEVEL=info RATE_LIMIT_REQUESTS=1000000000 "$@" >/dev/null 2>&1 &
   for _ in $(seq 1 240); do curl -s -o /dev/null "127.0.0.1:$port/healthz" && return 0; sleep 0.5; done
   echo "server on :$port did not start" >&2; exit 1
 }

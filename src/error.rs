@@ -233,6 +233,9 @@ pub enum BootError {
     /// The job queue could not be opened.
     #[error("jobs: {0}")]
     Jobs(#[from] crate::jobs::JobError),
+    /// The rate limit's store could not be opened.
+    #[error("{0}")]
+    Reliability(#[from] crate::reliability::ReliabilityError),
     /// A start-up hook or schema initialiser failed.
     #[error("{stage} failed: {message}")]
     Hook {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub(crate) mod client_addr;
 pub mod db;
 pub mod error;
 pub mod jobs;

@@ -58,7 +58,10 @@ pub struct AdminUser(pub Arc<UserIdentity>);
 #[derive(Clone)]
 struct Resolved(Result<Option<Arc<UserIdentity>>, AuthError>);
 
-async fn identify<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<Arc<UserIdentity>>, ApiError> {
+pub(crate) async fn identify<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Option<Arc<UserIdentity>>, ApiError> {
     if let Some(Resolved(done)) = parts.extensions.get::<Resolved>() {
         return done.clone().map_err(ApiError::from);
     }

@@ -40,6 +40,7 @@ pub use admin::AdminPassword;
 pub use apikey::{ApiKey, ApiKeyHash, API_KEY_HEADER, API_KEY_PREFIX};
 pub use claims::{Claims, TokenType};
 pub use error::AuthError;
+pub(crate) use extract::identify;
 pub use extract::{AdminUser, CurrentUser, OptionalUser};
 pub use handle::Auth;
 pub use identity::{UserIdentity, ADMIN_ROLE, USER_ROLE};

@@ -144,16 +144,7 @@ fn username_key(username: &str) -> String {
 }
 
 fn ip_key(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => format!("login:ip:{v4}"),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => format!("login:ip:{v4}"),
-            None => {
-                let s = v6.segments();
-                format!("login:ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
+    format!("login:ip:{}", crate::client_addr::bucket(ip))
 }
 
 /// The in-process backend: a sliding window of failure times per key.

@@ -12,9 +12,10 @@
 //! | 4 | `cors` | wildcard never with credentials; an explicit list with credentials |
 //! | 5 | kernel state | the [`Kernel`] in request extensions, for the extractors |
 //! | 6 | problem+json | bare error responses of lower layers become the one error shape |
-//! | 7 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
-//! | 8 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
-//! | 9 | `body_limit` | a body past `max_body_bytes` gets 413 |
+//! | 7 | `rate_limit` | `api_prefix` routes count each caller; `RateLimit-*` headers; 429 past the limit ([`crate::reliability`]) |
+//! | 8 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
+//! | 9 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
+//! | 10 | `body_limit` | a body past `max_body_bytes` gets 413 |
 //!
 //! Errors produced at any level below 3 carry the security and CORS headers.
 
@@ -36,6 +37,7 @@ pub use security_headers::{SecurityHeaders, SecurityHeadersLayer};
 
 use crate::observability::http::ObserveLayer;
 use crate::observability::request_id::RequestIdLayer;
+use crate::reliability::{RateLimitLayer, RateLimiter};
 use crate::service::Kernel;
 
 /// The names of the parts that run, outermost first.
@@ -49,6 +51,7 @@ pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
         (s.cors, "cors"),
         (true, "kernel_state"),
         (true, "problem_json"),
+        (kernel.settings().reliability.rate_limit_enabled, "rate_limit"),
         (s.catch_panic, "catch_panic"),
         (s.timeout, "timeout"),
         (s.body_limit, "body_limit"),
@@ -61,9 +64,13 @@ pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
 /// The parts are composed into one service and layered once: `Router::layer`
 /// boxes what it wraps, and that box is cloned on every request. Each part keeps
 /// the response type, so a part switched off costs one branch.
-pub(crate) fn apply(router: Router, kernel: &Kernel) -> Router {
+pub(crate) fn apply(router: Router, kernel: &Kernel, limiter: Option<RateLimiter>) -> Router {
     let settings = kernel.settings();
     let s = &settings.stack;
+    let f = &settings.features;
+    let exempt = vec![f.health_path.clone(), f.ready_path.clone(), f.metrics_path.clone()];
+    let window = settings.reliability.rate_limit_window_seconds;
+    let rate_limit = limiter.map(|l| RateLimitLayer::new(l, &settings.server.api_prefix, exempt, window));
     let stack = ServiceBuilder::new()
         .option_layer(s.request_id.then_some(RequestIdLayer))
         .option_layer((s.access_log || s.http_metrics).then(|| ObserveLayer::new(s.access_log, s.http_metrics)))
@@ -74,6 +81,7 @@ pub(crate) fn apply(router: Router, kernel: &Kernel) -> Router {
         .option_layer(s.cors.then(|| CorsLayer::new(&settings.cors)))
         .layer(Extension(kernel.clone()))
         .layer(ProblemLayer)
+        .option_layer(rate_limit)
         .option_layer(s.catch_panic.then_some(CatchPanicLayer))
         .layer(TimeoutLayer::new(s.timeout.then_some(settings.server.request_timeout)))
         .layer(BodyLimitLayer::new(s.body_limit.then_some(settings.server.max_body_bytes)));

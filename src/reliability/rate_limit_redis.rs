@@ -1,0 +1,72 @@
+//! The rate limit's Redis store: request counts shared by every instance.
+//!
+//! One counter per caller (`<prefix>ratelimit:<caller>`) that expires with its
+//! window. Each hit is one Lua script on one key: atomic, so instances never lose a
+//! count between them, and safe on a Redis Cluster.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::rate_limit::{RateLimitStore, WindowCount};
+use super::ReliabilityError;
+
+/// Counts one request; returns {count, ms until the window ends}.
+/// KEYS[1] the caller's counter; ARGV[1] the window in ms.
+const HIT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+";
+
+/// Request counts in Redis, shared by every instance of the service.
+#[derive(Clone)]
+pub struct RedisRateLimitStore {
+    conn: ConnectionManager,
+    prefix: String,
+    hit: Script,
+}
+
+impl std::fmt::Debug for RedisRateLimitStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRateLimitStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisRateLimitStore {
+    /// Connects to `url`; keys start with `prefix` (the kernel's `redis.key_prefix`).
+    ///
+    /// # Errors
+    /// [`ReliabilityError::Config`] for a bad URL, [`ReliabilityError::Store`] when
+    /// Redis cannot be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReliabilityError> {
+        redis::parse_redis_url(url).ok_or_else(|| ReliabilityError::Config("redis url: not a redis:// URL".into()))?;
+        let conn = crate::redis_conn::connect(url).await.map_err(store)?;
+        Ok(Self { conn, prefix: prefix.to_owned(), hit: Script::new(HIT) })
+    }
+}
+
+fn store(e: redis::RedisError) -> ReliabilityError {
+    ReliabilityError::Store(format!("redis: {e}"))
+}
+
+#[async_trait]
+impl RateLimitStore for RedisRateLimitStore {
+    async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, ReliabilityError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (count, ttl_ms): (u64, u64) = self
+            .hit
+            .key(format!("{}ratelimit:{key}", self.prefix))
+            .arg(window_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store)?;
+        Ok(WindowCount { count, resets_in: Duration::from_millis(ttl_ms) })
+    }
+}

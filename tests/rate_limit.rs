@@ -1,0 +1,181 @@
+//! The API rate limit: the store contract on every store (in process; Redis when
+//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of CONTRACT.md.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app_kernel::auth::{NewUser, UserStore};
+use app_kernel::reliability::{MemoryRateLimitStore, RateLimitStore};
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use common::{assert_problem, send, service, Reply, TestService};
+use http::Request;
+
+/// Each store under test, by name; Redis stores get a key prefix of their own.
+async fn stores(test: &str) -> Vec<(&'static str, Arc<dyn RateLimitStore>)> {
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut out: Vec<(&'static str, Arc<dyn RateLimitStore>)> =
+        vec![("memory", Arc::new(MemoryRateLimitStore::default()))];
+    #[cfg(feature = "redis")]
+    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
+        let prefix = format!("{}:", common::unique_name("rl"));
+        let store = app_kernel::reliability::RedisRateLimitStore::connect(&url, &prefix).await.expect("redis");
+        out.push(("redis", Arc::new(store)));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = test;
+    out
+}
+
+#[tokio::test]
+async fn a_store_counts_each_key_in_its_own_window() {
+    for (name, store) in stores("a_store_counts_each_key_in_its_own_window").await {
+        let window = Duration::from_millis(400);
+        let counts: Vec<u64> =
+            [store.hit("a", window).await, store.hit("a", window).await, store.hit("b", window).await]
+                .into_iter()
+                .map(|r| r.unwrap().count)
+                .collect();
+        assert_eq!(counts, [1, 2, 1], "{name}");
+        let third = store.hit("a", window).await.unwrap();
+        assert_eq!(third.count, 3, "{name}");
+        assert!(third.resets_in <= window && third.resets_in > Duration::ZERO, "{name}: {:?}", third.resets_in);
+        tokio::time::sleep(window + Duration::from_millis(100)).await;
+        assert_eq!(store.hit("a", window).await.unwrap().count, 1, "{name}: a new window");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_loses_no_count_under_concurrent_hits() {
+    for (name, store) in stores("a_store_loses_no_count_under_concurrent_hits").await {
+        let hits: Vec<_> = (0..100)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.hit("busy", Duration::from_secs(60)).await.unwrap().count })
+            })
+            .collect();
+        let mut counts = Vec::new();
+        for hit in hits {
+            counts.push(hit.await.unwrap());
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=100).collect::<Vec<u64>>(), "{name}: each hit got its own count");
+    }
+}
+
+fn app() -> Router {
+    Router::new().route("/things", get(|| async { "things" }))
+}
+
+async fn limited(edit: impl FnOnce(&mut app_kernel::settings::KernelSettings)) -> TestService {
+    service(vec![app()], |s| {
+        s.reliability.rate_limit_requests = 3;
+        s.reliability.rate_limit_window_seconds = 60;
+        edit(s);
+    })
+    .await
+}
+
+async fn call(svc: &TestService, path: &str, bearer: Option<&str>) -> Reply {
+    let mut req = Request::get(path);
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    send(&svc.router(), req.body(Body::empty()).unwrap()).await
+}
+
+fn limit_headers(r: &Reply) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (r.header("ratelimit-limit"), r.header("ratelimit-remaining"), r.header("ratelimit-reset"))
+}
+
+/// A user in `svc`'s store, and an access token for it.
+async fn token(svc: &TestService, username: &str) -> String {
+    let kernel = svc.service.kernel();
+    let users = UserStore::new(kernel.db().clone());
+    let new = NewUser { username, email: None, password: "correct horse battery", role: "user" };
+    let user = users.create_user(&new).await.expect("user");
+    kernel.auth().tokens().issue_access(&user).expect("token").token
+}
+
+#[tokio::test]
+async fn api_routes_count_down_then_answer_429_with_retry_after() {
+    let svc = limited(|_| {}).await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let r = call(&svc, "/api/v1/things", None).await;
+        assert_eq!(r.status, 200);
+        let (limit, left, reset) = limit_headers(&r);
+        assert_eq!(limit, Some("3"));
+        let reset: u64 = reset.unwrap().parse().unwrap();
+        assert!((1..=60).contains(&reset), "{reset}");
+        remaining.push(left.unwrap().to_owned());
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let refused = call(&svc, "/api/v1/things", None).await;
+    let body = assert_problem(&refused, 429, "rate_limited");
+    assert!(body["detail"].as_str().unwrap().contains("3 requests per 60 seconds"), "{body}");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(limit_headers(&refused).1, Some("0"));
+    // The refusal carries the stack's headers like any other error.
+    assert_eq!(refused.header("x-content-type-options"), Some("nosniff"));
+    // Routes outside the API prefix are not counted.
+    for _ in 0..5 {
+        let health = call(&svc, "/healthz", None).await;
+        assert_eq!(health.status, 200);
+        assert_eq!(limit_headers(&health), (None, None, None));
+    }
+}
+
+#[tokio::test]
+async fn authenticated_callers_are_counted_by_user() {
+    let svc = limited(|_| {}).await;
+    let (ann, bob) = (token(&svc, "ann").await, token(&svc, "bob").await);
+    for _ in 0..3 {
+        assert_eq!(call(&svc, "/api/v1/things", Some(&ann)).await.status, 200);
+    }
+    assert_eq!(call(&svc, "/api/v1/things", Some(&ann)).await.status, 429);
+    // Bob, from the same address, has a window of his own; so do anonymous callers.
+    assert_eq!(limit_headers(&call(&svc, "/api/v1/things", Some(&bob)).await).1, Some("2"));
+    assert_eq!(limit_headers(&call(&svc, "/api/v1/things", None).await).1, Some("2"));
+    // A bad token counts against the address, and the route still refuses it.
+    let bad = call(&svc, "/api/v1/auth/me", Some("not-a-token")).await;
+    assert_eq!(bad.status, 401);
+    assert_eq!(limit_headers(&bad).1, Some("1"));
+}
+
+#[tokio::test]
+async fn the_limit_can_be_turned_off() {
+    let svc = limited(|s| s.reliability.rate_limit_enabled = false).await;
+    for _ in 0..10 {
+        let r = call(&svc, "/api/v1/things", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(limit_headers(&r), (None, None, None));
+    }
+}
+
+/// Two instances of a service on one Redis count each caller together.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn instances_sharing_redis_share_each_callers_count() {
+    let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", "instances_sharing_redis") else { return };
+    let prefix = format!("{}:", common::unique_name("rl"));
+    let instance = || {
+        let (url, prefix) = (url.clone(), prefix.clone());
+        limited(move |s| {
+            s.redis.url = Some(url.into());
+            s.redis.key_prefix = prefix;
+        })
+    };
+    let (one, two) = (instance().await, instance().await);
+    let statuses = [
+        call(&one, "/api/v1/things", None).await.status,
+        call(&two, "/api/v1/things", None).await.status,
+        call(&one, "/api/v1/things", None).await.status,
+        call(&two, "/api/v1/things", None).await.status,
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 200, 429]);
+}
