@@ -41,7 +41,12 @@ struct Shared {
     exempt: Vec<String>,
     window_secs: u64,
     failures: AtomicU64,
+    /// The header values of 0, 1, 2, ... up to the limit or the window (at most
+    /// [`CACHED_VALUES`]), made once: a response clones them instead of formatting.
+    numbers: Vec<HeaderValue>,
 }
+
+const CACHED_VALUES: u64 = 4096;
 
 /// Adds [`RateLimit`].
 #[derive(Debug, Clone)]
@@ -53,7 +58,10 @@ impl RateLimitLayer {
     /// Limits the routes under `prefix` with `limiter` (`window_secs` is named in
     /// the 429's message). With an empty prefix every route is limited but `exempt`.
     pub fn new(limiter: RateLimiter, prefix: &str, exempt: Vec<String>, window_secs: u64) -> Self {
-        let shared = Shared { limiter, prefix: prefix.to_owned(), exempt, window_secs, failures: AtomicU64::new(0) };
+        let most = u64::from(limiter.limit()).max(window_secs).min(CACHED_VALUES);
+        let numbers = (0..=most).map(HeaderValue::from).collect();
+        let failures = AtomicU64::new(0);
+        let shared = Shared { limiter, prefix: prefix.to_owned(), exempt, window_secs, failures, numbers };
         Self { shared: Arc::new(shared) }
     }
 }
@@ -126,7 +134,7 @@ where
                 );
                 ApiError::too_many_requests(detail, decision.reset_secs).into_response()
             };
-            add_headers(&mut response, decision);
+            shared.add_headers(&mut response, decision);
             Ok(response)
         }))
     }
@@ -135,7 +143,7 @@ where
 /// `user:<id>` for a caller whose credentials are good, else `ip:<address bucket>`.
 async fn caller(parts: &mut http::request::Parts) -> String {
     if let Ok(Some(user)) = crate::auth::identify(parts, &()).await {
-        return format!("user:{}", user.id);
+        return ["user:", &user.id].concat();
     }
     match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         Some(ConnectInfo(addr)) => format!("ip:{}", crate::client_addr::bucket(addr.ip())),
@@ -143,9 +151,18 @@ async fn caller(parts: &mut http::request::Parts) -> String {
     }
 }
 
-fn add_headers(response: &mut Response, d: RateDecision) {
-    let h = response.headers_mut();
-    h.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
-    h.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
-    h.insert(RATELIMIT_RESET, HeaderValue::from(d.reset_secs));
+impl Shared {
+    fn number(&self, n: u64) -> HeaderValue {
+        usize::try_from(n).ok().and_then(|i| self.numbers.get(i)).cloned().unwrap_or_else(|| HeaderValue::from(n))
+    }
+
+    fn add_headers(&self, response: &mut Response, d: RateDecision) {
+        let h = response.headers_mut();
+        // Room for these three and the ones the outer layers add (security headers,
+        // request id), so that the map grows once.
+        h.reserve(10);
+        h.insert(RATELIMIT_LIMIT, self.number(d.limit.into()));
+        h.insert(RATELIMIT_REMAINING, self.number(d.remaining.into()));
+        h.insert(RATELIMIT_RESET, self.number(d.reset_secs));
+    }
 }

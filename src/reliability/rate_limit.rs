@@ -60,6 +60,11 @@ impl RateLimiter {
         Self { limit, window, store }
     }
 
+    /// Requests allowed per window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
     /// Counts a request of `caller` (a user id or an address bucket, already
     /// prefixed by its kind) and decides.
     ///
