@@ -236,6 +236,9 @@ pub enum BootError {
     /// The rate limit's store could not be opened.
     #[error("{0}")]
     Reliability(#[from] crate::reliability::ReliabilityError),
+    /// The stream lease store could not be opened.
+    #[error("{0}")]
+    Streaming(#[from] crate::streaming::StreamError),
     /// A start-up hook or schema initialiser failed.
     #[error("{stage} failed: {message}")]
     Hook {

@@ -227,6 +227,9 @@ impl ServiceBuilder {
         let jobs = crate::jobs::JobClient::from_settings(&settings, db.clone(), self.tasks).await?;
         let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks, auth);
         kernel.set_jobs(jobs);
+        if let Some(streams) = redis_stream_leases(kernel.settings()).await? {
+            kernel.set_streams(streams);
+        }
         for startup in self.on_startup {
             startup(kernel.clone())
                 .await
@@ -306,4 +309,24 @@ async fn rate_limiter(settings: &KernelSettings) -> Result<Option<crate::reliabi
         _ => std::sync::Arc::new(MemoryRateLimitStore::default()),
     };
     Ok(Some(RateLimiter::new(r.rate_limit_requests, window, store)))
+}
+
+/// Stream leases in Redis when a Redis URL is set (and the `redis` feature is on), so
+/// the per-user limit holds across every instance; `None`: in process.
+#[allow(clippy::unused_async)]
+async fn redis_stream_leases(settings: &KernelSettings) -> Result<Option<crate::streaming::StreamLeases>, BootError> {
+    #[cfg(feature = "redis")]
+    if let Some(url) = &settings.redis.url {
+        use secrecy::ExposeSecret;
+        let s = &settings.streaming;
+        let store = crate::streaming::RedisLeaseStore::connect(url.expose_secret(), &settings.redis.key_prefix).await?;
+        let ttl = std::time::Duration::from_secs(s.lease_ttl_seconds);
+        return Ok(Some(crate::streaming::StreamLeases::new(
+            s.max_concurrent_per_user,
+            ttl,
+            std::sync::Arc::new(store),
+        )));
+    }
+    let _ = settings;
+    Ok(None)
 }

@@ -28,6 +28,8 @@ struct Inner {
     auth: crate::auth::Auth,
     /// Set once by the builder, right after construction.
     jobs: std::sync::OnceLock<crate::jobs::JobClient>,
+    /// Set by the builder when leases live in Redis; in process otherwise.
+    streams: std::sync::OnceLock<crate::streaming::StreamLeases>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -59,6 +61,7 @@ impl Kernel {
                 health_checks,
                 auth,
                 jobs: std::sync::OnceLock::new(),
+                streams: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -102,6 +105,20 @@ impl Kernel {
         let _ = self.inner.jobs.set(jobs);
     }
 
+    /// The stream lease limiter (the spec's `stream_lease`).
+    pub fn streams(&self) -> &crate::streaming::StreamLeases {
+        self.inner.streams.get_or_init(|| {
+            let s = &self.inner.settings.streaming;
+            let ttl = std::time::Duration::from_secs(s.lease_ttl_seconds);
+            let store = std::sync::Arc::new(crate::streaming::MemoryLeaseStore::default());
+            crate::streaming::StreamLeases::new(s.max_concurrent_per_user, ttl, store)
+        })
+    }
+
+    pub(crate) fn set_streams(&self, streams: crate::streaming::StreamLeases) {
+        let _ = self.inner.streams.set(streams);
+    }
+
     pub(crate) fn health_checks(&self) -> &[HealthCheck] {
         &self.inner.health_checks
     }
@@ -114,5 +131,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Kernel {
         parts.extensions.get::<Kernel>().cloned().ok_or_else(|| {
             ApiError::internal("Kernel missing from request extensions: the route is outside Kernel::attach")
         })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for crate::streaming::StreamLeases {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Kernel::from_request_parts(parts, state).await?.streams().clone())
     }
 }

@@ -1,0 +1,118 @@
+//! The stream leases' Redis store: every instance counts a user's streams together.
+//!
+//! One sorted set per user (`<prefix>streams:<user>`), a member per lease scored by
+//! its expiry on the Redis server's clock (so instances with skewed clocks agree);
+//! expired members are dropped on every call and the set expires with its last
+//! lease. Each operation is one Lua script on one key: atomic, and safe on a Redis
+//! Cluster.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::leases::LeaseStore;
+use super::StreamError;
+
+/// Drops expired leases, then adds ARGV[1] if fewer than ARGV[2] remain.
+/// KEYS[1] the user's set; ARGV[1] lease id; ARGV[2] max; ARGV[3] ttl ms. Returns 1 if taken.
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Extends a live lease. KEYS[1] the user's set; ARGV[1] lease id; ARGV[2] ttl ms.
+/// Returns 1 if it was live.
+const REFRESH: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expires or tonumber(expires) <= now then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Leases in Redis, shared by every instance of the service.
+#[derive(Clone)]
+pub struct RedisLeaseStore {
+    conn: ConnectionManager,
+    prefix: String,
+    acquire: Script,
+    refresh: Script,
+}
+
+impl std::fmt::Debug for RedisLeaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLeaseStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisLeaseStore {
+    /// Connects to `url`; keys start with `prefix` (the kernel's `redis.key_prefix`).
+    ///
+    /// # Errors
+    /// [`StreamError::Config`] for a bad URL, [`StreamError::Store`] when Redis cannot
+    /// be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StreamError> {
+        redis::parse_redis_url(url).ok_or_else(|| StreamError::Config("redis url: not a redis:// URL".into()))?;
+        let conn = crate::redis_conn::connect(url).await.map_err(store)?;
+        Ok(Self { conn, prefix: prefix.to_owned(), acquire: Script::new(ACQUIRE), refresh: Script::new(REFRESH) })
+    }
+
+    fn key(&self, user: &str) -> String {
+        format!("{}streams:{user}", self.prefix)
+    }
+}
+
+fn store(e: redis::RedisError) -> StreamError {
+    StreamError::Store(format!("redis: {e}"))
+}
+
+fn ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl LeaseStore for RedisLeaseStore {
+    async fn acquire(&self, user: &str, lease: &str, max: u32, ttl: Duration) -> Result<bool, StreamError> {
+        let taken: i64 = self
+            .acquire
+            .key(self.key(user))
+            .arg(lease)
+            .arg(max)
+            .arg(ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store)?;
+        Ok(taken == 1)
+    }
+
+    async fn refresh(&self, user: &str, lease: &str, ttl: Duration) -> Result<bool, StreamError> {
+        let live: i64 = self
+            .refresh
+            .key(self.key(user))
+            .arg(lease)
+            .arg(ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store)?;
+        Ok(live == 1)
+    }
+
+    async fn release(&self, user: &str, lease: &str) -> Result<(), StreamError> {
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.key(user))
+            .arg(lease)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! Stream leases: the store contract on every store (in process; Redis when
+//! `KERNEL_TEST_REDIS_URL` is set), the guard's release on drop and keep-alive,
+//! and a streaming route that holds a lease while its body is open.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app_kernel::auth::{NewUser, UserStore};
+use app_kernel::streaming::{LeaseStore, MemoryLeaseStore, StreamError, StreamLeases};
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use common::{assert_problem, send, service};
+use futures::StreamExt;
+use http::Request;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// Each store under test, by name; Redis stores get a key prefix of their own.
+async fn stores(test: &str) -> Vec<(&'static str, Arc<dyn LeaseStore>)> {
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut out: Vec<(&'static str, Arc<dyn LeaseStore>)> = vec![("memory", Arc::new(MemoryLeaseStore::default()))];
+    #[cfg(feature = "redis")]
+    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
+        let prefix = format!("{}:", common::unique_name("sl"));
+        let store = app_kernel::streaming::RedisLeaseStore::connect(&url, &prefix).await.expect("redis");
+        out.push(("redis", Arc::new(store)));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = test;
+    out
+}
+
+#[tokio::test]
+async fn a_store_holds_at_most_max_leases_per_user() {
+    let ttl = Duration::from_secs(60);
+    for (name, store) in stores("a_store_holds_at_most_max_leases_per_user").await {
+        assert!(store.acquire("ann", "a1", 2, ttl).await.unwrap(), "{name}");
+        assert!(store.acquire("ann", "a2", 2, ttl).await.unwrap(), "{name}");
+        assert!(!store.acquire("ann", "a3", 2, ttl).await.unwrap(), "{name}: the third is refused");
+        assert!(store.acquire("bob", "b1", 2, ttl).await.unwrap(), "{name}: another user counts apart");
+        store.release("ann", "a1").await.unwrap();
+        assert!(store.acquire("ann", "a3", 2, ttl).await.unwrap(), "{name}: a release frees a place");
+        store.release("ann", "gone").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on() {
+    let ttl = Duration::from_millis(300);
+    for (name, store) in stores("an_unrefreshed_lease_expires").await {
+        assert!(store.acquire("ann", "kept", 2, ttl).await.unwrap());
+        assert!(store.acquire("ann", "left", 2, ttl).await.unwrap());
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert!(store.refresh("ann", "kept", ttl).await.unwrap(), "{name}: kept alive");
+        }
+        // 450 ms on, the unrefreshed lease is gone (a crashed instance's lease, say).
+        assert!(!store.refresh("ann", "left", ttl).await.unwrap(), "{name}: expired");
+        assert!(store.acquire("ann", "new", 2, ttl).await.unwrap(), "{name}: its place is free");
+        assert!(!store.acquire("ann", "more", 2, ttl).await.unwrap(), "{name}: the refreshed one still counts");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_acquires_never_exceed_the_limit() {
+    for (name, store) in stores("concurrent_acquires_never_exceed_the_limit").await {
+        let tries: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.acquire("ann", &format!("l{i}"), 5, Duration::from_secs(60)).await })
+            })
+            .collect();
+        let mut taken = 0;
+        for t in tries {
+            taken += usize::from(t.await.unwrap().unwrap());
+        }
+        assert_eq!(taken, 5, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_lease_frees_its_place_and_keep_alive_outlives_the_ttl() {
+    let leases = StreamLeases::new(1, Duration::from_millis(300), Arc::new(MemoryLeaseStore::default()));
+    let held = leases.acquire("ann").await.unwrap();
+    assert!(matches!(leases.acquire("ann").await, Err(StreamError::LimitExceeded { max: 1 })));
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(50)).await; // the release runs in the background
+    let kept = leases.acquire("ann").await.expect("freed by the drop").keep_alive();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    kept.refresh().await.expect("still live after twice its ttl");
+    assert!(leases.acquire("ann").await.is_err());
+    kept.release().await.unwrap();
+    assert!(leases.acquire("ann").await.is_ok());
+}
+
+async fn chat(user: app_kernel::auth::CurrentUser, leases: StreamLeases) -> Result<Body, app_kernel::ApiError> {
+    let lease = leases.acquire(&user.id).await?;
+    let chunks = futures::stream::iter(0..3).then(move |i| {
+        let _held = &lease;
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, std::io::Error>(format!("chunk {i}\n"))
+        }
+    });
+    Ok(Body::from_stream(chunks))
+}
+
+#[tokio::test]
+async fn a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends() {
+    let svc = service(vec![Router::new().route("/chat", get(chat))], |s| s.streaming.max_concurrent_per_user = 2).await;
+    let kernel = svc.service.kernel();
+    let new = NewUser { username: "ann", email: None, password: "correct horse battery", role: "user" };
+    let ann = UserStore::new(kernel.db().clone()).create_user(&new).await.unwrap();
+    let token = kernel.auth().tokens().issue_access(&ann).unwrap().token;
+    let open = || {
+        let req = Request::get("/api/v1/chat").header("authorization", format!("Bearer {token}"));
+        svc.router().oneshot(req.body(Body::empty()).unwrap())
+    };
+    // Two streams open (their bodies not read yet: the leases are held).
+    let (first, second) = (open().await.unwrap(), open().await.unwrap());
+    assert_eq!((first.status(), second.status()), (http::StatusCode::OK, http::StatusCode::OK));
+    let third = send(&svc.router(), {
+        let req = Request::get("/api/v1/chat").header("authorization", format!("Bearer {token}"));
+        req.body(Body::empty()).unwrap()
+    })
+    .await;
+    assert_problem(&third, 429, "too_many_streams");
+    // The first stream runs to its end; its lease goes with its body.
+    let text = first.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "chunk 0\nchunk 1\nchunk 2\n");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(open().await.unwrap().status(), http::StatusCode::OK);
+    drop(second);
+}
