@@ -10,13 +10,11 @@
 //! the API.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use futures::future::{BoxFuture, Either};
 use http::{HeaderName, HeaderValue, Request};
@@ -114,7 +112,7 @@ where
         let shared = self.shared.clone();
         Either::Right(Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let caller = caller(&mut parts).await;
+            let caller = super::caller::caller(&mut parts).await;
             let decision = match shared.limiter.check(&caller).await {
                 Ok(decision) => decision,
                 Err(e) => {
@@ -137,17 +135,6 @@ where
             shared.add_headers(&mut response, decision);
             Ok(response)
         }))
-    }
-}
-
-/// `user:<id>` for a caller whose credentials are good, else `ip:<address bucket>`.
-async fn caller(parts: &mut http::request::Parts) -> String {
-    if let Ok(Some(user)) = crate::auth::identify(parts, &()).await {
-        return ["user:", &user.id].concat();
-    }
-    match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(addr)) => format!("ip:{}", crate::client_addr::bucket(addr.ip())),
-        None => "ip:unknown".to_owned(),
     }
 }
 

@@ -1,12 +1,18 @@
-//! Reliability: the API rate limit (and, to come, idempotency).
+//! Reliability: the API rate limit and idempotency keys.
 //!
-//! Owns [`ReliabilitySettings`] and the rate limit: [`RateLimiter`] counts each
-//! caller's requests in a [`RateLimitStore`] (in process, or Redis when `redis_url`
-//! is set, so that every instance counts together), and [`RateLimitLayer`] applies it
-//! to the routes under `api_prefix` with the `RateLimit-*` headers of CONTRACT.md.
-//! Errors: [`ReliabilityError`].
+//! Owns [`ReliabilitySettings`] and two layers of the stack, each with its store in
+//! process, or in Redis when `redis_url` is set (so that every instance shares it):
+//! [`RateLimitLayer`] counts each caller's requests on the routes under `api_prefix`
+//! ([`RateLimiter`], [`RateLimitStore`]) with the `RateLimit-*` headers of
+//! CONTRACT.md; [`IdempotencyLayer`] keeps and replays the answers to requests with an
+//! `Idempotency-Key` ([`IdempotencyStore`]). Errors: [`ReliabilityError`].
 
+mod caller;
 mod error;
+mod idempotency;
+mod idempotency_layer;
+#[cfg(feature = "redis")]
+mod idempotency_redis;
 mod layer;
 mod rate_limit;
 #[cfg(feature = "redis")]
@@ -14,8 +20,53 @@ mod rate_limit_redis;
 mod settings;
 
 pub use error::ReliabilityError;
+pub use idempotency::{Begin, IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse};
+pub use idempotency_layer::{Idempotency, IdempotencyLayer, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+#[cfg(feature = "redis")]
+pub use idempotency_redis::RedisIdempotencyStore;
 pub use layer::{RateLimit, RateLimitLayer, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 pub use rate_limit::{MemoryRateLimitStore, RateDecision, RateLimitStore, RateLimiter, WindowCount};
 #[cfg(feature = "redis")]
 pub use rate_limit_redis::RedisRateLimitStore;
 pub use settings::ReliabilitySettings;
+
+/// The reliability parts a service runs with (each `None` when turned off).
+#[derive(Debug, Default)]
+pub(crate) struct Parts {
+    pub(crate) limiter: Option<RateLimiter>,
+    pub(crate) idempotency: Option<std::sync::Arc<dyn IdempotencyStore>>,
+}
+
+impl Parts {
+    /// Opens what `settings` turns on: in Redis when a Redis URL is set (and the
+    /// `redis` feature is on), so every instance shares it; else in process.
+    ///
+    /// # Errors
+    /// Redis cannot be reached, or its URL is malformed.
+    pub(crate) async fn open(settings: &crate::settings::KernelSettings) -> Result<Self, ReliabilityError> {
+        use std::sync::Arc;
+        let r = &settings.reliability;
+        #[cfg(feature = "redis")]
+        if let Some(url) = &settings.redis.url {
+            use secrecy::ExposeSecret;
+            let (url, prefix) = (url.expose_secret(), &settings.redis.key_prefix);
+            let limiter = match r.rate_limit_enabled {
+                true => Some(Arc::new(RedisRateLimitStore::connect(url, prefix).await?) as Arc<dyn RateLimitStore>),
+                false => None,
+            };
+            let idempotency = match r.idempotency_enabled {
+                true => Some(Arc::new(RedisIdempotencyStore::connect(url, prefix).await?) as Arc<dyn IdempotencyStore>),
+                false => None,
+            };
+            return Ok(Self { limiter: limiter.map(|store| Self::limiter(r, store)), idempotency });
+        }
+        let limiter = r.rate_limit_enabled.then(|| Self::limiter(r, Arc::new(MemoryRateLimitStore::default())));
+        let idempotency =
+            r.idempotency_enabled.then(|| Arc::new(MemoryIdempotencyStore::default()) as Arc<dyn IdempotencyStore>);
+        Ok(Self { limiter, idempotency })
+    }
+
+    fn limiter(r: &ReliabilitySettings, store: std::sync::Arc<dyn RateLimitStore>) -> RateLimiter {
+        RateLimiter::new(r.rate_limit_requests, std::time::Duration::from_secs(r.rate_limit_window_seconds), store)
+    }
+}

@@ -236,8 +236,8 @@ impl ServiceBuilder {
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
         let routes = self.routes.merge(crate::jobs::routes::routes());
-        let limiter = rate_limiter(kernel.settings()).await?;
-        let router = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, limiter);
+        let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
+        let router = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack::parts(&kernel).join(" > "), "kernel ready");
         Ok(Service { kernel, router, on_shutdown: self.on_shutdown })
     }
@@ -249,7 +249,7 @@ fn assemble(
     routers: Vec<Router>,
     root: Vec<Router>,
     openapi: Vec<utoipa::openapi::OpenApi>,
-    limiter: Option<crate::reliability::RateLimiter>,
+    reliability: crate::reliability::Parts,
 ) -> Router {
     let settings = kernel.settings();
     let prefix = &settings.server.api_prefix;
@@ -265,7 +265,7 @@ fn assemble(
         app = app.merge(docs::routes(kernel, docs::document(kernel, openapi)));
     }
     let app = app.fallback(|| async { ApiError::not_found("No route matches this path") });
-    stack::apply(app, kernel, limiter)
+    stack::apply(app, kernel, reliability)
 }
 
 pub(super) async fn run_hooks(hooks: Vec<Hook<Kernel>>, kernel: &Kernel) {
@@ -288,27 +288,6 @@ async fn login_throttle(auth: Auth, settings: &KernelSettings) -> Result<Auth, B
     }
     let _ = settings;
     Ok(auth)
-}
-
-/// The API rate limit, unless it is off: counted in Redis when a Redis URL is set
-/// (and the `redis` feature is on), so every instance counts together; else in process.
-async fn rate_limiter(settings: &KernelSettings) -> Result<Option<crate::reliability::RateLimiter>, BootError> {
-    use crate::reliability::{MemoryRateLimitStore, RateLimitStore, RateLimiter};
-    let r = &settings.reliability;
-    if !r.rate_limit_enabled {
-        return Ok(None);
-    }
-    let window = std::time::Duration::from_secs(r.rate_limit_window_seconds);
-    let store: std::sync::Arc<dyn RateLimitStore> = match &settings.redis.url {
-        #[cfg(feature = "redis")]
-        Some(url) => {
-            use secrecy::ExposeSecret;
-            let prefix = &settings.redis.key_prefix;
-            std::sync::Arc::new(crate::reliability::RedisRateLimitStore::connect(url.expose_secret(), prefix).await?)
-        }
-        _ => std::sync::Arc::new(MemoryRateLimitStore::default()),
-    };
-    Ok(Some(RateLimiter::new(r.rate_limit_requests, window, store)))
 }
 
 /// Stream leases in Redis when a Redis URL is set (and the `redis` feature is on), so

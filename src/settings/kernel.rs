@@ -96,6 +96,9 @@ impl KernelSettings {
         if self.reliability.rate_limit_requests == 0 || self.reliability.rate_limit_window_seconds == 0 {
             return Err(SettingsError::rejected("RATE_LIMIT_REQUESTS/RATE_LIMIT_WINDOW", "must be positive"));
         }
+        if self.reliability.idempotency_enabled && self.reliability.idempotency_ttl_seconds == 0 {
+            return Err(SettingsError::rejected("reliability.idempotency_ttl_seconds", "must be positive"));
+        }
         if self.streaming.max_concurrent_per_user == 0 || self.streaming.lease_ttl_seconds == 0 {
             return Err(SettingsError::rejected(
                 "streaming.max_concurrent_per_user/lease_ttl_seconds",

@@ -16,6 +16,7 @@
 //! | 8 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
 //! | 9 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
 //! | 10 | `body_limit` | a body past `max_body_bytes` gets 413 |
+//! | 11 | `idempotency` | POST/PUT/PATCH with `Idempotency-Key` under `api_prefix`: the first answer kept and replayed ([`crate::reliability`]) |
 //!
 //! Errors produced at any level below 3 carry the security and CORS headers.
 
@@ -37,7 +38,7 @@ pub use security_headers::{SecurityHeaders, SecurityHeadersLayer};
 
 use crate::observability::http::ObserveLayer;
 use crate::observability::request_id::RequestIdLayer;
-use crate::reliability::{RateLimitLayer, RateLimiter};
+use crate::reliability::{IdempotencyLayer, RateLimitLayer};
 use crate::service::Kernel;
 
 /// The names of the parts that run, outermost first.
@@ -55,6 +56,7 @@ pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
         (s.catch_panic, "catch_panic"),
         (s.timeout, "timeout"),
         (s.body_limit, "body_limit"),
+        (kernel.settings().reliability.idempotency_enabled, "idempotency"),
     ];
     all.into_iter().filter_map(|(on, name)| on.then_some(name)).collect()
 }
@@ -64,13 +66,18 @@ pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
 /// The parts are composed into one service and layered once: `Router::layer`
 /// boxes what it wraps, and that box is cloned on every request. Each part keeps
 /// the response type, so a part switched off costs one branch.
-pub(crate) fn apply(router: Router, kernel: &Kernel, limiter: Option<RateLimiter>) -> Router {
+pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliability::Parts) -> Router {
     let settings = kernel.settings();
     let s = &settings.stack;
     let f = &settings.features;
     let exempt = vec![f.health_path.clone(), f.ready_path.clone(), f.metrics_path.clone()];
     let window = settings.reliability.rate_limit_window_seconds;
-    let rate_limit = limiter.map(|l| RateLimitLayer::new(l, &settings.server.api_prefix, exempt, window));
+    let prefix = &settings.server.api_prefix;
+    let rate_limit = reliability.limiter.map(|l| RateLimitLayer::new(l, prefix, exempt, window));
+    // A running first request holds its key at most this long (then a repeat runs).
+    let running = (settings.server.request_timeout * 2).max(std::time::Duration::from_secs(60));
+    let ttl = std::time::Duration::from_secs(settings.reliability.idempotency_ttl_seconds);
+    let idempotency = reliability.idempotency.map(|store| IdempotencyLayer::new(store, prefix, ttl, running));
     let stack = ServiceBuilder::new()
         .option_layer(s.request_id.then_some(RequestIdLayer))
         .option_layer((s.access_log || s.http_metrics).then(|| ObserveLayer::new(s.access_log, s.http_metrics)))
@@ -84,6 +91,7 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, limiter: Option<RateLimiter
         .option_layer(rate_limit)
         .option_layer(s.catch_panic.then_some(CatchPanicLayer))
         .layer(TimeoutLayer::new(s.timeout.then_some(settings.server.request_timeout)))
-        .layer(BodyLimitLayer::new(s.body_limit.then_some(settings.server.max_body_bytes)));
+        .layer(BodyLimitLayer::new(s.body_limit.then_some(settings.server.max_body_bytes)))
+        .option_layer(idempotency);
     router.layer(stack.into_inner())
 }

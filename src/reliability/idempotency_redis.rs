@@ -1,0 +1,103 @@
+//! The idempotency records' Redis store: every instance replays the same answers.
+//!
+//! One string per caller and key (`<prefix>idem:<caller>:<key>`) holding the record
+//! as JSON and expiring with it. `begin` is one Lua script (read, or create the
+//! running record): of two instances receiving the same key at once, one starts
+//! and the other sees it running.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::idempotency::{Begin, IdempotencyStore, Record};
+use super::ReliabilityError;
+
+/// KEYS[1] the record; ARGV[1] the running record's JSON; ARGV[2] its ttl in ms.
+/// Returns the existing record's JSON, or nil after creating the running one.
+const BEGIN: &str = r"
+local found = redis.call('GET', KEYS[1])
+if found then return found end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
+
+/// Records in Redis, shared by every instance of the service.
+#[derive(Clone)]
+pub struct RedisIdempotencyStore {
+    conn: ConnectionManager,
+    prefix: String,
+    begin: Script,
+}
+
+impl std::fmt::Debug for RedisIdempotencyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisIdempotencyStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisIdempotencyStore {
+    /// Connects to `url`; keys start with `prefix` (the kernel's `redis.key_prefix`).
+    ///
+    /// # Errors
+    /// [`ReliabilityError::Config`] for a bad URL, [`ReliabilityError::Store`] when
+    /// Redis cannot be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReliabilityError> {
+        redis::parse_redis_url(url).ok_or_else(|| ReliabilityError::Config("redis url: not a redis:// URL".into()))?;
+        let conn = crate::redis_conn::connect(url).await.map_err(store)?;
+        Ok(Self { conn, prefix: prefix.to_owned(), begin: Script::new(BEGIN) })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}idem:{key}", self.prefix)
+    }
+}
+
+fn store(e: redis::RedisError) -> ReliabilityError {
+    ReliabilityError::Store(format!("redis: {e}"))
+}
+
+fn ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn json(record: &Record) -> Result<String, ReliabilityError> {
+    serde_json::to_string(record).map_err(|e| ReliabilityError::Store(format!("idempotency record: {e}")))
+}
+
+#[async_trait]
+impl IdempotencyStore for RedisIdempotencyStore {
+    async fn begin(&self, key: &str, fingerprint: &str, running_ttl: Duration) -> Result<Begin, ReliabilityError> {
+        let running = json(&Record { fingerprint: fingerprint.to_owned(), response: None })?;
+        let found: Option<String> = self
+            .begin
+            .key(self.key(key))
+            .arg(running)
+            .arg(ms(running_ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store)?;
+        let Some(found) = found else { return Ok(Begin::Started) };
+        let record: Record = serde_json::from_str(&found)
+            .map_err(|e| ReliabilityError::Store(format!("idempotency record {key}: {e}")))?;
+        Ok(record.begin(fingerprint))
+    }
+
+    async fn finish(&self, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(json(&record)?)
+            .arg("PX")
+            .arg(ms(ttl))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store)?;
+        Ok(())
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), ReliabilityError> {
+        let _: i64 = redis::cmd("DEL").arg(self.key(key)).query_async(&mut self.conn.clone()).await.map_err(store)?;
+        Ok(())
+    }
+}
