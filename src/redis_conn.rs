@@ -24,3 +24,19 @@ pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, redis::Redis
         .set_response_timeout(RESPONSE_TIMEOUT);
     ConnectionManager::new_with_config(client, config).await
 }
+
+/// Checks that `url` is a `redis://` (or `rediss://`, `unix://`) URL, then connects.
+///
+/// # Errors
+/// As [`connect`]; a malformed URL is an `InvalidClientConfig` error.
+pub(crate) async fn connect_url(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    if redis::parse_redis_url(url).is_none() {
+        return Err((redis::ErrorKind::InvalidClientConfig, "not a redis:// URL").into());
+    }
+    connect(url).await
+}
+
+/// `d` in whole milliseconds, at least 1 (what `PX` and `PEXPIRE` take).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}

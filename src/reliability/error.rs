@@ -2,12 +2,10 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReliabilityError {
-    /// The shared store (Redis) could not be reached or refused a command.
-    #[error("rate limit store: {0}")]
+    /// The shared store (Redis) could not be reached (or its URL is malformed), or
+    /// refused a command.
+    #[error("reliability store: {0}")]
     Store(String),
-    /// A setting cannot work (a bad Redis URL, ...).
-    #[error("rate limit configuration: {0}")]
-    Config(String),
 }
 
 impl From<ReliabilityError> for crate::error::ApiError {

@@ -12,7 +12,9 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::idempotency::{Begin, IdempotencyStore, Record};
+use super::rate_limit_redis::store;
 use super::ReliabilityError;
+use crate::redis_conn::millis;
 
 /// KEYS[1] the record; ARGV[1] the running record's JSON; ARGV[2] its ttl in ms.
 /// Returns the existing record's JSON, or nil after creating the running one.
@@ -41,25 +43,15 @@ impl RedisIdempotencyStore {
     /// Connects to `url`; keys start with `prefix` (the kernel's `redis.key_prefix`).
     ///
     /// # Errors
-    /// [`ReliabilityError::Config`] for a bad URL, [`ReliabilityError::Store`] when
-    /// Redis cannot be reached.
+    /// [`ReliabilityError::Store`] for a bad URL, or when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReliabilityError> {
-        redis::parse_redis_url(url).ok_or_else(|| ReliabilityError::Config("redis url: not a redis:// URL".into()))?;
-        let conn = crate::redis_conn::connect(url).await.map_err(store)?;
+        let conn = crate::redis_conn::connect_url(url).await.map_err(store)?;
         Ok(Self { conn, prefix: prefix.to_owned(), begin: Script::new(BEGIN) })
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}idem:{key}", self.prefix)
     }
-}
-
-fn store(e: redis::RedisError) -> ReliabilityError {
-    ReliabilityError::Store(format!("redis: {e}"))
-}
-
-fn ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn json(record: &Record) -> Result<String, ReliabilityError> {
@@ -74,7 +66,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
             .begin
             .key(self.key(key))
             .arg(running)
-            .arg(ms(running_ttl))
+            .arg(millis(running_ttl))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store)?;
@@ -89,7 +81,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
             .arg(self.key(key))
             .arg(json(&record)?)
             .arg("PX")
-            .arg(ms(ttl))
+            .arg(millis(ttl))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(store)?;

@@ -43,27 +43,24 @@ impl RedisRateLimitStore {
     /// Connects to `url`; keys start with `prefix` (the kernel's `redis.key_prefix`).
     ///
     /// # Errors
-    /// [`ReliabilityError::Config`] for a bad URL, [`ReliabilityError::Store`] when
-    /// Redis cannot be reached.
+    /// [`ReliabilityError::Store`] for a bad URL, or when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReliabilityError> {
-        redis::parse_redis_url(url).ok_or_else(|| ReliabilityError::Config("redis url: not a redis:// URL".into()))?;
-        let conn = crate::redis_conn::connect(url).await.map_err(store)?;
+        let conn = crate::redis_conn::connect_url(url).await.map_err(store)?;
         Ok(Self { conn, prefix: prefix.to_owned(), hit: Script::new(HIT) })
     }
 }
 
-fn store(e: redis::RedisError) -> ReliabilityError {
+pub(super) fn store(e: redis::RedisError) -> ReliabilityError {
     ReliabilityError::Store(format!("redis: {e}"))
 }
 
 #[async_trait]
 impl RateLimitStore for RedisRateLimitStore {
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, ReliabilityError> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
         let (count, ttl_ms): (u64, u64) = self
             .hit
             .key(format!("{}ratelimit:{key}", self.prefix))
-            .arg(window_ms)
+            .arg(crate::redis_conn::millis(window))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store)?;

@@ -18,9 +18,6 @@ pub enum StreamError {
     /// The lease store (Redis) could not be reached or refused a command.
     #[error("stream lease store: {0}")]
     Store(String),
-    /// A setting cannot work (a bad Redis URL, ...).
-    #[error("stream leases configuration: {0}")]
-    Config(String),
 }
 
 impl From<StreamError> for ApiError {

@@ -14,6 +14,7 @@ use redis::Script;
 
 use super::leases::LeaseStore;
 use super::StreamError;
+use crate::redis_conn::millis;
 
 /// Drops expired leases, then adds ARGV[1] if fewer than ARGV[2] remain.
 /// KEYS[1] the user's set; ARGV[1] lease id; ARGV[2] max; ARGV[3] ttl ms. Returns 1 if taken.
@@ -58,11 +59,9 @@ impl RedisLeaseStore {
     /// Connects to `url`; keys start with `prefix` (the kernel's `redis.key_prefix`).
     ///
     /// # Errors
-    /// [`StreamError::Config`] for a bad URL, [`StreamError::Store`] when Redis cannot
-    /// be reached.
+    /// [`StreamError::Store`] for a bad URL, or when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StreamError> {
-        redis::parse_redis_url(url).ok_or_else(|| StreamError::Config("redis url: not a redis:// URL".into()))?;
-        let conn = crate::redis_conn::connect(url).await.map_err(store)?;
+        let conn = crate::redis_conn::connect_url(url).await.map_err(store)?;
         Ok(Self { conn, prefix: prefix.to_owned(), acquire: Script::new(ACQUIRE), refresh: Script::new(REFRESH) })
     }
 
@@ -75,10 +74,6 @@ fn store(e: redis::RedisError) -> StreamError {
     StreamError::Store(format!("redis: {e}"))
 }
 
-fn ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
 #[async_trait]
 impl LeaseStore for RedisLeaseStore {
     async fn acquire(&self, user: &str, lease: &str, max: u32, ttl: Duration) -> Result<bool, StreamError> {
@@ -87,7 +82,7 @@ impl LeaseStore for RedisLeaseStore {
             .key(self.key(user))
             .arg(lease)
             .arg(max)
-            .arg(ms(ttl))
+            .arg(millis(ttl))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store)?;
@@ -99,7 +94,7 @@ impl LeaseStore for RedisLeaseStore {
             .refresh
             .key(self.key(user))
             .arg(lease)
-            .arg(ms(ttl))
+            .arg(millis(ttl))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store)?;
