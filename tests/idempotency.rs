@@ -127,6 +127,16 @@ async fn a_repeat_while_the_first_runs_gets_409_and_a_5xx_is_not_kept() {
     assert_eq!(calls.0.load(Ordering::SeqCst), before + 2);
 }
 
+#[tokio::test]
+async fn an_oversize_body_with_a_key_is_413_and_keeps_nothing() {
+    let calls = Calls::default();
+    let svc = svc(&calls, |s| s.server.max_body_bytes = 64).await;
+    let big = json!({"name": "x".repeat(100)});
+    assert_problem(&order(&svc, Some("big-1"), big).await, 413, "payload_too_large");
+    assert_eq!(order(&svc, Some("big-1"), json!({"name": "small"})).await.status, 201, "the key is still free");
+    assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+}
+
 /// Two instances on one Redis replay each other's answers.
 #[cfg(feature = "redis")]
 #[tokio::test]
