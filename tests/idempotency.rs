@@ -55,15 +55,17 @@ async fn a_store_starts_once_then_answers_running_done_or_other() {
     }
 }
 
+/// How many orders the handler finished (`.0`) and began (`.1`).
 #[derive(Clone, Default)]
-struct Calls(Arc<AtomicUsize>);
+struct Calls(Arc<AtomicUsize>, Arc<AtomicUsize>);
 
 /// Whether a `fail` order has failed once already (it fails the first time only).
 static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 async fn create(State(calls): State<Calls>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    calls.1.fetch_add(1, Ordering::SeqCst);
     if body["slow"] == true {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let n = calls.0.fetch_add(1, Ordering::SeqCst) + 1;
     if body["fail"] == true && !FAILED.swap(true, Ordering::SeqCst) {
@@ -113,7 +115,10 @@ async fn a_repeat_while_the_first_runs_gets_409_and_a_5xx_is_not_kept() {
     let svc = svc(&calls, |_| {}).await;
     let slow = json!({"name": "s", "slow": true});
     let (first, second) = tokio::join!(order(&svc, Some("slow-1"), slow.clone()), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Once the first is in its handler, its key is held.
+        while calls.1.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         order(&svc, Some("slow-1"), slow.clone()).await
     });
     assert_eq!(first.status, 201);

@@ -49,19 +49,31 @@ async fn a_store_holds_at_most_max_leases_per_user() {
 
 #[tokio::test]
 async fn an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on() {
-    let ttl = Duration::from_millis(300);
+    let ttl = Duration::from_secs(1);
     for (name, store) in stores("an_unrefreshed_lease_expires").await {
         assert!(store.acquire("ann", "kept", 2, ttl).await.unwrap());
         assert!(store.acquire("ann", "left", 2, ttl).await.unwrap());
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
             assert!(store.refresh("ann", "kept", ttl).await.unwrap(), "{name}: kept alive");
         }
-        // 450 ms on, the unrefreshed lease is gone (a crashed instance's lease, say).
+        // 1.2 s on, the unrefreshed lease is gone (a crashed instance's lease, say).
         assert!(!store.refresh("ann", "left", ttl).await.unwrap(), "{name}: expired");
         assert!(store.acquire("ann", "new", 2, ttl).await.unwrap(), "{name}: its place is free");
         assert!(!store.acquire("ann", "more", 2, ttl).await.unwrap(), "{name}: the refreshed one still counts");
     }
+}
+
+/// Acquires a lease for `user`, waiting up to 5 s for a place (a dropped lease is
+/// released in the background).
+async fn acquire_soon(leases: &StreamLeases, user: &str) -> app_kernel::streaming::StreamLease {
+    for _ in 0..100 {
+        if let Ok(lease) = leases.acquire(user).await {
+            return lease;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no place freed for {user}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -83,13 +95,12 @@ async fn concurrent_acquires_never_exceed_the_limit() {
 
 #[tokio::test]
 async fn a_dropped_lease_frees_its_place_and_keep_alive_outlives_the_ttl() {
-    let leases = StreamLeases::new(1, Duration::from_millis(300), Arc::new(MemoryLeaseStore::default()));
+    let leases = StreamLeases::new(1, Duration::from_secs(1), Arc::new(MemoryLeaseStore::default()));
     let held = leases.acquire("ann").await.unwrap();
     assert!(matches!(leases.acquire("ann").await, Err(StreamError::LimitExceeded { max: 1 })));
     drop(held);
-    tokio::time::sleep(Duration::from_millis(50)).await; // the release runs in the background
-    let kept = leases.acquire("ann").await.expect("freed by the drop").keep_alive();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let kept = acquire_soon(&leases, "ann").await.keep_alive();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     kept.refresh().await.expect("still live after twice its ttl");
     assert!(leases.acquire("ann").await.is_err());
     kept.release().await.unwrap();
@@ -131,7 +142,15 @@ async fn a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends(
     // The first stream runs to its end; its lease goes with its body.
     let text = first.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(text, "chunk 0\nchunk 1\nchunk 2\n");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(open().await.unwrap().status(), http::StatusCode::OK);
+    // (Released in the background: wait for the place.)
+    let mut status = http::StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..100 {
+        status = open().await.unwrap().status();
+        if status == http::StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, http::StatusCode::OK);
     drop(second);
 }

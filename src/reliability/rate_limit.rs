@@ -152,7 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn counts_down_then_refuses_until_the_window_ends() {
-        let l = limiter(3, Duration::from_millis(200));
+        let l = limiter(3, Duration::from_secs(1));
         let mut remaining = Vec::new();
         for _ in 0..4 {
             let d = l.check("user:a").await.unwrap();
@@ -160,7 +160,7 @@ mod tests {
         }
         assert_eq!(remaining, [(true, 2), (true, 1), (true, 0), (false, 0)]);
         assert!(l.check("user:b").await.unwrap().allowed, "another caller has its own window");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let d = l.check("user:a").await.unwrap();
         assert_eq!((d.allowed, d.remaining), (true, 2), "a new window");
     }
