@@ -179,3 +179,25 @@ async fn instances_sharing_redis_share_each_callers_count() {
     ];
     assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 200, 429]);
 }
+
+/// A request from `peer` saying it forwards for `forwarded_for`.
+async fn call_from(svc: &TestService, peer: &str, forwarded_for: &str) -> Reply {
+    let mut req = Request::get("/api/v1/things").header("x-forwarded-for", forwarded_for).body(Body::empty()).unwrap();
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    send(&svc.router(), req).await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_counts_apart_and_others_cannot_pose_as_one() {
+    let svc = limited(|s| s.server.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let left = |r: &Reply| r.header("ratelimit-remaining").map(str::to_owned);
+    // Two clients through the proxy at 10.0.0.1: a window each.
+    for expected in ["2", "1"] {
+        assert_eq!(left(&call_from(&svc, "10.0.0.1:5000", "203.0.113.1").await).as_deref(), Some(expected));
+    }
+    assert_eq!(left(&call_from(&svc, "10.0.0.1:5000", "spoofed, 203.0.113.2").await).as_deref(), Some("2"));
+    // A client that is not a proxy counts as itself, whatever it forwards for.
+    assert_eq!(left(&call_from(&svc, "198.51.100.9:5000", "203.0.113.1").await).as_deref(), Some("2"));
+    assert_eq!(left(&call_from(&svc, "198.51.100.9:5000", "203.0.113.2").await).as_deref(), Some("1"));
+}

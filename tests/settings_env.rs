@@ -46,6 +46,7 @@ fn every_variable_is_read() {
         ("REDIS_URL", "redis://127.0.0.1:6379/0"),
         ("REDIS_KEY_PREFIX", "shop:"),
         ("CORS_ORIGINS", "http://localhost:3000, https://app.example.com"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ("RATE_LIMIT_REQUESTS", "7"),
         ("RATE_LIMIT_WINDOW", "9"),
         ("DEBUG", "1"),
@@ -78,6 +79,7 @@ fn every_variable_is_read() {
     assert_eq!(c.redis_url.as_ref().unwrap().expose_secret(), "redis://127.0.0.1:6379/0");
     assert_eq!(c.redis_key_prefix, "shop:");
     assert_eq!(c.cors_origins, ["http://localhost:3000", "https://app.example.com"]);
+    assert_eq!(c.trusted_proxies, ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(), "::1/128".parse().unwrap()]);
     assert_eq!((c.rate_limit_requests, c.rate_limit_window), (7, 9));
     assert!(c.debug);
     assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9000));
@@ -107,6 +109,7 @@ const BAD: &[(&str, &str)] = &[
     ("DATABASE_PORT", "70000"),
     ("REDIS_URL", "http://localhost:6379"),
     ("CORS_ORIGINS", "localhost:3000"),
+    ("TRUSTED_PROXIES", "10.0.0.0/33"),
     ("RATE_LIMIT_REQUESTS", "0"),
     ("RATE_LIMIT_WINDOW", "soon"),
     ("DEBUG", "verbose"),

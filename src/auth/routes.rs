@@ -9,10 +9,10 @@
 //! Every login, registration, password change and key change is audited; no
 //! password or key ever is.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
@@ -93,7 +93,8 @@ fn password_errors(field: &str, password: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// The client's address, when the server was started with connect info.
+/// The client's address (behind trusted proxies), when the server was started with
+/// connect info.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
@@ -101,7 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        Ok(Self(crate::client_addr::client_ip(parts)))
     }
 }
 

@@ -2,9 +2,9 @@
 //! [`FeatureSettings`](crate::settings::FeatureSettings): liveness, readiness,
 //! metrics, the API index and the OpenAPI document with its Swagger UI.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -103,13 +103,10 @@ pub(crate) async fn metrics_text(kernel: Kernel, mut parts: Parts) -> Result<Res
 async fn authorize_metrics(kernel: &Kernel, parts: &mut Parts) -> Result<(), ApiError> {
     match kernel.settings().features.protect_metrics {
         MetricsProtection::None => Ok(()),
-        MetricsProtection::Internal => {
-            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-            match peer {
-                Some(ip) if is_internal(ip) => Ok(()),
-                _ => Err(ApiError::forbidden("not_internal", "Metrics are served to internal addresses only")),
-            }
-        }
+        MetricsProtection::Internal => match crate::client_addr::client_ip(parts) {
+            Some(ip) if is_internal(ip) => Ok(()),
+            _ => Err(ApiError::forbidden("not_internal", "Metrics are served to internal addresses only")),
+        },
         MetricsProtection::Admin => AdminUser::from_request_parts(parts, &()).await.map(|_| ()),
     }
 }

@@ -18,6 +18,11 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may run after SIGTERM (default 30 s).
     pub shutdown_grace: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (default none): a request from one
+    /// of these addresses or networks is attributed to the last address in that
+    /// header that is not a trusted proxy (for the rate limit, the login throttle and
+    /// `internal` metrics).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerSettings {
@@ -29,6 +34,7 @@ impl Default for ServerSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -63,6 +63,12 @@ pub const ENV_VARS: &[EnvVar] = &[
     secret("REDIS_URL", "redis://... or rediss://...", "unset", "Redis for shared limits, leases and jobs"),
     var("REDIS_KEY_PREFIX", "any string", "app:", "prefix of every Redis key"),
     var("CORS_ORIGINS", "* or comma-separated http(s)://host[:port] origins", "*", "allowed CORS origins"),
+    var(
+        "TRUSTED_PROXIES",
+        "comma-separated IP addresses or networks (10.0.0.0/8)",
+        "none",
+        "proxies whose X-Forwarded-For names the client",
+    ),
     var("RATE_LIMIT_REQUESTS", "a positive integer", "100", "requests per window per caller"),
     var("RATE_LIMIT_WINDOW", "a positive integer (seconds)", "60", "rate limit window"),
     var("DEBUG", BOOL, "false", "debug mode: permits a weak secret and AUTH_ENABLED=false"),
@@ -166,6 +172,16 @@ pub(crate) fn parse_origins(s: &str) -> Option<Vec<String>> {
         !rest.is_empty() && !rest.contains('/') && http::HeaderValue::from_str(o).is_ok()
     };
     (!origins.is_empty() && origins.iter().all(valid)).then_some(origins)
+}
+
+/// Comma-separated addresses or networks; an address alone is a network of one.
+pub(crate) fn parse_networks(s: &str) -> Option<Vec<ipnet::IpNet>> {
+    let items: Vec<&str> = s.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
+    let parse = |i: &&str| {
+        i.parse::<ipnet::IpNet>().ok().or_else(|| i.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+    };
+    let networks: Vec<ipnet::IpNet> = items.iter().filter_map(parse).collect();
+    (!networks.is_empty() && networks.len() == items.len()).then_some(networks)
 }
 
 /// A log level word or a `tracing` filter directive.

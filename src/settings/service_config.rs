@@ -37,6 +37,8 @@ pub struct ServiceConfig {
     pub redis_key_prefix: String,
     /// CORS origins (default `["*"]`).
     pub cors_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Requests per window (default 100).
     pub rate_limit_requests: u32,
     /// Window in seconds (default 60).
@@ -76,6 +78,7 @@ impl Default for ServiceConfig {
             redis_url: None,
             redis_key_prefix: "app:".into(),
             cors_origins: vec!["*".into()],
+            trusted_proxies: Vec::new(),
             rate_limit_requests: 100,
             rate_limit_window: 60,
             debug: false,
@@ -137,6 +140,7 @@ impl ServiceConfig {
         })?;
         c.redis_key_prefix = env.string("REDIS_KEY_PREFIX").unwrap_or(c.redis_key_prefix);
         c.cors_origins = env.parse("CORS_ORIGINS", env::parse_origins)?.unwrap_or(c.cors_origins);
+        c.trusted_proxies = env.parse("TRUSTED_PROXIES", env::parse_networks)?.unwrap_or(c.trusted_proxies);
         c.rate_limit_requests = env.positive("RATE_LIMIT_REQUESTS")?.unwrap_or(c.rate_limit_requests);
         c.rate_limit_window = env.positive("RATE_LIMIT_WINDOW")?.unwrap_or(c.rate_limit_window);
         c.debug = env.bool("DEBUG")?.unwrap_or(c.debug);
@@ -168,6 +172,7 @@ impl ServiceConfig {
         let mut s = KernelSettings { debug: self.debug, ..KernelSettings::default() };
         s.server.host = self.host;
         s.server.port = self.port;
+        s.server.trusted_proxies = self.trusted_proxies;
         s.auth.enabled = self.auth_enabled;
         s.auth.token_secret = self.jwt_secret;
         s.auth.access_token_expires_minutes = self.jwt_expiry_hours.saturating_mul(60);
