@@ -210,18 +210,31 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let Some(current) = schema::introspect(self.kind(), &mut self.target, table).await? else { return Ok(None) };
+        self.remember(table, &current);
+        Ok(Some(current))
+    }
+
+    /// Caches a table's schema just read: in the transaction's own changes if it
+    /// made some to that table, else for everyone.
+    fn remember(&mut self, table: &str, current: &Arc<TableSchema>) {
         match self.overlay.as_mut() {
             Some(overlay) if overlay.contains_key(table) => {
                 overlay.insert(table.to_owned(), current.clone());
             }
             _ => self.db.inner.schema.put(table, current.clone()),
         }
-        Ok(Some(current))
     }
 
     pub(crate) async fn count(&mut self, table: &str, find: &Find) -> Result<u64, DbError> {
         validate_identifier(table)?;
-        let Some(schema) = self.lookup(table).await? else { return Ok(0) };
+        let Some(mut schema) = self.lookup(table).await? else { return Ok(0) };
+        let stale = |s: &TableSchema| s.read_at.is_none_or(|at| at.elapsed() > schema::COUNT_TRUSTS_FOR);
+        if !schema.has("deleted_at") && stale(&schema) {
+            if let Some(current) = schema::introspect(self.kind(), &mut self.target, table).await? {
+                self.remember(table, &current);
+                schema = current;
+            }
+        }
         let kind = self.kind();
         let soft = schema.has("deleted_at");
         let sql = self.statement(&find.cache_key("count", table, soft), || {

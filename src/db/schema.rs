@@ -7,7 +7,9 @@
 //! transaction the change is kept aside and published on commit. Missing tables are
 //! never cached: a table created later (by `schema_init`, another process) is seen.
 //! A read that returns a column the cache lacks (another process added it) reads
-//! the table's schema afresh, and a read that depended on it runs again.
+//! the table's schema afresh, and a read that depended on it runs again; a count,
+//! which returns no columns, reads it afresh when the cache says the table has no
+//! `deleted_at` and is older than [`COUNT_TRUSTS_FOR`].
 
 use crate::FastMap as HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,6 +21,10 @@ use crate::db::dialect::{
 use crate::db::value::{ColumnKind, Param};
 use crate::db::{DatabaseKind, DbError};
 
+/// How long a count trusts a cached "no `deleted_at`" (another process may soft
+/// delete, which adds the column).
+pub(crate) const COUNT_TRUSTS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The columns of one table.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TableSchema {
@@ -29,6 +35,8 @@ pub(crate) struct TableSchema {
     pub(crate) inserts_read_back_as_bound: bool,
     /// SQLite only: generated columns, which reads return and saves never name.
     pub(crate) generated: Vec<String>,
+    /// When the columns were read from the database.
+    pub(crate) read_at: Option<std::time::Instant>,
 }
 
 impl TableSchema {
@@ -116,7 +124,12 @@ pub(crate) async fn introspect(
         }
         columns.insert(text(r.get("name")), column_kind);
     }
-    Ok(Some(Arc::new(TableSchema { columns, inserts_read_back_as_bound, generated })))
+    Ok(Some(Arc::new(TableSchema {
+        columns,
+        inserts_read_back_as_bound,
+        generated,
+        read_at: Some(std::time::Instant::now()),
+    })))
 }
 
 /// Creates `table` with `fields`, or adds the `fields` it lacks. Returns the new schema.
