@@ -1,5 +1,6 @@
 //! The API rate limit: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of CONTRACT.md.
+//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of CONTRACT.md, and what
+//! the reliability layers do while their store is down.
 
 mod common;
 
@@ -7,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app_kernel::auth::{NewUser, UserStore};
-use app_kernel::reliability::{MemoryRateLimitStore, RateLimitStore};
+use app_kernel::reliability::{
+    IdempotencyLayer, IdempotencyStore, MemoryRateLimitStore, RateLimitLayer, RateLimitStore, RateLimiter,
+    ReliabilityError,
+};
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
@@ -200,4 +204,52 @@ async fn behind_a_trusted_proxy_each_client_counts_apart_and_others_cannot_pose_
     // A client that is not a proxy counts as itself, whatever it forwards for.
     assert_eq!(left(&call_from(&svc, "198.51.100.9:5000", "203.0.113.1").await).as_deref(), Some("2"));
     assert_eq!(left(&call_from(&svc, "198.51.100.9:5000", "203.0.113.2").await).as_deref(), Some("1"));
+}
+
+/// A store that cannot be asked, as Redis is while it is down.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait::async_trait]
+impl RateLimitStore for Down {
+    async fn hit(&self, _: &str, _: Duration) -> Result<app_kernel::reliability::WindowCount, ReliabilityError> {
+        Err(ReliabilityError::Store("connection refused".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for Down {
+    async fn begin(&self, _: &str, _: &str, _: Duration) -> Result<app_kernel::reliability::Begin, ReliabilityError> {
+        Err(ReliabilityError::Store("connection refused".into()))
+    }
+    async fn finish(&self, _: &str, _: app_kernel::reliability::Record, _: Duration) -> Result<(), ReliabilityError> {
+        Err(ReliabilityError::Store("connection refused".into()))
+    }
+    async fn forget(&self, _: &str) -> Result<(), ReliabilityError> {
+        Err(ReliabilityError::Store("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn with_its_store_down_each_layer_lets_requests_through() {
+    let limiter = RateLimiter::new(1, Duration::from_secs(60), Arc::new(Down));
+    let limited = app().layer(RateLimitLayer::new(limiter, "", Vec::new(), 60));
+    for _ in 0..3 {
+        let r = send(&limited, Request::get("/things").body(Body::empty()).unwrap()).await;
+        assert_eq!((r.status.as_u16(), r.header("ratelimit-limit")), (200, None), "unlimited, not refused");
+    }
+    let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = counted.clone();
+    let post = axum::routing::post(move || {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { "made" }
+    });
+    let layer = IdempotencyLayer::new(Arc::new(Down), "", Duration::from_secs(60), Duration::from_secs(60));
+    let keyed = Router::new().route("/orders", post).layer(layer);
+    for _ in 0..2 {
+        let req = Request::post("/orders").header("idempotency-key", "k1").body(Body::empty()).unwrap();
+        let r = send(&keyed, req).await;
+        assert_eq!((r.status.as_u16(), r.header("idempotent-replayed")), (200, None), "run as if it had no key");
+    }
+    assert_eq!(counted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
