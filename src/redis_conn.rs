@@ -40,3 +40,38 @@ pub(crate) async fn connect_url(url: &str) -> Result<ConnectionManager, redis::R
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
+
+/// A connection and the key prefix of one store (`<redis.key_prefix><store>:`):
+/// what the Redis stores of the throttle, the rate limit, idempotency and the
+/// stream leases share.
+#[derive(Clone)]
+pub(crate) struct Keyspace {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl Keyspace {
+    /// Connects to `url` (see [`connect_url`]); keys are `prefix` + `store` + `:` + key.
+    ///
+    /// # Errors
+    /// As [`connect_url`].
+    pub(crate) async fn connect(url: &str, prefix: &str, store: &str) -> Result<Self, redis::RedisError> {
+        Ok(Self { conn: connect_url(url).await?, prefix: format!("{prefix}{store}:") })
+    }
+
+    /// The full name of `key`.
+    pub(crate) fn key(&self, key: &str) -> String {
+        [self.prefix.as_str(), key].concat()
+    }
+
+    /// A handle for one command (connection managers are cheap to clone).
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::throttle::{LoginThrottleBackend, ThrottleRule};
 use super::AuthError;
+use crate::redis_conn::Keyspace;
 
 /// Trims the window; returns how many milliseconds the key must still wait (0: none).
 /// KEYS[1] key; ARGV[1] window ms; ARGV[2] max failures.
@@ -41,18 +41,11 @@ return 1
 ";
 
 /// Failure counts in Redis, shared by every instance of the service.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RedisLoginThrottle {
-    conn: ConnectionManager,
-    prefix: String,
+    keys: Keyspace,
     blocked_for: Script,
     record: Script,
-}
-
-impl std::fmt::Debug for RedisLoginThrottle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLoginThrottle").field("prefix", &self.prefix).finish_non_exhaustive()
-    }
 }
 
 impl RedisLoginThrottle {
@@ -62,12 +55,8 @@ impl RedisLoginThrottle {
     /// [`AuthError::Config`] for a bad URL, [`AuthError::Internal`] when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, AuthError> {
         redis::parse_redis_url(url).ok_or_else(|| AuthError::Config("redis url: not a redis:// URL".into()))?;
-        let conn = crate::redis_conn::connect(url).await.map_err(unreachable)?;
-        Ok(Self { conn, prefix: prefix.to_owned(), blocked_for: Script::new(BLOCKED_FOR), record: Script::new(RECORD) })
-    }
-
-    fn key(&self, key: &str) -> String {
-        format!("{}login:{key}", self.prefix)
+        let keys = Keyspace::connect(url, prefix, "login").await.map_err(unreachable)?;
+        Ok(Self { keys, blocked_for: Script::new(BLOCKED_FOR), record: Script::new(RECORD) })
     }
 }
 
@@ -84,10 +73,10 @@ impl LoginThrottleBackend for RedisLoginThrottle {
     async fn blocked_for(&self, key: &str, rule: ThrottleRule) -> Result<Option<Duration>, AuthError> {
         let wait_ms: u64 = self
             .blocked_for
-            .key(self.key(key))
+            .key(self.keys.key(key))
             .arg(window_ms(rule))
             .arg(rule.max_failures)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.keys.conn())
             .await
             .map_err(unreachable)?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
@@ -97,10 +86,10 @@ impl LoginThrottleBackend for RedisLoginThrottle {
         let member = uuid::Uuid::new_v4().simple().to_string();
         let _: i64 = self
             .record
-            .key(self.key(key))
+            .key(self.keys.key(key))
             .arg(window_ms(rule))
             .arg(member)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.keys.conn())
             .await
             .map_err(unreachable)?;
         Ok(())
@@ -108,7 +97,7 @@ impl LoginThrottleBackend for RedisLoginThrottle {
 
     async fn clear(&self, key: &str) -> Result<(), AuthError> {
         let _: i64 =
-            redis::cmd("DEL").arg(self.key(key)).query_async(&mut self.conn.clone()).await.map_err(unreachable)?;
+            redis::cmd("DEL").arg(self.keys.key(key)).query_async(&mut self.keys.conn()).await.map_err(unreachable)?;
         Ok(())
     }
 }

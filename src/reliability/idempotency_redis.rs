@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::idempotency::{Begin, IdempotencyStore, Record};
 use super::rate_limit_redis::store;
 use super::ReliabilityError;
-use crate::redis_conn::millis;
+use crate::redis_conn::{millis, Keyspace};
 
 /// KEYS[1] the record; ARGV[1] the running record's JSON; ARGV[2] its ttl in ms.
 /// Returns the existing record's JSON, or nil after creating the running one.
@@ -26,17 +25,10 @@ return false
 ";
 
 /// Records in Redis, shared by every instance of the service.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RedisIdempotencyStore {
-    conn: ConnectionManager,
-    prefix: String,
+    keys: Keyspace,
     begin: Script,
-}
-
-impl std::fmt::Debug for RedisIdempotencyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisIdempotencyStore").field("prefix", &self.prefix).finish_non_exhaustive()
-    }
 }
 
 impl RedisIdempotencyStore {
@@ -45,12 +37,8 @@ impl RedisIdempotencyStore {
     /// # Errors
     /// [`ReliabilityError::Store`] for a bad URL, or when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReliabilityError> {
-        let conn = crate::redis_conn::connect_url(url).await.map_err(store)?;
-        Ok(Self { conn, prefix: prefix.to_owned(), begin: Script::new(BEGIN) })
-    }
-
-    fn key(&self, key: &str) -> String {
-        format!("{}idem:{key}", self.prefix)
+        let keys = Keyspace::connect(url, prefix, "idem").await.map_err(store)?;
+        Ok(Self { keys, begin: Script::new(BEGIN) })
     }
 }
 
@@ -64,10 +52,10 @@ impl IdempotencyStore for RedisIdempotencyStore {
         let running = json(&Record { fingerprint: fingerprint.to_owned(), response: None })?;
         let found: Option<String> = self
             .begin
-            .key(self.key(key))
+            .key(self.keys.key(key))
             .arg(running)
             .arg(millis(running_ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.keys.conn())
             .await
             .map_err(store)?;
         let Some(found) = found else { return Ok(Begin::Started) };
@@ -78,18 +66,19 @@ impl IdempotencyStore for RedisIdempotencyStore {
 
     async fn finish(&self, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError> {
         let _: () = redis::cmd("SET")
-            .arg(self.key(key))
+            .arg(self.keys.key(key))
             .arg(json(&record)?)
             .arg("PX")
             .arg(millis(ttl))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.keys.conn())
             .await
             .map_err(store)?;
         Ok(())
     }
 
     async fn forget(&self, key: &str) -> Result<(), ReliabilityError> {
-        let _: i64 = redis::cmd("DEL").arg(self.key(key)).query_async(&mut self.conn.clone()).await.map_err(store)?;
+        let _: i64 =
+            redis::cmd("DEL").arg(self.keys.key(key)).query_async(&mut self.keys.conn()).await.map_err(store)?;
         Ok(())
     }
 }

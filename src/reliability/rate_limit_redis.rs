@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::rate_limit::{RateLimitStore, WindowCount};
 use super::ReliabilityError;
+use crate::redis_conn::Keyspace;
 
 /// Counts one request; returns {count, ms until the window ends}.
 /// KEYS[1] the caller's counter; ARGV[1] the window in ms.
@@ -26,17 +26,10 @@ return {count, ttl}
 ";
 
 /// Request counts in Redis, shared by every instance of the service.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RedisRateLimitStore {
-    conn: ConnectionManager,
-    prefix: String,
+    keys: Keyspace,
     hit: Script,
-}
-
-impl std::fmt::Debug for RedisRateLimitStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisRateLimitStore").field("prefix", &self.prefix).finish_non_exhaustive()
-    }
 }
 
 impl RedisRateLimitStore {
@@ -45,8 +38,8 @@ impl RedisRateLimitStore {
     /// # Errors
     /// [`ReliabilityError::Store`] for a bad URL, or when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReliabilityError> {
-        let conn = crate::redis_conn::connect_url(url).await.map_err(store)?;
-        Ok(Self { conn, prefix: prefix.to_owned(), hit: Script::new(HIT) })
+        let keys = Keyspace::connect(url, prefix, "ratelimit").await.map_err(store)?;
+        Ok(Self { keys, hit: Script::new(HIT) })
     }
 }
 
@@ -59,9 +52,9 @@ impl RateLimitStore for RedisRateLimitStore {
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, ReliabilityError> {
         let (count, ttl_ms): (u64, u64) = self
             .hit
-            .key(format!("{}ratelimit:{key}", self.prefix))
+            .key(self.keys.key(key))
             .arg(crate::redis_conn::millis(window))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.keys.conn())
             .await
             .map_err(store)?;
         Ok(WindowCount { count, resets_in: Duration::from_millis(ttl_ms) })

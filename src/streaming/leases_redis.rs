@@ -9,12 +9,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::leases::LeaseStore;
 use super::StreamError;
-use crate::redis_conn::millis;
+use crate::redis_conn::{millis, Keyspace};
 
 /// Drops expired leases, then adds ARGV[1] if fewer than ARGV[2] remain.
 /// KEYS[1] the user's set; ARGV[1] lease id; ARGV[2] max; ARGV[3] ttl ms. Returns 1 if taken.
@@ -41,18 +40,11 @@ return 1
 ";
 
 /// Leases in Redis, shared by every instance of the service.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RedisLeaseStore {
-    conn: ConnectionManager,
-    prefix: String,
+    keys: Keyspace,
     acquire: Script,
     refresh: Script,
-}
-
-impl std::fmt::Debug for RedisLeaseStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLeaseStore").field("prefix", &self.prefix).finish_non_exhaustive()
-    }
 }
 
 impl RedisLeaseStore {
@@ -61,12 +53,8 @@ impl RedisLeaseStore {
     /// # Errors
     /// [`StreamError::Store`] for a bad URL, or when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StreamError> {
-        let conn = crate::redis_conn::connect_url(url).await.map_err(store)?;
-        Ok(Self { conn, prefix: prefix.to_owned(), acquire: Script::new(ACQUIRE), refresh: Script::new(REFRESH) })
-    }
-
-    fn key(&self, user: &str) -> String {
-        format!("{}streams:{user}", self.prefix)
+        let keys = Keyspace::connect(url, prefix, "streams").await.map_err(store)?;
+        Ok(Self { keys, acquire: Script::new(ACQUIRE), refresh: Script::new(REFRESH) })
     }
 }
 
@@ -79,11 +67,11 @@ impl LeaseStore for RedisLeaseStore {
     async fn acquire(&self, user: &str, lease: &str, max: u32, ttl: Duration) -> Result<bool, StreamError> {
         let taken: i64 = self
             .acquire
-            .key(self.key(user))
+            .key(self.keys.key(user))
             .arg(lease)
             .arg(max)
             .arg(millis(ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.keys.conn())
             .await
             .map_err(store)?;
         Ok(taken == 1)
@@ -92,10 +80,10 @@ impl LeaseStore for RedisLeaseStore {
     async fn refresh(&self, user: &str, lease: &str, ttl: Duration) -> Result<bool, StreamError> {
         let live: i64 = self
             .refresh
-            .key(self.key(user))
+            .key(self.keys.key(user))
             .arg(lease)
             .arg(millis(ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.keys.conn())
             .await
             .map_err(store)?;
         Ok(live == 1)
@@ -103,9 +91,9 @@ impl LeaseStore for RedisLeaseStore {
 
     async fn release(&self, user: &str, lease: &str) -> Result<(), StreamError> {
         let _: i64 = redis::cmd("ZREM")
-            .arg(self.key(user))
+            .arg(self.keys.key(user))
             .arg(lease)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.keys.conn())
             .await
             .map_err(store)?;
         Ok(())
