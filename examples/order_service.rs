@@ -6,11 +6,36 @@
 //! `GET /api/v1/jobs/{id}` shows the job to its user.
 
 use app_kernel::auth::CurrentUser;
+use app_kernel::db::{ColumnKind, EntityTable};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
 use app_kernel::{ApiError, BootError, Db, Service, ServiceConfig};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// What a client may send; unknown fields (an `id`, a `status`, ...) are refused with 422.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrder {
+    item: String,
+    #[serde(default = "one")]
+    quantity: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// The orders table and the index a user's orders would be listed by.
+fn orders_table() -> EntityTable {
+    EntityTable::new("orders")
+        .field("user_id", ColumnKind::Text)
+        .field("item", ColumnKind::Text)
+        .field("quantity", ColumnKind::Integer)
+        .field("status", ColumnKind::Text)
+        .index(["user_id", "created_at"])
+}
 
 async fn process_order(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
     let order_id = payload["order_id"].as_str().ok_or_else(|| TaskError::new("payload has no order_id"))?;
@@ -24,12 +49,9 @@ async fn create_order(
     user: CurrentUser,
     db: Db,
     jobs: JobClient,
-    Json(data): Json<Map<String, Value>>,
+    Json(data): Json<NewOrder>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut order = data;
-    order.remove("id"); // a client cannot overwrite an existing order
-    order.insert("user_id".into(), json!(user.id));
-    order.insert("status".into(), json!("pending"));
+    let order = json!({"user_id": user.id, "item": data.item, "quantity": data.quantity, "status": "pending"});
     let order = db.save_entity("orders", order).await?;
     let order_id = order["id"].clone();
     let job =
@@ -45,6 +67,7 @@ fn orders() -> Router {
 async fn main() -> Result<(), BootError> {
     Service::builder("order_service")
         .config(ServiceConfig::from_env()?)
+        .table(orders_table())
         .router(orders())
         .task("process_order", process_order)
         .run()

@@ -1,13 +1,12 @@
 //! Run: cargo run --example projects_service
 //! Worker: cargo run --example projects_service -- worker
 //!
-//! The spec's "Complete Example": a schema created at start-up, a background task,
+//! The spec's "Complete Example": a table declared at start-up, a background task,
 //! and routes that list, create and read projects of the caller's workspace.
 
 use app_kernel::auth::CurrentUser;
-use app_kernel::db::{Find, Row};
+use app_kernel::db::{ColumnKind, EntityTable, Find, Row};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
-use app_kernel::service::HookResult;
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Path;
 use axum::routing::get;
@@ -15,25 +14,15 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Every instance runs it at start-up, several at once: `execute_schema` makes the
-/// concurrent `CREATE ... IF NOT EXISTS` safe on every engine.
-async fn init_schema(db: Db) -> HookResult {
-    db.execute_schema(
-        "CREATE TABLE IF NOT EXISTS projects (
-            id VARCHAR(64) PRIMARY KEY,
-            workspace_id VARCHAR(64),
-            name TEXT NOT NULL,
-            processed BOOLEAN,
-            created_at VARCHAR(40),
-            updated_at VARCHAR(40),
-            deleted_at VARCHAR(40)
-        )",
-    )
-    .await?;
-    if let Err(e) = db.execute("CREATE INDEX idx_projects_workspace ON projects(workspace_id)", &[]).await {
-        tracing::debug!(error = %e, "index exists"); // no portable IF NOT EXISTS for indexes
-    }
-    Ok(())
+/// The projects table, declared: created (or completed) at start-up by every
+/// instance, several at once, with the index the list below needs.
+fn projects_table() -> EntityTable {
+    EntityTable::new("projects")
+        .field("workspace_id", ColumnKind::Text)
+        .field("name", ColumnKind::Text)
+        .field("processed", ColumnKind::Bool)
+        .soft_delete()
+        .index(["workspace_id", "created_at"])
 }
 
 async fn process_project(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
@@ -45,11 +34,12 @@ async fn process_project(payload: Value, ctx: JobContext) -> Result<Value, TaskE
 }
 
 async fn list_projects(user: CurrentUser, db: Db) -> Result<Json<Vec<Row>>, ApiError> {
-    let find = Find::new().filter("[workspace_id] = ?", [user.id.clone()]).order_by("[created_at] DESC");
+    let find = Find::new().eq("workspace_id", user.id.as_str()).sort("created_at", true);
     Ok(Json(db.find_entities("projects", find).await?))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewProject {
     name: String,
 }
@@ -85,7 +75,7 @@ async fn main() -> Result<(), BootError> {
         .config(ServiceConfig::from_env()?)
         .routes(projects())
         .task("process_project", process_project)
-        .schema_init(init_schema)
+        .table(projects_table()) // schema_init(..) remains for SQL a declaration does not cover
         .run()
         .await
 }

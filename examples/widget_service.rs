@@ -2,29 +2,51 @@
 //!
 //! The Quick Start: a widget service on the embedded defaults (SQLite under
 //! `./data/`), with every kernel route and middleware. Widgets belong to the
-//! caller: the server sets `owner`, and a client can neither choose another owner
-//! nor overwrite someone else's widget by sending its `id`.
+//! caller: the body is a typed struct that refuses unknown fields, so a client can
+//! neither choose another owner, nor send an `id` to overwrite someone else's
+//! widget, nor add columns to the table.
 
 use app_kernel::auth::CurrentUser;
-use app_kernel::db::{Find, Row};
+use app_kernel::db::{ColumnKind, EntityTable, Find, Row};
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Query;
 use axum::routing::get;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 
-/// Fields the server owns: a client's values for them are ignored.
-const SERVER_FIELDS: [&str; 5] = ["id", "owner", "created_at", "updated_at", "deleted_at"];
+/// What a client may send. Anything else (an `owner`, an `id`, a field the app does
+/// not know) is refused with 422 before it reaches the database.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewWidget {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
+}
 
-async fn create_widget(
-    user: CurrentUser,
-    db: Db,
-    Json(mut data): Json<Map<String, Value>>,
-) -> Result<Json<Row>, ApiError> {
-    data.retain(|k, _| !SERVER_FIELDS.contains(&k.as_str()));
-    data.insert("owner".into(), user.id.clone().into());
-    Ok(Json(db.save_entity("widgets", data).await?))
+/// A widget as stored: the client's fields and the owner the server sets.
+#[derive(Serialize)]
+struct Widget<'a> {
+    #[serde(flatten)]
+    body: NewWidget,
+    owner: &'a str,
+}
+
+/// The table, its fields, and the index the list below needs (a user's widgets,
+/// newest first): without it every list scans every user's rows.
+fn widgets_table() -> EntityTable {
+    EntityTable::new("widgets")
+        .field("owner", ColumnKind::Text)
+        .field("name", ColumnKind::Text)
+        .field("size", ColumnKind::Integer)
+        .field("tags", ColumnKind::Json)
+        .index(["owner", "created_at"])
+}
+
+async fn create_widget(user: CurrentUser, db: Db, Json(body): Json<NewWidget>) -> Result<Json<Row>, ApiError> {
+    Ok(Json(db.save_entity("widgets", Widget { body, owner: &user.id }).await?))
 }
 
 #[derive(Deserialize)]
@@ -35,8 +57,8 @@ struct Page {
 
 async fn list_widgets(user: CurrentUser, db: Db, Query(page): Query<Page>) -> Result<Json<Vec<Row>>, ApiError> {
     let find = Find::new()
-        .filter("[owner] = ?", [user.id.clone()])
-        .order_by("[created_at] DESC")
+        .eq("owner", user.id.as_str())
+        .sort("created_at", true)
         .limit(page.limit.unwrap_or(100).min(1000))
         .offset(page.offset.unwrap_or(0));
     Ok(Json(db.find_entities("widgets", find).await?))
@@ -50,6 +72,7 @@ fn widgets() -> Routes {
 async fn main() -> Result<(), BootError> {
     Service::builder("widget_service")
         .config(ServiceConfig::from_env()?) // JWT_SECRET, DATABASE_*, REDIS_URL, ...
+        .table(widgets_table()) // created at start-up, with its index
         .routes(widgets()) // served at /api/v1/widgets
         .run()
         .await

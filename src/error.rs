@@ -102,6 +102,13 @@ impl ApiError {
         Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail) }
     }
 
+    /// The same error with per-field `errors` (shown as the body's `errors` list).
+    #[must_use]
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     /// 429 `rate_limited` with `Retry-After`.
     pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)

@@ -183,7 +183,7 @@ async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
         client
             .post(svc.url("/api/v1/widgets"))
             .bearer_auth(&admin)
-            .json(&json!({"name": "gear", "size": 3, "tags": ["a"], "owner": "mallory"})),
+            .json(&json!({"name": "gear", "size": 3, "tags": ["a"]})),
     )
     .await;
     assert_eq!(created["owner"], me["id"], "the server sets the owner");
@@ -192,12 +192,25 @@ async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
         (json!("gear"), json!(3), json!(["a"]))
     );
 
+    // The typed body refuses what a client must not choose, and fields the app does not know.
     let reg = json!({"username": "bob", "email": "bob@example.com", "password": "bob-password-1"});
     assert_eq!(client.post(svc.url("/api/v1/auth/register")).json(&reg).send().await.unwrap().status(), 201);
     let bob = login(&client, &svc, "bob", "bob-password-1").await;
-    let hijack = json!({"id": created["id"], "name": "stolen"});
-    let r: Value = json_of(client.post(svc.url("/api/v1/widgets")).bearer_auth(&bob).json(&hijack)).await;
-    assert_ne!(r["id"], created["id"], "a client id never overwrites another user's widget");
+    let spray: serde_json::Map<String, Value> = (0..50).map(|i| (format!("f{i}"), json!(i))).collect();
+    for (refused, field) in [
+        (json!({"name": "x", "owner": "mallory"}), "owner"),
+        (json!({"id": created["id"], "name": "stolen"}), "id"),
+        (Value::Object(spray), "f"),
+    ] {
+        let r = client.post(svc.url("/api/v1/widgets")).bearer_auth(&bob).json(&refused).send().await.unwrap();
+        assert_eq!(r.status(), 422, "{refused}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains(&format!("unknown field `{field}")), "{body}");
+    }
+    let r: Value =
+        json_of(client.post(svc.url("/api/v1/widgets")).bearer_auth(&bob).json(&json!({"name": "stolen"}))).await;
+    assert_ne!(r["id"], created["id"]);
 
     let mine: Value = json_of(client.get(svc.url("/api/v1/widgets")).bearer_auth(&admin)).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);

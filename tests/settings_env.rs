@@ -107,6 +107,9 @@ const BAD: &[(&str, &str)] = &[
     ("DATABASE_URL", "oracle://x"),
     ("DATABASE_TYPE", "oracle"),
     ("DATABASE_PORT", "70000"),
+    ("DATABASE_SCHEMA", "auto"),
+    ("DATABASE_SCHEMA_MAX_COLUMNS", "0"),
+    ("DATABASE_SCHEMA_MAX_NEW_COLUMNS", "many"),
     ("REDIS_URL", "http://localhost:6379"),
     ("CORS_ORIGINS", "localhost:3000"),
     ("TRUSTED_PROXIES", "10.0.0.0/33"),
@@ -185,4 +188,19 @@ fn secrets_never_appear_in_debug_output() {
         config(&[("JWT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret!"), ("DATABASE_PASSWORD", "hunter22")]).unwrap();
     let dump = format!("{c:?} {:?}", c.clone().into_settings("svc").unwrap());
     assert!(!dump.contains("s3cret") && !dump.contains("hunter22"), "{dump}");
+}
+
+#[test]
+fn the_schema_policy_is_closed_unless_asked_and_its_limits_are_read() {
+    use app_kernel::db::{SchemaLimits, SchemaPolicy};
+    assert_eq!(config(&[]).unwrap().database_schema, SchemaPolicy::Closed);
+    let additive = config(&[("DATABASE_SCHEMA", "additive")]).unwrap();
+    assert_eq!(additive.database_schema, SchemaPolicy::Additive(SchemaLimits::new(64, 16)));
+    let vars = [
+        ("DATABASE_SCHEMA", "Additive"),
+        ("DATABASE_SCHEMA_MAX_COLUMNS", "30"),
+        ("DATABASE_SCHEMA_MAX_NEW_COLUMNS", "5"),
+    ];
+    let settings = config(&vars).unwrap().into_settings("svc").unwrap();
+    assert_eq!(settings.database.schema, SchemaPolicy::Additive(SchemaLimits::new(30, 5)));
 }

@@ -6,11 +6,12 @@
 use crate::db::value::ColumnKind;
 use crate::db::{DatabaseKind, DbError};
 
-/// The longest accepted table or column name (MySQL's limit).
-pub const MAX_IDENTIFIER_LEN: usize = 64;
+/// The longest accepted table or column name: PostgreSQL's limit (it truncates longer
+/// names, so two long fields could land in one column), and within MySQL's 64.
+pub const MAX_IDENTIFIER_LEN: usize = 63;
 
 /// Checks that `name` is a plain identifier: ASCII letters, digits and underscores,
-/// not starting with a digit, 1 to 64 characters.
+/// not starting with a digit, 1 to 63 characters.
 ///
 /// # Errors
 /// [`DbError::InvalidIdentifier`] naming the rejected value.
@@ -27,11 +28,65 @@ pub fn validate_identifier(name: &str) -> Result<(), DbError> {
     }
 }
 
+/// The prefix of the kernel's own tables, which the entity API does not reach.
+pub(crate) const KERNEL_TABLE_PREFIX: &str = "kernel_";
+
+/// Checks that `table` is a plain identifier and not one of the kernel's own tables.
+pub(crate) fn validate_entity_table(table: &str) -> Result<(), DbError> {
+    validate_identifier(table)?;
+    let reserved = table.len() >= KERNEL_TABLE_PREFIX.len()
+        && table.as_bytes()[..KERNEL_TABLE_PREFIX.len()].eq_ignore_ascii_case(KERNEL_TABLE_PREFIX.as_bytes());
+    if reserved {
+        return Err(DbError::ReservedTable { table: table.to_owned() });
+    }
+    Ok(())
+}
+
+/// How schema changes are serialised across processes: the statement that takes the
+/// lock inside the transaction making the change, and the one that frees it before the
+/// transaction ends (bound to the table's name); `None` where the transaction itself
+/// holds the database's one write lock (SQLite's `BEGIN IMMEDIATE`).
+pub(crate) fn ddl_lock(kind: DatabaseKind) -> Option<(&'static str, Option<&'static str>)> {
+    match kind {
+        DatabaseKind::Sqlite => None,
+        // Freed with the transaction.
+        DatabaseKind::Postgres => Some(("SELECT pg_advisory_xact_lock(hashtext('kernel_ddl:' || $1))", None)),
+        // A session lock (MySQL DDL commits any transaction), freed explicitly and when the
+        // connection closes; the name stays within MySQL's 64 characters.
+        DatabaseKind::Mysql => Some((
+            "SELECT GET_LOCK(CONCAT('kernel_ddl:', MD5(?)), 30) AS locked",
+            Some("SELECT RELEASE_LOCK(CONCAT('kernel_ddl:', MD5(?))) AS released"),
+        )),
+    }
+}
+
+/// Whether an index named `index` exists on `table` (the query and its parameters).
+pub(crate) fn index_exists_sql(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Sqlite => "SELECT 1 AS found FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name = ?",
+        DatabaseKind::Postgres => {
+            "SELECT 1 AS found FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1 AND indexname = $2"
+        }
+        DatabaseKind::Mysql => {
+            "SELECT 1 AS found FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ? LIMIT 1"
+        }
+    }
+}
+
+/// One column of an index: MySQL indexes only a prefix of a text column.
+pub(crate) fn index_column(kind: DatabaseKind, name: &str, column_kind: ColumnKind) -> String {
+    match (kind, column_kind) {
+        (DatabaseKind::Mysql, ColumnKind::Text | ColumnKind::Json) => format!("`{name}`(191)"),
+        _ => quote_unchecked(kind, name),
+    }
+}
+
 /// Quotes a name already validated: `"name"` or `` `name` ``.
 pub(crate) fn quote_unchecked(kind: DatabaseKind, name: &str) -> String {
     match kind {
         DatabaseKind::Mysql => format!("`{name}`"),
-        _ => format!("\"{name}\""),
+        DatabaseKind::Sqlite | DatabaseKind::Postgres => format!("\"{name}\""),
     }
 }
 
@@ -152,10 +207,10 @@ mod tests {
 
     #[test]
     fn identifiers() {
-        for ok in ["a", "_x", "Projects_2", &"a".repeat(64)] {
+        for ok in ["a", "_x", "Projects_2", &"a".repeat(63)] {
             assert!(validate_identifier(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1a", "a b", "a;b", "a\"b", "a`b", "é", "a-b", &"a".repeat(65), "x'--"] {
+        for bad in ["", "1a", "a b", "a;b", "a\"b", "a`b", "é", "a-b", &"a".repeat(64), "x'--"] {
             assert!(matches!(validate_identifier(bad), Err(DbError::InvalidIdentifier { .. })), "{bad}");
         }
     }

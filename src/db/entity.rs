@@ -10,8 +10,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::db::backend::Target;
-use crate::db::dialect::{json_as_text, quote_unchecked, validate_identifier};
+use crate::db::dialect::{ddl_lock, json_as_text, quote_unchecked, validate_entity_table, validate_identifier};
 use crate::db::schema::{self, TableSchema, Tables};
+use crate::db::schema_change::Change;
 use crate::db::translate::translate;
 use crate::db::value::{restore, ColumnKind, Param, Row};
 use crate::db::{DatabaseKind, Db, DbError, Find};
@@ -86,44 +87,50 @@ impl Ctx<'_> {
         Ok((s, kinds))
     }
 
-    /// The table's schema with every field of `fields`, created under auto-schema.
+    /// The table's schema with every field of `fields`, as the schema policy allows:
+    /// checked against the cache first (a refusal costs no lock and no DDL), then, in
+    /// the locked change, against the database's own view.
     pub(crate) async fn ensure(
         &mut self,
         table: &str,
         fields: &[(&str, ColumnKind)],
     ) -> Result<Arc<TableSchema>, DbError> {
         let known = self.lookup(table).await?;
-        let lacking = |s: &TableSchema| fields.iter().find(|(n, _)| !s.has(n)).map(|(n, _)| (*n).to_owned());
-        if let Some(s) = &known {
-            match lacking(s) {
-                None => return Ok(s.clone()),
-                Some(column) if !self.db.inner.auto_schema => {
-                    return Err(DbError::UnknownColumn { table: table.to_owned(), column })
+        if let Some(s) = known.as_ref().filter(|s| fields.iter().all(|(n, _)| s.has(n))) {
+            return Ok(s.clone());
+        }
+        let policy = self.db.inner.schema_policy;
+        if policy.check(table, known.as_deref(), fields).is_err() {
+            // The cache may lag another process's change: a refusal stands only against
+            // the database's own view.
+            let fresh = schema::introspect(self.kind(), &mut self.target, table).await?;
+            if let Some(s) = &fresh {
+                self.remember(table, s);
+                if fields.iter().all(|(n, _)| s.has(n)) {
+                    return Ok(s.clone());
                 }
-                Some(_) => {}
             }
-        } else if !self.db.inner.auto_schema {
-            return Err(DbError::MissingTable { table: table.to_owned() });
+            policy.check(table, fresh.as_deref(), fields)?;
         }
         let kind = self.kind();
         if let Some(overlay) = self.overlay.as_mut() {
-            if kind == DatabaseKind::Mysql {
+            match kind {
                 // MySQL DDL commits the transaction: refuse rather than break its atomicity.
-                return Err(DbError::SchemaChangeInTransaction { table: table.to_owned() });
+                DatabaseKind::Mysql => return Err(DbError::SchemaChangeInTransaction { table: table.to_owned() }),
+                DatabaseKind::Postgres | DatabaseKind::Sqlite => {}
             }
-            let s = schema::apply(kind, &mut self.target, table, known.as_deref(), fields).await?;
+            if let Some((take, _)) = ddl_lock(kind) {
+                self.target.fetch(take.to_owned(), vec![Param::Text(table.to_owned())], true).await?;
+            }
+            let fresh = schema::introspect(kind, &mut self.target, table).await?;
+            policy.check(table, fresh.as_deref(), fields)?;
+            let s = schema::apply(kind, &mut self.target, table, fresh.as_deref(), fields).await?;
             overlay.insert(table.to_owned(), s.clone());
             return Ok(s);
         }
-        let mut pool = Target::Pool(&*self.db.inner.backend);
-        let _ddl = self.db.inner.schema.ddl.lock().await;
-        let fresh = schema::introspect(kind, &mut pool, table).await?;
-        let s = match fresh {
-            Some(s) if lacking(&s).is_none() => s,
-            fresh => schema::apply(kind, &mut pool, table, fresh.as_deref(), fields).await?,
-        };
-        self.db.inner.schema.put(table, s.clone());
-        Ok(s)
+        let fields = fields.iter().map(|(n, k)| ((*n).to_owned(), *k)).collect();
+        let change = Change { table: table.to_owned(), fields, indexes: Vec::new(), policy: Some(policy) };
+        self.db.change_schema(change).await
     }
 
     /// Gives values their JSON types back, in place; columns whose values read back
@@ -148,7 +155,7 @@ impl Ctx<'_> {
     /// One entity by id: `find` with `[id] = ?` and `LIMIT 1`, minus the `Find` it
     /// would build and key on every call.
     pub(crate) async fn get(&mut self, table: &str, id: &str) -> Result<Option<Row>, DbError> {
-        validate_identifier(table)?;
+        validate_entity_table(table)?;
         let Some(mut schema) = self.lookup(table).await? else { return Ok(None) };
         let mut rows = self.get_rows(table, &schema, id).await?;
         if let Some(current) = self.reread_if_outdated(table, &schema, &rows).await? {
@@ -174,7 +181,8 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn find(&mut self, table: &str, find: &Find) -> Result<Vec<Row>, DbError> {
-        validate_identifier(table)?;
+        validate_entity_table(table)?;
+        find.check_names()?;
         let Some(mut schema) = self.lookup(table).await? else { return Ok(Vec::new()) };
         let mut rows = self.find_rows(table, &schema, find).await?;
         if let Some(current) = self.reread_if_outdated(table, &schema, &rows).await? {
@@ -189,6 +197,7 @@ impl Ctx<'_> {
         let soft = schema.has("deleted_at");
         let key = find.cache_key("find", table, soft);
         let sql = self.statement(&key, || {
+            find.check_clauses(kind)?;
             let tail = find.tail_sql(kind)?;
             Ok(format!("SELECT * FROM {}{}{tail}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
@@ -226,7 +235,8 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn count(&mut self, table: &str, find: &Find) -> Result<u64, DbError> {
-        validate_identifier(table)?;
+        validate_entity_table(table)?;
+        find.check_names()?;
         let Some(mut schema) = self.lookup(table).await? else { return Ok(0) };
         let stale = |s: &TableSchema| s.read_at.is_none_or(|at| at.elapsed() > schema::COUNT_TRUSTS_FOR);
         if !schema.has("deleted_at") && stale(&schema) {
@@ -238,6 +248,7 @@ impl Ctx<'_> {
         let kind = self.kind();
         let soft = schema.has("deleted_at");
         let sql = self.statement(&find.cache_key("count", table, soft), || {
+            find.check_clauses(kind)?;
             Ok(format!("SELECT COUNT(*) AS n FROM {}{}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
         let params = find.params.iter().cloned().map(Param::from_json).collect();
@@ -246,7 +257,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn delete(&mut self, table: &str, id: &str) -> Result<bool, DbError> {
-        validate_identifier(table)?;
+        validate_entity_table(table)?;
         if self.lookup(table).await?.is_none() {
             return Ok(false);
         }
@@ -258,7 +269,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn soft_delete(&mut self, table: &str, id: &str) -> Result<bool, DbError> {
-        validate_identifier(table)?;
+        validate_entity_table(table)?;
         if self.lookup(table).await?.is_none() {
             return Ok(false);
         }
@@ -295,7 +306,7 @@ impl Db {
     ///
     /// # Errors
     /// Not an object, a bad field name, a value that does not fit its column, a missing
-    /// table or field with `auto_schema` off, or the engine's refusal.
+    /// table or field the schema policy does not add, or the engine's refusal.
     pub async fn save_entity(&self, table: &str, entity: impl serde::Serialize) -> Result<Row, DbError> {
         let value = serde_json::to_value(entity)
             .map_err(|e| DbError::InvalidInput { field: "entity", message: e.to_string() })?;
@@ -308,7 +319,7 @@ impl Db {
     /// As [`Db::save_entity`], for the first entity that fails.
     pub async fn save_many(&self, table: &str, entities: impl IntoIterator<Item = Value>) -> Result<Vec<Row>, DbError> {
         let entities: Vec<Value> = entities.into_iter().collect();
-        if self.inner.auto_schema {
+        if self.inner.schema_policy.is_additive() {
             // The schema first, outside the transaction: MySQL cannot change it inside one.
             let mut all = Row::new();
             for obj in entities.iter().filter_map(Value::as_object) {
@@ -318,8 +329,7 @@ impl Db {
                     }
                 }
             }
-            let valid = crate::db::validate_identifier(table).is_ok()
-                && all.keys().all(|k| crate::db::validate_identifier(k).is_ok());
+            let valid = validate_entity_table(table).is_ok() && all.keys().all(|k| validate_identifier(k).is_ok());
             if valid && !all.is_empty() {
                 for stamp in ["created_at", "updated_at"] {
                     all.insert(stamp.into(), Value::Null);

@@ -54,20 +54,71 @@ pub enum DbError {
         /// What was given.
         found: &'static str,
     },
-    /// A field has no column and `auto_schema` is off.
-    #[error("unknown field `{column}` for `{table}`")]
-    UnknownColumn {
+    /// Fields that are not columns of the table, which the schema policy does not add
+    /// (`Closed`).
+    #[error("`{table}` has no field(s) {}", fields.join(", "))]
+    UnknownFields {
         /// The table.
         table: String,
-        /// The field.
-        column: String,
+        /// The fields that are not columns.
+        fields: Vec<String>,
     },
-    /// A table does not exist and `auto_schema` is off.
-    #[error("table `{table}` does not exist and auto_schema is off: create it in schema_init")]
+    /// A table does not exist and the schema policy does not create it (`Closed`).
+    #[error(
+        "table `{table}` does not exist: declare it (Service::table, schema_init) or set DATABASE_SCHEMA=additive"
+    )]
     MissingTable {
         /// The table.
         table: String,
     },
+    /// Field names that are not plain identifiers of at most 63 bytes.
+    #[error(
+        "invalid field name(s) {}: use ASCII letters, digits and underscores, not starting with a digit, at most 63 bytes",
+        fields.join(", ")
+    )]
+    InvalidFieldNames {
+        /// The rejected names.
+        fields: Vec<String>,
+    },
+    /// Fields that differ from a column (or from each other) only in case, which MySQL
+    /// and SQLite would store in one column.
+    #[error("field(s) {} of `{table}` differ from another field only in case", fields.join(", "))]
+    FieldNameClash {
+        /// The table.
+        table: String,
+        /// The clashing fields.
+        fields: Vec<String>,
+    },
+    /// A save would add more columns than the schema policy lets one save add.
+    #[error("a save may add at most {limit} field(s) to `{table}`; this one adds {}", fields.join(", "))]
+    TooManyNewFields {
+        /// The table.
+        table: String,
+        /// The limit per save.
+        limit: usize,
+        /// The fields it would add.
+        fields: Vec<String>,
+    },
+    /// A save would take the table past the schema policy's column limit.
+    #[error("`{table}` may have at most {limit} columns; no room for {}", fields.join(", "))]
+    TooManyColumns {
+        /// The table.
+        table: String,
+        /// The column limit.
+        limit: usize,
+        /// The fields it would add.
+        fields: Vec<String>,
+    },
+    /// The kernel's own tables (`kernel_*`) are not reachable through the entity API.
+    #[error("table `{table}` is reserved for the kernel")]
+    ReservedTable {
+        /// The table.
+        table: String,
+    },
+    /// A raw filter clause could carry SQL beyond its own condition (an unbalanced
+    /// parenthesis or bracket, a `;`, a comment).
+    #[error("unsafe filter clause: {0}")]
+    UnsafeFilter(String),
     /// Auto-schema needs DDL inside a MySQL transaction, which would commit it.
     #[error(
         "table `{table}` needs a schema change, which MySQL cannot make inside a transaction: \
@@ -140,6 +191,21 @@ fn field_error(field: &str, msg: String, kind: &str) -> ApiError {
     ApiError::validation(vec![FieldError { loc: vec!["body".into(), field.into()], msg, kind: kind.into() }])
 }
 
+/// 422 with `code`, the error's message, and one entry per offending field.
+fn fields_error(e: &DbError, code: &'static str, fields: &[String], kind: &str) -> ApiError {
+    let msg = match e {
+        DbError::UnknownFields { .. } => "not a field of this resource",
+        DbError::InvalidFieldNames { .. } => "not a valid field name",
+        DbError::FieldNameClash { .. } => "differs from another field only in case",
+        _ => "no room for another field",
+    };
+    let errors = fields
+        .iter()
+        .map(|f| FieldError { loc: vec!["body".into(), f.clone()], msg: msg.into(), kind: kind.into() })
+        .collect();
+    ApiError::new(http::StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()).with_errors(errors)
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match &e {
@@ -150,7 +216,12 @@ impl From<DbError> for ApiError {
             DbError::TypeMismatch { column, expected, found, .. } => {
                 field_error(column, format!("expected {expected}, got {found}"), "type_error")
             }
-            DbError::UnknownColumn { column, .. } => field_error(column, "unknown field".into(), "extra_forbidden"),
+            DbError::UnknownFields { fields, .. } => fields_error(&e, "unknown_fields", fields, "extra_forbidden"),
+            DbError::InvalidFieldNames { fields } => fields_error(&e, "invalid_field_name", fields, "value_error"),
+            DbError::FieldNameClash { fields, .. } => fields_error(&e, "field_name_clash", fields, "value_error"),
+            DbError::TooManyNewFields { fields, .. } => fields_error(&e, "too_many_new_fields", fields, "value_error"),
+            DbError::TooManyColumns { fields, .. } => fields_error(&e, "too_many_columns", fields, "value_error"),
+            DbError::ReservedTable { .. } | DbError::UnsafeFilter(_) => ApiError::bad_request(e.to_string()),
             DbError::NotFound { .. } => ApiError::not_found(e.to_string()),
             DbError::Conflict(_) => ApiError::conflict("conflict", "A record with the same unique value exists"),
             DbError::SchemaChanged => ApiError::unavailable("schema_changed", "The data changed shape; try again")

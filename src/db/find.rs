@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use crate::db::dialect::{order_by, quote_unchecked};
+use crate::db::dialect::{order_by, quote_unchecked, validate_identifier};
+use crate::db::translate::check_clause;
 use crate::db::{DatabaseKind, DbError};
 
 /// A query over one entity table: filter, order, page.
@@ -19,6 +20,42 @@ pub struct Find {
     pub(crate) limit: Option<u64>,
     pub(crate) offset: Option<u64>,
     pub(crate) include_deleted: bool,
+    /// The raw clauses given to [`Find::filter`], each checked on its own when the
+    /// statement is built.
+    raw: Vec<String>,
+    /// A field name [`Find::cmp`] or [`Find::sort`] refused.
+    invalid: Option<String>,
+}
+
+/// A comparison of a field with a value, for [`Find::cmp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cmp {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl Cmp {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Eq => "=",
+            Self::Ne => "<>",
+            Self::Lt => "<",
+            Self::Le => "<=",
+            Self::Gt => ">",
+            Self::Ge => ">=",
+        }
+    }
 }
 
 impl Find {
@@ -27,10 +64,54 @@ impl Find {
         Self::default()
     }
 
+    /// Keeps the entities whose `field` equals `value`. The field name may come from a
+    /// client: anything but a plain identifier makes the query fail with
+    /// [`DbError::InvalidIdentifier`], never reaches SQL.
+    #[must_use]
+    pub fn eq(self, field: &str, value: impl Into<Value>) -> Self {
+        self.cmp(field, Cmp::Eq, value)
+    }
+
+    /// Keeps the entities whose `field` compares with `value` as `op` says (see [`Find::eq`]).
+    #[must_use]
+    pub fn cmp(mut self, field: &str, op: Cmp, value: impl Into<Value>) -> Self {
+        if validate_identifier(field).is_err() {
+            self.invalid.get_or_insert_with(|| field.chars().take(80).collect());
+            return self;
+        }
+        let clause = format!("[{field}] {} ?", op.sql());
+        self.and(&clause, [value.into()])
+    }
+
+    /// Orders by `field`, after any order given before (see [`Find::eq`] for the name).
+    #[must_use]
+    pub fn sort(mut self, field: &str, descending: bool) -> Self {
+        if validate_identifier(field).is_err() {
+            self.invalid.get_or_insert_with(|| field.chars().take(80).collect());
+            return self;
+        }
+        let item = format!("[{field}] {}", if descending { "DESC" } else { "ASC" });
+        self.order_by = Some(match self.order_by.take() {
+            Some(first) => format!("{first}, {item}"),
+            None => item,
+        });
+        self
+    }
+
     /// Keeps the entities matching `clause` (portable SQL: `[field]`, `?`), with `params`
     /// bound to its placeholders. A second call is combined with `AND`.
+    ///
+    /// The clause is the app's SQL: build it from constants, and pass a client's field
+    /// names through [`Find::eq`] / [`Find::cmp`] instead. A clause that could reach past
+    /// its own condition (an unbalanced parenthesis or `[`/`]`, a `;`, a comment) fails
+    /// the query with [`DbError::UnsafeFilter`].
     #[must_use]
     pub fn filter(mut self, clause: &str, params: impl IntoIterator<Item = impl Into<Value>>) -> Self {
+        self.raw.push(clause.to_owned());
+        self.and(clause, params)
+    }
+
+    fn and(mut self, clause: &str, params: impl IntoIterator<Item = impl Into<Value>>) -> Self {
         self.where_clause = Some(match self.where_clause.take() {
             Some(first) => format!("{first} AND ({clause})"),
             None => format!("({clause})"),
@@ -65,6 +146,21 @@ impl Find {
     pub fn include_deleted(mut self) -> Self {
         self.include_deleted = true;
         self
+    }
+
+    /// Refuses a field name given to the typed methods: run on every query (the
+    /// statement's cache key does not see a refused name).
+    pub(crate) fn check_names(&self) -> Result<(), DbError> {
+        match &self.invalid {
+            Some(name) => Err(DbError::InvalidIdentifier { name: name.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a raw clause that could reach past its own condition: run when the
+    /// statement is built (the same clauses build the same statement).
+    pub(crate) fn check_clauses(&self, kind: DatabaseKind) -> Result<(), DbError> {
+        self.raw.iter().try_for_each(|clause| check_clause(kind, clause))
     }
 
     /// The `WHERE ...` part (possibly empty), in portable SQL.

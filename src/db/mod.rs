@@ -6,8 +6,11 @@
 //! - **Entities** (the spec's API): [`Db::save_entity`] upserts a JSON object by `id`
 //!   (a UUID v7 when absent) and manages `created_at`/`updated_at`; [`Db::get_entity`],
 //!   [`Db::find_entities`] with a [`Find`], [`Db::count_entities`], [`Db::delete_entity`],
-//!   [`Db::soft_delete_entity`]. Values keep their JSON types. In development
-//!   (`auto_schema`, the default) a save creates the table or column it needs.
+//!   [`Db::soft_delete_entity`]. Values keep their JSON types. Tables are declared
+//!   ([`EntityTable`], with their indexes) or made in `schema_init`; under
+//!   [`SchemaPolicy::Additive`] (development) a save creates the table or columns it
+//!   needs, within [`SchemaLimits`]. Field names and the kernel's own tables are
+//!   checked, and a refusal is a 422 that changes nothing.
 //! - **Portable SQL**: [`Db::execute`], [`Db::fetch_all`], [`Db::fetch_optional`] take
 //!   `[field]` for identifiers and `?` for values on every engine; values are always
 //!   bound, never interpolated.
@@ -39,6 +42,8 @@ mod mysql;
 mod postgres;
 mod save;
 mod schema;
+mod schema_change;
+mod schema_policy;
 mod settings;
 mod sql_cache;
 #[cfg(feature = "sqlite")]
@@ -47,6 +52,7 @@ mod sqlite;
 mod sqlite_checkpoints;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sqlx_pool;
+mod table;
 mod transaction;
 mod translate;
 mod value;
@@ -60,9 +66,12 @@ use serde_json::Value;
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
 pub use dialect::{validate_identifier, MAX_IDENTIFIER_LEN};
 pub use error::DbError;
-pub use find::Find;
+pub use find::{Cmp, Find};
+pub use schema_policy::{SchemaLimits, SchemaPolicy};
 pub use settings::{DatabaseKind, DatabaseSettings, SqliteSynchronous};
+pub use table::EntityTable;
 pub use transaction::Transaction;
+pub use value::ColumnKind;
 pub use value::Row;
 
 use crate::error::ApiError;
@@ -87,7 +96,7 @@ struct Inner {
     sql: SqlCache,
     /// Generated entity statements, by table, columns and clauses.
     entity_sql: SqlCache,
-    auto_schema: bool,
+    schema_policy: SchemaPolicy,
     /// State other kernel modules keep per database (one of each type).
     shared: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -111,7 +120,7 @@ impl Db {
                 schema: SchemaCache::default(),
                 sql: SqlCache::default(),
                 entity_sql: SqlCache::default(),
-                auto_schema: settings.auto_schema,
+                schema_policy: settings.schema,
                 shared: std::sync::Mutex::default(),
             }),
         };

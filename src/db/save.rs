@@ -8,20 +8,22 @@
 
 use serde_json::Value;
 
-use crate::db::dialect::{quote_unchecked, validate_identifier};
+use crate::db::dialect::{quote_unchecked, validate_entity_table, validate_identifier};
 use crate::db::entity::{now, Ctx};
 use crate::db::value::{json_type, Param, Row};
 use crate::db::{DatabaseKind, DbError};
 
 impl Ctx<'_> {
     pub(crate) async fn save(&mut self, table: &str, entity: Value) -> Result<Row, DbError> {
-        validate_identifier(table)?;
+        validate_entity_table(table)?;
         let mut obj = match entity {
             Value::Object(obj) => obj,
             other => return Err(DbError::NotAnObject { found: json_type(&other) }),
         };
-        for key in obj.keys() {
-            validate_identifier(key)?;
+        check_field_names(&obj)?;
+        // The kernel's fields: a value given for them is ignored, never stored.
+        for managed in ["created_at", "updated_at", "deleted_at"] {
+            obj.remove(managed);
         }
         let fresh = matches!(obj.get("id"), None | Some(Value::Null));
         let id = match obj.remove("id") {
@@ -37,9 +39,8 @@ impl Ctx<'_> {
         };
         let now = now();
         obj.insert("id".into(), Value::String(id.clone()));
-        if !obj.get("created_at").is_some_and(Value::is_string) {
-            obj.insert("created_at".into(), Value::String(now.clone()));
-        }
+        // An update keeps the stored `created_at` (the upsert does not set it).
+        obj.insert("created_at".into(), Value::String(now.clone()));
         obj.insert("updated_at".into(), Value::String(now));
         let (schema, kinds) = self.ensure_row(table, &obj).await?;
         let kind = self.kind();
@@ -94,6 +95,34 @@ impl Ctx<'_> {
         let row = self.restore(&schema, rows).into_iter().next();
         row.ok_or_else(|| DbError::Query(format!("saved {table} row was not returned")))
     }
+}
+
+/// At most this many rejected names are named in an error, each cut to this many bytes.
+const SHOWN_NAMES: usize = 20;
+const SHOWN_NAME_LEN: usize = 80;
+
+/// Checks every field name of `obj`; the error names the bad ones (a few, shortened:
+/// a hostile name can be megabytes long).
+pub(crate) fn check_field_names(obj: &Row) -> Result<(), DbError> {
+    let bad: Vec<String> =
+        obj.keys().filter(|k| validate_identifier(k).is_err()).take(SHOWN_NAMES).map(|k| shown(k)).collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::InvalidFieldNames { fields: bad })
+    }
+}
+
+/// `name` cut to [`SHOWN_NAME_LEN`] bytes (on a character boundary), marked when cut.
+fn shown(name: &str) -> String {
+    if name.len() <= SHOWN_NAME_LEN {
+        return name.to_owned();
+    }
+    let mut end = SHOWN_NAME_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &name[..end])
 }
 
 /// The statement that saves an entity with `columns` (which include `id` and

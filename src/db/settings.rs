@@ -1,5 +1,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::db::SchemaPolicy;
+
 /// Which database engine serves the kernel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -84,8 +86,9 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// SQLite durability (default `Normal`).
     pub sqlite_synchronous: SqliteSynchronous,
-    /// Create missing tables and columns on save (development convenience; default on).
-    pub auto_schema: bool,
+    /// What a save may change in the schema (default [`SchemaPolicy::Closed`]: nothing;
+    /// `DATABASE_SCHEMA=additive` for development).
+    pub schema: SchemaPolicy,
 }
 
 impl Default for DatabaseSettings {
@@ -100,7 +103,7 @@ impl Default for DatabaseSettings {
             password: None,
             pool_size: 8,
             sqlite_synchronous: SqliteSynchronous::Normal,
-            auto_schema: true,
+            schema: SchemaPolicy::Closed,
         }
     }
 }

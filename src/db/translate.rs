@@ -87,6 +87,60 @@ pub(crate) fn translate(kind: DatabaseKind, sql: &str) -> Result<Translated, DbE
     Ok(Translated { sql: out, placeholders })
 }
 
+/// Checks that a filter clause is one condition: parentheses and `[...]` balanced
+/// outside literals, no `;`, no comment (which could end the statement early or hide
+/// the soft-delete condition that follows the clause).
+///
+/// # Errors
+/// [`DbError::UnsafeFilter`] saying what was found.
+pub(crate) fn check_clause(kind: DatabaseKind, clause: &str) -> Result<(), DbError> {
+    let b = clause.as_bytes();
+    let refuse = |why: &str| Err(DbError::UnsafeFilter(why.to_owned()));
+    let unterminated = || DbError::UnsafeFilter("an unterminated literal or quoted name".to_owned());
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                let backslash = kind == DatabaseKind::Mysql
+                    || (kind == DatabaseKind::Postgres && i > 0 && matches!(b[i - 1], b'E' | b'e'));
+                i = skip_quoted(b, i, b'\'', backslash).ok_or_else(unterminated)?;
+                continue;
+            }
+            b'"' => {
+                i = skip_quoted(b, i, b'"', kind == DatabaseKind::Mysql).ok_or_else(unterminated)?;
+                continue;
+            }
+            b'`' => {
+                i = skip_quoted(b, i, b'`', false).ok_or_else(unterminated)?;
+                continue;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => return refuse("a comment (--)"),
+            b'/' if b.get(i + 1) == Some(&b'*') => return refuse("a comment (/*)"),
+            b'#' => return refuse("a # (a comment on MySQL)"),
+            b'$' if kind == DatabaseKind::Postgres && dollar_tag(b, i).is_some() => {
+                return refuse("a dollar-quoted string")
+            }
+            b';' => return refuse("a ;"),
+            b'(' => depth += 1,
+            b')' if depth == 0 => return refuse("a ) without its ("),
+            b')' => depth -= 1,
+            b'[' => {
+                let end = find(b, i + 1, b"]").ok_or_else(|| DbError::UnsafeFilter("a [ without its ]".into()))?;
+                validate_identifier(&clause[i + 1..end])?;
+                i = end;
+            }
+            b']' => return refuse("a ] without its ["),
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        return refuse("a ( without its )");
+    }
+    Ok(())
+}
+
 /// The index after the closing `quote` of the literal opening at `start`.
 fn skip_quoted(b: &[u8], start: usize, quote: u8, backslash: bool) -> Option<usize> {
     let mut i = start + 1;

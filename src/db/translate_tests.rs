@@ -95,3 +95,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn filter_clauses_hold_one_condition() {
+    use super::check_clause;
+    for kind in [DatabaseKind::Sqlite, DatabaseKind::Postgres, DatabaseKind::Mysql] {
+        for ok in ["[owner] = ?", "([a] = ? OR [b] = ?) AND [c] <> ')'", "[note] = '--; (#'", "\"x\" IN (?, ?)"] {
+            assert!(check_clause(kind, ok).is_ok(), "{kind:?} {ok}");
+        }
+        for bad in [
+            "[owner] = ?) OR (1 = 1",
+            "[owner] = ? OR 1 = 1 --",
+            "1 = 1 /* x */",
+            "[a] = ?; DROP TABLE w",
+            "(([a] = ?)",
+            "owner] IS NOT NULL OR [owner",
+            "[a] = 'open",
+            "[a b] = ?",
+        ] {
+            assert!(check_clause(kind, bad).is_err(), "{kind:?} {bad}");
+        }
+    }
+    // A backslash ends no MySQL literal: `'\'` is unterminated there.
+    assert!(check_clause(DatabaseKind::Mysql, r"[a] = '\' ) OR (1=1").is_err());
+}

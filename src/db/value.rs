@@ -12,9 +12,10 @@ use crate::db::DbError;
 /// One row: column name to JSON value.
 pub type Row = serde_json::Map<String, Value>;
 
-/// What an entity column holds.
+/// What an entity column holds (and the column type the kernel creates for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ColumnKind {
+#[non_exhaustive]
+pub enum ColumnKind {
     /// 64-bit integers.
     Integer,
     /// Floating-point numbers (integers are accepted and come back as floats).

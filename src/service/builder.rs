@@ -55,6 +55,7 @@ pub struct ServiceBuilder {
     root_routers: Vec<Router>,
     openapi: Vec<utoipa::openapi::OpenApi>,
     schema_init: Option<Hook<Db>>,
+    tables: Vec<crate::db::EntityTable>,
     health_checks: Vec<HealthCheck>,
     on_startup: Vec<Hook<Kernel>>,
     on_shutdown: Vec<Hook<Kernel>>,
@@ -80,6 +81,7 @@ impl ServiceBuilder {
             root_routers: Vec::new(),
             openapi: Vec::new(),
             schema_init: None,
+            tables: Vec::new(),
             health_checks: Vec::new(),
             on_startup: Vec::new(),
             on_shutdown: Vec::new(),
@@ -123,6 +125,15 @@ impl ServiceBuilder {
     /// OpenAPI paths and schemas of the app's routes, merged into `/openapi.json`.
     pub fn openapi(mut self, doc: utoipa::openapi::OpenApi) -> Self {
         self.openapi.push(doc);
+        self
+    }
+
+    /// An entity table the app's routes use, with its fields and indexes: created, or
+    /// completed with the columns and indexes it lacks, at start-up before
+    /// `schema_init` (safe when several instances start at once). With the default
+    /// schema policy (closed) the entity API saves only into declared columns.
+    pub fn table(mut self, table: crate::db::EntityTable) -> Self {
+        self.tables.push(table);
         self
     }
 
@@ -221,6 +232,9 @@ impl ServiceBuilder {
         }
         let db = Db::connect(&settings.database, &self.name).await?;
         let auth = crate::auth::store::attach(auth, &db, &settings).await?;
+        for table in &self.tables {
+            db.declare(table).await?;
+        }
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }

@@ -17,7 +17,7 @@ mod kernel;
 mod service_config;
 
 pub use crate::auth::{AuthMode, AuthSettings, JwtAlgorithm};
-pub use crate::db::{DatabaseKind, DatabaseSettings, SqliteSynchronous};
+pub use crate::db::{DatabaseKind, DatabaseSettings, SchemaLimits, SchemaPolicy, SqliteSynchronous};
 pub use crate::jobs::JobSettings;
 pub use crate::observability::{LogFormat, ObservabilitySettings};
 pub use crate::reliability::ReliabilitySettings;

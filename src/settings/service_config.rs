@@ -31,6 +31,8 @@ pub struct ServiceConfig {
     pub database_user: Option<String>,
     /// Database password.
     pub database_password: Option<SecretString>,
+    /// What a save may change in the schema (default closed).
+    pub database_schema: SchemaPolicy,
     /// Redis URL: shares limits, leases and jobs across instances.
     pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key (default `app:`).
@@ -75,6 +77,7 @@ impl Default for ServiceConfig {
             database_port: None,
             database_user: None,
             database_password: None,
+            database_schema: SchemaPolicy::Closed,
             redis_url: None,
             redis_key_prefix: "app:".into(),
             cors_origins: vec!["*".into()],
@@ -135,6 +138,13 @@ impl ServiceConfig {
         c.database_port = env.parse("DATABASE_PORT", |s| s.parse::<u16>().ok().filter(|p| *p > 0))?;
         c.database_user = env.string("DATABASE_USER");
         c.database_password = secret("DATABASE_PASSWORD");
+        c.database_schema = env.parse("DATABASE_SCHEMA", SchemaPolicy::parse)?.unwrap_or(c.database_schema);
+        let max_columns: Option<usize> = env.positive("DATABASE_SCHEMA_MAX_COLUMNS")?;
+        let max_new: Option<usize> = env.positive("DATABASE_SCHEMA_MAX_NEW_COLUMNS")?;
+        if let SchemaPolicy::Additive(limits) = &mut c.database_schema {
+            limits.max_columns = max_columns.unwrap_or(limits.max_columns);
+            limits.max_new_columns = max_new.unwrap_or(limits.max_new_columns);
+        }
         c.redis_url = env.parse("REDIS_URL", |u| {
             (u.starts_with("redis://") || u.starts_with("rediss://")).then(|| SecretString::from(u))
         })?;
@@ -186,6 +196,7 @@ impl ServiceConfig {
             port: self.database_port,
             user: self.database_user,
             password: self.database_password,
+            schema: self.database_schema,
             ..DatabaseSettings::default()
         };
         if let Some(url) = &s.database.url {

@@ -5,7 +5,7 @@
 //! engines are skipped (or fail, with `KERNEL_TEST_REQUIRE_SERVICES=1`) when their
 //! `KERNEL_TEST_*_URL` is unset.
 
-use app_kernel::db::{DatabaseKind, DatabaseSettings, Db};
+use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, SchemaPolicy};
 use secrecy::SecretString;
 
 /// One test's database.
@@ -23,6 +23,7 @@ fn settings(kind: DatabaseKind, url: &str) -> DatabaseSettings {
     s.kind = kind;
     s.url = Some(SecretString::from(url.to_owned()));
     s.pool_size = 8;
+    s.schema = SchemaPolicy::additive();
     s
 }
 
@@ -54,7 +55,8 @@ impl TestDb {
             DatabaseKind::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join("test.db");
-                let settings = DatabaseSettings::sqlite(path.to_string_lossy());
+                let mut settings = DatabaseSettings::sqlite(path.to_string_lossy());
+                settings.schema = SchemaPolicy::additive();
                 let db = Db::connect(&settings, "test").await.expect("open sqlite");
                 Some(Self { db, settings, admin: None, _dir: Some(dir) })
             }
@@ -83,10 +85,10 @@ impl TestDb {
         &self.settings
     }
 
-    /// Another handle on the same database, with `auto_schema` as given.
-    pub async fn connect(&self, auto_schema: bool) -> Db {
+    /// Another handle on the same database, with the schema policy given.
+    pub async fn connect(&self, schema: SchemaPolicy) -> Db {
         let mut s = self.settings.clone();
-        s.auto_schema = auto_schema;
+        s.schema = schema;
         Db::connect(&s, "test").await.expect("second handle")
     }
 

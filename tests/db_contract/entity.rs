@@ -120,28 +120,6 @@ pub(crate) async fn missing_tables_read_as_empty(t: TestDb) -> TestDb {
     t
 }
 
-pub(crate) async fn auto_schema_off_refuses_unknown_tables_and_fields(t: TestDb) -> TestDb {
-    let strict = t.connect(false).await;
-    let err = strict.save_entity("widgets", json!({"name": "w"})).await.unwrap_err();
-    assert!(matches!(err, DbError::MissingTable { .. }), "{err}");
-    assert_eq!(ApiError::from(err).status(), StatusCode::INTERNAL_SERVER_ERROR);
-    strict
-        .execute(
-            "CREATE TABLE [widgets] ([id] VARCHAR(64) PRIMARY KEY, [name] TEXT NOT NULL, [qty] INTEGER, \
-             [created_at] TEXT, [updated_at] TEXT)",
-            &[],
-        )
-        .await
-        .unwrap();
-    let w = strict.save_entity("widgets", json!({"name": "w", "qty": 3})).await.unwrap();
-    assert_eq!((w["name"].clone(), w["qty"].clone()), (json!("w"), json!(3)));
-    let err = strict.save_entity("widgets", json!({"name": "w", "colour": "red"})).await.unwrap_err();
-    assert!(matches!(err, DbError::UnknownColumn { ref column, .. } if column == "colour"), "{err}");
-    assert_eq!(ApiError::from(err).status(), StatusCode::UNPROCESSABLE_ENTITY);
-    strict.close().await;
-    t
-}
-
 pub(crate) async fn values_must_fit_their_column(t: TestDb) -> TestDb {
     t.db.save_entity("counters", json!({"n": 1, "label": "x", "on": true})).await.unwrap();
     for bad in [json!({"n": "1"}), json!({"n": 1.5}), json!({"label": 5}), json!({"on": "yes"})] {
@@ -166,7 +144,8 @@ pub(crate) async fn bad_identifiers_and_shapes_are_clear_errors(t: TestDb) -> Te
         let mut obj = serde_json::Map::new();
         obj.insert(field.to_owned(), json!(1));
         let err = t.db.save_entity("shapes", Value::Object(obj)).await.unwrap_err();
-        assert!(matches!(err, DbError::InvalidIdentifier { .. }), "{field}: {err}");
+        assert!(matches!(err, DbError::InvalidFieldNames { .. }), "{field}: {err}");
+        assert_eq!(ApiError::from(err).status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
     for not_object in [json!([1, 2]), json!("text"), json!(3), json!(null)] {
         let err = t.db.save_entity("shapes", &not_object).await.unwrap_err();
@@ -179,7 +158,7 @@ pub(crate) async fn bad_identifiers_and_shapes_are_clear_errors(t: TestDb) -> Te
         assert!(matches!(err, DbError::InvalidOrderBy { .. }), "{order}: {err}");
     }
     let err = t.db.find_entities("shapes", Find::new().filter("[a] = 'open", Vec::<Value>::new())).await.unwrap_err();
-    assert!(matches!(err, DbError::MalformedSql(_)), "{err}");
+    assert!(matches!(err, DbError::UnsafeFilter(_)), "{err}");
     let err = t.db.find_entities("shapes", Find::new().filter("[a] = ?", Vec::<Value>::new())).await;
     assert!(err.is_err());
     t
@@ -205,8 +184,8 @@ pub(crate) async fn portable_sql_is_translated(t: TestDb) -> TestDb {
     let q = Find::new().filter("[note] = 'what?' OR [note] = ?", ["x"]).order_by("[note]");
     let found = t.db.find_entities("msgs", q).await.unwrap();
     assert_eq!(found.iter().map(|r| r["note"].clone()).collect::<Vec<_>>(), [json!("what?"), json!("x")]);
-    let q = Find::new().filter("[note] <> ? -- a comment? yes\n AND [note] <> '[x]?'", ["y"]);
-    assert_eq!(t.db.count_entities("msgs", q).await.unwrap(), 2);
+    let q = "SELECT COUNT(*) AS n FROM [msgs] WHERE [note] <> ? -- a comment? yes\n AND [note] <> '[x]?'";
+    assert_eq!(t.db.fetch_all(q, &[json!("y")]).await.unwrap()[0]["n"], json!(2));
 
     t.db.execute("CREATE TABLE [kv] ([k] VARCHAR(64) PRIMARY KEY, [v] INTEGER, [note] TEXT)", &[]).await.unwrap();
     let n =

@@ -8,11 +8,12 @@ mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod entity;
+mod schema_policy;
 mod transactions;
 
 use std::time::Duration;
 
-use app_kernel::db::{AuditFilter, AuditLog, DatabaseKind, Db, DbError, Find};
+use app_kernel::db::{AuditFilter, AuditLog, DatabaseKind, Db, DbError, Find, SchemaPolicy};
 use app_kernel::ApiError;
 use common::db::TestDb;
 use http::StatusCode;
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 
 use audit::*;
 use entity::*;
+use schema_policy::*;
 use transactions::*;
 
 macro_rules! contract {
@@ -48,7 +50,13 @@ contract!(
     find_filters_orders_and_pages,
     soft_delete_hides_and_delete_removes,
     missing_tables_read_as_empty,
-    auto_schema_off_refuses_unknown_tables_and_fields,
+    closed_schema_refuses_unknown_tables_and_fields,
+    a_field_spray_is_stopped_at_the_limits,
+    odd_field_names_are_refused_before_any_ddl,
+    concurrent_column_adds_stay_within_the_cap,
+    declared_tables_get_their_columns_and_indexes,
+    field_names_from_input_cannot_carry_sql,
+    kernel_tables_and_fields_are_the_kernels,
     values_must_fit_their_column,
     bad_identifiers_and_shapes_are_clear_errors,
     sql_shaped_values_are_stored_as_data,

@@ -104,7 +104,7 @@ pub(crate) async fn concurrent_saves_and_reads_lose_nothing(t: TestDb) -> TestDb
 /// columns one adds later (a field, `deleted_at`) are read right by the other, whose
 /// cache did not know them.
 pub(crate) async fn two_processes_share_a_new_table(t: TestDb) -> TestDb {
-    let other = t.connect(true).await;
+    let other = t.connect(SchemaPolicy::additive()).await;
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let (db, field) = if i % 2 == 0 { (t.db.clone(), "from_one") } else { (other.clone(), "from_two") };
@@ -151,7 +151,7 @@ pub(crate) async fn processes_starting_together_create_the_kernel_tables(t: Test
     use app_kernel::jobs::{JobClient, JobRegistry, JobSettings};
     let mut handles = vec![t.db.clone()];
     for _ in 0..3 {
-        handles.push(t.connect(true).await);
+        handles.push(t.connect(SchemaPolicy::additive()).await);
     }
     let starts: Vec<_> = handles
         .iter()
