@@ -57,6 +57,7 @@ contract!(
     declared_tables_get_their_columns_and_indexes,
     field_names_from_input_cannot_carry_sql,
     kernel_tables_and_fields_are_the_kernels,
+    a_big_users_rows_do_not_slow_another_users_list,
     values_must_fit_their_column,
     bad_identifiers_and_shapes_are_clear_errors,
     sql_shaped_values_are_stored_as_data,
