@@ -10,11 +10,16 @@ use serde_json::Value;
 
 use crate::db::dialect::{quote_unchecked, validate_entity_table, validate_identifier};
 use crate::db::entity::{now, Ctx};
+use crate::db::schema_policy::note_refusal;
 use crate::db::value::{json_type, Param, Row};
 use crate::db::{DatabaseKind, DbError};
 
 impl Ctx<'_> {
     pub(crate) async fn save(&mut self, table: &str, entity: Value) -> Result<Row, DbError> {
+        self.save_checked(table, entity).await.inspect_err(|e| note_refusal(table, e))
+    }
+
+    async fn save_checked(&mut self, table: &str, entity: Value) -> Result<Row, DbError> {
         validate_entity_table(table)?;
         let mut obj = match entity {
             Value::Object(obj) => obj,

@@ -124,6 +124,23 @@ impl SchemaPolicy {
     }
 }
 
+/// A refused save, logged at warn (the line carries the request's caller) and counted
+/// in [`ENTITY_SCHEMA_REFUSALS_TOTAL`](crate::observability::names::ENTITY_SCHEMA_REFUSALS_TOTAL);
+/// other errors pass unnoticed.
+pub(crate) fn note_refusal(table: &str, e: &DbError) {
+    let reason = match e {
+        DbError::UnknownFields { .. } => "unknown_fields",
+        DbError::InvalidFieldNames { .. } => "invalid_field_name",
+        DbError::FieldNameClash { .. } => "field_name_clash",
+        DbError::TooManyNewFields { .. } => "too_many_new_fields",
+        DbError::TooManyColumns { .. } => "too_many_columns",
+        _ => return,
+    };
+    let name = crate::observability::names::ENTITY_SCHEMA_REFUSALS_TOTAL;
+    metrics::counter!(name, "table" => table.to_owned(), "reason" => reason).increment(1);
+    tracing::warn!(table, reason, "entity save refused: {e}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,10 @@ pub const HTTP_REQUESTS_IN_FLIGHT: &str = "http_requests_in_flight";
 /// Counter: readiness checks that failed, by `check`.
 pub const READINESS_CHECK_FAILURES_TOTAL: &str = "kernel_readiness_check_failures_total";
 
+/// Counter: entity saves refused by the schema policy or the field-name rules, by
+/// `table` and `reason` (the refusal's code: `unknown_fields`, `too_many_columns`, ...).
+pub const ENTITY_SCHEMA_REFUSALS_TOTAL: &str = "kernel_entity_schema_refusals_total";
+
 /// Label: HTTP method.
 pub const LABEL_METHOD: &str = "method";
 /// Label: the matched route template (`/api/v1/widgets/{id}`), never the raw path.
