@@ -201,7 +201,10 @@ impl Ctx<'_> {
             let tail = find.tail_sql(kind)?;
             Ok(format!("SELECT * FROM {}{}{tail}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
-        let params = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();
+        let params: Vec<Param> = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();
+        if let (true, Some(filter)) = (self.db.inner.warn_full_scans, &find.where_clause) {
+            self.db.check_scan(table, &key, filter, &sql, &params);
+        }
         self.target.fetch(sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))
     }
 

@@ -41,6 +41,7 @@ mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod save;
+mod scan_warning;
 mod schema;
 mod schema_change;
 mod schema_policy;
@@ -97,6 +98,9 @@ struct Inner {
     /// Generated entity statements, by table, columns and clauses.
     entity_sql: SqlCache,
     schema_policy: SchemaPolicy,
+    /// Development: warn about filtered finds that scan a large table.
+    warn_full_scans: bool,
+    scan_checks: scan_warning::ScanChecks,
     /// State other kernel modules keep per database (one of each type).
     shared: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -121,6 +125,8 @@ impl Db {
                 sql: SqlCache::default(),
                 entity_sql: SqlCache::default(),
                 schema_policy: settings.schema,
+                warn_full_scans: settings.warn_full_scans,
+                scan_checks: scan_warning::ScanChecks::default(),
                 shared: std::sync::Mutex::default(),
             }),
         };

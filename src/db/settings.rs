@@ -89,6 +89,10 @@ pub struct DatabaseSettings {
     /// What a save may change in the schema (default [`SchemaPolicy::Closed`]: nothing;
     /// `DATABASE_SCHEMA=additive` for development).
     pub schema: SchemaPolicy,
+    /// Warn (once a minute per statement) when a filtered find reads every row of a
+    /// table of more than 10,000 rows: a development aid (on with `DEBUG`), as it
+    /// costs a plan and a count per look.
+    pub warn_full_scans: bool,
 }
 
 impl Default for DatabaseSettings {
@@ -104,6 +108,7 @@ impl Default for DatabaseSettings {
             pool_size: 8,
             sqlite_synchronous: SqliteSynchronous::Normal,
             schema: SchemaPolicy::Closed,
+            warn_full_scans: false,
         }
     }
 }

@@ -36,6 +36,8 @@ fn describe() {
     metrics::describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, metrics::Unit::Seconds, "HTTP request latency");
     metrics::describe_gauge!(names::HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being served");
     metrics::describe_counter!(names::READINESS_CHECK_FAILURES_TOTAL, "Readiness checks that failed");
+    metrics::describe_counter!(names::ENTITY_SCHEMA_REFUSALS_TOTAL, "Entity saves refused by the schema policy");
+    metrics::describe_counter!(names::ENTITY_FULL_SCANS_TOTAL, "Filtered finds that read every row of a large table");
 }
 
 /// Drains the histograms' sample buffers into their buckets every few seconds, as

@@ -14,6 +14,10 @@ pub const READINESS_CHECK_FAILURES_TOTAL: &str = "kernel_readiness_check_failure
 /// `table` and `reason` (the refusal's code: `unknown_fields`, `too_many_columns`, ...).
 pub const ENTITY_SCHEMA_REFUSALS_TOTAL: &str = "kernel_entity_schema_refusals_total";
 
+/// Counter (development only, `DEBUG`): filtered finds that read every row of a large
+/// table, by `table`.
+pub const ENTITY_FULL_SCANS_TOTAL: &str = "kernel_entity_full_scans_total";
+
 /// Label: HTTP method.
 pub const LABEL_METHOD: &str = "method";
 /// Label: the matched route template (`/api/v1/widgets/{id}`), never the raw path.

@@ -230,7 +230,9 @@ impl ServiceBuilder {
                  and several instances need one shared secret"
             );
         }
-        let db = Db::connect(&settings.database, &self.name).await?;
+        let mut database = settings.database.clone();
+        database.warn_full_scans |= settings.debug; // a development aid: see db::DatabaseSettings
+        let db = Db::connect(&database, &self.name).await?;
         let auth = crate::auth::store::attach(auth, &db, &settings).await?;
         for table in &self.tables {
             db.declare(table).await?;

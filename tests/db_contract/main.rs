@@ -58,6 +58,7 @@ contract!(
     field_names_from_input_cannot_carry_sql,
     kernel_tables_and_fields_are_the_kernels,
     a_big_users_rows_do_not_slow_another_users_list,
+    development_warns_of_a_find_that_scans_a_large_table,
     values_must_fit_their_column,
     bad_identifiers_and_shapes_are_clear_errors,
     sql_shaped_values_are_stored_as_data,

@@ -285,3 +285,58 @@ pub(crate) async fn a_big_users_rows_do_not_slow_another_users_list(t: TestDb) -
     eprintln!("{:?}: bob's list of 20 took {small:?} on a small table, {big:?} beside 200,000 rows", t.db.kind());
     t
 }
+
+pub(crate) async fn development_warns_of_a_find_that_scans_a_large_table(t: TestDb) -> TestDb {
+    let metrics = app_kernel::observability::metrics::prometheus();
+    let mut settings = t.settings().clone();
+    settings.warn_full_scans = true;
+    let db = Db::connect(&settings, "test").await.unwrap();
+    let table = format!("scanned_{}", common::unique_name("t").to_lowercase());
+    db.declare(&EntityTable::new(&table).field("owner", ColumnKind::Text)).await.unwrap();
+    let mut tx = db.transaction().await.unwrap();
+    let marks = vec!["(?, ?)"; 1000].join(", ");
+    let insert = format!("INSERT INTO [{table}] ([id], [owner]) VALUES {marks}");
+    for batch in 0..11 {
+        let params: Vec<Value> =
+            (0..1000).flat_map(|i| [json!(format!("{batch}-{i}")), json!(format!("u{i}"))]).collect();
+        tx.execute(&insert, &params).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let series =
+        |text: &str| text.lines().any(|l| l.starts_with("kernel_entity_full_scans_total{") && l.contains(&table));
+    db.find_entities(&table, Find::new().eq("owner", "bob")).await.unwrap();
+    let mut warned = false;
+    for _ in 0..100 {
+        if series(&metrics.render()) {
+            warned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(warned, "a filtered find over 11,000 unindexed rows is reported");
+    // With the index, the same find is not.
+    let indexed = format!("{table}_i");
+    db.declare(&EntityTable::new(&indexed).field("owner", ColumnKind::Text).index(["owner"])).await.unwrap();
+    let insert = insert.replace(&format!("[{table}]"), &format!("[{indexed}]"));
+    let mut tx = db.transaction().await.unwrap();
+    for batch in 0..11 {
+        let params: Vec<Value> =
+            (0..1000).flat_map(|i| [json!(format!("{batch}-{i}")), json!(format!("u{i}"))]).collect();
+        tx.execute(&insert, &params).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let stats = match db.kind() {
+        DatabaseKind::Sqlite => format!("ANALYZE {indexed}"),
+        DatabaseKind::Postgres => format!("ANALYZE {indexed}"),
+        DatabaseKind::Mysql => format!("ANALYZE TABLE {indexed}"),
+    };
+    db.fetch_all(&stats, &[]).await.unwrap();
+    db.find_entities(&indexed, Find::new().eq("owner", "bob")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = metrics.render();
+    assert!(!text
+        .lines()
+        .any(|l| l.starts_with("kernel_entity_full_scans_total{") && l.contains(&format!("\"{indexed}\""))));
+    db.close().await;
+    t
+}
