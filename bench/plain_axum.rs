@@ -105,7 +105,8 @@ async fn main() {
     writer
         .execute_batch(
             "CREATE TABLE IF NOT EXISTS widgets (id TEXT PRIMARY KEY, owner TEXT, name TEXT, size INTEGER, \
-             created_at TEXT, updated_at TEXT);",
+             created_at TEXT, updated_at TEXT); \
+             CREATE INDEX IF NOT EXISTS widgets_owner_created_at_idx ON widgets (owner, created_at);",
         )
         .unwrap();
     let secret = std::env::var("JWT_SECRET").expect("JWT_SECRET");
