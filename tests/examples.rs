@@ -234,6 +234,9 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
         json_of(client.post(svc.url("/api/v1/projects")).bearer_auth(&admin).json(&json!({"name": "apollo"}))).await;
     let id = project["id"].as_str().expect("project id").to_owned();
     assert_ne!(project["processed"], json!(true), "nothing processes it before a worker runs");
+    let foreign = json!({"name": "x", "workspace_id": "someone-else"});
+    let r = client.post(svc.url("/api/v1/projects")).bearer_auth(&admin).json(&foreign).send().await.unwrap();
+    assert_eq!(r.status(), 422, "the typed body refuses a workspace chosen by the client");
 
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {

@@ -11,6 +11,20 @@ async fn columns(db: &Db, table: &str) -> usize {
     rows.first().map_or(0, |r| r.len())
 }
 
+/// Inserts `batches` of 1,000 rows into `table` in one transaction; `row(batch, i)`
+/// gives the values of `columns`.
+async fn bulk_insert(db: &Db, table: &str, columns: &[&str], batches: usize, row: impl Fn(usize, usize) -> Vec<Value>) {
+    let marks = format!("({})", vec!["?"; columns.len()].join(", "));
+    let names: Vec<String> = columns.iter().map(|c| format!("[{c}]")).collect();
+    let insert = format!("INSERT INTO [{table}] ({}) VALUES {}", names.join(", "), vec![marks; 1000].join(", "));
+    let mut tx = db.transaction().await.unwrap();
+    for batch in 0..batches {
+        let params: Vec<Value> = (0..1000).flat_map(|i| row(batch, i)).collect();
+        tx.execute(&insert, &params).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
 fn status(e: DbError) -> StatusCode {
     ApiError::from(e).status()
 }
@@ -250,19 +264,12 @@ pub(crate) async fn a_big_users_rows_do_not_slow_another_users_list(t: TestDb) -
     let started = std::time::Instant::now();
     assert_eq!(t.db.find_entities("widgets", bobs.clone()).await.unwrap().len(), 20);
     let small = started.elapsed();
-    // One user with 200,000 rows, inserted in batches of 1,000.
-    let mut tx = t.db.transaction().await.unwrap();
-    let marks = vec!["(?, ?, ?, ?, ?)"; 1000].join(", ");
-    let insert = format!("INSERT INTO [widgets] ([id], [owner], [name], [created_at], [updated_at]) VALUES {marks}");
-    for batch in 0..200 {
-        let mut params = Vec::with_capacity(5000);
-        for i in 0..1000 {
-            let at = format!("2026-01-01T00:00:00.{:06}Z", batch * 1000 + i);
-            params.extend([json!(format!("a{batch}-{i}")), json!("alice"), json!("w"), json!(at.clone()), json!(at)]);
-        }
-        tx.execute(&insert, &params).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    // One user with 200,000 rows.
+    bulk_insert(&t.db, "widgets", &["id", "owner", "name", "created_at", "updated_at"], 200, |batch, i| {
+        let at = format!("2026-01-01T00:00:00.{:06}Z", batch * 1000 + i);
+        vec![json!(format!("a{batch}-{i}")), json!("alice"), json!("w"), json!(at.clone()), json!(at)]
+    })
+    .await;
     let stats = match t.db.kind() {
         DatabaseKind::Sqlite => "ANALYZE",
         DatabaseKind::Postgres => "ANALYZE widgets",
@@ -293,15 +300,8 @@ pub(crate) async fn development_warns_of_a_find_that_scans_a_large_table(t: Test
     let db = Db::connect(&settings, "test").await.unwrap();
     let table = format!("scanned_{}", common::unique_name("t").to_lowercase());
     db.declare(&EntityTable::new(&table).field("owner", ColumnKind::Text)).await.unwrap();
-    let mut tx = db.transaction().await.unwrap();
-    let marks = vec!["(?, ?)"; 1000].join(", ");
-    let insert = format!("INSERT INTO [{table}] ([id], [owner]) VALUES {marks}");
-    for batch in 0..11 {
-        let params: Vec<Value> =
-            (0..1000).flat_map(|i| [json!(format!("{batch}-{i}")), json!(format!("u{i}"))]).collect();
-        tx.execute(&insert, &params).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    let row = |batch: usize, i: usize| vec![json!(format!("{batch}-{i}")), json!(format!("u{i}"))];
+    bulk_insert(&db, &table, &["id", "owner"], 11, row).await;
     let series =
         |text: &str| text.lines().any(|l| l.starts_with("kernel_entity_full_scans_total{") && l.contains(&table));
     db.find_entities(&table, Find::new().eq("owner", "bob")).await.unwrap();
@@ -317,14 +317,7 @@ pub(crate) async fn development_warns_of_a_find_that_scans_a_large_table(t: Test
     // With the index, the same find is not.
     let indexed = format!("{table}_i");
     db.declare(&EntityTable::new(&indexed).field("owner", ColumnKind::Text).index(["owner"])).await.unwrap();
-    let insert = insert.replace(&format!("[{table}]"), &format!("[{indexed}]"));
-    let mut tx = db.transaction().await.unwrap();
-    for batch in 0..11 {
-        let params: Vec<Value> =
-            (0..1000).flat_map(|i| [json!(format!("{batch}-{i}")), json!(format!("u{i}"))]).collect();
-        tx.execute(&insert, &params).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    bulk_insert(&db, &indexed, &["id", "owner"], 11, row).await;
     let stats = match db.kind() {
         DatabaseKind::Sqlite => format!("ANALYZE {indexed}"),
         DatabaseKind::Postgres => format!("ANALYZE {indexed}"),
