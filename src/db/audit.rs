@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::db::entity::now;
-use crate::db::{DatabaseKind, Db, DbError, Row};
+use crate::db::{Db, DbError, Row};
 
 /// The table the audit trail lives in.
 pub const AUDIT_TABLE: &str = "kernel_audit";
@@ -158,18 +158,17 @@ impl AuditLog {
 }
 
 async fn create_table(db: &Db) -> Result<(), DbError> {
-    let mysql = db.kind() == DatabaseKind::Mysql;
-    let (text, index) =
-        if mysql { ("LONGTEXT", ", INDEX kernel_audit_created (created_at, id)") } else { ("TEXT", "") };
-    let options = if mysql { " DEFAULT CHARSET=utf8mb4" } else { "" };
+    let kind = db.kind();
+    let text = kind.long_text();
+    let options = crate::db::dialect::table_options(kind);
+    let (index, index_sql) = kind.kernel_index("kernel_audit", "kernel_audit_created", "[created_at], [id]");
     let sql = format!(
         "CREATE TABLE IF NOT EXISTS [kernel_audit] ([id] VARCHAR(36) PRIMARY KEY, [created_at] VARCHAR(32) NOT NULL, \
          [actor] VARCHAR(255), [action] VARCHAR(255) NOT NULL, [resource] {text}, [details] {text}{index}){options}"
     );
     db.execute_schema(&sql).await?;
-    if !mysql {
-        db.execute_schema("CREATE INDEX IF NOT EXISTS kernel_audit_created ON [kernel_audit] ([created_at], [id])")
-            .await?;
+    if let Some(index_sql) = index_sql {
+        db.execute_schema(&index_sql).await?;
     }
     Ok(())
 }

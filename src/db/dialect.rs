@@ -1,4 +1,10 @@
-//! What differs between engines: identifier quoting, placeholders, column types.
+//! What differs between engines: identifier quoting, placeholders, literals, column
+//! types, `RETURNING`, upserts, DDL options, notifications, schema locks.
+//!
+//! This is the one place that asks which engine it is: every difference is a function
+//! or a method of [`DatabaseKind`] here with an exhaustive `match`, so a new engine does
+//! not compile until each one is answered (a test keeps `== DatabaseKind::` out of
+//! the rest of `src/`).
 //!
 //! Invariant: every table or column name that reaches SQL has passed
 //! [`validate_identifier`] and is quoted; every value is bound, never interpolated.
@@ -166,7 +172,114 @@ pub(crate) fn sqlite_keeps_bound_values(kind: ColumnKind, declared: &str) -> boo
 
 /// Whether the engine hands JSON columns back as text to parse.
 pub(crate) fn json_as_text(kind: DatabaseKind) -> bool {
-    kind != DatabaseKind::Postgres
+    match kind {
+        DatabaseKind::Postgres => false,
+        DatabaseKind::Sqlite | DatabaseKind::Mysql => true,
+    }
+}
+
+impl DatabaseKind {
+    /// Whether a backslash escapes the next character inside a `'...'` literal that
+    /// follows `before` (MySQL always; PostgreSQL in an `E'...'` string).
+    pub(crate) fn backslash_escapes(self, quote: u8, before: Option<u8>) -> bool {
+        match self {
+            Self::Mysql => true,
+            Self::Postgres => quote == b'\'' && matches!(before, Some(b'E' | b'e')),
+            Self::Sqlite => false,
+        }
+    }
+
+    /// Whether `#` starts a comment to the end of the line.
+    pub(crate) fn hash_comments(self) -> bool {
+        match self {
+            Self::Mysql => true,
+            Self::Sqlite | Self::Postgres => false,
+        }
+    }
+
+    /// Whether `$tag$ ... $tag$` quotes a string.
+    pub(crate) fn dollar_quotes(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite | Self::Mysql => false,
+        }
+    }
+
+    /// Whether placeholders are numbered (`$1`) rather than `?`.
+    pub(crate) fn numbered_placeholders(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite | Self::Mysql => false,
+        }
+    }
+
+    /// Whether `INSERT ... RETURNING *` gives the stored row.
+    pub(crate) fn returning(self) -> bool {
+        match self {
+            Self::Sqlite | Self::Postgres => true,
+            Self::Mysql => false,
+        }
+    }
+
+    /// The tail that turns `insert` (of `id` and other columns) into an upsert by `id`,
+    /// updating `updates` (quoted column names); with `RETURNING *` where there is one.
+    pub(crate) fn upsert(self, insert: &str, updates: &[&str]) -> String {
+        match self {
+            Self::Mysql => {
+                let set: Vec<String> = updates.iter().map(|q| format!("{q} = VALUES({q})")).collect();
+                format!("{insert} ON DUPLICATE KEY UPDATE {}", set.join(", "))
+            }
+            Self::Sqlite | Self::Postgres => {
+                let set: Vec<String> = updates.iter().map(|q| format!("{q} = excluded.{q}")).collect();
+                let id = quote_unchecked(self, "id");
+                format!("{insert} ON CONFLICT ({id}) DO UPDATE SET {} RETURNING *", set.join(", "))
+            }
+        }
+    }
+
+    /// Whether the engine can notify other connections (PostgreSQL `NOTIFY`).
+    pub(crate) fn notifies(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite | Self::Mysql => false,
+        }
+    }
+
+    /// Whether the engine runs DDL inside a transaction (MySQL commits it instead).
+    pub(crate) fn transactional_ddl(self) -> bool {
+        match self {
+            Self::Sqlite | Self::Postgres => true,
+            Self::Mysql => false,
+        }
+    }
+
+    /// The type of unbounded text in the kernel's own tables (MySQL's TEXT stops at 64 KiB).
+    pub(crate) fn long_text(self) -> &'static str {
+        match self {
+            Self::Mysql => "LONGTEXT",
+            Self::Sqlite | Self::Postgres => "TEXT",
+        }
+    }
+
+    /// An index on `columns` of a kernel table: inside its `CREATE TABLE` on MySQL (which
+    /// has no `CREATE INDEX IF NOT EXISTS`), else a statement of its own. Returns the
+    /// clause for the table and the statement to run after it.
+    pub(crate) fn kernel_index(self, table: &str, name: &str, columns: &str) -> (String, Option<String>) {
+        match self {
+            Self::Mysql => (format!(", INDEX {name} ({columns})"), None),
+            Self::Sqlite | Self::Postgres => {
+                (String::new(), Some(format!("CREATE INDEX IF NOT EXISTS {name} ON [{table}] ({columns})")))
+            }
+        }
+    }
+
+    /// Whether SQLite's declared types decide what a read returns (type affinity).
+    pub(crate) fn has_type_affinity(self) -> bool {
+        match self {
+            Self::Sqlite => true,
+            Self::Postgres | Self::Mysql => false,
+        }
+    }
 }
 
 /// `CREATE TABLE` options after the column list.

@@ -114,10 +114,9 @@ impl Ctx<'_> {
         }
         let kind = self.kind();
         if let Some(overlay) = self.overlay.as_mut() {
-            match kind {
-                // MySQL DDL commits the transaction: refuse rather than break its atomicity.
-                DatabaseKind::Mysql => return Err(DbError::SchemaChangeInTransaction { table: table.to_owned() }),
-                DatabaseKind::Postgres | DatabaseKind::Sqlite => {}
+            if !kind.transactional_ddl() {
+                // The DDL would commit the transaction: refuse rather than break its atomicity.
+                return Err(DbError::SchemaChangeInTransaction { table: table.to_owned() });
             }
             if let Some((take, _)) = ddl_lock(kind) {
                 self.target.fetch(take.to_owned(), vec![Param::Text(table.to_owned())], true).await?;

@@ -87,7 +87,7 @@ impl Ctx<'_> {
             }
             return Ok(obj);
         }
-        let rows = if kind == DatabaseKind::Mysql {
+        let rows = if !kind.returning() {
             self.target.execute(sql, params).await?;
             let select = self.statement(&format!("by-id|{table}"), || {
                 Ok(format!("SELECT * FROM {} WHERE {} = ?", quote_unchecked(kind, table), quote_unchecked(kind, "id")))
@@ -148,14 +148,8 @@ fn upsert_sql<'a>(
     let marks = vec!["?"; names.len()].join(", ");
     let insert = format!("INSERT INTO {} ({}) VALUES ({marks})", quote_unchecked(kind, table), names.join(", "));
     if fresh {
-        return if kind == DatabaseKind::Mysql || !returning { insert } else { format!("{insert} RETURNING *") };
+        return if kind.returning() && returning { format!("{insert} RETURNING *") } else { insert };
     }
-    if kind == DatabaseKind::Mysql {
-        let set: Vec<String> = updates.map(|(_, q)| format!("{q} = VALUES({q})")).collect();
-        format!("{insert} ON DUPLICATE KEY UPDATE {}", set.join(", "))
-    } else {
-        let set: Vec<String> = updates.map(|(_, q)| format!("{q} = excluded.{q}")).collect();
-        let id_q = quote_unchecked(kind, "id");
-        format!("{insert} ON CONFLICT ({id_q}) DO UPDATE SET {} RETURNING *", set.join(", "))
-    }
+    let updates: Vec<&str> = updates.map(|(_, q)| q.as_str()).collect();
+    kind.upsert(&insert, &updates)
 }

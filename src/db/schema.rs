@@ -108,12 +108,12 @@ pub(crate) async fn introspect(
     let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let int = |r: &crate::db::Row, c: &str| r.get(c).and_then(serde_json::Value::as_i64).unwrap_or(0);
     let mut columns = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
-    let mut inserts_read_back_as_bound = kind == DatabaseKind::Sqlite;
+    let mut inserts_read_back_as_bound = kind.has_type_affinity();
     let mut generated = Vec::new();
     for r in &rows {
         let declared = text(r.get("type"));
         let column_kind = kind_of_declared(&declared, &text(r.get("comment")));
-        if kind == DatabaseKind::Sqlite {
+        if kind.has_type_affinity() {
             let is_generated = int(r, "hidden") != 0;
             inserts_read_back_as_bound &=
                 !is_generated && int(r, "has_default") == 0 && sqlite_keeps_bound_values(column_kind, &declared);

@@ -39,22 +39,21 @@ pub(crate) fn translate(kind: DatabaseKind, sql: &str) -> Result<Translated, DbE
     while i < b.len() {
         match b[i] {
             b'\'' => {
-                let backslash = kind == DatabaseKind::Mysql
-                    || (kind == DatabaseKind::Postgres && i > 0 && matches!(b[i - 1], b'E' | b'e'));
+                let backslash = kind.backslash_escapes(b'\'', before(b, i));
                 i = skip_quoted(b, i, b'\'', backslash).ok_or_else(|| unterminated("string literal"))?;
             }
             b'"' => {
-                let backslash = kind == DatabaseKind::Mysql;
+                let backslash = kind.backslash_escapes(b'"', before(b, i));
                 i = skip_quoted(b, i, b'"', backslash).ok_or_else(|| unterminated("quoted identifier"))?;
             }
             b'`' => i = skip_quoted(b, i, b'`', false).ok_or_else(|| unterminated("quoted identifier"))?,
             b'-' if b.get(i + 1) == Some(&b'-') => i = skip_line(b, i),
-            b'#' if kind == DatabaseKind::Mysql => i = skip_line(b, i),
+            b'#' if kind.hash_comments() => i = skip_line(b, i),
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 let end = find(b, i + 2, b"*/").ok_or_else(|| unterminated("comment"))?;
                 i = end + 2;
             }
-            b'$' if kind == DatabaseKind::Postgres => match dollar_tag(b, i) {
+            b'$' if kind.dollar_quotes() => match dollar_tag(b, i) {
                 Some(tag) => {
                     let end = find(b, i + tag.len(), tag).ok_or_else(|| unterminated("dollar-quoted string"))?;
                     i = end + tag.len();
@@ -72,7 +71,7 @@ pub(crate) fn translate(kind: DatabaseKind, sql: &str) -> Result<Translated, DbE
             }
             b'?' => {
                 placeholders += 1;
-                if kind == DatabaseKind::Postgres {
+                if kind.numbered_placeholders() {
                     out.push_str(&sql[copied..i]);
                     out.push('$');
                     out.push_str(&placeholders.to_string());
@@ -102,13 +101,11 @@ pub(crate) fn check_clause(kind: DatabaseKind, clause: &str) -> Result<(), DbErr
     while i < b.len() {
         match b[i] {
             b'\'' => {
-                let backslash = kind == DatabaseKind::Mysql
-                    || (kind == DatabaseKind::Postgres && i > 0 && matches!(b[i - 1], b'E' | b'e'));
-                i = skip_quoted(b, i, b'\'', backslash).ok_or_else(unterminated)?;
+                i = skip_quoted(b, i, b'\'', kind.backslash_escapes(b'\'', before(b, i))).ok_or_else(unterminated)?;
                 continue;
             }
             b'"' => {
-                i = skip_quoted(b, i, b'"', kind == DatabaseKind::Mysql).ok_or_else(unterminated)?;
+                i = skip_quoted(b, i, b'"', kind.backslash_escapes(b'"', before(b, i))).ok_or_else(unterminated)?;
                 continue;
             }
             b'`' => {
@@ -118,9 +115,7 @@ pub(crate) fn check_clause(kind: DatabaseKind, clause: &str) -> Result<(), DbErr
             b'-' if b.get(i + 1) == Some(&b'-') => return refuse("a comment (--)"),
             b'/' if b.get(i + 1) == Some(&b'*') => return refuse("a comment (/*)"),
             b'#' => return refuse("a # (a comment on MySQL)"),
-            b'$' if kind == DatabaseKind::Postgres && dollar_tag(b, i).is_some() => {
-                return refuse("a dollar-quoted string")
-            }
+            b'$' if kind.dollar_quotes() && dollar_tag(b, i).is_some() => return refuse("a dollar-quoted string"),
             b';' => return refuse("a ;"),
             b'(' => depth += 1,
             b')' if depth == 0 => return refuse("a ) without its ("),
@@ -139,6 +134,11 @@ pub(crate) fn check_clause(kind: DatabaseKind, clause: &str) -> Result<(), DbErr
         return refuse("a ( without its )");
     }
     Ok(())
+}
+
+/// The byte before index `i`, if any.
+fn before(b: &[u8], i: usize) -> Option<u8> {
+    i.checked_sub(1).map(|p| b[p])
 }
 
 /// The index after the closing `quote` of the literal opening at `start`.

@@ -143,7 +143,7 @@ static INSERT_NOTIFY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 
 /// Whether storing `job` should wake idle workers: it is due, on PostgreSQL.
 fn wakes(kind: DatabaseKind, job: &NewJob) -> bool {
-    kind == DatabaseKind::Postgres && job.run_at <= job.now
+    kind.notifies() && job.run_at <= job.now
 }
 
 /// Inserts `job` inside the app's transaction (see `JobClient::enqueue_in`); idle
@@ -265,8 +265,9 @@ impl QueueBackend for SqlQueue {
     }
 
     async fn complete_many(&self, acks: &[(&str, &str, &Value)], now: i64) -> Result<Vec<bool>, JobError> {
-        if acks.len() > 1 && self.db.kind() == DatabaseKind::Postgres {
-            return self.complete_many_postgres(acks, now).await;
+        match self.db.kind() {
+            DatabaseKind::Postgres if acks.len() > 1 => return self.complete_many_postgres(acks, now).await,
+            DatabaseKind::Postgres | DatabaseKind::Sqlite | DatabaseKind::Mysql => {}
         }
         if acks.len() < 2 {
             let mut done = Vec::with_capacity(acks.len());
@@ -341,7 +342,7 @@ impl QueueBackend for SqlQueue {
                 ],
             )
             .await?;
-        if released && self.db.kind() == DatabaseKind::Postgres {
+        if released && self.db.kind().notifies() {
             // The job is back either way; without the wake-up, workers find it by polling.
             if let Err(e) = self.db.fetch_all(wake::NOTIFY, &[]).await {
                 tracing::debug!(error = %e, "job wake-up not sent");
@@ -359,7 +360,7 @@ impl QueueBackend for SqlQueue {
     }
 
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        if self.db.kind() != DatabaseKind::Postgres {
+        if !self.db.kind().notifies() {
             return None;
         }
         let (tx, rx) = tokio::sync::watch::channel(0);
