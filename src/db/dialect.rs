@@ -178,6 +178,15 @@ pub(crate) fn json_as_text(kind: DatabaseKind) -> bool {
     }
 }
 
+/// What [`DatabaseKind::change_feed`] delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeFeed {
+    /// A message per notification sent on the channel.
+    Notifications,
+    /// An item after any commit by another connection.
+    Commits,
+}
+
 impl DatabaseKind {
     /// Whether a backslash escapes the next character inside a `'...'` literal that
     /// follows `before` (MySQL always; PostgreSQL in an `E'...'` string).
@@ -242,6 +251,17 @@ impl DatabaseKind {
         match self {
             Self::Postgres => true,
             Self::Sqlite | Self::Mysql => false,
+        }
+    }
+
+    /// How an idle job worker hears of new work without polling, if it can: a
+    /// notification the enqueue sends (PostgreSQL), or any commit to the database file,
+    /// which the worker then checks for due jobs (SQLite).
+    pub(crate) fn change_feed(self) -> Option<ChangeFeed> {
+        match self {
+            Self::Postgres => Some(ChangeFeed::Notifications),
+            Self::Sqlite => Some(ChangeFeed::Commits),
+            Self::Mysql => None,
         }
     }
 

@@ -32,7 +32,7 @@
 
 mod audit;
 mod backend;
-mod dialect;
+pub(crate) mod dialect;
 mod entity;
 mod error;
 mod find;
@@ -49,6 +49,8 @@ mod settings;
 mod sql_cache;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_changes;
 #[cfg(feature = "sqlite")]
 mod sqlite_checkpoints;
 #[cfg(any(feature = "postgres", feature = "mysql"))]

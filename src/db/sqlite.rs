@@ -165,6 +165,15 @@ impl Backend for SqliteBackend {
         Ok(Box::new(tx))
     }
 
+    /// Commits by other connections (see `sqlite_changes`), whatever the channel; `None`
+    /// in memory, where no other connection can commit.
+    async fn listen(&self, _channel: &str) -> Result<Option<crate::db::backend::Notifications>, DbError> {
+        let Some(readers) = &self.readers else { return Ok(None) };
+        let path = readers.path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_reader(&path)).await.map_err(joined)??;
+        crate::db::sqlite_changes::watch(conn).map(Some)
+    }
+
     async fn close(&self) {
         if let Some(readers) = &self.readers {
             readers.permits.close();

@@ -360,9 +360,7 @@ impl QueueBackend for SqlQueue {
     }
 
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        if !self.db.kind().notifies() {
-            return None;
-        }
+        self.db.kind().change_feed()?;
         let (tx, rx) = tokio::sync::watch::channel(0);
         tokio::spawn(wake::listen(self.db.clone(), tx));
         Some(rx)
