@@ -49,6 +49,8 @@ fn every_variable_is_read() {
         ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ("RATE_LIMIT_REQUESTS", "7"),
         ("RATE_LIMIT_WINDOW", "9"),
+        ("IDEMPOTENCY_MAX_RECORD_BYTES", "4096"),
+        ("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "50"),
         ("DEBUG", "1"),
         ("HOST", "0.0.0.0"),
         ("PORT", "9000"),
@@ -81,6 +83,7 @@ fn every_variable_is_read() {
     assert_eq!(c.cors_origins, ["http://localhost:3000", "https://app.example.com"]);
     assert_eq!(c.trusted_proxies, ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(), "::1/128".parse().unwrap()]);
     assert_eq!((c.rate_limit_requests, c.rate_limit_window), (7, 9));
+    assert_eq!((c.idempotency_max_record_bytes, c.idempotency_max_keys_per_caller), (4096, 50));
     assert!(c.debug);
     assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9000));
     assert_eq!(c.log_level, "debug");
@@ -97,6 +100,8 @@ fn every_variable_is_read() {
     let settings = c.into_settings("shop").unwrap();
     assert_eq!(settings.database.kind, DatabaseKind::Postgres);
     assert_eq!(settings.auth.access_token_expires_minutes, 120);
+    let r = &settings.reliability;
+    assert_eq!((r.idempotency_max_record_bytes, r.idempotency_max_keys_per_caller), (4096, 50));
 }
 
 /// A bad value of every variable that has a format, with what must be in the error.
@@ -112,6 +117,8 @@ const BAD: &[(&str, &str)] = &[
     ("TRUSTED_PROXIES", "10.0.0.0/33"),
     ("RATE_LIMIT_REQUESTS", "0"),
     ("RATE_LIMIT_WINDOW", "soon"),
+    ("IDEMPOTENCY_MAX_RECORD_BYTES", "0"),
+    ("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "many"),
     ("DEBUG", "verbose"),
     ("HOST", "bad host!"),
     ("PORT", "eighty"),

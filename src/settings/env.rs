@@ -71,6 +71,13 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     var("RATE_LIMIT_REQUESTS", "a positive integer", "100", "requests per window per caller"),
     var("RATE_LIMIT_WINDOW", "a positive integer (seconds)", "60", "rate limit window"),
+    var(
+        "IDEMPOTENCY_MAX_RECORD_BYTES",
+        "a positive integer (bytes)",
+        "65536",
+        "largest response kept for an Idempotency-Key replay",
+    ),
+    var("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "a positive integer", "1000", "Idempotency-Key records kept per caller"),
     var("DEBUG", BOOL, "false", "debug mode: permits a weak secret and AUTH_ENABLED=false"),
     var("HOST", "an IP address or host name", "127.0.0.1", "listen address"),
     var("PORT", "an integer 0..=65535", "8000", "listen port"),

@@ -43,6 +43,10 @@ pub struct ServiceConfig {
     pub rate_limit_requests: u32,
     /// Window in seconds (default 60).
     pub rate_limit_window: u64,
+    /// Largest response kept for an idempotent replay, in bytes (default 64 KiB).
+    pub idempotency_max_record_bytes: usize,
+    /// Idempotency records kept per caller (default 1000).
+    pub idempotency_max_keys_per_caller: usize,
     /// Debug mode (default false).
     pub debug: bool,
     /// Listen address (default `127.0.0.1`).
@@ -81,6 +85,8 @@ impl Default for ServiceConfig {
             trusted_proxies: Vec::new(),
             rate_limit_requests: 100,
             rate_limit_window: 60,
+            idempotency_max_record_bytes: crate::reliability::DEFAULT_MAX_RECORD_BYTES,
+            idempotency_max_keys_per_caller: crate::reliability::DEFAULT_MAX_KEYS_PER_CALLER,
             debug: false,
             host: "127.0.0.1".into(),
             port: 8000,
@@ -143,6 +149,10 @@ impl ServiceConfig {
         c.trusted_proxies = env.parse("TRUSTED_PROXIES", env::parse_networks)?.unwrap_or(c.trusted_proxies);
         c.rate_limit_requests = env.positive("RATE_LIMIT_REQUESTS")?.unwrap_or(c.rate_limit_requests);
         c.rate_limit_window = env.positive("RATE_LIMIT_WINDOW")?.unwrap_or(c.rate_limit_window);
+        c.idempotency_max_record_bytes =
+            env.positive("IDEMPOTENCY_MAX_RECORD_BYTES")?.unwrap_or(c.idempotency_max_record_bytes);
+        c.idempotency_max_keys_per_caller =
+            env.positive("IDEMPOTENCY_MAX_KEYS_PER_CALLER")?.unwrap_or(c.idempotency_max_keys_per_caller);
         c.debug = env.bool("DEBUG")?.unwrap_or(c.debug);
         c.host = env.parse("HOST", parse_host)?.unwrap_or(c.host);
         c.port = env.parse("PORT", |s| s.parse::<u16>().ok())?.unwrap_or(c.port);
@@ -197,6 +207,8 @@ impl ServiceConfig {
         s.cors.origins = self.cors_origins;
         s.reliability.rate_limit_requests = self.rate_limit_requests;
         s.reliability.rate_limit_window_seconds = self.rate_limit_window;
+        s.reliability.idempotency_max_record_bytes = self.idempotency_max_record_bytes;
+        s.reliability.idempotency_max_keys_per_caller = self.idempotency_max_keys_per_caller;
         s.observability.service_name = service_name.to_owned();
         s.observability.log_level = self.log_level;
         s.observability.log_format = self.log_format;
