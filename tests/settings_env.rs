@@ -54,6 +54,9 @@ fn every_variable_is_read() {
         ("DEBUG", "1"),
         ("HOST", "0.0.0.0"),
         ("PORT", "9000"),
+        ("HEADER_READ_TIMEOUT", "5"),
+        ("IDLE_TIMEOUT", "0"),
+        ("MAX_CONNECTIONS", "64"),
         ("LOG_LEVEL", "DEBUG"),
         ("LOG_FORMAT", "pretty"),
         ("ADMIN_EMAIL", "root@example.com"),
@@ -86,6 +89,8 @@ fn every_variable_is_read() {
     assert_eq!((c.idempotency_max_record_bytes, c.idempotency_max_keys_per_caller), (4096, 50));
     assert!(c.debug);
     assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9000));
+    assert_eq!((c.header_read_timeout, c.idle_timeout), (Some(std::time::Duration::from_secs(5)), None));
+    assert_eq!(c.max_connections, 64);
     assert_eq!(c.log_level, "debug");
     assert_eq!(c.log_format, LogFormat::Pretty);
     assert_eq!(c.admin_email.as_deref(), Some("root@example.com"));
@@ -122,6 +127,9 @@ const BAD: &[(&str, &str)] = &[
     ("DEBUG", "verbose"),
     ("HOST", "bad host!"),
     ("PORT", "eighty"),
+    ("HEADER_READ_TIMEOUT", "10s"),
+    ("IDLE_TIMEOUT", "-1"),
+    ("MAX_CONNECTIONS", "0"),
     ("LOG_LEVEL", "loud"),
     ("LOG_FORMAT", "xml"),
     ("ADMIN_EMAIL", "root"),

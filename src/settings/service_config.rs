@@ -53,6 +53,12 @@ pub struct ServiceConfig {
     pub host: String,
     /// Listen port (default 8000).
     pub port: u16,
+    /// Time to send a request head, and to keep an idle HTTP/1 connection (default 10 s).
+    pub header_read_timeout: Option<std::time::Duration>,
+    /// A connection silent this long is closed (default 60 s).
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Connections served at once (default 1024).
+    pub max_connections: usize,
     /// Log level (default `info`).
     pub log_level: String,
     /// Log format (default JSON).
@@ -90,6 +96,9 @@ impl Default for ServiceConfig {
             debug: false,
             host: "127.0.0.1".into(),
             port: 8000,
+            header_read_timeout: crate::service::ServerSettings::default().header_read_timeout,
+            idle_timeout: crate::service::ServerSettings::default().idle_timeout,
+            max_connections: crate::service::ServerSettings::default().max_connections,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             admin_email: None,
@@ -156,6 +165,9 @@ impl ServiceConfig {
         c.debug = env.bool("DEBUG")?.unwrap_or(c.debug);
         c.host = env.parse("HOST", parse_host)?.unwrap_or(c.host);
         c.port = env.parse("PORT", |s| s.parse::<u16>().ok())?.unwrap_or(c.port);
+        c.header_read_timeout = env.parse("HEADER_READ_TIMEOUT", parse_seconds)?.unwrap_or(c.header_read_timeout);
+        c.idle_timeout = env.parse("IDLE_TIMEOUT", parse_seconds)?.unwrap_or(c.idle_timeout);
+        c.max_connections = env.positive("MAX_CONNECTIONS")?.unwrap_or(c.max_connections);
         c.log_level = env.parse("LOG_LEVEL", env::parse_log_level)?.unwrap_or(c.log_level);
         c.log_format = env.parse("LOG_FORMAT", parse_log_format)?.unwrap_or(c.log_format);
         c.admin_email = env.parse("ADMIN_EMAIL", |s| s.contains('@').then(|| s.to_owned()))?;
@@ -182,6 +194,9 @@ impl ServiceConfig {
         let mut s = KernelSettings { debug: self.debug, ..KernelSettings::default() };
         s.server.host = self.host;
         s.server.port = self.port;
+        s.server.header_read_timeout = self.header_read_timeout;
+        s.server.idle_timeout = self.idle_timeout;
+        s.server.max_connections = self.max_connections;
         s.server.trusted_proxies = self.trusted_proxies;
         s.auth.enabled = self.auth_enabled;
         s.auth.token_secret = self.jwt_secret;
@@ -223,6 +238,12 @@ fn parse_host(s: &str) -> Option<String> {
     let ok = s.parse::<std::net::IpAddr>().is_ok()
         || s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     ok.then(|| s.to_owned())
+}
+
+/// Whole seconds; 0 is `None` (off).
+fn parse_seconds(s: &str) -> Option<Option<std::time::Duration>> {
+    let secs = s.parse::<u64>().ok()?;
+    Some((secs > 0).then(|| std::time::Duration::from_secs(secs)))
 }
 
 fn parse_log_format(s: &str) -> Option<LogFormat> {

@@ -44,6 +44,11 @@ impl TestService {
     pub fn router(&self) -> Router {
         self.service.router()
     }
+
+    /// The service and the directory its database lives in (keep it while serving).
+    pub fn into_parts(self) -> (Service, tempfile::TempDir) {
+        (self.service, self._dir)
+    }
 }
 
 /// The JWT secret of test services.
