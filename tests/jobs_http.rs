@@ -38,7 +38,7 @@ async fn job_status_is_shown_to_its_user_and_admins_only() {
         req.body(Body::empty()).unwrap()
     };
     let anonymous = common::send(&router, get(None)).await;
-    common::assert_problem(&anonymous, 401, anonymous.json()["code"].as_str().unwrap());
+    common::assert_problem(&anonymous, 401, "not_authenticated");
     let owner = common::send(&router, get(Some(token(alice.clone())))).await;
     assert_eq!(owner.status, 200, "{}", owner.text());
     let body = owner.json();
