@@ -6,18 +6,25 @@ pub mod db;
 /// The URL of a backing service from `var` (`KERNEL_TEST_POSTGRES_URL`, ...).
 ///
 /// Unset: prints `skipped: ...` and returns `None`, unless
-/// `KERNEL_TEST_REQUIRE_SERVICES=1`, which makes a missing service a failure.
+/// `KERNEL_TEST_REQUIRE_SERVICES` is `1` or `true`, which makes a missing service a
+/// failure.
 pub fn service_url(var: &str, test: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var("KERNEL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{test}: {var} is not set but KERNEL_TEST_REQUIRE_SERVICES=1");
+            if services_required() {
+                panic!("{test}: {var} is not set but KERNEL_TEST_REQUIRE_SERVICES is on");
             }
             eprintln!("skipped: {test} ({var} not set)");
             None
         }
     }
+}
+
+/// Whether `KERNEL_TEST_REQUIRE_SERVICES` is on (`1`, `true`, `yes`, `on`, any case).
+pub fn services_required() -> bool {
+    std::env::var("KERNEL_TEST_REQUIRE_SERVICES")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 /// A name unique to this test run, for a database, schema or key prefix.
