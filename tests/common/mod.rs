@@ -5,7 +5,7 @@ pub mod db;
 
 /// The URL of a backing service from `var` (`KERNEL_TEST_POSTGRES_URL`, ...).
 ///
-/// Unset: prints `skipped: ...` and returns `None`, unless
+/// Unset: writes `skipped: ...` where the run shows it and returns `None`, unless
 /// `KERNEL_TEST_REQUIRE_SERVICES` is `1` or `true`, which makes a missing service a
 /// failure.
 pub fn service_url(var: &str, test: &str) -> Option<String> {
@@ -15,7 +15,7 @@ pub fn service_url(var: &str, test: &str) -> Option<String> {
             if services_required() {
                 panic!("{test}: {var} is not set but KERNEL_TEST_REQUIRE_SERVICES is on");
             }
-            eprintln!("skipped: {test} ({var} not set)");
+            skipped(&format!("{test} ({var} not set)"));
             None
         }
     }
@@ -25,6 +25,14 @@ pub fn service_url(var: &str, test: &str) -> Option<String> {
 pub fn services_required() -> bool {
     std::env::var("KERNEL_TEST_REQUIRE_SERVICES")
         .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+/// Reports a skipped test on the process's real stderr: the test runner captures
+/// `eprintln!` of a passing test (and hides it), not a direct write, so the skip
+/// shows in every run's output.
+pub fn skipped(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {what}");
 }
 
 /// A name unique to this test run, for a database, schema or key prefix.
