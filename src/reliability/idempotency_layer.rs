@@ -65,8 +65,8 @@ pub struct IdempotencyLayer {
 
 impl IdempotencyLayer {
     /// Keys under `prefix` kept in `store` for `ttl`; a running first request holds
-    /// its key for `running_ttl` at most.
-    /// Bodies are read up to 1 MiB, responses of [`DEFAULT_MAX_RECORD_BYTES`] kept.
+    /// its key for `running_ttl` at most. Bodies are read up to 1 MiB and responses
+    /// up to [`DEFAULT_MAX_RECORD_BYTES`] kept, unless set with the `with_*` methods.
     pub fn new(store: Arc<dyn IdempotencyStore>, prefix: &str, ttl: Duration, running_ttl: Duration) -> Self {
         let shared = Shared {
             store,
@@ -81,11 +81,10 @@ impl IdempotencyLayer {
         Self { shared: Arc::new(shared) }
     }
 
-    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            f(shared);
-        }
-        self
+    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| shared.copy());
+        f(&mut shared);
+        Self { shared: Arc::new(shared) }
     }
 
     /// A request body with a key is read up to `n` bytes; past it, 413.
@@ -201,6 +200,20 @@ where
 }
 
 impl Shared {
+    /// The same settings and store, for a layer edited after it was cloned.
+    fn copy(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            prefix: self.prefix.clone(),
+            excluded: self.excluded.clone(),
+            ttl: self.ttl,
+            running_ttl: self.running_ttl,
+            max_body_bytes: self.max_body_bytes,
+            max_record_bytes: self.max_record_bytes,
+            failures: AtomicU64::new(0),
+        }
+    }
+
     /// Whether `path` is an excluded prefix or below one.
     fn is_excluded(&self, path: &str) -> bool {
         self.excluded
@@ -296,4 +309,21 @@ fn replay(stored: StoredResponse) -> Response {
     }
     headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excluded_prefix_covers_its_path_and_below_only() {
+        let store = Arc::new(super::super::MemoryIdempotencyStore::default());
+        let layer = IdempotencyLayer::new(store, "/api/v1", Duration::from_secs(1), Duration::from_secs(1));
+        let copy = layer.clone(); // edited after a clone: the edit still applies
+        let layer = layer.with_excluded("/api/v1/auth/");
+        drop(copy);
+        let s = &layer.shared;
+        assert!(s.is_excluded("/api/v1/auth") && s.is_excluded("/api/v1/auth/refresh"));
+        assert!(!s.is_excluded("/api/v1/authors") && !s.is_excluded("/api/v1/orders"));
+    }
 }
