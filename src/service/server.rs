@@ -62,6 +62,8 @@ pub(crate) async fn serve(
     limits: Limits,
     signal: impl std::future::Future<Output = ()>,
 ) {
+    // As axum::serve does: every handler becomes a route once, not on each request.
+    let router: Router = router.with_state(());
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     builder.http2().enable_connect_protocol();
