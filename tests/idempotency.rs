@@ -16,43 +16,87 @@ use common::{assert_problem, send, service, Reply, TestService};
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-async fn stores(test: &str) -> Vec<(&'static str, Arc<dyn IdempotencyStore>)> {
+/// Every store, each keeping `per_caller` keys per caller.
+async fn stores(test: &str, per_caller: usize) -> Vec<(&'static str, Arc<dyn IdempotencyStore>)> {
     #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut out: Vec<(&'static str, Arc<dyn IdempotencyStore>)> =
-        vec![("memory", Arc::new(MemoryIdempotencyStore::default()))];
+        vec![("memory", Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller)))];
     #[cfg(feature = "redis")]
     if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
         let prefix = format!("{}:", common::unique_name("idem"));
         let store = app_kernel::reliability::RedisIdempotencyStore::connect(&url, &prefix).await.expect("redis");
-        out.push(("redis", Arc::new(store)));
+        out.push(("redis", Arc::new(store.with_max_keys_per_caller(per_caller))));
     }
     #[cfg(not(feature = "redis"))]
-    let _ = test;
+    let _ = (test, per_caller);
     out
 }
 
 #[tokio::test]
 async fn a_store_starts_once_then_answers_running_done_or_other() {
     let (short, day) = (Duration::from_millis(300), Duration::from_secs(86_400));
-    for (name, store) in stores("a_store_starts_once").await {
-        assert_eq!(store.begin("u:k", "fp1", day).await.unwrap(), Begin::Started, "{name}");
-        assert_eq!(store.begin("u:k", "fp1", day).await.unwrap(), Begin::Running, "{name}");
-        assert_eq!(store.begin("u:k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
+    for (name, store) in stores("a_store_starts_once", 10).await {
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Started, "{name}");
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Running, "{name}");
+        assert_eq!(store.begin("u", "k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
+        assert_eq!(store.begin("v", "k", "fp2", day).await.unwrap(), Begin::Started, "{name}: another caller's key");
         let response = StoredResponse {
             status: 201,
             headers: vec![("content-type".into(), "application/json".into())],
             body: b"{\"n\":1}".to_vec(),
         };
-        let record = Record { fingerprint: "fp1".into(), response: Some(response.clone()) };
-        store.finish("u:k", record, day).await.unwrap();
-        assert_eq!(store.begin("u:k", "fp1", day).await.unwrap(), Begin::Done(response), "{name}");
-        assert_eq!(store.begin("u:k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
-        store.forget("u:k").await.unwrap();
-        assert_eq!(store.begin("u:k", "fp2", short).await.unwrap(), Begin::Started, "{name}: forgotten");
+        store.finish("u", "k", Record::done("fp1".into(), response.clone()), day).await.unwrap();
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Done(response), "{name}");
+        assert_eq!(store.begin("u", "k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
+        store.forget("u", "k").await.unwrap();
+        assert_eq!(store.begin("u", "k", "fp2", short).await.unwrap(), Begin::Started, "{name}: forgotten");
         // A running record of an instance that died lets the key go after its ttl.
         tokio::time::sleep(short + Duration::from_millis(100)).await;
-        assert_eq!(store.begin("u:k", "fp1", day).await.unwrap(), Begin::Started, "{name}: expired");
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Started, "{name}: expired");
+        // An answer too large to keep is remembered by its status only.
+        store.finish("u", "k", Record::too_large("fp1".into(), 201), day).await.unwrap();
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::TooLarge(201), "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
+    let day = Duration::from_secs(86_400);
+    for (name, store) in stores("a_store_keeps_a_bounded_number", 3).await {
+        for key in ["a", "b", "c"] {
+            assert_eq!(store.begin("u", key, "fp", day).await.unwrap(), Begin::Started, "{name}");
+        }
+        assert_eq!(store.begin("other", "x", "fp", day).await.unwrap(), Begin::Started, "{name}");
+        // A fourth key of `u` pushes out its oldest ("a"), and nobody else's.
+        assert_eq!(store.begin("u", "d", "fp", day).await.unwrap(), Begin::Started, "{name}");
+        assert_eq!(store.begin("u", "b", "fp", day).await.unwrap(), Begin::Running, "{name}: b kept");
+        assert_eq!(store.begin("u", "d", "fp", day).await.unwrap(), Begin::Running, "{name}: d kept");
+        assert_eq!(store.begin("other", "x", "fp", day).await.unwrap(), Begin::Running, "{name}: other kept");
+        // A finished record that was evicted meanwhile is not brought back.
+        assert_eq!(store.begin("u", "e", "fp", day).await.unwrap(), Begin::Started, "{name}");
+        let ok = StoredResponse { status: 200, headers: vec![], body: b"late".to_vec() };
+        store.finish("u", "b", Record::done("fp".into(), ok), day).await.unwrap();
+        assert_eq!(store.begin("u", "a", "fp", day).await.unwrap(), Begin::Started, "{name}: a was evicted");
+        assert_eq!(store.begin("u", "c", "fp", day).await.unwrap(), Begin::Started, "{name}: c was evicted");
+        assert_eq!(store.begin("u", "b", "fp", day).await.unwrap(), Begin::Started, "{name}: b was evicted");
+    }
+}
+
+#[tokio::test]
+async fn the_memory_store_holds_a_bounded_number_of_bytes() {
+    let day = Duration::from_secs(86_400);
+    let store = MemoryIdempotencyStore::default().with_max_bytes(10_000);
+    for i in 0..10 {
+        let key = format!("k{i}");
+        assert_eq!(store.begin(&format!("caller{i}"), &key, "fp", day).await.unwrap(), Begin::Started);
+        let big = StoredResponse { status: 200, headers: vec![], body: vec![b'x'; 3000] };
+        store.finish(&format!("caller{i}"), &key, Record::done("fp".into(), big), day).await.unwrap();
+    }
+    // Three records of 3 KB fit in 10 KB: the newest stay, the oldest went.
+    assert!(matches!(store.begin("caller9", "k9", "fp", day).await.unwrap(), Begin::Done(_)));
+    assert!(matches!(store.begin("caller7", "k7", "fp", day).await.unwrap(), Begin::Done(_)));
+    assert_eq!(store.begin("caller0", "k0", "fp", day).await.unwrap(), Begin::Started);
+    assert_eq!(store.begin("caller5", "k5", "fp", day).await.unwrap(), Begin::Started);
 }
 
 /// How many orders the handler finished (`.0`) and began (`.1`).
@@ -71,7 +115,8 @@ async fn create(State(calls): State<Calls>, Json(body): Json<Value>) -> (StatusC
     if body["fail"] == true && !FAILED.swap(true, Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"n": n})));
     }
-    (StatusCode::CREATED, Json(json!({"n": n, "name": body["name"]})))
+    let pad = "p".repeat(body["pad"].as_u64().unwrap_or(0) as usize);
+    (StatusCode::CREATED, Json(json!({"n": n, "name": body["name"], "pad": pad})))
 }
 
 async fn svc(calls: &Calls, edit: impl FnOnce(&mut app_kernel::settings::KernelSettings)) -> TestService {
@@ -140,6 +185,89 @@ async fn an_oversize_body_with_a_key_is_413_and_keeps_nothing() {
     assert_problem(&order(&svc, Some("big-1"), big).await, 413, "payload_too_large");
     assert_eq!(order(&svc, Some("big-1"), json!({"name": "small"})).await.status, 201, "the key is still free");
     assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_response_too_large_to_keep_is_answered_whole_and_a_repeat_does_not_run_again() {
+    let calls = Calls::default();
+    let svc = svc(&calls, |_| {}).await;
+    // 100 KiB: over the default cap of a kept record (64 KiB).
+    let big = json!({"name": "big", "pad": 100 * 1024});
+    let first = order(&svc, Some("big-answer"), big.clone()).await;
+    assert_eq!(first.status, 201);
+    assert_eq!(first.json()["pad"].as_str().map(str::len), Some(100 * 1024), "answered whole");
+    let again = order(&svc, Some("big-answer"), big).await;
+    assert_problem(&again, 409, "idempotency_response_not_kept");
+    assert_eq!(calls.0.load(Ordering::SeqCst), 1, "the repeat did not run the handler again");
+}
+
+#[tokio::test]
+async fn a_caller_keeps_a_bounded_number_of_keys_and_its_newest_replay() {
+    let calls = Calls::default();
+    let svc = svc(&calls, |s| s.reliability.rate_limit_enabled = false).await;
+    // One more key than the default cap per caller (1000): the oldest goes.
+    for i in 0..=1000 {
+        assert_eq!(order(&svc, Some(&format!("k-{i}")), json!({"name": i})).await.status, 201);
+    }
+    let newest = order(&svc, Some("k-1000"), json!({"name": 1000})).await;
+    assert_eq!(newest.header("idempotent-replayed"), Some("true"));
+    let oldest = order(&svc, Some("k-0"), json!({"name": 0})).await;
+    assert_eq!(
+        (oldest.status, oldest.header("idempotent-replayed")),
+        (StatusCode::CREATED, None),
+        "evicted: runs again"
+    );
+    assert_eq!(calls.0.load(Ordering::SeqCst), 1002);
+}
+
+#[tokio::test]
+async fn a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_body_limit_part() {
+    let calls = Calls::default();
+    let svc = svc(&calls, |s| {
+        s.stack.body_limit = false;
+        s.server.max_body_bytes = 1024;
+    })
+    .await;
+    // Chunked (no Content-Length): the layer must stop reading at the limit.
+    let chunks = futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024]))));
+    let req = Request::post("/api/v1/orders")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "huge-1")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    assert_problem(&send(&svc.router(), req).await, 413, "payload_too_large");
+    assert_eq!(calls.1.load(Ordering::SeqCst), 0);
+}
+
+/// The auth routes are never idempotent: a refresh token replayed with one key is
+/// refused as reused (and its family revoked), never answered with the same pair;
+/// a login's tokens are not kept.
+#[tokio::test]
+async fn auth_routes_are_excluded_from_idempotency() {
+    let svc = service(vec![], |s| s.features.allow_self_signup = true).await;
+    let router = svc.router();
+    let auth = |path: &str, key: &str, body: Value| {
+        let req = Request::post(format!("/api/v1/auth{path}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        send(&router, req)
+    };
+    let creds = json!({"username": "ann", "password": "correct horse"});
+    assert_eq!(auth("/register", "reg-1", creds.clone()).await.status, 201);
+    let one = auth("/login", "login-1", creds.clone()).await;
+    let two = auth("/login", "login-1", creds).await;
+    assert_eq!((one.status, two.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(two.header("idempotent-replayed"), None);
+    assert_ne!(one.json()["refresh_token"], two.json()["refresh_token"], "a login is not replayed");
+    let refresh = json!({"refresh_token": one.json()["refresh_token"]});
+    let rotated = auth("/refresh", "refresh-1", refresh.clone()).await;
+    assert_eq!(rotated.status, 200);
+    let replayed = auth("/refresh", "refresh-1", refresh).await;
+    assert_problem(&replayed, 401, "token_revoked");
+    let next = json!({"refresh_token": rotated.json()["refresh_token"]});
+    assert_problem(&auth("/refresh", "refresh-2", next).await, 401, "token_revoked");
 }
 
 /// Two instances on one Redis replay each other's answers.

@@ -38,7 +38,7 @@ async fn job_status_is_shown_to_its_user_and_admins_only() {
         req.body(Body::empty()).unwrap()
     };
     let anonymous = common::send(&router, get(None)).await;
-    common::assert_problem(&anonymous, 401, anonymous.json()["code"].as_str().unwrap());
+    common::assert_problem(&anonymous, 401, "not_authenticated");
     let owner = common::send(&router, get(Some(token(alice.clone())))).await;
     assert_eq!(owner.status, 200, "{}", owner.text());
     let body = owner.json();
@@ -58,4 +58,50 @@ async fn job_status_is_shown_to_its_user_and_admins_only() {
     assert_eq!(done["result"], json!({"ok": true}));
     let unknown = kernel.jobs().enqueue("nope", json!({}), EnqueueOptions::new()).await.unwrap_err();
     assert_eq!(app_kernel::ApiError::from(unknown).code(), "unknown_task");
+}
+
+async fn leaky(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    let e = std::io::Error::other("relation \"billing_secrets\" does not exist at 10.0.0.7:5432");
+    Err(e)?
+}
+
+async fn declined(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    Err(TaskError::new("card declined"))
+}
+
+/// A job's `error` as its owner sees it: a task's own message (`TaskError::new`)
+/// as written, an error converted with `?` (a database's, say) as a generic
+/// message; the detail is for admins and the log.
+#[tokio::test]
+async fn a_failed_jobs_owner_sees_no_internal_error_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = app_kernel::Service::builder("jobs_errors")
+        .settings(common::test_settings(dir.path()))
+        .task("leaky", leaky)
+        .task("declined", declined)
+        .build()
+        .await
+        .unwrap();
+    let kernel = service.kernel().clone();
+    let store = UserStore::new(kernel.db().clone());
+    let new = |username, role| NewUser { username, email: None, password: "password-1", role };
+    let alice = store.create_user(&new("alice", "user")).await.unwrap();
+    let root = store.create_user(&new("root", "admin")).await.unwrap();
+    let once = || EnqueueOptions::new().user_id(alice.id.clone()).max_attempts(1);
+    let leaked = kernel.jobs().enqueue("leaky", json!({}), once()).await.unwrap().job_id;
+    let said = kernel.jobs().enqueue("declined", json!({}), once()).await.unwrap().job_id;
+    app_kernel::jobs::Worker::from_kernel(&kernel).run_once().await.unwrap();
+    let router = service.router();
+    let view = |id: &str, user: &UserIdentity| {
+        let token = kernel.auth().tokens().issue_access(user).unwrap().token;
+        let req = Request::get(format!("/api/v1/jobs/{id}")).header(header::AUTHORIZATION, format!("Bearer {token}"));
+        common::send(&router, req.body(Body::empty()).unwrap())
+    };
+    let owner = view(&leaked, &alice).await.json();
+    assert_eq!(owner["status"], "dead", "{owner}");
+    let error = owner["error"].as_str().expect("an error is shown");
+    assert!(!error.contains("billing_secrets") && !error.contains("10.0.0.7"), "internal text shown: {error}");
+    let admin = view(&leaked, &root).await.json();
+    assert!(admin["error"].as_str().unwrap().contains("billing_secrets"), "admins see the detail: {admin}");
+    assert_eq!(view(&said, &alice).await.json()["error"], "card declined");
 }

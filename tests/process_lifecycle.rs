@@ -95,10 +95,14 @@ async fn sigterm_lets_an_in_flight_request_finish_and_dotenv_is_read() {
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
 
+    // While the slow request drains (the child is alive), a new connection is refused.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the child is draining, not gone");
+    let fresh = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;
+    assert!(child.try_wait().unwrap().is_none(), "the child was still draining when the connection was tried");
+    assert!(fresh.is_err(), "a new connection was accepted after SIGTERM: {fresh:?}");
     let body = in_flight.await.unwrap().expect("in-flight request completes after SIGTERM");
     assert_eq!(body, "finished");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(client.get(format!("http://{addr}/healthz")).send().await.is_err(), "no new connections after SIGTERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "child exit: {status}");
     assert_eq!(wait_for(&rx, "CHILD EXITED "), "CLEANLY");

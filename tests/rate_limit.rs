@@ -219,13 +219,25 @@ impl RateLimitStore for Down {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for Down {
-    async fn begin(&self, _: &str, _: &str, _: Duration) -> Result<app_kernel::reliability::Begin, ReliabilityError> {
+    async fn begin(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<app_kernel::reliability::Begin, ReliabilityError> {
         Err(ReliabilityError::Store("connection refused".into()))
     }
-    async fn finish(&self, _: &str, _: app_kernel::reliability::Record, _: Duration) -> Result<(), ReliabilityError> {
+    async fn finish(
+        &self,
+        _: &str,
+        _: &str,
+        _: app_kernel::reliability::Record,
+        _: Duration,
+    ) -> Result<(), ReliabilityError> {
         Err(ReliabilityError::Store("connection refused".into()))
     }
-    async fn forget(&self, _: &str) -> Result<(), ReliabilityError> {
+    async fn forget(&self, _: &str, _: &str) -> Result<(), ReliabilityError> {
         Err(ReliabilityError::Store("connection refused".into()))
     }
 }

@@ -49,9 +49,14 @@ fn every_variable_is_read() {
         ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ("RATE_LIMIT_REQUESTS", "7"),
         ("RATE_LIMIT_WINDOW", "9"),
+        ("IDEMPOTENCY_MAX_RECORD_BYTES", "4096"),
+        ("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "50"),
         ("DEBUG", "1"),
         ("HOST", "0.0.0.0"),
         ("PORT", "9000"),
+        ("HEADER_READ_TIMEOUT", "5"),
+        ("IDLE_TIMEOUT", "0"),
+        ("MAX_CONNECTIONS", "64"),
         ("LOG_LEVEL", "DEBUG"),
         ("LOG_FORMAT", "pretty"),
         ("ADMIN_EMAIL", "root@example.com"),
@@ -81,8 +86,11 @@ fn every_variable_is_read() {
     assert_eq!(c.cors_origins, ["http://localhost:3000", "https://app.example.com"]);
     assert_eq!(c.trusted_proxies, ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(), "::1/128".parse().unwrap()]);
     assert_eq!((c.rate_limit_requests, c.rate_limit_window), (7, 9));
+    assert_eq!((c.idempotency_max_record_bytes, c.idempotency_max_keys_per_caller), (4096, 50));
     assert!(c.debug);
     assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9000));
+    assert_eq!((c.header_read_timeout, c.idle_timeout), (Some(std::time::Duration::from_secs(5)), None));
+    assert_eq!(c.max_connections, 64);
     assert_eq!(c.log_level, "debug");
     assert_eq!(c.log_format, LogFormat::Pretty);
     assert_eq!(c.admin_email.as_deref(), Some("root@example.com"));
@@ -97,6 +105,8 @@ fn every_variable_is_read() {
     let settings = c.into_settings("shop").unwrap();
     assert_eq!(settings.database.kind, DatabaseKind::Postgres);
     assert_eq!(settings.auth.access_token_expires_minutes, 120);
+    let r = &settings.reliability;
+    assert_eq!((r.idempotency_max_record_bytes, r.idempotency_max_keys_per_caller), (4096, 50));
 }
 
 /// A bad value of every variable that has a format, with what must be in the error.
@@ -115,9 +125,14 @@ const BAD: &[(&str, &str)] = &[
     ("TRUSTED_PROXIES", "10.0.0.0/33"),
     ("RATE_LIMIT_REQUESTS", "0"),
     ("RATE_LIMIT_WINDOW", "soon"),
+    ("IDEMPOTENCY_MAX_RECORD_BYTES", "0"),
+    ("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "many"),
     ("DEBUG", "verbose"),
     ("HOST", "bad host!"),
     ("PORT", "eighty"),
+    ("HEADER_READ_TIMEOUT", "10s"),
+    ("IDLE_TIMEOUT", "-1"),
+    ("MAX_CONNECTIONS", "0"),
     ("LOG_LEVEL", "loud"),
     ("LOG_FORMAT", "xml"),
     ("ADMIN_EMAIL", "root"),

@@ -58,7 +58,7 @@ impl JobContext {
             f()
         })
         .await
-        .map_err(|e| TaskError::new(format!("blocking work failed: {e}")))
+        .map_err(|e| TaskError::internal(format!("blocking work failed: {e}")))
     }
 
     /// Whether this is the last attempt before the job is dead.

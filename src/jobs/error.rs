@@ -38,31 +38,65 @@ impl From<JobError> for ApiError {
 
 /// What a task handler returns on failure: any error converts into it with `?`.
 ///
+/// Its message becomes the job's `error`. A message made with [`TaskError::new`] is
+/// the task's own word to the job's user and is shown to them as written; an error
+/// converted with `?` (a database's, a library's) or made with
+/// [`TaskError::internal`] is internal: the job's user sees `internal error`, admins
+/// and the log see the detail.
+///
 /// It deliberately does not implement `std::error::Error`, so that
 /// `impl<E: Error> From<E>` can exist (as with `anyhow::Error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskError(String);
+pub struct TaskError {
+    message: String,
+    internal: bool,
+}
+
+/// How the job's `error` of an internal failure starts; the job's user sees only
+/// [`INTERNAL_ERROR`].
+pub(crate) const INTERNAL_PREFIX: &str = "internal error: ";
+/// What the job's user sees of an internal failure.
+pub const INTERNAL_ERROR: &str = "internal error";
 
 impl TaskError {
-    /// A failure with this message (kept as the job's `error`).
+    /// A failure with this message, shown to the job's user as written.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self { message: message.into(), internal: false }
+    }
+
+    /// A failure whose message is for admins and the log only.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self { message: message.into(), internal: true }
     }
 
     /// The message.
     pub fn message(&self) -> &str {
-        &self.0
+        &self.message
+    }
+
+    /// Whether the message is internal (hidden from the job's user).
+    pub fn is_internal(&self) -> bool {
+        self.internal
+    }
+
+    /// The job's `error` as stored: an internal message marked as such.
+    pub(crate) fn into_stored(self) -> String {
+        if self.internal {
+            [INTERNAL_PREFIX, &self.message].concat()
+        } else {
+            self.message
+        }
     }
 }
 
 impl std::fmt::Display for TaskError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl<E: std::error::Error> From<E> for TaskError {
     fn from(e: E) -> Self {
-        Self(e.to_string())
+        Self::internal(e.to_string())
     }
 }

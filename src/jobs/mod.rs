@@ -43,7 +43,7 @@ mod worker;
 pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 pub use client::{EnqueueOptions, Enqueued, JobClient};
 pub use context::JobContext;
-pub use error::{JobError, TaskError};
+pub use error::{JobError, TaskError, INTERNAL_ERROR};
 #[cfg(feature = "redis")]
 pub use redis::RedisQueue;
 pub use registry::{JobRegistry, TaskOptions};

@@ -112,7 +112,7 @@ impl JobRegistry {
                 let payload: P = serde_json::from_value(payload)
                     .map_err(|e| TaskError::new(format!("payload does not fit the task: {e}")))?;
                 let out = handler(payload, ctx).await.map_err(Into::into)?;
-                serde_json::to_value(out).map_err(|e| TaskError::new(format!("result is not JSON: {e}")))
+                serde_json::to_value(out).map_err(|e| TaskError::internal(format!("result is not JSON: {e}")))
             })
         });
         self.tasks.insert(name.into(), Task { handler: erased, options });

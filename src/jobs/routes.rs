@@ -1,4 +1,6 @@
-//! `GET /api/v1/jobs/{id}`: a job's status, for its user or an admin.
+//! `GET /api/v1/jobs/{id}`: a job's status, for its user or an admin. The user
+//! sees an internal failure (an error a task converted with `?`) as `internal
+//! error`; admins see the detail.
 
 use axum::extract::Path;
 use axum::routing::get;
@@ -58,7 +60,20 @@ async fn job_status(user: CurrentUser, jobs: JobClient, Path(id): Path<String>) 
     if !user.is_admin() && job.user_id.as_deref() != Some(user.id.as_str()) {
         return Err(not_found());
     }
-    Ok(Json(job.into()))
+    let mut view = JobView::from(job);
+    if !user.is_admin() {
+        view.error = view.error.map(public_error);
+    }
+    Ok(Json(view))
+}
+
+/// A job's `error` as its user sees it: an internal failure's detail is for
+/// admins and the log.
+fn public_error(error: String) -> String {
+    match error.starts_with(super::error::INTERNAL_PREFIX) {
+        true => super::error::INTERNAL_ERROR.to_owned(),
+        false => error,
+    }
 }
 
 /// The job routes, to mount under the API prefix.

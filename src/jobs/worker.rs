@@ -257,7 +257,7 @@ impl Worker {
         let result: Result<Value, String> = tokio::select! {
             r = run => match r {
                 Ok(Ok(Ok(v))) => Ok(v),
-                Ok(Ok(Err(e))) => Err(e.to_string()),
+                Ok(Ok(Err(e))) => Err(e.into_stored()),
                 Ok(Err(_panic)) => Err("task panicked".to_owned()),
                 Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
             },

@@ -1,7 +1,9 @@
 //! Readiness checks: named async probes, run concurrently, each under a timeout.
 //!
 //! A check that fails, panics or does not answer within its timeout makes the
-//! service unready; the report says which and why.
+//! service unready; the report says which, and whether it failed, panicked or timed
+//! out, but never a failed check's own message (error text of a database or a
+//! network, say): the report is public, so that goes to the log.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-/// What a check reports: `Ok(message)` when healthy, `Err(message)` when not.
+/// What a check reports: `Ok(message)` when healthy (shown in the report),
+/// `Err(message)` when not (logged; the report says only that the check failed).
 pub type CheckResult = Result<String, String>;
 
 type CheckFn = dyn Fn() -> BoxFuture<'static, CheckResult> + Send + Sync;
@@ -50,7 +53,8 @@ impl HealthCheck {
 pub struct CheckOutcome {
     /// Whether it passed.
     pub healthy: bool,
-    /// What it said, or why it failed.
+    /// What it said when healthy; when not, `check failed`, `check panicked` or
+    /// `timed out after N ms`.
     pub message: String,
 }
 
@@ -70,6 +74,9 @@ impl ReadinessReport {
     }
 }
 
+/// The public message of a check that returned an error.
+pub const FAILED: &str = "check failed";
+
 /// Runs every check at once, each limited to `timeout`.
 pub async fn run_checks(checks: &[HealthCheck], timeout: Duration) -> ReadinessReport {
     let runs = checks.iter().map(|c| {
@@ -78,10 +85,18 @@ pub async fn run_checks(checks: &[HealthCheck], timeout: Duration) -> ReadinessR
             // Spawned so that a panicking check is reported, not propagated.
             let outcome = match tokio::time::timeout(timeout, tokio::spawn(fut)).await {
                 Ok(Ok(Ok(message))) => CheckOutcome { healthy: true, message },
-                Ok(Ok(Err(message))) => CheckOutcome { healthy: false, message },
-                Ok(Err(_)) => CheckOutcome { healthy: false, message: "check panicked".into() },
+                Ok(Ok(Err(message))) => {
+                    tracing::warn!(check = %c.name, error = %message, "readiness check failed");
+                    CheckOutcome { healthy: false, message: FAILED.to_owned() }
+                }
+                Ok(Err(_)) => {
+                    tracing::warn!(check = %c.name, "readiness check panicked");
+                    CheckOutcome { healthy: false, message: "check panicked".into() }
+                }
                 Err(_) => {
-                    CheckOutcome { healthy: false, message: format!("timed out after {} ms", timeout.as_millis()) }
+                    let message = format!("timed out after {} ms", timeout.as_millis());
+                    tracing::warn!(check = %c.name, error = %message, "readiness check failed");
+                    CheckOutcome { healthy: false, message }
                 }
             };
             (c.name.clone(), outcome)

@@ -305,10 +305,12 @@ mod tests {
             access_line(&mut direct, std::time::SystemTime::now(), "GET", "/api/v1/widgets/{id}", 404, us);
         }
         let after_timestamp = |l: &str| l.split_once("\",\"level\"").map(|(_, rest)| rest.to_owned());
+        assert_eq!(direct.lines().count(), latencies_us.len(), "{direct}");
+        assert_eq!(via_tracing.lines().count(), latencies_us.len(), "{via_tracing}");
         for (d, t) in direct.lines().zip(via_tracing.lines()) {
+            assert!(after_timestamp(d).is_some(), "no timestamp and level in {d}");
             assert_eq!(after_timestamp(d), after_timestamp(t), "{d}\n{t}");
         }
-        assert_eq!(direct.lines().count(), latencies_us.len());
         let direct = direct.lines().next().unwrap();
         let parsed: serde_json::Value = serde_json::from_str(direct).unwrap();
         assert_eq!(parsed["status"], 404);

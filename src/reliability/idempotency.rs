@@ -3,12 +3,14 @@
 //!
 //! A record is first *running* (the first request is being served; it lives a
 //! short time, so that an instance that dies mid-request does not hold the key for a
-//! day), then *done* with the response, or removed (a 5xx or a streamed response is
+//! day), then *done* with the response, or *too large* (the response was answered
+//! but not kept: only its status is), or removed (a 5xx or a streamed response is
 //! not kept: a repeat runs again). The records live behind [`IdempotencyStore`]:
 //! [`MemoryIdempotencyStore`] in process, a Redis store when instances must share
-//! them.
+//! them. Each store keeps at most `max_keys_per_caller` records per caller (the
+//! caller's oldest goes first), so that one caller cannot fill it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::ReliabilityError;
+
+/// Records a store keeps per caller unless told otherwise.
+pub const DEFAULT_MAX_KEYS_PER_CALLER: usize = 1000;
 
 /// A response as it is kept and replayed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +34,13 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+impl StoredResponse {
+    /// Bytes of headers and body, what the record size cap counts.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+    }
+}
+
 /// What a key's record says when a request with it begins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
@@ -40,6 +52,9 @@ pub enum Begin {
     OtherRequest,
     /// The first request finished: replay this.
     Done(StoredResponse),
+    /// The first request finished with this status, but its response was too large
+    /// to keep: it cannot be replayed, and it is not run again.
+    TooLarge(u16),
 }
 
 /// One key's record, as stores keep it.
@@ -49,43 +64,152 @@ pub struct Record {
     pub fingerprint: String,
     /// The response, once the first request finished.
     pub response: Option<StoredResponse>,
+    /// The status of a first answer too large to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_large: Option<u16>,
 }
 
 impl Record {
+    /// A running record.
+    pub fn running(fingerprint: &str) -> Self {
+        Self { fingerprint: fingerprint.to_owned(), response: None, too_large: None }
+    }
+
+    /// A done record that replays `response`.
+    pub fn done(fingerprint: String, response: StoredResponse) -> Self {
+        Self { fingerprint, response: Some(response), too_large: None }
+    }
+
+    /// A done record of an answer with `status` too large to keep.
+    pub fn too_large(fingerprint: String, status: u16) -> Self {
+        Self { fingerprint, response: None, too_large: Some(status) }
+    }
+
     /// What a request with `fingerprint` finds in this record.
     pub fn begin(self, fingerprint: &str) -> Begin {
-        match self.response {
+        match (self.response, self.too_large) {
             _ if self.fingerprint != fingerprint => Begin::OtherRequest,
-            None => Begin::Running,
-            Some(response) => Begin::Done(response),
+            (Some(response), _) => Begin::Done(response),
+            (None, Some(status)) => Begin::TooLarge(status),
+            (None, None) => Begin::Running,
+        }
+    }
+
+    /// Bytes this record holds (fingerprint and response).
+    fn size(&self) -> usize {
+        self.fingerprint.len() + self.response.as_ref().map_or(0, StoredResponse::size)
+    }
+}
+
+/// Where records live, each under its caller (a user id or an address bucket)
+/// and key. Implementations must be safe to share across tasks.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
+    /// Atomically: if `caller` has no record of `key`, a running one with
+    /// `fingerprint`, living `running_ttl`, and [`Begin::Started`] (past the store's
+    /// records per caller, the caller's oldest record goes); else what its record says.
+    async fn begin(
+        &self,
+        caller: &str,
+        key: &str,
+        fingerprint: &str,
+        running_ttl: Duration,
+    ) -> Result<Begin, ReliabilityError>;
+    /// Keeps `record` (now with its response) as the key's record for `ttl`, if its
+    /// running record is still there (not evicted).
+    async fn finish(&self, caller: &str, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError>;
+    /// Removes the key's record (the first request's answer is not kept).
+    async fn forget(&self, caller: &str, key: &str) -> Result<(), ReliabilityError>;
+}
+
+/// The in-process store, bounded three ways: records per caller, records in all,
+/// and bytes in all (past each, the oldest record goes; expired records go first).
+#[derive(Debug)]
+pub struct MemoryIdempotencyStore {
+    records: Mutex<Records>,
+    max_records: usize,
+    max_bytes: usize,
+    max_per_caller: usize,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    /// By caller and key.
+    entries: HashMap<(String, String), Entry>,
+    /// Every record's (caller, key) by the order it began, oldest first.
+    order: BTreeMap<u64, (String, String)>,
+    /// Each caller's records by the order they began.
+    callers: HashMap<String, BTreeMap<u64, String>>,
+    bytes: usize,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: Record,
+    expires: Instant,
+    seq: u64,
+    bytes: usize,
+}
+
+impl Records {
+    fn remove(&mut self, id: &(String, String)) {
+        let Some(entry) = self.entries.remove(id) else { return };
+        self.order.remove(&entry.seq);
+        if let Some(keys) = self.callers.get_mut(&id.0) {
+            keys.remove(&entry.seq);
+            if keys.is_empty() {
+                self.callers.remove(&id.0);
+            }
+        }
+        self.bytes -= entry.bytes;
+    }
+
+    fn remove_oldest(&mut self) {
+        if let Some(id) = self.order.first_key_value().map(|(_, id)| id.clone()) {
+            self.remove(&id);
+        }
+    }
+
+    /// Drops the oldest records while they have expired.
+    fn prune(&mut self, now: Instant) {
+        while let Some(id) = self.order.first_key_value().map(|(_, id)| id.clone()) {
+            match self.entries.get(&id) {
+                Some(e) if e.expires > now => return,
+                _ => self.remove(&id),
+            }
         }
     }
 }
 
-/// Where records live. Implementations must be safe to share across tasks.
-#[async_trait]
-pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
-    /// Atomically: if `key` has no record, a running one with `fingerprint`, living
-    /// `running_ttl`, and [`Begin::Started`]; else what its record says.
-    async fn begin(&self, key: &str, fingerprint: &str, running_ttl: Duration) -> Result<Begin, ReliabilityError>;
-    /// Keeps `record` (now with its response) as `key`'s record for `ttl`.
-    async fn finish(&self, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError>;
-    /// Removes `key`'s record (the first request's answer is not kept).
-    async fn forget(&self, key: &str) -> Result<(), ReliabilityError>;
-}
-
-/// The in-process store (bounded: expired records are pruned, and past the cap
-/// the oldest goes).
-#[derive(Debug)]
-pub struct MemoryIdempotencyStore {
-    records: Mutex<HashMap<String, (Record, Instant)>>,
-    max_records: usize,
-}
-
 impl MemoryIdempotencyStore {
-    /// A store of `max_records` records at most.
+    /// A store of `max_records` records at most, 64 MiB of them at most and
+    /// [`DEFAULT_MAX_KEYS_PER_CALLER`] per caller.
     pub fn new(max_records: usize) -> Self {
-        Self { records: Mutex::new(HashMap::new()), max_records: max_records.max(1) }
+        Self {
+            records: Mutex::new(Records::default()),
+            max_records: max_records.max(1),
+            max_bytes: 64 * 1024 * 1024,
+            max_per_caller: DEFAULT_MAX_KEYS_PER_CALLER,
+        }
+    }
+
+    /// At most `n` records per caller.
+    #[must_use]
+    pub fn with_max_keys_per_caller(mut self, n: usize) -> Self {
+        self.max_per_caller = n.max(1);
+        self
+    }
+
+    /// At most `n` bytes of records in all (a record larger than this is not kept).
+    #[must_use]
+    pub fn with_max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -95,36 +219,76 @@ impl Default for MemoryIdempotencyStore {
     }
 }
 
+fn entry_size(caller: &str, key: &str, record: &Record) -> usize {
+    caller.len() + key.len() + record.size()
+}
+
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn begin(&self, key: &str, fingerprint: &str, running_ttl: Duration) -> Result<Begin, ReliabilityError> {
+    async fn begin(
+        &self,
+        caller: &str,
+        key: &str,
+        fingerprint: &str,
+        running_ttl: Duration,
+    ) -> Result<Begin, ReliabilityError> {
         let now = Instant::now();
-        let mut records = self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((record, expires)) = records.get(key) {
-            if *expires > now {
-                return Ok(record.clone().begin(fingerprint));
+        let id = (caller.to_owned(), key.to_owned());
+        let mut r = self.lock();
+        if let Some(entry) = r.entries.get(&id) {
+            if entry.expires > now {
+                return Ok(entry.record.clone().begin(fingerprint));
             }
+            r.remove(&id);
         }
-        if records.len() >= self.max_records {
-            records.retain(|_, (_, expires)| *expires > now);
-            if records.len() >= self.max_records {
-                let oldest = records.iter().min_by_key(|(_, (_, expires))| *expires).map(|(k, _)| k.clone());
-                oldest.map(|k| records.remove(&k));
-            }
+        r.prune(now);
+        let record = Record::running(fingerprint);
+        let bytes = entry_size(caller, key, &record);
+        while let Some(oldest) = r
+            .callers
+            .get(caller)
+            .filter(|keys| keys.len() >= self.max_per_caller)
+            .and_then(|keys| keys.first_key_value().map(|(_, k)| (caller.to_owned(), k.clone())))
+        {
+            r.remove(&oldest);
         }
-        let record = Record { fingerprint: fingerprint.to_owned(), response: None };
-        records.insert(key.to_owned(), (record, now + running_ttl));
+        while !r.entries.is_empty() && (r.entries.len() >= self.max_records || r.bytes + bytes > self.max_bytes) {
+            r.remove_oldest();
+        }
+        let seq = r.next;
+        r.next += 1;
+        r.order.insert(seq, id.clone());
+        r.callers.entry(id.0.clone()).or_default().insert(seq, id.1.clone());
+        r.bytes += bytes;
+        r.entries.insert(id, Entry { record, expires: now + running_ttl, seq, bytes });
         Ok(Begin::Started)
     }
 
-    async fn finish(&self, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError> {
-        let mut records = self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        records.insert(key.to_owned(), (record, Instant::now() + ttl));
+    async fn finish(&self, caller: &str, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError> {
+        let id = (caller.to_owned(), key.to_owned());
+        let bytes = entry_size(caller, key, &record);
+        let mut r = self.lock();
+        let Some(old) = r.entries.get(&id).map(|e| e.bytes) else { return Ok(()) };
+        if bytes > self.max_bytes {
+            r.remove(&id);
+            return Ok(());
+        }
+        // Room for the response: the oldest others go (this one is the newest
+        // only if nothing began since, so it is skipped by its sequence number).
+        let seq = r.entries[&id].seq;
+        while r.bytes - old + bytes > self.max_bytes {
+            let Some(other) = r.order.iter().find(|(s, _)| **s != seq).map(|(_, id)| id.clone()) else { break };
+            r.remove(&other);
+        }
+        r.bytes = r.bytes - old + bytes;
+        if let Some(entry) = r.entries.get_mut(&id) {
+            *entry = Entry { record, expires: Instant::now() + ttl, seq, bytes };
+        }
         Ok(())
     }
 
-    async fn forget(&self, key: &str) -> Result<(), ReliabilityError> {
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    async fn forget(&self, caller: &str, key: &str) -> Result<(), ReliabilityError> {
+        self.lock().remove(&(caller.to_owned(), key.to_owned()));
         Ok(())
     }
 }

@@ -8,9 +8,17 @@
 //! kept (a repeat runs again). If the store cannot be asked, the request runs as if
 //! it had no key, and the failure is logged.
 //!
-//! The layer is the innermost of the stack: the body it reads is already limited
-//! to `max_body_bytes`, and the response it keeps holds the handler's headers only
-//! (the outer layers add the request id, security and CORS headers afresh).
+//! Bounded: the body is read no further than `max_body_bytes` (413 past it, even
+//! with the stack's body limit off); a response whose headers and body exceed
+//! `max_record_bytes` is answered whole but kept as its status only, and a repeat
+//! gets 409 `idempotency_response_not_kept` (the first request's effect happened; it
+//! is not run twice); the store keeps a bounded number of keys per caller. Routes
+//! under an excluded prefix (the auth routes: tokens and API keys are never kept,
+//! and a replayed refresh is refused as reused) are passed through.
+//!
+//! The layer is the innermost of the stack: the response it keeps holds the
+//! handler's headers only (the outer layers add the request id, security and CORS
+//! headers afresh).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,10 +45,17 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 struct Shared {
     store: Arc<dyn IdempotencyStore>,
     prefix: String,
+    /// Paths under these prefixes are never idempotent.
+    excluded: Vec<String>,
     ttl: Duration,
     running_ttl: Duration,
+    max_body_bytes: usize,
+    max_record_bytes: usize,
     failures: AtomicU64,
 }
+
+/// The largest response kept unless told otherwise (headers and body).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Adds [`Idempotency`].
 #[derive(Debug, Clone)]
@@ -50,10 +65,44 @@ pub struct IdempotencyLayer {
 
 impl IdempotencyLayer {
     /// Keys under `prefix` kept in `store` for `ttl`; a running first request holds
-    /// its key for `running_ttl` at most.
+    /// its key for `running_ttl` at most. Bodies are read up to 1 MiB and responses
+    /// up to [`DEFAULT_MAX_RECORD_BYTES`] kept, unless set with the `with_*` methods.
     pub fn new(store: Arc<dyn IdempotencyStore>, prefix: &str, ttl: Duration, running_ttl: Duration) -> Self {
-        let failures = AtomicU64::new(0);
-        Self { shared: Arc::new(Shared { store, prefix: prefix.to_owned(), ttl, running_ttl, failures }) }
+        let shared = Shared {
+            store,
+            prefix: prefix.to_owned(),
+            excluded: Vec::new(),
+            ttl,
+            running_ttl,
+            max_body_bytes: 1024 * 1024,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            failures: AtomicU64::new(0),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| shared.copy());
+        f(&mut shared);
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// A request body with a key is read up to `n` bytes; past it, 413.
+    #[must_use]
+    pub fn with_max_body_bytes(self, n: usize) -> Self {
+        self.edit(|s| s.max_body_bytes = n)
+    }
+
+    /// A response larger than `n` bytes (headers and body) is answered but not kept.
+    #[must_use]
+    pub fn with_max_record_bytes(self, n: usize) -> Self {
+        self.edit(|s| s.max_record_bytes = n)
+    }
+
+    /// Requests to `path_prefix` or below it are passed through, key or not.
+    #[must_use]
+    pub fn with_excluded(self, path_prefix: &str) -> Self {
+        self.edit(|s| s.excluded.push(path_prefix.trim_end_matches('/').to_owned()))
     }
 }
 
@@ -88,7 +137,8 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let applies = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH)
             && req.headers().contains_key(IDEMPOTENCY_KEY)
-            && req.uri().path().starts_with(&self.shared.prefix);
+            && req.uri().path().starts_with(&self.shared.prefix)
+            && !self.shared.is_excluded(req.uri().path());
         if !applies {
             return Either::Left(self.inner.call(req));
         }
@@ -107,17 +157,17 @@ where
         Err(error) => return Ok(error.into_response()),
     };
     let (mut parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, usize::MAX).await {
+    let body = match axum::body::to_bytes(body, shared.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(e) if too_large(&e) => {
             return Ok(ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, None).into_response())
         }
         Err(e) => return Ok(ApiError::bad_request(format!("could not read the body: {e}")).into_response()),
     };
-    let record_key = [super::caller::caller(&mut parts).await.as_str(), ":", &key].concat();
+    let caller = super::caller::caller(&mut parts).await;
     let fingerprint = fingerprint(&parts, &body);
     let request = Request::from_parts(parts, Body::from(body));
-    match shared.store.begin(&record_key, &fingerprint, shared.running_ttl).await {
+    match shared.store.begin(&caller, &key, &fingerprint, shared.running_ttl).await {
         Err(e) => {
             shared.store_failed(&e);
             inner.call(request).await
@@ -134,32 +184,72 @@ where
         )
         .into_response()),
         Ok(Begin::Done(stored)) => Ok(replay(stored)),
+        Ok(Begin::TooLarge(status)) => Ok(ApiError::conflict(
+            "idempotency_response_not_kept",
+            format!(
+                "The first request with this Idempotency-Key was answered with status {status}, but its response \
+                 was too large to keep; it is not run again: read the result instead"
+            ),
+        )
+        .into_response()),
         Ok(Begin::Started) => {
             let response = inner.call(request).await?;
-            Ok(shared.keep(&record_key, fingerprint, response).await)
+            Ok(shared.keep(&caller, &key, fingerprint, response).await)
         }
     }
 }
 
 impl Shared {
+    /// The same settings and store, for a layer edited after it was cloned.
+    fn copy(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            prefix: self.prefix.clone(),
+            excluded: self.excluded.clone(),
+            ttl: self.ttl,
+            running_ttl: self.running_ttl,
+            max_body_bytes: self.max_body_bytes,
+            max_record_bytes: self.max_record_bytes,
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `path` is an excluded prefix or below one.
+    fn is_excluded(&self, path: &str) -> bool {
+        self.excluded
+            .iter()
+            .any(|p| path.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+    }
+
     /// Keeps `response` as the key's record unless it is a 5xx or streamed (then
-    /// forgets the key); answers it either way.
-    async fn keep(&self, key: &str, fingerprint: String, response: Response) -> Response {
-        let streamed = response.body().size_hint().exact().is_none();
-        if response.status().is_server_error() || streamed {
-            if let Err(e) = self.store.forget(key).await {
+    /// forgets the key) or too large (then keeps its status only); answers it
+    /// whole either way.
+    async fn keep(&self, caller: &str, key: &str, fingerprint: String, response: Response) -> Response {
+        let size = response.body().size_hint().exact();
+        if response.status().is_server_error() || size.is_none() {
+            if let Err(e) = self.store.forget(caller, key).await {
+                self.store_failed(&e);
+            }
+            return response;
+        }
+        let headers: Vec<(String, String)> =
+            response.headers().iter().filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_owned()))).collect();
+        let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        let size = usize::try_from(size.unwrap_or(u64::MAX)).unwrap_or(usize::MAX).saturating_add(header_bytes);
+        if size > self.max_record_bytes {
+            let record = Record::too_large(fingerprint, response.status().as_u16());
+            if let Err(e) = self.store.finish(caller, key, record, self.ttl).await {
                 self.store_failed(&e);
             }
             return response;
         }
         let (parts, body) = response.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-            let _ = self.store.forget(key).await;
+        let Ok(body) = axum::body::to_bytes(body, self.max_record_bytes).await else {
+            let _ = self.store.forget(caller, key).await;
             return ApiError::internal("the response body could not be read").into_response();
         };
-        let headers = parts.headers.iter().filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_owned())));
-        let stored = StoredResponse { status: parts.status.as_u16(), headers: headers.collect(), body: body.to_vec() };
-        if let Err(e) = self.store.finish(key, Record { fingerprint, response: Some(stored) }, self.ttl).await {
+        let stored = StoredResponse { status: parts.status.as_u16(), headers, body: body.to_vec() };
+        if let Err(e) = self.store.finish(caller, key, Record::done(fingerprint, stored), self.ttl).await {
             self.store_failed(&e);
         }
         Response::from_parts(parts, Body::from(body))
@@ -219,4 +309,21 @@ fn replay(stored: StoredResponse) -> Response {
     }
     headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excluded_prefix_covers_its_path_and_below_only() {
+        let store = Arc::new(super::super::MemoryIdempotencyStore::default());
+        let layer = IdempotencyLayer::new(store, "/api/v1", Duration::from_secs(1), Duration::from_secs(1));
+        let copy = layer.clone(); // edited after a clone: the edit still applies
+        let layer = layer.with_excluded("/api/v1/auth/");
+        drop(copy);
+        let s = &layer.shared;
+        assert!(s.is_excluded("/api/v1/auth") && s.is_excluded("/api/v1/auth/refresh"));
+        assert!(!s.is_excluded("/api/v1/authors") && !s.is_excluded("/api/v1/orders"));
+    }
 }

@@ -20,8 +20,12 @@ mod rate_limit_redis;
 mod settings;
 
 pub use error::ReliabilityError;
-pub use idempotency::{Begin, IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse};
-pub use idempotency_layer::{Idempotency, IdempotencyLayer, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use idempotency::{
+    Begin, IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse, DEFAULT_MAX_KEYS_PER_CALLER,
+};
+pub use idempotency_layer::{
+    Idempotency, IdempotencyLayer, DEFAULT_MAX_RECORD_BYTES, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED,
+};
 #[cfg(feature = "redis")]
 pub use idempotency_redis::RedisIdempotencyStore;
 pub use layer::{RateLimit, RateLimitLayer, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
@@ -55,14 +59,22 @@ impl Parts {
                 false => None,
             };
             let idempotency = match r.idempotency_enabled {
-                true => Some(Arc::new(RedisIdempotencyStore::connect(url, prefix).await?) as Arc<dyn IdempotencyStore>),
+                true => {
+                    let store = RedisIdempotencyStore::connect(url, prefix)
+                        .await?
+                        .with_max_keys_per_caller(r.idempotency_max_keys_per_caller)
+                        .with_record_ttl(std::time::Duration::from_secs(r.idempotency_ttl_seconds));
+                    Some(Arc::new(store) as Arc<dyn IdempotencyStore>)
+                }
                 false => None,
             };
             return Ok(Self { limiter: limiter.map(|store| Self::limiter(r, store)), idempotency });
         }
         let limiter = r.rate_limit_enabled.then(|| Self::limiter(r, Arc::new(MemoryRateLimitStore::default())));
-        let idempotency =
-            r.idempotency_enabled.then(|| Arc::new(MemoryIdempotencyStore::default()) as Arc<dyn IdempotencyStore>);
+        let idempotency = r.idempotency_enabled.then(|| {
+            let store = MemoryIdempotencyStore::default().with_max_keys_per_caller(r.idempotency_max_keys_per_caller);
+            Arc::new(store) as Arc<dyn IdempotencyStore>
+        });
         Ok(Self { limiter, idempotency })
     }
 

@@ -12,6 +12,12 @@ pub struct ReliabilitySettings {
     pub idempotency_enabled: bool,
     /// How long a stored response is replayed, in seconds (default 24 h).
     pub idempotency_ttl_seconds: u64,
+    /// The largest response kept for replay, headers and body, in bytes (default
+    /// 64 KiB): a larger one is answered but kept as its status only, and a repeat
+    /// gets 409 `idempotency_response_not_kept` instead of running again.
+    pub idempotency_max_record_bytes: usize,
+    /// Keys kept per caller (default 1000): past it, the caller's oldest record goes.
+    pub idempotency_max_keys_per_caller: usize,
 }
 
 impl Default for ReliabilitySettings {
@@ -22,6 +28,8 @@ impl Default for ReliabilitySettings {
             rate_limit_window_seconds: 60,
             idempotency_enabled: true,
             idempotency_ttl_seconds: 24 * 3600,
+            idempotency_max_record_bytes: super::DEFAULT_MAX_RECORD_BYTES,
+            idempotency_max_keys_per_caller: super::DEFAULT_MAX_KEYS_PER_CALLER,
         }
     }
 }

@@ -2,9 +2,10 @@
 //! state handle, the auto-mounted routes, the middleware stack and graceful
 //! shutdown.
 //!
-//! `serve()` binds `HOST:PORT`, and on SIGINT or SIGTERM stops accepting, lets
-//! in-flight requests finish within `shutdown_grace`, runs the `on_shutdown`
-//! hooks and closes the pools.
+//! `serve()` binds `HOST:PORT` and serves connections within the limits of
+//! [`ServerSettings`] (header read and idle timeouts, a connection limit); on
+//! SIGINT or SIGTERM it stops accepting, lets in-flight requests finish within
+//! `shutdown_grace`, runs the `on_shutdown` hooks and closes the pools.
 
 mod api_routes;
 mod builder;
@@ -13,11 +14,11 @@ mod docs;
 mod kernel;
 mod openapi_paths;
 mod routes;
+mod server;
 mod settings;
 pub mod stack;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -95,9 +96,8 @@ impl Service {
             tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining in-flight requests");
             let _ = stopping_tx.send(());
         };
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .into_future();
+        let limits = server::Limits::new(&kernel.settings().server);
+        let server = server::serve(listener, router, limits, signal);
         let deadline = async move {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -106,7 +106,7 @@ impl Service {
             }
         };
         tokio::select! {
-            result = server => result?,
+            () = server => {}
             () = deadline => tracing::warn!("shutdown grace expired; abandoning in-flight requests"),
         }
         builder::run_hooks(on_shutdown, &kernel).await;

@@ -71,7 +71,7 @@ fn database_check(kernel: &Kernel) -> HealthCheck {
         async move {
             match db.ping().await {
                 Ok(()) => Ok(format!("{:?} connected", db.kind()).to_lowercase()),
-                Err(e) => Err(format!("database error: {e}")),
+                Err(e) => Err(format!("database error: {e}")), // logged, not shown
             }
         }
     })

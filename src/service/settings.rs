@@ -18,6 +18,19 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may run after SIGTERM (default 30 s).
     pub shutdown_grace: Duration,
+    /// How long a client has to send a whole request head, counted from when the
+    /// server starts waiting for it (default 10 s; `None` turns it off): a partial
+    /// or trickled head is cut off, and an HTTP/1 keep-alive connection waiting for
+    /// its next request is closed after it too (hyper counts both the same way), as
+    /// is a connection that sends nothing at all.
+    pub header_read_timeout: Option<Duration>,
+    /// A connection on which no byte moves either way for this long is closed
+    /// (default 60 s; `None` turns it off): a stalled upload, a client that stops
+    /// reading, an idle HTTP/2 or upgraded connection.
+    pub idle_timeout: Option<Duration>,
+    /// Connections served at once (default 1024); further clients wait in the
+    /// listen backlog until one closes. Keep it under the process's file limit.
+    pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` is believed (default none): a request from one
     /// of these addresses or networks is attributed to the last address in that
     /// header that is not a trusted proxy (for the rate limit, the login throttle and
@@ -34,6 +47,9 @@ impl Default for ServerSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: 1024,
             trusted_proxies: Vec::new(),
         }
     }

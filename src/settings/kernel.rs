@@ -99,6 +99,9 @@ impl KernelSettings {
         if self.reliability.idempotency_enabled && self.reliability.idempotency_ttl_seconds == 0 {
             return Err(SettingsError::rejected("reliability.idempotency_ttl_seconds", "must be positive"));
         }
+        if self.reliability.idempotency_max_keys_per_caller == 0 {
+            return Err(SettingsError::rejected("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "must be positive"));
+        }
         if self.streaming.max_concurrent_per_user == 0 || self.streaming.lease_ttl_seconds == 0 {
             return Err(SettingsError::rejected(
                 "streaming.max_concurrent_per_user/lease_ttl_seconds",

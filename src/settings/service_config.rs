@@ -45,12 +45,22 @@ pub struct ServiceConfig {
     pub rate_limit_requests: u32,
     /// Window in seconds (default 60).
     pub rate_limit_window: u64,
+    /// Largest response kept for an idempotent replay, in bytes (default 64 KiB).
+    pub idempotency_max_record_bytes: usize,
+    /// Idempotency records kept per caller (default 1000).
+    pub idempotency_max_keys_per_caller: usize,
     /// Debug mode (default false).
     pub debug: bool,
     /// Listen address (default `127.0.0.1`).
     pub host: String,
     /// Listen port (default 8000).
     pub port: u16,
+    /// Time to send a request head, and to keep an idle HTTP/1 connection (default 10 s).
+    pub header_read_timeout: Option<std::time::Duration>,
+    /// A connection silent this long is closed (default 60 s).
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Connections served at once (default 1024).
+    pub max_connections: usize,
     /// Log level (default `info`).
     pub log_level: String,
     /// Log format (default JSON).
@@ -84,9 +94,14 @@ impl Default for ServiceConfig {
             trusted_proxies: Vec::new(),
             rate_limit_requests: 100,
             rate_limit_window: 60,
+            idempotency_max_record_bytes: crate::reliability::DEFAULT_MAX_RECORD_BYTES,
+            idempotency_max_keys_per_caller: crate::reliability::DEFAULT_MAX_KEYS_PER_CALLER,
             debug: false,
             host: "127.0.0.1".into(),
             port: 8000,
+            header_read_timeout: crate::service::ServerSettings::default().header_read_timeout,
+            idle_timeout: crate::service::ServerSettings::default().idle_timeout,
+            max_connections: crate::service::ServerSettings::default().max_connections,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             admin_email: None,
@@ -153,9 +168,16 @@ impl ServiceConfig {
         c.trusted_proxies = env.parse("TRUSTED_PROXIES", env::parse_networks)?.unwrap_or(c.trusted_proxies);
         c.rate_limit_requests = env.positive("RATE_LIMIT_REQUESTS")?.unwrap_or(c.rate_limit_requests);
         c.rate_limit_window = env.positive("RATE_LIMIT_WINDOW")?.unwrap_or(c.rate_limit_window);
+        c.idempotency_max_record_bytes =
+            env.positive("IDEMPOTENCY_MAX_RECORD_BYTES")?.unwrap_or(c.idempotency_max_record_bytes);
+        c.idempotency_max_keys_per_caller =
+            env.positive("IDEMPOTENCY_MAX_KEYS_PER_CALLER")?.unwrap_or(c.idempotency_max_keys_per_caller);
         c.debug = env.bool("DEBUG")?.unwrap_or(c.debug);
         c.host = env.parse("HOST", parse_host)?.unwrap_or(c.host);
         c.port = env.parse("PORT", |s| s.parse::<u16>().ok())?.unwrap_or(c.port);
+        c.header_read_timeout = env.parse("HEADER_READ_TIMEOUT", parse_seconds)?.unwrap_or(c.header_read_timeout);
+        c.idle_timeout = env.parse("IDLE_TIMEOUT", parse_seconds)?.unwrap_or(c.idle_timeout);
+        c.max_connections = env.positive("MAX_CONNECTIONS")?.unwrap_or(c.max_connections);
         c.log_level = env.parse("LOG_LEVEL", env::parse_log_level)?.unwrap_or(c.log_level);
         c.log_format = env.parse("LOG_FORMAT", parse_log_format)?.unwrap_or(c.log_format);
         c.admin_email = env.parse("ADMIN_EMAIL", |s| s.contains('@').then(|| s.to_owned()))?;
@@ -182,6 +204,9 @@ impl ServiceConfig {
         let mut s = KernelSettings { debug: self.debug, ..KernelSettings::default() };
         s.server.host = self.host;
         s.server.port = self.port;
+        s.server.header_read_timeout = self.header_read_timeout;
+        s.server.idle_timeout = self.idle_timeout;
+        s.server.max_connections = self.max_connections;
         s.server.trusted_proxies = self.trusted_proxies;
         s.auth.enabled = self.auth_enabled;
         s.auth.token_secret = self.jwt_secret;
@@ -208,6 +233,8 @@ impl ServiceConfig {
         s.cors.origins = self.cors_origins;
         s.reliability.rate_limit_requests = self.rate_limit_requests;
         s.reliability.rate_limit_window_seconds = self.rate_limit_window;
+        s.reliability.idempotency_max_record_bytes = self.idempotency_max_record_bytes;
+        s.reliability.idempotency_max_keys_per_caller = self.idempotency_max_keys_per_caller;
         s.observability.service_name = service_name.to_owned();
         s.observability.log_level = self.log_level;
         s.observability.log_format = self.log_format;
@@ -222,6 +249,12 @@ fn parse_host(s: &str) -> Option<String> {
     let ok = s.parse::<std::net::IpAddr>().is_ok()
         || s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     ok.then(|| s.to_owned())
+}
+
+/// Whole seconds; 0 is `None` (off).
+fn parse_seconds(s: &str) -> Option<Option<std::time::Duration>> {
+    let secs = s.parse::<u64>().ok()?;
+    Some((secs > 0).then(|| std::time::Duration::from_secs(secs)))
 }
 
 fn parse_log_format(s: &str) -> Option<LogFormat> {

@@ -2,7 +2,7 @@
 //!
 //! SQLite: a file in a temp dir. PostgreSQL: a schema per test, selected through the
 //! URL's `options=-csearch_path=...`. MySQL/MariaDB: a database per test. Server
-//! engines are skipped (or fail, with `KERNEL_TEST_REQUIRE_SERVICES=1`) when their
+//! engines are skipped (or fail, with `KERNEL_TEST_REQUIRE_SERVICES=1` or `true`) when their
 //! `KERNEL_TEST_*_URL` is unset.
 
 use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, SchemaPolicy};

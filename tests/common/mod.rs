@@ -5,19 +5,34 @@ pub mod db;
 
 /// The URL of a backing service from `var` (`KERNEL_TEST_POSTGRES_URL`, ...).
 ///
-/// Unset: prints `skipped: ...` and returns `None`, unless
-/// `KERNEL_TEST_REQUIRE_SERVICES=1`, which makes a missing service a failure.
+/// Unset: writes `skipped: ...` where the run shows it and returns `None`, unless
+/// `KERNEL_TEST_REQUIRE_SERVICES` is `1` or `true`, which makes a missing service a
+/// failure.
 pub fn service_url(var: &str, test: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var("KERNEL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{test}: {var} is not set but KERNEL_TEST_REQUIRE_SERVICES=1");
+            if services_required() {
+                panic!("{test}: {var} is not set but KERNEL_TEST_REQUIRE_SERVICES is on");
             }
-            eprintln!("skipped: {test} ({var} not set)");
+            skipped(&format!("{test} ({var} not set)"));
             None
         }
     }
+}
+
+/// Whether `KERNEL_TEST_REQUIRE_SERVICES` is on (`1`, `true`, `yes`, `on`, any case).
+pub fn services_required() -> bool {
+    std::env::var("KERNEL_TEST_REQUIRE_SERVICES")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+/// Reports a skipped test on the process's real stderr: the test runner captures
+/// `eprintln!` of a passing test (and hides it), not a direct write, so the skip
+/// shows in every run's output.
+pub fn skipped(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {what}");
 }
 
 /// A name unique to this test run, for a database, schema or key prefix.
@@ -43,6 +58,11 @@ pub struct TestService {
 impl TestService {
     pub fn router(&self) -> Router {
         self.service.router()
+    }
+
+    /// The service and the directory its database lives in (keep it while serving).
+    pub fn into_parts(self) -> (Service, tempfile::TempDir) {
+        (self.service, self._dir)
     }
 }
 

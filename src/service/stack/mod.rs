@@ -16,7 +16,7 @@
 //! | 8 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
 //! | 9 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
 //! | 10 | `body_limit` | a body past `max_body_bytes` gets 413 |
-//! | 11 | `idempotency` | POST/PUT/PATCH with `Idempotency-Key` under `api_prefix`: the first answer kept and replayed ([`crate::reliability`]) |
+//! | 11 | `idempotency` | POST/PUT/PATCH with `Idempotency-Key` under `api_prefix` (not the auth routes): the first answer kept and replayed, bounded per record and per caller ([`crate::reliability`]) |
 //!
 //! Errors produced at any level below 3 carry the security and CORS headers.
 
@@ -77,7 +77,12 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliabi
     // A running first request holds its key at most this long (then a repeat runs).
     let running = (settings.server.request_timeout * 2).max(std::time::Duration::from_secs(60));
     let ttl = std::time::Duration::from_secs(settings.reliability.idempotency_ttl_seconds);
-    let idempotency = reliability.idempotency.map(|store| IdempotencyLayer::new(store, prefix, ttl, running));
+    let idempotency = reliability.idempotency.map(|store| {
+        IdempotencyLayer::new(store, prefix, ttl, running)
+            .with_max_body_bytes(settings.server.max_body_bytes)
+            .with_max_record_bytes(settings.reliability.idempotency_max_record_bytes)
+            .with_excluded(&format!("{prefix}{}", f.auth_prefix))
+    });
     let stack = ServiceBuilder::new()
         .option_layer(s.request_id.then_some(RequestIdLayer))
         .option_layer((s.access_log || s.http_metrics).then(|| ObserveLayer::new(s.access_log, s.http_metrics)))
