@@ -35,8 +35,8 @@ mod throttle;
 mod throttle_redis;
 mod token;
 
-pub(crate) use admin::create_admin_command;
-pub use admin::AdminPassword;
+pub(crate) use admin::{create_admin_command, promote_admin_command};
+pub use admin::{AdminError, AdminPassword};
 pub use apikey::{ApiKey, ApiKeyHash, API_KEY_HEADER, API_KEY_PREFIX};
 pub use claims::{Claims, TokenType};
 pub use error::AuthError;

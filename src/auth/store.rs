@@ -20,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::admin::AdminError;
 use super::identity_cache::IdentityCache;
 use super::{hash_password_async, ApiKey, AuthError, Claims, IdentitySource, UserIdentity, ADMIN_ROLE};
 use crate::db::{AuditLog, DatabaseKind, Db, DbError, Row};
@@ -246,35 +247,75 @@ impl UserStore {
         Ok(self.db.fetch_optional(sql, &[json!(ADMIN_ROLE)]).await?.is_some())
     }
 
-    /// Creates the admin `email` (username: `username`, or the email's local part),
-    /// or, if a user with that email or username exists, makes it an active admin
-    /// with this password. Returns the admin and whether it was created.
+    /// Creates the admin `email` (login name: `username`, or one derived from the
+    /// email's local part). Only ever creates: if any account already
+    /// has this email or login name, nothing is changed and the answer is
+    /// [`AdminError::Taken`], so a stranger's account is never made an admin.
     ///
     /// # Errors
-    /// The database failed.
-    pub async fn create_or_promote_admin(
+    /// [`AdminError::Taken`]; [`AdminError::Store`] when the database failed.
+    pub async fn create_admin(
         &self,
         email: &str,
         password: &str,
         username: Option<&str>,
-    ) -> Result<(UserIdentity, bool), AuthError> {
+    ) -> Result<UserIdentity, AdminError> {
         let username = username.map_or_else(|| default_username(email), str::to_owned);
-        let existing = match self.find_by_login(email).await? {
-            Some(user) => Some(user),
-            None => self.find_by_login(&username).await?,
-        };
-        if let Some(user) = existing {
-            let sql = "UPDATE [kernel_users] SET [role] = ?, [is_active] = 1, [updated_at] = ? WHERE [id] = ?";
-            self.db.execute(sql, &[json!(ADMIN_ROLE), json!(now()), json!(user.identity.id)]).await?;
-            self.identities.forget(&user.identity.id);
-            self.set_password(&user.identity.id, password).await?;
-            return Ok((user.identity.with_role(ADMIN_ROLE), false));
+        let email = email.to_lowercase();
+        if self.login_taken(&email).await? {
+            return Err(AdminError::Taken { what: "email", value: email });
         }
-        let new = NewUser { username: &username, email: Some(email), password, role: ADMIN_ROLE };
-        Ok((self.create_user(&new).await?, true))
+        if self.login_taken(&username).await? {
+            return Err(AdminError::Taken { what: "username", value: username });
+        }
+        let new = NewUser { username: &username, email: Some(&email), password, role: ADMIN_ROLE };
+        match self.create_user(&new).await {
+            Ok(admin) => Ok(admin),
+            // Another process created an account with this name or email meanwhile.
+            Err(AuthError::Conflict(_)) => Err(AdminError::Taken { what: "username or email", value: username }),
+            Err(e) => Err(AdminError::Store(e)),
+        }
     }
 
-    /// At start-up: creates the admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` if no admin exists.
+    /// Whether `login` is any account's username or email, active or not.
+    async fn login_taken(&self, login: &str) -> Result<bool, AuthError> {
+        let sql = "SELECT [id] FROM [kernel_users] WHERE [username] = ? OR [email] = ? LIMIT 1";
+        Ok(self.db.fetch_optional(sql, &[json!(login), json!(login.to_lowercase())]).await?.is_some())
+    }
+
+    /// Makes the active account whose username is exactly `username` an admin (the
+    /// `promote-admin` command). Never matches an email or a derived name, and never
+    /// reactivates a deactivated account.
+    ///
+    /// # Errors
+    /// [`AdminError::NoSuchUser`], [`AdminError::Inactive`], [`AdminError::Store`].
+    pub async fn promote_admin(&self, username: &str) -> Result<UserIdentity, AdminError> {
+        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ?";
+        let row = self.db.fetch_optional(sql, &[json!(username)]).await.map_err(AuthError::from)?;
+        let user = row.as_ref().map(user_from).ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?;
+        if !user.is_active {
+            return Err(AdminError::Inactive(username.to_owned()));
+        }
+        if user.identity.role != ADMIN_ROLE {
+            self.set_role(&user.identity.id, ADMIN_ROLE).await?;
+        }
+        Ok(user.identity.with_role(ADMIN_ROLE))
+    }
+
+    /// Changes a user's role.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn set_role(&self, user_id: &str, role: &str) -> Result<(), AuthError> {
+        let sql = "UPDATE [kernel_users] SET [role] = ?, [updated_at] = ? WHERE [id] = ?";
+        self.db.execute(sql, &[json!(role), json!(now()), json!(user_id)]).await?;
+        self.identities.forget(user_id);
+        Ok(())
+    }
+
+    /// At start-up: creates the admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` if no active
+    /// admin exists. An existing account with that email or login name is left as it
+    /// is (a warning is logged): start-up never promotes or reactivates an account.
     ///
     /// # Errors
     /// The database failed.
@@ -282,8 +323,20 @@ impl UserStore {
         if self.has_admin().await? {
             return Ok(None);
         }
-        let (admin, _) = self.create_or_promote_admin(email, password, None).await?;
-        Ok(Some(admin))
+        match self.create_admin(email, password, None).await {
+            Ok(admin) => Ok(Some(admin)),
+            Err(AdminError::Taken { what, value }) => {
+                tracing::warn!(
+                    taken = what,
+                    value = %value,
+                    "ADMIN_EMAIL: an account with this {what} already exists; it is left as it is and no admin \
+                     was created (make an existing account an admin with `promote-admin --username NAME`)"
+                );
+                Ok(None)
+            }
+            Err(AdminError::Store(e)) => Err(e),
+            Err(e) => Err(AuthError::Internal(e.to_string())),
+        }
     }
 
     /// The identity behind `user_id` if the account exists and is active.
