@@ -125,7 +125,11 @@ async fn full_flow(router: &Router) {
     assert_eq!(out.status, 200);
     assert_eq!(out.json(), json!({"message": "Logged out successfully"}));
     assert_problem(&post(router, "/refresh", None, json!({"refresh_token": refresh3})).await, 401, "token_revoked");
-    let bare = call(router, "POST", &format!("{AUTH}/logout"), Some(access3), None).await;
+    let me = call(router, "GET", &format!("{AUTH}/me"), Some(access3), None).await;
+    assert_problem(&me, 401, "token_revoked");
+    let fresh = login(router, "ann", "battery staple").await.json();
+    let access4 = fresh["access_token"].as_str().unwrap();
+    let bare = call(router, "POST", &format!("{AUTH}/logout"), Some(access4), None).await;
     assert_eq!(bare.status, 200, "{}", bare.text());
 }
 

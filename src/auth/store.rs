@@ -5,7 +5,8 @@
 //! MySQL/MariaDB alike (times are RFC 3339 text, flags are integers):
 //!
 //! - `kernel_users`: `id` (UUID v7), `username` (unique), `email` (unique, lowercase,
-//!   nullable), `password_hash` (argon2id), `role`, `is_active`, `created_at`, `updated_at`;
+//!   nullable), `password_hash` (argon2id), `role`, `is_active`, `token_version`,
+//!   `created_at`, `updated_at`;
 //! - `kernel_refresh_tokens`: one row per issued refresh token (`jti`), with its rotation
 //!   `family`, its user, `expires_at` (Unix seconds), `used_at` and `revoked_at`;
 //! - `kernel_api_keys`: `key_hash` (SHA-256, unique), a display `prefix`, the owner,
@@ -13,7 +14,12 @@
 //!
 //! The invariant: an access token or API key only counts while its user exists and
 //! is active, and a refresh token is exchanged at most once: presenting it again
-//! revokes its whole family (see [`UserStore::rotate_refresh`]).
+//! revokes its whole family (see [`UserStore::rotate_refresh`]). An access token
+//! carries the user's `token_version` (claim `ver`) and only counts while it is the
+//! user's current one: a password change, logout, deactivation or role change moves
+//! the version on, so every access token issued before stops working at once on
+//! this instance and within the identity cache's window (2 s) on the others (the
+//! version lives in the database, the cache in each process).
 
 use std::sync::Arc;
 
@@ -41,6 +47,8 @@ pub struct StoredUser {
     pub password_hash: String,
     /// Whether the account may log in and use its tokens.
     pub is_active: bool,
+    /// The version access tokens must carry (moved on to revoke them all).
+    pub token_version: u64,
 }
 
 impl std::fmt::Debug for StoredUser {
@@ -48,6 +56,7 @@ impl std::fmt::Debug for StoredUser {
         f.debug_struct("StoredUser")
             .field("identity", &self.identity)
             .field("is_active", &self.is_active)
+            .field("token_version", &self.token_version)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +121,7 @@ fn user_from(row: &Row) -> StoredUser {
         identity,
         password_hash: text(row, "password_hash").unwrap_or_default(),
         is_active: flag(row, "is_active"),
+        token_version: row.get("token_version").and_then(Value::as_u64).unwrap_or(0),
     }
 }
 
@@ -141,7 +151,8 @@ impl UserStore {
                 "CREATE TABLE IF NOT EXISTS [kernel_users] ([id] VARCHAR(36) PRIMARY KEY, \
                  [username] VARCHAR(50) NOT NULL UNIQUE, [email] VARCHAR(255) UNIQUE, \
                  [password_hash] VARCHAR(255) NOT NULL, [role] VARCHAR(32) NOT NULL, \
-                 [is_active] BIGINT NOT NULL DEFAULT 1, [created_at] VARCHAR(32) NOT NULL, \
+                 [is_active] BIGINT NOT NULL DEFAULT 1, [token_version] BIGINT NOT NULL DEFAULT 0, \
+                 [created_at] VARCHAR(32) NOT NULL, \
                  [updated_at] VARCHAR(32) NOT NULL){opts}"
             ),
             format!(
@@ -161,6 +172,7 @@ impl UserStore {
         for sql in &statements {
             self.db.execute_schema(sql).await?;
         }
+        self.add_token_version().await?;
         if !mysql {
             for (name, table, col) in [
                 ("kernel_refresh_family", "kernel_refresh_tokens", "family"),
@@ -170,6 +182,44 @@ impl UserStore {
             }
         }
         Ok(())
+    }
+
+    /// Adds `token_version` to a users table made before it existed. Instances
+    /// starting together may both try: the column being there is what counts.
+    async fn add_token_version(&self) -> Result<(), DbError> {
+        // An assignment target must be a column (SQLite reads an unknown quoted name
+        // elsewhere as a string).
+        let probe = "UPDATE [kernel_users] SET [token_version] = 0 WHERE 1 = 0";
+        if self.db.execute(probe, &[]).await.is_ok() {
+            return Ok(());
+        }
+        let alter = "ALTER TABLE [kernel_users] ADD COLUMN [token_version] BIGINT NOT NULL DEFAULT 0";
+        match self.db.execute(alter, &[]).await {
+            Ok(_) => Ok(()),
+            Err(e) => self.db.execute(probe, &[]).await.map(drop).map_err(|_| e),
+        }
+    }
+
+    /// Moves the user's token version on: every access token issued before stops
+    /// working (here at once, on other instances within the identity cache's window).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn bump_token_version(&self, user_id: &str) -> Result<(), AuthError> {
+        let sql = "UPDATE [kernel_users] SET [token_version] = [token_version] + 1, [updated_at] = ? WHERE [id] = ?";
+        self.db.execute(sql, &[json!(now()), json!(user_id)]).await?;
+        self.identities.forget(user_id);
+        Ok(())
+    }
+
+    /// Ends every session of the user (logout): their access tokens stop working
+    /// and their refresh tokens are revoked.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn end_sessions(&self, user_id: &str) -> Result<(), AuthError> {
+        self.bump_token_version(user_id).await?;
+        self.revoke_user_tokens(user_id).await
     }
 
     /// Creates an account.
@@ -213,7 +263,8 @@ impl UserStore {
         Ok(row.as_ref().map(user_from))
     }
 
-    /// Replaces a user's password and revokes all their refresh tokens.
+    /// Replaces a user's password and ends all their sessions (access and refresh
+    /// tokens).
     ///
     /// # Errors
     /// The database failed.
@@ -221,10 +272,10 @@ impl UserStore {
         let hash = hash_password_async(password).await?;
         let sql = "UPDATE [kernel_users] SET [password_hash] = ?, [updated_at] = ? WHERE [id] = ?";
         self.db.execute(sql, &[json!(hash), json!(now()), json!(user_id)]).await?;
-        self.revoke_user_tokens(user_id).await
+        self.end_sessions(user_id).await
     }
 
-    /// Activates or deactivates an account; deactivation also revokes its refresh tokens.
+    /// Activates or deactivates an account; deactivation also ends its sessions.
     ///
     /// # Errors
     /// The database failed.
@@ -233,7 +284,7 @@ impl UserStore {
         self.db.execute(sql, &[json!(i64::from(active)), json!(now()), json!(user_id)]).await?;
         self.identities.forget(user_id);
         if !active {
-            self.revoke_user_tokens(user_id).await?;
+            self.end_sessions(user_id).await?;
         }
         Ok(())
     }
@@ -302,15 +353,15 @@ impl UserStore {
         Ok(user.identity.with_role(ADMIN_ROLE))
     }
 
-    /// Changes a user's role.
+    /// Changes a user's role; their access tokens stop working (they log in again,
+    /// or refresh, to get one with the new role).
     ///
     /// # Errors
     /// The database failed.
     pub async fn set_role(&self, user_id: &str, role: &str) -> Result<(), AuthError> {
         let sql = "UPDATE [kernel_users] SET [role] = ?, [updated_at] = ? WHERE [id] = ?";
         self.db.execute(sql, &[json!(role), json!(now()), json!(user_id)]).await?;
-        self.identities.forget(user_id);
-        Ok(())
+        self.bump_token_version(user_id).await
     }
 
     /// At start-up: creates the admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` if no active
@@ -339,18 +390,19 @@ impl UserStore {
         }
     }
 
-    /// The identity behind `user_id` if the account exists and is active.
-    async fn active_identity(&self, user_id: &str) -> Result<Arc<UserIdentity>, AuthError> {
-        if let Some(identity) = self.identities.get(user_id) {
-            return Ok(identity);
+    /// The identity behind `user_id` if the account exists and is active, with its
+    /// token version.
+    async fn active_identity(&self, user_id: &str) -> Result<(Arc<UserIdentity>, u64), AuthError> {
+        if let Some(cached) = self.identities.get(user_id) {
+            return Ok(cached);
         }
         match self.get_user(user_id).await? {
             None => Err(AuthError::InvalidToken),
             Some(user) if !user.is_active => Err(AuthError::InactiveUser),
             Some(user) => {
                 let identity = Arc::new(user.identity);
-                self.identities.put(&identity);
-                Ok(identity)
+                self.identities.put(&identity, user.token_version);
+                Ok((identity, user.token_version))
             }
         }
     }
@@ -398,12 +450,16 @@ pub(super) fn default_username(email: &str) -> String {
 #[async_trait]
 impl IdentitySource for UserStore {
     async fn identify_token(&self, claims: &Claims) -> Result<Arc<UserIdentity>, AuthError> {
-        self.active_identity(&claims.sub).await
+        let (identity, version) = self.active_identity(&claims.sub).await?;
+        if claims.ver.unwrap_or(0) != version {
+            return Err(AuthError::Revoked);
+        }
+        Ok(identity)
     }
 
     async fn identify_api_key(&self, key: &ApiKey) -> Result<Arc<UserIdentity>, AuthError> {
         let user_id = self.use_api_key(key).await?.ok_or(AuthError::InvalidApiKey)?;
-        self.active_identity(&user_id).await.map_err(|e| match e {
+        self.active_identity(&user_id).await.map(|(identity, _)| identity).map_err(|e| match e {
             AuthError::InvalidToken => AuthError::InvalidApiKey,
             e => e,
         })
