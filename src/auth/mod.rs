@@ -34,6 +34,7 @@ mod throttle;
 #[cfg(feature = "redis")]
 mod throttle_redis;
 mod token;
+mod username;
 
 pub(crate) use admin::{create_admin_command, promote_admin_command};
 pub use admin::{AdminError, AdminPassword};
@@ -53,7 +54,9 @@ pub use password::{
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};
 pub use store::{NewUser, StoredUser, UserStore, API_KEYS_TABLE, REFRESH_TOKENS_TABLE, USERS_TABLE};
-pub use throttle::{LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule};
+pub use throttle::{
+    LoginAttempt, LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule,
+};
 #[cfg(feature = "redis")]
 pub use throttle_redis::RedisLoginThrottle;
 pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};

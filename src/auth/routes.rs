@@ -4,8 +4,9 @@
 //! in `local` and `apikey` mode.
 //!
 //! Login answers an unknown user and a wrong password identically, after about the
-//! same work (a dummy argon2 verification), and counts failures in the
-//! [`LoginThrottle`](super::LoginThrottle) per username and client address.
+//! same work (a dummy argon2 verification), and reserves each attempt in the
+//! [`LoginThrottle`](super::LoginThrottle) (per client address, and per username
+//! from that address) before any password is checked.
 //! Every login, registration, password change and key change is audited; no
 //! password or key ever is.
 
@@ -178,7 +179,7 @@ async fn login(
     LoginBody(creds): LoginBody,
 ) -> Result<Json<TokenPair>, ApiError> {
     let auth = kernel.auth();
-    auth.throttle().check(ip, &creds.username).await?;
+    let attempt = auth.throttle().begin(ip, &creds.username).await?;
     let user = store.find_by_login(&creds.username).await?;
     let verified = match &user {
         Some(u) => verify_password_async(&creds.password, &u.password_hash).await,
@@ -190,16 +191,18 @@ async fn login(
     let user = match user {
         Some(u) if verified => u,
         _ => {
-            auth.throttle().record_failure(ip, &creds.username).await?;
+            // The attempt stays counted as a failure.
+            drop(attempt);
             let details = json!({"username": creds.username, "ip": ip.map(|i| i.to_string())});
             store.audit().record(None, names::AUDIT_LOGIN_FAILED, None, details).await?;
             return Err(AuthError::InvalidCredentials.into());
         }
     };
     if !user.is_active {
+        drop(attempt);
         return Err(AuthError::InactiveUser.into());
     }
-    auth.throttle().record_success(&creds.username).await?;
+    auth.throttle().succeeded(attempt).await?;
     let pair = store.issue_pair(auth.tokens(), &user, None).await?;
     let id = &user.identity.id;
     let details = json!({"ip": ip.map(|i| i.to_string())});
