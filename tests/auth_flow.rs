@@ -334,3 +334,31 @@ async fn api_keys_are_created_used_and_revoked() {
     assert_problem(&send(&router, with_key(key)).await, 401, "invalid_api_key");
     assert_eq!(call(&router, "DELETE", &format!("{AUTH}/api-keys/{id}"), Some(&token), None).await.status, 404);
 }
+
+#[tokio::test]
+async fn oversized_credentials_are_422_before_any_work() {
+    let svc = service(vec![], open).await;
+    let router = svc.router();
+    let audit_rows = || async {
+        let rows = svc.service.kernel().db().fetch_all("SELECT [id] FROM [kernel_audit]", &[]).await.unwrap();
+        rows.len()
+    };
+    assert_problem(&login(&router, "nobody", "correct horse").await, 401, "invalid_credentials");
+    let before = audit_rows().await;
+    let huge = "a".repeat(512 * 1024);
+    let body = assert_problem(&login(&router, &huge, "correct horse").await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "username"]));
+    assert_problem(&login(&router, &"a".repeat(255), "correct horse").await, 422, "validation_failed");
+    let body = assert_problem(&login(&router, "ann", &"p".repeat(1025)).await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "password"]));
+    assert_eq!(audit_rows().await, before, "nothing recorded for refused input");
+    assert_problem(&login(&router, &"a".repeat(254), "correct horse").await, 401, "invalid_credentials");
+
+    let body = assert_problem(&register(&router, "ann", None, &"p".repeat(1025)).await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "password"]));
+    let (_, access, _) = signed_in(&router, "ann").await;
+    let change = json!({"old_password": "p".repeat(2048), "new_password": "battery staple"});
+    let body =
+        assert_problem(&post(&router, "/change-password", Some(&access), change).await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "old_password"]));
+}

@@ -40,6 +40,9 @@ impl std::str::FromStr for AdminPassword {
         if s.chars().count() < 8 {
             return Err("the admin password must have at least 8 characters".into());
         }
+        if s.len() > super::MAX_PASSWORD_BYTES {
+            return Err(format!("the admin password must have at most {} bytes", super::MAX_PASSWORD_BYTES));
+        }
         Ok(Self(SecretString::from(s.to_owned())))
     }
 }

@@ -48,8 +48,9 @@ pub use identity::{UserIdentity, ADMIN_ROLE, USER_ROLE};
 pub use issued::{IssuedPair, IssuedToken, TokenPair};
 pub use keys::ApiKeyInfo;
 pub use password::{
-    dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password, verify_password_async,
-    ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM,
+    check_dummy, check_password, dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password,
+    verify_password_async, ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, HASHING_QUEUE_WAIT,
+    MAX_PASSWORD_BYTES,
 };
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};

@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 
 use super::store::{NewUser, UserStore};
 use super::{
-    dummy_verify_async, verify_password_async, AdminUser, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
-    USER_ROLE,
+    check_dummy, check_password, AdminUser, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
+    MAX_PASSWORD_BYTES, USER_ROLE,
 };
 use crate::error::{ApiError, FieldError};
 use crate::observability::names;
@@ -88,9 +88,20 @@ pub(super) fn valid_email(email: &str) -> bool {
     }
 }
 
+/// The longest username or email login accepts, checked before any work.
+pub(super) const MAX_LOGIN_BYTES: usize = 254;
+
 fn password_errors(field: &str, password: &str, errors: &mut Vec<FieldError>) {
     if password.chars().count() < 8 {
         errors.push(invalid(field, "String should have at least 8 characters", "string_too_short"));
+    }
+    too_long(field, password, MAX_PASSWORD_BYTES, errors);
+}
+
+/// Refuses a value over `max` bytes, before it is hashed, counted or stored.
+fn too_long(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if value.len() > max {
+        errors.push(invalid(field, &format!("String should have at most {max} bytes"), "string_too_long"));
     }
 }
 
@@ -178,14 +189,23 @@ async fn login(
     ClientIp(ip): ClientIp,
     LoginBody(creds): LoginBody,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let mut errors = Vec::new();
+    too_long("username", &creds.username, MAX_LOGIN_BYTES, &mut errors);
+    too_long("password", &creds.password, MAX_PASSWORD_BYTES, &mut errors);
+    check(errors)?;
     let auth = kernel.auth();
     let attempt = auth.throttle().begin(ip, &creds.username).await?;
     let user = store.find_by_login(&creds.username).await?;
     let verified = match &user {
-        Some(u) => verify_password_async(&creds.password, &u.password_hash).await,
-        None => {
-            let _ = dummy_verify_async(&creds.password).await;
-            false
+        Some(u) => check_password(&creds.password, &u.password_hash).await,
+        None => check_dummy(&creds.password).await,
+    };
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(busy) => {
+            // Nothing was checked: the attempt is no failure.
+            auth.throttle().abandoned(attempt).await?;
+            return Err(busy.into());
         }
     };
     let user = match user {
@@ -242,10 +262,11 @@ async fn change_password(
     Json(body): Json<ChangePasswordBody>,
 ) -> Result<Json<Value>, ApiError> {
     let mut errors = Vec::new();
+    too_long("old_password", &body.old_password, MAX_PASSWORD_BYTES, &mut errors);
     password_errors("new_password", &body.new_password, &mut errors);
     check(errors)?;
     let stored = store.get_user(&user.id).await?.ok_or(AuthError::InvalidToken)?;
-    if !verify_password_async(&body.old_password, &stored.password_hash).await {
+    if !check_password(&body.old_password, &stored.password_hash).await? {
         return Err(AuthError::WrongPassword.into());
     }
     store.set_password(&user.id, &body.new_password).await?;

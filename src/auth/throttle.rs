@@ -139,6 +139,18 @@ impl LoginThrottle {
         }
     }
 
+    /// The attempt was not made (the password could not be checked): it is taken
+    /// back, and nothing else changes.
+    ///
+    /// # Errors
+    /// A backend's error.
+    pub async fn abandoned(&self, attempt: LoginAttempt) -> Result<(), AuthError> {
+        if attempt.keys.is_empty() {
+            return Ok(());
+        }
+        self.backend.release(&attempt.keys, &attempt.id).await
+    }
+
     /// The attempt succeeded: it is taken back, and the username's failures from
     /// that address are forgotten (the address's others are not).
     ///
