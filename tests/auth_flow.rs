@@ -362,3 +362,22 @@ async fn oversized_credentials_are_422_before_any_work() {
         assert_problem(&post(&router, "/change-password", Some(&access), change).await, 422, "validation_failed");
     assert_eq!(body["errors"][0]["loc"], json!(["body", "old_password"]));
 }
+
+#[tokio::test]
+async fn usernames_are_canonical_and_unique_in_that_form() {
+    let svc = service(vec![], open).await;
+    let router = svc.router();
+    let reg = register(&router, "Alice", None, "correct horse").await;
+    assert_eq!((reg.status.as_u16(), reg.json()["username"].as_str()), (201, Some("alice")), "{}", reg.text());
+    for same in ["alice", "ALICE", "ＡＬＩＣＥ"] {
+        assert_problem(&register(&router, same, None, "correct horse").await, 409, "conflict");
+    }
+    // Zero-width space, Cyrillic а, newline, bidi override, space, an email, a non-ASCII letter.
+    for bad in ["alice\u{200b}", "\u{430}lice", "alice\n", "ali\u{202e}ce", "ali ce", "al@ice.io", "\u{e9}lise"] {
+        let body = assert_problem(&register(&router, bad, None, "correct horse").await, 422, "validation_failed");
+        assert_eq!(body["errors"][0]["loc"], json!(["body", "username"]), "{bad:?}");
+    }
+    for spelled in ["alice", "ALICE", "Alice", "ａｌｉｃｅ"] {
+        assert_eq!(login(&router, spelled, "correct horse").await.status, 200, "{spelled}");
+    }
+}

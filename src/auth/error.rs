@@ -71,6 +71,9 @@ pub enum AuthError {
     /// Self-signup is switched off (`allow_self_signup = false`).
     #[error("Self-signup is disabled")]
     SignupDisabled,
+    /// The username is not one a user may have (see the username rules).
+    #[error("{}", super::username::USERNAME_RULE)]
+    InvalidUsername,
     /// The username or email is already taken.
     #[error("{0}")]
     Conflict(String),
@@ -105,6 +108,7 @@ impl AuthError {
             Self::Forbidden => "forbidden",
             Self::SignupDisabled => "signup_disabled",
             Self::Conflict(_) => "conflict",
+            Self::InvalidUsername => "invalid_username",
             Self::SigningUnavailable(_) | Self::Config(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -126,6 +130,7 @@ impl AuthError {
             Self::WrongPassword => StatusCode::BAD_REQUEST,
             Self::NotAdmin | Self::Forbidden | Self::SignupDisabled => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::InvalidUsername => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SigningUnavailable(_) | Self::Config(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

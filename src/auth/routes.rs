@@ -131,13 +131,8 @@ async fn register(State(store): Store, kernel: Kernel, Json(body): Json<Register
         return Err(AuthError::SignupDisabled.into());
     }
     let mut errors = Vec::new();
-    let len = body.username.chars().count();
-    if !(3..=50).contains(&len) || body.username.trim() != body.username {
-        errors.push(invalid(
-            "username",
-            "Username must be 3 to 50 characters without surrounding spaces",
-            "string_length",
-        ));
+    if super::username::canonical_username(&body.username).is_none() {
+        errors.push(invalid("username", super::username::USERNAME_RULE, "value_error"));
     }
     let email = body.email.as_deref().filter(|e| !e.is_empty());
     if email.is_some_and(|e| !valid_email(e)) {

@@ -222,11 +222,14 @@ impl UserStore {
         self.revoke_user_tokens(user_id).await
     }
 
-    /// Creates an account.
+    /// Creates an account; its username is stored in canonical form (NFKC, lowercase).
     ///
     /// # Errors
-    /// [`AuthError::Conflict`] when the username or email is taken.
+    /// [`AuthError::InvalidUsername`]; [`AuthError::Conflict`] when the username or
+    /// email is taken.
     pub async fn create_user(&self, new: &NewUser<'_>) -> Result<UserIdentity, AuthError> {
+        let username = super::username::canonical_username(new.username).ok_or(AuthError::InvalidUsername)?;
+        let new = &NewUser { username: &username, ..new.clone() };
         let email = new.email.map(str::to_lowercase);
         if self.find_by_login(new.username).await?.is_some()
             || self.find_by_login(email.as_deref().unwrap_or(new.username)).await?.is_some()
@@ -243,14 +246,18 @@ impl UserStore {
         Ok(UserIdentity { id, username: new.username.to_owned(), email, role: new.role.to_owned() })
     }
 
-    /// The user whose username, or email (case-insensitively), is `login`.
+    /// The user whose username (in any case or width), or email (case-insensitively),
+    /// is `login`. A username stored before usernames were canonical matches as it
+    /// was written.
     ///
     /// # Errors
     /// The database failed.
     pub async fn find_by_login(&self, login: &str) -> Result<Option<StoredUser>, AuthError> {
-        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ? OR [email] = ? ORDER BY [username] = ? DESC";
-        let lower = login.to_lowercase();
-        let rows = self.db.fetch_all(sql, &[json!(login), json!(lower), json!(login)]).await?;
+        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ? OR [username] = ? OR [email] = ? \
+                   ORDER BY [username] = ? DESC";
+        let canonical = super::username::canonical_username(login).unwrap_or_else(|| login.to_owned());
+        let params = [json!(canonical), json!(login), json!(login.to_lowercase()), json!(canonical)];
+        let rows = self.db.fetch_all(sql, &params).await?;
         Ok(rows.first().map(user_from))
     }
 
@@ -311,7 +318,12 @@ impl UserStore {
         password: &str,
         username: Option<&str>,
     ) -> Result<UserIdentity, AdminError> {
-        let username = username.map_or_else(|| default_username(email), str::to_owned);
+        let username = match username {
+            Some(name) => {
+                super::username::canonical_username(name).ok_or(AdminError::Store(AuthError::InvalidUsername))?
+            }
+            None => default_username(email),
+        };
         let email = email.to_lowercase();
         if self.login_taken(&email).await? {
             return Err(AdminError::Taken { what: "email", value: email });
@@ -342,7 +354,8 @@ impl UserStore {
     /// [`AdminError::NoSuchUser`], [`AdminError::Inactive`], [`AdminError::Store`].
     pub async fn promote_admin(&self, username: &str) -> Result<UserIdentity, AdminError> {
         let sql = "SELECT * FROM [kernel_users] WHERE [username] = ?";
-        let row = self.db.fetch_optional(sql, &[json!(username)]).await.map_err(AuthError::from)?;
+        let exact = super::username::canonical_username(username).unwrap_or_else(|| username.to_owned());
+        let row = self.db.fetch_optional(sql, &[json!(exact)]).await.map_err(AuthError::from)?;
         let user = row.as_ref().map(user_from).ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?;
         if !user.is_active {
             return Err(AdminError::Inactive(username.to_owned()));
@@ -439,12 +452,11 @@ pub(crate) async fn attach(
     Ok(auth.with_identity_source(store.into_source()))
 }
 
-/// `ann@example.com` logs in as `ann` (or as the whole email when the local part is too short).
+/// `ann@example.com` logs in as `ann`, or as `admin` when the local part is not a
+/// valid username (too short, `+` or other characters); the email works always.
 pub(super) fn default_username(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, _)) if local.chars().count() >= 3 && local.chars().count() <= 50 => local.to_owned(),
-        _ => email.to_owned(),
-    }
+    let local = email.split_once('@').map_or(email, |(local, _)| local);
+    super::username::canonical_username(local).unwrap_or_else(|| "admin".to_owned())
 }
 
 #[async_trait]
@@ -473,7 +485,8 @@ mod tests {
     #[test]
     fn admin_username_from_email() {
         assert_eq!(default_username("ann@example.com"), "ann");
-        assert_eq!(default_username("al@example.com"), "al@example.com");
-        assert_eq!(default_username("root"), "root");
+        assert_eq!(default_username("Al@example.com"), "admin");
+        assert_eq!(default_username("ann+ops@example.com"), "admin");
+        assert_eq!(default_username("Root"), "root");
     }
 }
