@@ -256,7 +256,23 @@ async fn a_deactivated_users_token_is_refused() {
     UserStore::new(svc.service.kernel().db().clone()).set_active(&id, false).await.unwrap();
     assert_problem(&call(&router, "GET", &format!("{AUTH}/me"), Some(&access), None).await, 401, "inactive_user");
     assert_problem(&post(&router, "/refresh", None, json!({"refresh_token": refresh})).await, 401, "token_revoked");
-    assert_problem(&login(&router, "ann", "correct horse").await, 401, "inactive_user");
+    let right = assert_problem(&login(&router, "ann", "correct horse").await, 401, "invalid_credentials");
+    let wrong = assert_problem(&login(&router, "ann", "wrong horse").await, 401, "invalid_credentials");
+    assert_eq!(right["detail"], wrong["detail"], "no oracle for a deactivated account's password");
+}
+
+#[tokio::test]
+async fn wrong_old_passwords_are_throttled() {
+    let svc = service(vec![], open).await;
+    let router = svc.router();
+    let (_, access, _) = signed_in(&router, "ann").await;
+    let guess = json!({"old_password": "guess guess", "new_password": "battery staple"});
+    for _ in 0..5 {
+        assert_problem(&post(&router, "/change-password", Some(&access), guess.clone()).await, 400, "wrong_password");
+    }
+    let reply = post(&router, "/change-password", Some(&access), guess).await;
+    assert_problem(&reply, 429, "login_throttled");
+    assert!(reply.header("retry-after").is_some());
 }
 
 fn with_admin(s: &mut KernelSettings) {

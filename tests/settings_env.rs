@@ -190,3 +190,15 @@ fn secrets_never_appear_in_debug_output() {
     let dump = format!("{c:?} {:?}", c.clone().into_settings("svc").unwrap());
     assert!(!dump.contains("s3cret") && !dump.contains("hunter22"), "{dump}");
 }
+
+#[test]
+fn an_unset_secret_is_fatal_in_a_deployment_unless_debug() {
+    for deployment in [("DATABASE_URL", "postgres://u:p@db:5432/app"), ("REDIS_URL", "redis://127.0.0.1:6379")] {
+        let err = config(&[deployment]).unwrap().into_settings("svc").unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        assert!(config(&[deployment, ("DEBUG", "true")]).unwrap().into_settings("svc").is_ok());
+        let secret = ("JWT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret!");
+        assert!(config(&[deployment, secret]).unwrap().into_settings("svc").is_ok());
+    }
+    assert!(config(&[]).unwrap().into_settings("svc").is_ok(), "SQLite alone: the examples run with no setup");
+}

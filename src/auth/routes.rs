@@ -118,7 +118,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct RegisterBody {
     username: String,
     #[serde(default)]
@@ -151,7 +151,7 @@ async fn register(State(store): Store, kernel: Kernel, Json(body): Json<Register
 }
 
 /// The login body, as JSON or as an OAuth2 password form (extra form fields ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Credentials {
     username: String,
     password: String,
@@ -203,8 +203,10 @@ async fn login(
             return Err(busy.into());
         }
     };
+    // A deactivated account gets the wrong password's answer, whatever the password
+    // (no oracle for it), after the same work.
     let user = match user {
-        Some(u) if verified => u,
+        Some(u) if verified && u.is_active => u,
         _ => {
             // The attempt stays counted as a failure.
             drop(attempt);
@@ -213,10 +215,6 @@ async fn login(
             return Err(AuthError::InvalidCredentials.into());
         }
     };
-    if !user.is_active {
-        drop(attempt);
-        return Err(AuthError::InactiveUser.into());
-    }
     auth.throttle().succeeded(attempt).await?;
     let pair = store.issue_pair(auth.tokens(), &user, None).await?;
     let id = &user.identity.id;
@@ -245,14 +243,17 @@ async fn refresh(
     Ok(Json(pair.response()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct ChangePasswordBody {
     old_password: String,
     new_password: String,
 }
 
+/// Wrong old passwords are throttled as failed logins of the user from that address.
 async fn change_password(
     State(store): Store,
+    kernel: Kernel,
+    ClientIp(ip): ClientIp,
     user: CurrentUser,
     Json(body): Json<ChangePasswordBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -261,8 +262,15 @@ async fn change_password(
     password_errors("new_password", &body.new_password, &mut errors);
     check(errors)?;
     let stored = store.get_user(&user.id).await?.ok_or(AuthError::InvalidToken)?;
-    if !check_password(&body.old_password, &stored.password_hash).await? {
-        return Err(AuthError::WrongPassword.into());
+    let throttle = kernel.auth().throttle();
+    let attempt = throttle.begin(ip, &stored.identity.username).await?;
+    match check_password(&body.old_password, &stored.password_hash).await {
+        Ok(true) => throttle.succeeded(attempt).await?,
+        Ok(false) => return Err(AuthError::WrongPassword.into()),
+        Err(busy) => {
+            throttle.abandoned(attempt).await?;
+            return Err(busy.into());
+        }
     }
     store.set_password(&user.id, &body.new_password).await?;
     let resource = format!("users/{}", user.id);
@@ -316,9 +324,49 @@ async fn revoke_key(State(store): Store, admin: AdminUser, Path(id): Path<String
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The bodies that hold passwords print without them.
+mod redacted {
+    use super::{ChangePasswordBody, Credentials, RegisterBody};
+    use std::fmt;
+
+    impl fmt::Debug for RegisterBody {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let email = &self.email;
+            f.debug_struct("RegisterBody")
+                .field("username", &self.username)
+                .field("email", email)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for Credentials {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for ChangePasswordBody {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ChangePasswordBody").finish_non_exhaustive()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_password_in_debug_output() {
+        let register = RegisterBody { username: "ann".into(), email: None, password: "hunter2-secret".into() };
+        let creds = Credentials { username: "ann".into(), password: "hunter2-secret".into() };
+        let change =
+            ChangePasswordBody { old_password: "hunter2-secret".into(), new_password: "hunter3-secret".into() };
+        let new = NewUser { username: "ann", email: None, password: "hunter2-secret", role: "user" };
+        let dump = format!("{register:?} {creds:?} {change:?} {new:?}");
+        assert!(!dump.contains("hunter"), "{dump}");
+        assert!(dump.contains("ann"), "{dump}");
+    }
 
     #[test]
     fn email_shapes() {

@@ -61,8 +61,8 @@ impl std::fmt::Debug for StoredUser {
     }
 }
 
-/// A new account to create.
-#[derive(Debug, Clone)]
+/// A new account to create. Its `Debug` output leaves the password out.
+#[derive(Clone)]
 pub struct NewUser<'a> {
     /// Login name, 3..50 characters.
     pub username: &'a str,
@@ -72,6 +72,16 @@ pub struct NewUser<'a> {
     pub password: &'a str,
     /// `user` or `admin`.
     pub role: &'a str,
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The kernel's user store. Cheap to clone.
