@@ -254,6 +254,15 @@ pub enum BootError {
         /// What it reported.
         message: String,
     },
+    /// A command of the service binary (`create-admin`, `promote-admin`) refused
+    /// and changed nothing.
+    #[error("{command}: {message}")]
+    Command {
+        /// The command.
+        command: &'static str,
+        /// Why it refused, and what to do instead.
+        message: String,
+    },
     /// The server stopped with an I/O error.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),

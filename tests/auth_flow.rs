@@ -125,7 +125,11 @@ async fn full_flow(router: &Router) {
     assert_eq!(out.status, 200);
     assert_eq!(out.json(), json!({"message": "Logged out successfully"}));
     assert_problem(&post(router, "/refresh", None, json!({"refresh_token": refresh3})).await, 401, "token_revoked");
-    let bare = call(router, "POST", &format!("{AUTH}/logout"), Some(access3), None).await;
+    let me = call(router, "GET", &format!("{AUTH}/me"), Some(access3), None).await;
+    assert_problem(&me, 401, "token_revoked");
+    let fresh = login(router, "ann", "battery staple").await.json();
+    let access4 = fresh["access_token"].as_str().unwrap();
+    let bare = call(router, "POST", &format!("{AUTH}/logout"), Some(access4), None).await;
     assert_eq!(bare.status, 200, "{}", bare.text());
 }
 
@@ -252,7 +256,23 @@ async fn a_deactivated_users_token_is_refused() {
     UserStore::new(svc.service.kernel().db().clone()).set_active(&id, false).await.unwrap();
     assert_problem(&call(&router, "GET", &format!("{AUTH}/me"), Some(&access), None).await, 401, "inactive_user");
     assert_problem(&post(&router, "/refresh", None, json!({"refresh_token": refresh})).await, 401, "token_revoked");
-    assert_problem(&login(&router, "ann", "correct horse").await, 401, "inactive_user");
+    let right = assert_problem(&login(&router, "ann", "correct horse").await, 401, "invalid_credentials");
+    let wrong = assert_problem(&login(&router, "ann", "wrong horse").await, 401, "invalid_credentials");
+    assert_eq!(right["detail"], wrong["detail"], "no oracle for a deactivated account's password");
+}
+
+#[tokio::test]
+async fn wrong_old_passwords_are_throttled() {
+    let svc = service(vec![], open).await;
+    let router = svc.router();
+    let (_, access, _) = signed_in(&router, "ann").await;
+    let guess = json!({"old_password": "guess guess", "new_password": "battery staple"});
+    for _ in 0..5 {
+        assert_problem(&post(&router, "/change-password", Some(&access), guess.clone()).await, 400, "wrong_password");
+    }
+    let reply = post(&router, "/change-password", Some(&access), guess).await;
+    assert_problem(&reply, 429, "login_throttled");
+    assert!(reply.header("retry-after").is_some());
 }
 
 fn with_admin(s: &mut KernelSettings) {
@@ -329,4 +349,51 @@ async fn api_keys_are_created_used_and_revoked() {
     assert_eq!(revoked.status, 204, "{}", revoked.text());
     assert_problem(&send(&router, with_key(key)).await, 401, "invalid_api_key");
     assert_eq!(call(&router, "DELETE", &format!("{AUTH}/api-keys/{id}"), Some(&token), None).await.status, 404);
+}
+
+#[tokio::test]
+async fn oversized_credentials_are_422_before_any_work() {
+    let svc = service(vec![], open).await;
+    let router = svc.router();
+    let audit_rows = || async {
+        let rows = svc.service.kernel().db().fetch_all("SELECT [id] FROM [kernel_audit]", &[]).await.unwrap();
+        rows.len()
+    };
+    assert_problem(&login(&router, "nobody", "correct horse").await, 401, "invalid_credentials");
+    let before = audit_rows().await;
+    let huge = "a".repeat(512 * 1024);
+    let body = assert_problem(&login(&router, &huge, "correct horse").await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "username"]));
+    assert_problem(&login(&router, &"a".repeat(255), "correct horse").await, 422, "validation_failed");
+    let body = assert_problem(&login(&router, "ann", &"p".repeat(1025)).await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "password"]));
+    assert_eq!(audit_rows().await, before, "nothing recorded for refused input");
+    assert_problem(&login(&router, &"a".repeat(254), "correct horse").await, 401, "invalid_credentials");
+
+    let body = assert_problem(&register(&router, "ann", None, &"p".repeat(1025)).await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "password"]));
+    let (_, access, _) = signed_in(&router, "ann").await;
+    let change = json!({"old_password": "p".repeat(2048), "new_password": "battery staple"});
+    let body =
+        assert_problem(&post(&router, "/change-password", Some(&access), change).await, 422, "validation_failed");
+    assert_eq!(body["errors"][0]["loc"], json!(["body", "old_password"]));
+}
+
+#[tokio::test]
+async fn usernames_are_canonical_and_unique_in_that_form() {
+    let svc = service(vec![], open).await;
+    let router = svc.router();
+    let reg = register(&router, "Alice", None, "correct horse").await;
+    assert_eq!((reg.status.as_u16(), reg.json()["username"].as_str()), (201, Some("alice")), "{}", reg.text());
+    for same in ["alice", "ALICE", "ＡＬＩＣＥ"] {
+        assert_problem(&register(&router, same, None, "correct horse").await, 409, "conflict");
+    }
+    // Zero-width space, Cyrillic а, newline, bidi override, space, an email, a non-ASCII letter.
+    for bad in ["alice\u{200b}", "\u{430}lice", "alice\n", "ali\u{202e}ce", "ali ce", "al@ice.io", "\u{e9}lise"] {
+        let body = assert_problem(&register(&router, bad, None, "correct horse").await, 422, "validation_failed");
+        assert_eq!(body["errors"][0]["loc"], json!(["body", "username"]), "{bad:?}");
+    }
+    for spelled in ["alice", "ALICE", "Alice", "ａｌｉｃｅ"] {
+        assert_eq!(login(&router, spelled, "correct horse").await.status, 200, "{spelled}");
+    }
 }

@@ -16,7 +16,8 @@ fn config(vars: &[(&str, &str)]) -> Result<ServiceConfig, SettingsError> {
 fn defaults_follow_the_spec() {
     let c = config(&[]).unwrap();
     assert!(c.jwt_secret.is_none());
-    assert_eq!(c.jwt_expiry_hours, 24);
+    assert_eq!((c.jwt_expiry_minutes, c.jwt_expiry_hours), (15, None));
+    assert_eq!(c.clone().into_settings("svc").unwrap().auth.access_token_expires_minutes, 15);
     assert!(c.auth_enabled);
     assert!(!c.allow_self_signup);
     assert_eq!(c.database_type, DatabaseKind::Sqlite);
@@ -34,6 +35,7 @@ fn every_variable_is_read() {
     let c = config(&[
         ("JWT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret!"),
         ("JWT_EXPIRY_HOURS", "2"),
+        ("JWT_EXPIRY_MINUTES", "30"),
         ("AUTH_ENABLED", "false"),
         ("ALLOW_SELF_SIGNUP", "yes"),
         ("DATABASE_URL", "postgres://u:p@db:5432/app"),
@@ -71,7 +73,8 @@ fn every_variable_is_read() {
     ])
     .unwrap();
     assert_eq!(c.jwt_secret.as_ref().unwrap().expose_secret(), "s3cret-s3cret-s3cret-s3cret-s3cret!");
-    assert_eq!(c.jwt_expiry_hours, 2);
+    assert_eq!(c.jwt_expiry_hours, Some(2));
+    assert_eq!(c.jwt_expiry_minutes, 30);
     assert!(!c.auth_enabled);
     assert!(c.allow_self_signup);
     assert_eq!(c.database_url.as_ref().unwrap().expose_secret(), "postgres://u:p@db:5432/app");
@@ -112,6 +115,7 @@ fn every_variable_is_read() {
 /// A bad value of every variable that has a format, with what must be in the error.
 const BAD: &[(&str, &str)] = &[
     ("JWT_EXPIRY_HOURS", "-1"),
+    ("JWT_EXPIRY_MINUTES", "0"),
     ("AUTH_ENABLED", "maybe"),
     ("ALLOW_SELF_SIGNUP", "2"),
     ("DATABASE_URL", "oracle://x"),
@@ -218,4 +222,16 @@ fn the_schema_policy_is_closed_unless_asked_and_its_limits_are_read() {
     ];
     let settings = config(&vars).unwrap().into_settings("svc").unwrap();
     assert_eq!(settings.database.schema, SchemaPolicy::Additive(SchemaLimits::new(30, 5)));
+}
+
+#[test]
+fn an_unset_secret_is_fatal_in_a_deployment_unless_debug() {
+    for deployment in [("DATABASE_URL", "postgres://u:p@db:5432/app"), ("REDIS_URL", "redis://127.0.0.1:6379")] {
+        let err = config(&[deployment]).unwrap().into_settings("svc").unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        assert!(config(&[deployment, ("DEBUG", "true")]).unwrap().into_settings("svc").is_ok());
+        let secret = ("JWT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret!");
+        assert!(config(&[deployment, secret]).unwrap().into_settings("svc").is_ok());
+    }
+    assert!(config(&[]).unwrap().into_settings("svc").is_ok(), "SQLite alone: the examples run with no setup");
 }

@@ -1,9 +1,16 @@
-//! The `create-admin` command: creates the admin, or promotes an existing user,
-//! from the command line, then exits.
+//! The admin commands of the service binary, which run and exit:
+//!
+//! - `create-admin --email E [--username U]` only ever creates a new account: if any
+//!   account already has that email or login name it changes nothing and exits
+//!   non-zero ([`AdminError::Taken`]), so an account someone registered is never
+//!   made an admin because its name matches;
+//! - `promote-admin --username U` makes the active account whose username is
+//!   exactly `U` an admin: an explicit, separate act that names the account.
 
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::store::UserStore;
+use super::AuthError;
 use crate::error::BootError;
 use crate::observability::names;
 use crate::service::Kernel;
@@ -33,14 +40,43 @@ impl std::str::FromStr for AdminPassword {
         if s.chars().count() < 8 {
             return Err("the admin password must have at least 8 characters".into());
         }
+        if s.len() > super::MAX_PASSWORD_BYTES {
+            return Err(format!("the admin password must have at most {} bytes", super::MAX_PASSWORD_BYTES));
+        }
         Ok(Self(SecretString::from(s.to_owned())))
     }
+}
+
+/// Why `create-admin` or `promote-admin` changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// An account already has this email or login name; create-admin only creates.
+    #[error(
+        "an account with the {what} `{value}` already exists; create-admin only creates new accounts and \
+         changed nothing (to make an existing account an admin, run `promote-admin --username NAME`)"
+    )]
+    Taken {
+        /// `email` or `username`.
+        what: &'static str,
+        /// The value that is taken.
+        value: String,
+    },
+    /// No account has exactly this username.
+    #[error("no account has the username `{0}` (promote-admin matches the username exactly)")]
+    NoSuchUser(String),
+    /// The account is deactivated; it is not reactivated or promoted.
+    #[error("the account `{0}` is deactivated; it was not promoted")]
+    Inactive(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] AuthError),
 }
 
 /// Runs `create-admin` against the kernel's database.
 ///
 /// # Errors
-/// The database refused the admin.
+/// [`BootError::Command`] when the email or login name is taken; the database failed.
 pub(crate) async fn create_admin_command(
     kernel: &Kernel,
     email: &str,
@@ -49,10 +85,12 @@ pub(crate) async fn create_admin_command(
 ) -> Result<(), BootError> {
     let store = UserStore::new(kernel.db().clone());
     store.create_tables().await?;
-    let (admin, created) = store.create_or_promote_admin(email, password.0.expose_secret(), username).await?;
-    let verb = if created { "created" } else { "promoted" };
-    tracing::info!(user_id = %admin.id, username = %admin.username, "admin {verb}");
-    println!("admin {verb}: {} (id {})", admin.username, admin.id);
+    let admin = store
+        .create_admin(email, password.0.expose_secret(), username)
+        .await
+        .map_err(|e| command_error("create-admin", e))?;
+    tracing::info!(user_id = %admin.id, username = %admin.username, "admin created");
+    println!("admin created: {} (id {})", admin.username, admin.id);
     if kernel.settings().features.auth_mode == super::AuthMode::ApiKey {
         // apikey mode mounts no login route: this key is how the admin gets in
         // (and creates the other keys). Shown once, stored only as a hash.
@@ -64,4 +102,28 @@ pub(crate) async fn create_admin_command(
     }
     kernel.db().close().await;
     Ok(())
+}
+
+/// Runs `promote-admin`: the active account named exactly `username` becomes an admin.
+///
+/// # Errors
+/// [`BootError::Command`] when no active account has this username; the database failed.
+pub(crate) async fn promote_admin_command(kernel: &Kernel, username: &str) -> Result<(), BootError> {
+    let store = UserStore::new(kernel.db().clone());
+    store.create_tables().await?;
+    let admin = store.promote_admin(username).await.map_err(|e| command_error("promote-admin", e))?;
+    let resource = format!("users/{}", admin.id);
+    let details = serde_json::json!({"username": admin.username, "by": "promote-admin"});
+    store.audit().record(None, names::AUDIT_ADMIN_PROMOTE, Some(&resource), details).await?;
+    tracing::info!(user_id = %admin.id, username = %admin.username, "admin promoted");
+    println!("admin promoted: {} (id {})", admin.username, admin.id);
+    kernel.db().close().await;
+    Ok(())
+}
+
+fn command_error(command: &'static str, e: AdminError) -> BootError {
+    match e {
+        AdminError::Store(e) => BootError::Auth(e),
+        e => BootError::Command { command, message: e.to_string() },
+    }
 }

@@ -62,6 +62,12 @@ pub struct Claims {
     /// Refresh family id (UUID v7), on refresh tokens only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// The user's token version when the token was issued (kernel access tokens).
+    /// The user store refuses a token whose version is not the user's current one:
+    /// a password change, logout, deactivation or role change moves it on. Absent
+    /// counts as 0 (tokens issued before versions existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<u64>,
     /// Issuer, when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -134,6 +140,7 @@ mod tests {
             nbf: None,
             jti: "j".into(),
             fam: Some("f".into()),
+            ver: Some(3),
             iss: None,
             aud: vec!["api".into()],
         };

@@ -53,6 +53,12 @@ pub enum AuthError {
         /// Seconds until another attempt is accepted.
         retry_after: u64,
     },
+    /// Every password hashing thread stayed busy; try again shortly (503).
+    #[error("The server is busy checking passwords; retry in {retry_after} s")]
+    Busy {
+        /// Seconds to wait before trying again.
+        retry_after: u64,
+    },
     /// The old password given to change-password is wrong.
     #[error("Incorrect password")]
     WrongPassword,
@@ -65,6 +71,9 @@ pub enum AuthError {
     /// Self-signup is switched off (`allow_self_signup = false`).
     #[error("Self-signup is disabled")]
     SignupDisabled,
+    /// The username is not one a user may have (see the username rules).
+    #[error("{}", super::username::USERNAME_RULE)]
+    InvalidUsername,
     /// The username or email is already taken.
     #[error("{0}")]
     Conflict(String),
@@ -93,11 +102,13 @@ impl AuthError {
             Self::InactiveUser => "inactive_user",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Throttled { .. } => "login_throttled",
+            Self::Busy { .. } => "server_busy",
             Self::WrongPassword => "wrong_password",
             Self::NotAdmin => "not_admin",
             Self::Forbidden => "forbidden",
             Self::SignupDisabled => "signup_disabled",
             Self::Conflict(_) => "conflict",
+            Self::InvalidUsername => "invalid_username",
             Self::SigningUnavailable(_) | Self::Config(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -115,9 +126,11 @@ impl AuthError {
             | Self::InactiveUser
             | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::WrongPassword => StatusCode::BAD_REQUEST,
             Self::NotAdmin | Self::Forbidden | Self::SignupDisabled => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::InvalidUsername => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SigningUnavailable(_) | Self::Config(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,12 +139,12 @@ impl AuthError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let status = e.status();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(e, AuthError::Busy { .. }) {
             return ApiError::internal(e);
         }
         let api = ApiError::new(status, Cow::Borrowed(e.code()), e.to_string());
         match e {
-            AuthError::Throttled { retry_after } => {
+            AuthError::Throttled { retry_after } | AuthError::Busy { retry_after } => {
                 api.with_header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)))
             }
             _ => api,
@@ -154,6 +167,7 @@ mod tests {
             (AuthError::SignupDisabled, 403, "signup_disabled"),
             (AuthError::Conflict("username taken".into()), 409, "conflict"),
             (AuthError::Throttled { retry_after: 9 }, 429, "login_throttled"),
+            (AuthError::Busy { retry_after: 1 }, 503, "server_busy"),
             (AuthError::Internal("boom".into()), 500, "internal_error"),
         ];
         for (err, status, code) in cases {

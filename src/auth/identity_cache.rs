@@ -1,4 +1,4 @@
-//! A short-lived cache of who a user id is (role, active flag), so an
+//! A short-lived cache of who a user id is (role, active flag, token version), so an
 //! authenticated request does not read the user table every time.
 //!
 //! An entry lives `ttl` (default [`DEFAULT_TTL`]; zero turns the cache off). There
@@ -19,10 +19,13 @@ pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(2);
 /// The most identities held at once.
 pub(crate) const MAX_ENTRIES: usize = 10_000;
 
+/// An identity, its token version, and when they were read.
+type Entry = (Arc<UserIdentity>, u64, Instant);
+
 #[derive(Debug)]
 pub(crate) struct IdentityCache {
     ttl_ms: AtomicU64,
-    entries: Mutex<HashMap<String, (Arc<UserIdentity>, Instant)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Default for IdentityCache {
@@ -50,23 +53,24 @@ impl IdentityCache {
         Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<UserIdentity>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The identity of an active user, if looked up less than `ttl` ago.
-    pub(crate) fn get(&self, user_id: &str) -> Option<Arc<UserIdentity>> {
+    /// The identity of an active user and their token version, if looked up less
+    /// than `ttl` ago.
+    pub(crate) fn get(&self, user_id: &str) -> Option<(Arc<UserIdentity>, u64)> {
         let ttl = self.ttl();
         if ttl.is_zero() {
             return None;
         }
         let entries = self.lock();
-        let (identity, at) = entries.get(user_id)?;
-        (at.elapsed() < ttl).then(|| Arc::clone(identity))
+        let (identity, version, at) = entries.get(user_id)?;
+        (at.elapsed() < ttl).then(|| (Arc::clone(identity), *version))
     }
 
-    /// Remembers an active user's identity.
-    pub(crate) fn put(&self, identity: &Arc<UserIdentity>) {
+    /// Remembers an active user's identity and token version.
+    pub(crate) fn put(&self, identity: &Arc<UserIdentity>, version: u64) {
         if self.ttl().is_zero() {
             return;
         }
@@ -74,7 +78,7 @@ impl IdentityCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(identity.id.clone(), (Arc::clone(identity), Instant::now()));
+        entries.insert(identity.id.clone(), (Arc::clone(identity), version, Instant::now()));
     }
 
     /// Forgets `user_id` (deactivated, role changed).
@@ -95,11 +99,11 @@ mod tests {
     fn holds_for_ttl_and_forgets_on_demand() {
         let cache = IdentityCache::new(Duration::from_millis(50));
         assert!(cache.get("u1").is_none());
-        cache.put(&ann());
-        assert_eq!(cache.get("u1").map(|i| i.username.clone()), Some("ann".into()));
+        cache.put(&ann(), 4);
+        assert_eq!(cache.get("u1").map(|(i, v)| (i.username.clone(), v)), Some(("ann".into(), 4)));
         cache.forget("u1");
         assert!(cache.get("u1").is_none());
-        cache.put(&ann());
+        cache.put(&ann(), 0);
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.get("u1").is_none(), "expired");
     }
@@ -107,7 +111,7 @@ mod tests {
     #[test]
     fn zero_ttl_is_off() {
         let cache = IdentityCache::new(Duration::ZERO);
-        cache.put(&ann());
+        cache.put(&ann(), 0);
         assert!(cache.get("u1").is_none());
     }
 }

@@ -34,9 +34,10 @@ mod throttle;
 #[cfg(feature = "redis")]
 mod throttle_redis;
 mod token;
+mod username;
 
-pub(crate) use admin::create_admin_command;
-pub use admin::AdminPassword;
+pub(crate) use admin::{create_admin_command, promote_admin_command};
+pub use admin::{AdminError, AdminPassword};
 pub use apikey::{ApiKey, ApiKeyHash, API_KEY_HEADER, API_KEY_PREFIX};
 pub use claims::{Claims, TokenType};
 pub use error::AuthError;
@@ -47,13 +48,16 @@ pub use identity::{UserIdentity, ADMIN_ROLE, USER_ROLE};
 pub use issued::{IssuedPair, IssuedToken, TokenPair};
 pub use keys::ApiKeyInfo;
 pub use password::{
-    dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password, verify_password_async,
-    ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM,
+    check_dummy, check_password, dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password,
+    verify_password_async, ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, HASHING_QUEUE_WAIT,
+    MAX_PASSWORD_BYTES,
 };
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};
 pub use store::{NewUser, StoredUser, UserStore, API_KEYS_TABLE, REFRESH_TOKENS_TABLE, USERS_TABLE};
-pub use throttle::{LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule};
+pub use throttle::{
+    LoginAttempt, LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle, ThrottleRule,
+};
 #[cfg(feature = "redis")]
 pub use throttle_redis::RedisLoginThrottle;
 pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};

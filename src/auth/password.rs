@@ -2,10 +2,15 @@
 //!
 //! Hashes are PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`), so the
 //! parameters travel with each hash and can be raised later without breaking old
-//! ones. Hashing takes tens of milliseconds of CPU: async code uses
-//! [`hash_password_async`] / [`verify_password_async`], which run on the blocking
-//! pool instead of stalling the runtime. [`dummy_verify`] costs what a real check
-//! costs, so a login for an unknown user takes as long as a wrong password.
+//! ones. Hashing takes tens of milliseconds of CPU and 19 MiB: async code uses
+//! [`hash_password_async`] / [`check_password`], which run on a few threads of their
+//! own, one per core (so a burst of logins cannot take the process's memory), and
+//! answer [`AuthError::Busy`] (503) when none frees up within [`HASHING_QUEUE_WAIT`].
+//! [`dummy_verify`] costs what a real check costs, so a login for an unknown user
+//! takes as long as a wrong password.
+//!
+//! Inputs are bounded before any of this: the routes refuse a password over
+//! [`MAX_PASSWORD_BYTES`].
 //!
 //! ```
 //! use app_kernel::auth::{hash_password, verify_password};
@@ -14,11 +19,14 @@
 //! assert!(!verify_password("wrong", &hash));
 //! ```
 
-use std::sync::LazyLock;
+use std::sync::{mpsc, Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Semaphore;
 
 use super::AuthError;
 
@@ -28,11 +36,32 @@ pub const ARGON2_MEMORY_KIB: u32 = 19_456;
 pub const ARGON2_ITERATIONS: u32 = 2;
 /// Lanes (OWASP: 1).
 pub const ARGON2_PARALLELISM: u32 = 1;
+/// The longest password the routes accept (1 KiB), checked before any hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 fn hasher() -> Argon2<'static> {
     // The constants are within argon2's bounds, so `Params::new` cannot fail.
     let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+thread_local! {
+    /// The argon2 working memory of this thread, allocated once and reused: a
+    /// 19 MiB allocation per hash, freed among other allocations, fragmented the
+    /// heap until a burst of 200 logins peaked at 240 MiB even on two threads.
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+fn argon2_into(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let need = params.block_count();
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need]).is_ok()
+    })
 }
 
 /// Hashes a password with argon2id and a fresh random salt.
@@ -41,27 +70,49 @@ fn hasher() -> Argon2<'static> {
 /// [`AuthError::Internal`] if argon2 refuses the input (it never does for passwords
 /// of any sensible length).
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let fail = |e: &dyn std::fmt::Display| AuthError::Internal(format!("argon2: {e}"));
     let salt = SaltString::generate(&mut OsRng);
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AuthError::Internal(format!("argon2: {e}")))
+    let argon = hasher();
+    let params = argon.params().clone();
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| fail(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    if !argon2_into(&argon, &params, password.as_bytes(), raw_salt, &mut out) {
+        return Err(fail(&"hashing refused the input"));
+    }
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(hash.to_string())
 }
 
 /// Whether `password` matches the PHC `hash`. A malformed hash is a mismatch.
 ///
-/// The comparison is constant-time (argon2 compares the outputs with `subtle`).
+/// The comparison is constant-time (`subtle`).
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed)) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params.clone());
+    argon2_into(&argon, &params, password.as_bytes(), raw_salt, &mut out) && bool::from(out.ct_eq(expected))
 }
 
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let salt = SaltString::generate(&mut OsRng);
-    hasher().hash_password(b"dummy password for timing", &salt).map(|h| h.to_string()).unwrap_or_default()
-});
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("dummy password for timing").unwrap_or_default());
 
 /// Spends the time of one real verification and returns `false`.
 ///
@@ -72,27 +123,99 @@ pub fn dummy_verify(password: &str) -> bool {
     false
 }
 
-/// [`hash_password`] on the blocking thread pool.
+/// How long a hash or verification waits for a free hashing thread before it is
+/// refused with [`AuthError::Busy`] (503 with `Retry-After`).
+pub const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// The hashing threads: one per core, each hashing one password at a time.
+///
+/// Each hash or verification takes [`ARGON2_MEMORY_KIB`] of memory. On tokio's
+/// blocking pool a burst of logins ran hundreds at once (100 logins: 1.8 GiB) and
+/// the allocator kept much of it afterwards, in an arena per thread. Here at most
+/// one per core runs, always on the same few threads, so the memory is bounded by
+/// `cores * 19 MiB` and reused; the rest wait their turn (at most
+/// [`HASHING_QUEUE_WAIT`]). The pool is per process on purpose: the cores and the
+/// memory it guards are the process's, whatever number of services it runs.
+struct Hashers {
+    permits: Arc<Semaphore>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..threads {
+        let rx = Arc::clone(&rx);
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
+            let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+            let Ok(job) = job else { return };
+            // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a password hashing thread");
+        }
+    }
+    Hashers { permits: Arc::new(Semaphore::new(threads)), jobs: Mutex::new(tx) }
+});
+
+/// Runs `work` on a hashing thread once one is free (waiting at most [`HASHING_QUEUE_WAIT`]).
+async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
+    let hashers = &*HASHERS;
+    let permit = match tokio::time::timeout(HASHING_QUEUE_WAIT, Arc::clone(&hashers.permits).acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => return Err(AuthError::Busy { retry_after: 1 }),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(work());
+        drop(permit);
+    });
+    let sent = hashers.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
+    sent.map_err(|_| AuthError::Internal("password hashing threads are gone".into()))?;
+    rx.await.map_err(|_| AuthError::Internal("password hashing failed".into()))
+}
+
+/// [`hash_password`] on a hashing thread.
 ///
 /// # Errors
-/// As [`hash_password`], or [`AuthError::Internal`] if the blocking task panicked.
+/// As [`hash_password`]; [`AuthError::Busy`] when every hashing thread stayed busy
+/// for [`HASHING_QUEUE_WAIT`].
 pub async fn hash_password_async(password: &str) -> Result<String, AuthError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| AuthError::Internal(format!("hashing task: {e}")))?
+    on_hasher(move || hash_password(&password)).await?
 }
 
-/// [`verify_password`] on the blocking thread pool. A failed task is a mismatch.
-pub async fn verify_password_async(password: &str, hash: &str) -> bool {
+/// [`verify_password`] on a hashing thread.
+///
+/// # Errors
+/// [`AuthError::Busy`] when every hashing thread stayed busy for [`HASHING_QUEUE_WAIT`].
+pub async fn check_password(password: &str, hash: &str) -> Result<bool, AuthError> {
     let (password, hash) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false)
+    on_hasher(move || verify_password(&password, &hash)).await
 }
 
-/// [`dummy_verify`] on the blocking thread pool.
-pub async fn dummy_verify_async(password: &str) -> bool {
+/// [`dummy_verify`] on a hashing thread: always `false`, after a real verification's work.
+///
+/// # Errors
+/// [`AuthError::Busy`] when every hashing thread stayed busy for [`HASHING_QUEUE_WAIT`].
+pub async fn check_dummy(password: &str) -> Result<bool, AuthError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || dummy_verify(&password)).await.unwrap_or(false)
+    on_hasher(move || dummy_verify(&password)).await
+}
+
+/// [`verify_password`] on a hashing thread; `false` when it could not run (busy).
+/// Prefer [`check_password`], which tells "busy" from "wrong".
+pub async fn verify_password_async(password: &str, hash: &str) -> bool {
+    check_password(password, hash).await.unwrap_or(false)
+}
+
+/// [`dummy_verify`] on a hashing thread.
+pub async fn dummy_verify_async(password: &str) -> bool {
+    check_dummy(password).await.unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -114,6 +237,14 @@ mod tests {
         assert!(!verify_password("x", "not a phc string"));
         assert!(!verify_password("x", "$argon2id$v=19$m=19456,t=2,p=1$AAAA$BBBB"));
         assert!(!dummy_verify("anything"));
+    }
+
+    #[tokio::test]
+    async fn bounded_versions_agree() {
+        let hash = hash_password_async("pw-12345678").await.unwrap();
+        assert_eq!(check_password("pw-12345678", &hash).await, Ok(true));
+        assert_eq!(check_password("nope", &hash).await, Ok(false));
+        assert_eq!(check_dummy("nope").await, Ok(false));
     }
 
     #[tokio::test]

@@ -25,17 +25,18 @@ impl UserStore {
         Ok(())
     }
 
-    /// Issues a pair for the active user and records its refresh token.
+    /// Issues a pair for the active user (at their current token version) and
+    /// records its refresh token.
     ///
     /// # Errors
     /// Signing or the database failed.
     pub async fn issue_pair(
         &self,
         tokens: &Tokens,
-        user: &super::UserIdentity,
+        user: &super::StoredUser,
         family: Option<&str>,
     ) -> Result<IssuedPair, AuthError> {
-        let pair = tokens.issue_pair(user, family)?;
+        let pair = tokens.issue_pair_versioned(&user.identity, family, user.token_version)?;
         self.record_refresh(&pair.refresh.claims).await?;
         Ok(pair)
     }
@@ -64,7 +65,7 @@ impl UserStore {
         let user = match self.get_user(&claims.sub).await? {
             None => return Err(AuthError::InvalidToken),
             Some(u) if !u.is_active => return Err(AuthError::InactiveUser),
-            Some(u) => u.identity,
+            Some(u) => u,
         };
         let family = claims.fam.as_deref().unwrap_or(&claims.jti);
         self.issue_pair(tokens, &user, Some(family)).await

@@ -4,8 +4,9 @@
 //! in `local` and `apikey` mode.
 //!
 //! Login answers an unknown user and a wrong password identically, after about the
-//! same work (a dummy argon2 verification), and counts failures in the
-//! [`LoginThrottle`](super::LoginThrottle) per username and client address.
+//! same work (a dummy argon2 verification), and reserves each attempt in the
+//! [`LoginThrottle`](super::LoginThrottle) (per client address, and per username
+//! from that address) before any password is checked.
 //! Every login, registration, password change and key change is audited; no
 //! password or key ever is.
 
@@ -23,8 +24,8 @@ use serde_json::{json, Value};
 
 use super::store::{NewUser, UserStore};
 use super::{
-    dummy_verify_async, verify_password_async, AdminUser, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
-    USER_ROLE,
+    check_dummy, check_password, AdminUser, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
+    MAX_PASSWORD_BYTES, USER_ROLE,
 };
 use crate::error::{ApiError, FieldError};
 use crate::observability::names;
@@ -87,9 +88,20 @@ pub(super) fn valid_email(email: &str) -> bool {
     }
 }
 
+/// The longest username or email login accepts, checked before any work.
+pub(super) const MAX_LOGIN_BYTES: usize = 254;
+
 fn password_errors(field: &str, password: &str, errors: &mut Vec<FieldError>) {
     if password.chars().count() < 8 {
         errors.push(invalid(field, "String should have at least 8 characters", "string_too_short"));
+    }
+    too_long(field, password, MAX_PASSWORD_BYTES, errors);
+}
+
+/// Refuses a value over `max` bytes, before it is hashed, counted or stored.
+fn too_long(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if value.len() > max {
+        errors.push(invalid(field, &format!("String should have at most {max} bytes"), "string_too_long"));
     }
 }
 
@@ -106,7 +118,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct RegisterBody {
     username: String,
     #[serde(default)]
@@ -119,13 +131,8 @@ async fn register(State(store): Store, kernel: Kernel, Json(body): Json<Register
         return Err(AuthError::SignupDisabled.into());
     }
     let mut errors = Vec::new();
-    let len = body.username.chars().count();
-    if !(3..=50).contains(&len) || body.username.trim() != body.username {
-        errors.push(invalid(
-            "username",
-            "Username must be 3 to 50 characters without surrounding spaces",
-            "string_length",
-        ));
+    if super::username::canonical_username(&body.username).is_none() {
+        errors.push(invalid("username", super::username::USERNAME_RULE, "value_error"));
     }
     let email = body.email.as_deref().filter(|e| !e.is_empty());
     if email.is_some_and(|e| !valid_email(e)) {
@@ -144,7 +151,7 @@ async fn register(State(store): Store, kernel: Kernel, Json(body): Json<Register
 }
 
 /// The login body, as JSON or as an OAuth2 password form (extra form fields ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Credentials {
     username: String,
     password: String,
@@ -177,30 +184,39 @@ async fn login(
     ClientIp(ip): ClientIp,
     LoginBody(creds): LoginBody,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let mut errors = Vec::new();
+    too_long("username", &creds.username, MAX_LOGIN_BYTES, &mut errors);
+    too_long("password", &creds.password, MAX_PASSWORD_BYTES, &mut errors);
+    check(errors)?;
     let auth = kernel.auth();
-    auth.throttle().check(ip, &creds.username).await?;
+    let attempt = auth.throttle().begin(ip, &creds.username).await?;
     let user = store.find_by_login(&creds.username).await?;
     let verified = match &user {
-        Some(u) => verify_password_async(&creds.password, &u.password_hash).await,
-        None => {
-            let _ = dummy_verify_async(&creds.password).await;
-            false
+        Some(u) => check_password(&creds.password, &u.password_hash).await,
+        None => check_dummy(&creds.password).await,
+    };
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(busy) => {
+            // Nothing was checked: the attempt is no failure.
+            auth.throttle().abandoned(attempt).await?;
+            return Err(busy.into());
         }
     };
+    // A deactivated account gets the wrong password's answer, whatever the password
+    // (no oracle for it), after the same work.
     let user = match user {
-        Some(u) if verified => u,
+        Some(u) if verified && u.is_active => u,
         _ => {
-            auth.throttle().record_failure(ip, &creds.username).await?;
+            // The attempt stays counted as a failure.
+            drop(attempt);
             let details = json!({"username": creds.username, "ip": ip.map(|i| i.to_string())});
             store.audit().record(None, names::AUDIT_LOGIN_FAILED, None, details).await?;
             return Err(AuthError::InvalidCredentials.into());
         }
     };
-    if !user.is_active {
-        return Err(AuthError::InactiveUser.into());
-    }
-    auth.throttle().record_success(&creds.username).await?;
-    let pair = store.issue_pair(auth.tokens(), &user.identity, None).await?;
+    auth.throttle().succeeded(attempt).await?;
+    let pair = store.issue_pair(auth.tokens(), &user, None).await?;
     let id = &user.identity.id;
     let details = json!({"ip": ip.map(|i| i.to_string())});
     store.audit().record(Some(id), names::AUDIT_LOGIN, Some(&format!("users/{id}")), details).await?;
@@ -227,23 +243,34 @@ async fn refresh(
     Ok(Json(pair.response()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct ChangePasswordBody {
     old_password: String,
     new_password: String,
 }
 
+/// Wrong old passwords are throttled as failed logins of the user from that address.
 async fn change_password(
     State(store): Store,
+    kernel: Kernel,
+    ClientIp(ip): ClientIp,
     user: CurrentUser,
     Json(body): Json<ChangePasswordBody>,
 ) -> Result<Json<Value>, ApiError> {
     let mut errors = Vec::new();
+    too_long("old_password", &body.old_password, MAX_PASSWORD_BYTES, &mut errors);
     password_errors("new_password", &body.new_password, &mut errors);
     check(errors)?;
     let stored = store.get_user(&user.id).await?.ok_or(AuthError::InvalidToken)?;
-    if !verify_password_async(&body.old_password, &stored.password_hash).await {
-        return Err(AuthError::WrongPassword.into());
+    let throttle = kernel.auth().throttle();
+    let attempt = throttle.begin(ip, &stored.identity.username).await?;
+    match check_password(&body.old_password, &stored.password_hash).await {
+        Ok(true) => throttle.succeeded(attempt).await?,
+        Ok(false) => return Err(AuthError::WrongPassword.into()),
+        Err(busy) => {
+            throttle.abandoned(attempt).await?;
+            return Err(busy.into());
+        }
     }
     store.set_password(&user.id, &body.new_password).await?;
     let resource = format!("users/{}", user.id);
@@ -251,27 +278,11 @@ async fn change_password(
     Ok(Json(json!({"message": "Password changed successfully"})))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct LogoutBody {
-    #[serde(default)]
-    refresh_token: Option<String>,
-}
-
-async fn logout(
-    State(store): Store,
-    kernel: Kernel,
-    user: CurrentUser,
-    body: Option<Json<LogoutBody>>,
-) -> Result<Json<Value>, ApiError> {
-    let token = body.and_then(|Json(b)| b.refresh_token);
-    if let Some(token) = token {
-        // A token that is not a valid refresh token of this user has nothing to revoke.
-        if let Ok(claims) = kernel.auth().tokens().decode_refresh(&token) {
-            if claims.sub == user.id {
-                store.revoke_family(claims.fam.as_deref().unwrap_or(&claims.jti)).await?;
-            }
-        }
-    }
+/// Ends every session of the caller: their access tokens stop working and their
+/// refresh tokens are revoked. A body `{"refresh_token"}` (CONTRACT.md) is accepted
+/// and not needed: that token is one of them.
+async fn logout(State(store): Store, user: CurrentUser) -> Result<Json<Value>, ApiError> {
+    store.end_sessions(&user.id).await?;
     Ok(Json(json!({"message": "Logged out successfully"})))
 }
 
@@ -313,9 +324,49 @@ async fn revoke_key(State(store): Store, admin: AdminUser, Path(id): Path<String
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The bodies that hold passwords print without them.
+mod redacted {
+    use super::{ChangePasswordBody, Credentials, RegisterBody};
+    use std::fmt;
+
+    impl fmt::Debug for RegisterBody {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let email = &self.email;
+            f.debug_struct("RegisterBody")
+                .field("username", &self.username)
+                .field("email", email)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for Credentials {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for ChangePasswordBody {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ChangePasswordBody").finish_non_exhaustive()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_password_in_debug_output() {
+        let register = RegisterBody { username: "ann".into(), email: None, password: "hunter2-secret".into() };
+        let creds = Credentials { username: "ann".into(), password: "hunter2-secret".into() };
+        let change =
+            ChangePasswordBody { old_password: "hunter2-secret".into(), new_password: "hunter3-secret".into() };
+        let new = NewUser { username: "ann", email: None, password: "hunter2-secret", role: "user" };
+        let dump = format!("{register:?} {creds:?} {change:?} {new:?}");
+        assert!(!dump.contains("hunter"), "{dump}");
+        assert!(dump.contains("ann"), "{dump}");
+    }
 
     #[test]
     fn email_shapes() {

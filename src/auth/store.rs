@@ -5,7 +5,8 @@
 //! MySQL/MariaDB alike (times are RFC 3339 text, flags are integers):
 //!
 //! - `kernel_users`: `id` (UUID v7), `username` (unique), `email` (unique, lowercase,
-//!   nullable), `password_hash` (argon2id), `role`, `is_active`, `created_at`, `updated_at`;
+//!   nullable), `password_hash` (argon2id), `role`, `is_active`, `token_version`,
+//!   `created_at`, `updated_at`;
 //! - `kernel_refresh_tokens`: one row per issued refresh token (`jti`), with its rotation
 //!   `family`, its user, `expires_at` (Unix seconds), `used_at` and `revoked_at`;
 //! - `kernel_api_keys`: `key_hash` (SHA-256, unique), a display `prefix`, the owner,
@@ -13,13 +14,19 @@
 //!
 //! The invariant: an access token or API key only counts while its user exists and
 //! is active, and a refresh token is exchanged at most once: presenting it again
-//! revokes its whole family (see [`UserStore::rotate_refresh`]).
+//! revokes its whole family (see [`UserStore::rotate_refresh`]). An access token
+//! carries the user's `token_version` (claim `ver`) and only counts while it is the
+//! user's current one: a password change, logout, deactivation or role change moves
+//! the version on, so every access token issued before stops working at once on
+//! this instance and within the identity cache's window (2 s) on the others (the
+//! version lives in the database, the cache in each process).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::admin::AdminError;
 use super::identity_cache::IdentityCache;
 use super::{hash_password_async, ApiKey, AuthError, Claims, IdentitySource, UserIdentity, ADMIN_ROLE};
 use crate::db::{AuditLog, DatabaseKind, Db, DbError, Row};
@@ -40,6 +47,8 @@ pub struct StoredUser {
     pub password_hash: String,
     /// Whether the account may log in and use its tokens.
     pub is_active: bool,
+    /// The version access tokens must carry (moved on to revoke them all).
+    pub token_version: u64,
 }
 
 impl std::fmt::Debug for StoredUser {
@@ -47,12 +56,13 @@ impl std::fmt::Debug for StoredUser {
         f.debug_struct("StoredUser")
             .field("identity", &self.identity)
             .field("is_active", &self.is_active)
+            .field("token_version", &self.token_version)
             .finish_non_exhaustive()
     }
 }
 
-/// A new account to create.
-#[derive(Debug, Clone)]
+/// A new account to create. Its `Debug` output leaves the password out.
+#[derive(Clone)]
 pub struct NewUser<'a> {
     /// Login name, 3..50 characters.
     pub username: &'a str,
@@ -62,6 +72,16 @@ pub struct NewUser<'a> {
     pub password: &'a str,
     /// `user` or `admin`.
     pub role: &'a str,
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The kernel's user store. Cheap to clone.
@@ -111,6 +131,7 @@ fn user_from(row: &Row) -> StoredUser {
         identity,
         password_hash: text(row, "password_hash").unwrap_or_default(),
         is_active: flag(row, "is_active"),
+        token_version: row.get("token_version").and_then(Value::as_u64).unwrap_or(0),
     }
 }
 
@@ -140,7 +161,8 @@ impl UserStore {
                 "CREATE TABLE IF NOT EXISTS [kernel_users] ([id] VARCHAR(36) PRIMARY KEY, \
                  [username] VARCHAR(50) NOT NULL UNIQUE, [email] VARCHAR(255) UNIQUE, \
                  [password_hash] VARCHAR(255) NOT NULL, [role] VARCHAR(32) NOT NULL, \
-                 [is_active] BIGINT NOT NULL DEFAULT 1, [created_at] VARCHAR(32) NOT NULL, \
+                 [is_active] BIGINT NOT NULL DEFAULT 1, [token_version] BIGINT NOT NULL DEFAULT 0, \
+                 [created_at] VARCHAR(32) NOT NULL, \
                  [updated_at] VARCHAR(32) NOT NULL){opts}"
             ),
             format!(
@@ -160,6 +182,7 @@ impl UserStore {
         for sql in &statements {
             self.db.execute_schema(sql).await?;
         }
+        self.add_token_version().await?;
         if !mysql {
             for (name, table, col) in [
                 ("kernel_refresh_family", "kernel_refresh_tokens", "family"),
@@ -171,11 +194,52 @@ impl UserStore {
         Ok(())
     }
 
-    /// Creates an account.
+    /// Adds `token_version` to a users table made before it existed. Instances
+    /// starting together may both try: the column being there is what counts.
+    async fn add_token_version(&self) -> Result<(), DbError> {
+        // An assignment target must be a column (SQLite reads an unknown quoted name
+        // elsewhere as a string).
+        let probe = "UPDATE [kernel_users] SET [token_version] = 0 WHERE 1 = 0";
+        if self.db.execute(probe, &[]).await.is_ok() {
+            return Ok(());
+        }
+        let alter = "ALTER TABLE [kernel_users] ADD COLUMN [token_version] BIGINT NOT NULL DEFAULT 0";
+        match self.db.execute(alter, &[]).await {
+            Ok(_) => Ok(()),
+            Err(e) => self.db.execute(probe, &[]).await.map(drop).map_err(|_| e),
+        }
+    }
+
+    /// Moves the user's token version on: every access token issued before stops
+    /// working (here at once, on other instances within the identity cache's window).
     ///
     /// # Errors
-    /// [`AuthError::Conflict`] when the username or email is taken.
+    /// The database failed.
+    pub async fn bump_token_version(&self, user_id: &str) -> Result<(), AuthError> {
+        let sql = "UPDATE [kernel_users] SET [token_version] = [token_version] + 1, [updated_at] = ? WHERE [id] = ?";
+        self.db.execute(sql, &[json!(now()), json!(user_id)]).await?;
+        self.identities.forget(user_id);
+        Ok(())
+    }
+
+    /// Ends every session of the user (logout): their access tokens stop working
+    /// and their refresh tokens are revoked.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn end_sessions(&self, user_id: &str) -> Result<(), AuthError> {
+        self.bump_token_version(user_id).await?;
+        self.revoke_user_tokens(user_id).await
+    }
+
+    /// Creates an account; its username is stored in canonical form (NFKC, lowercase).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidUsername`]; [`AuthError::Conflict`] when the username or
+    /// email is taken.
     pub async fn create_user(&self, new: &NewUser<'_>) -> Result<UserIdentity, AuthError> {
+        let username = super::username::canonical_username(new.username).ok_or(AuthError::InvalidUsername)?;
+        let new = &NewUser { username: &username, ..new.clone() };
         let email = new.email.map(str::to_lowercase);
         if self.find_by_login(new.username).await?.is_some()
             || self.find_by_login(email.as_deref().unwrap_or(new.username)).await?.is_some()
@@ -192,14 +256,18 @@ impl UserStore {
         Ok(UserIdentity { id, username: new.username.to_owned(), email, role: new.role.to_owned() })
     }
 
-    /// The user whose username, or email (case-insensitively), is `login`.
+    /// The user whose username (in any case or width), or email (case-insensitively),
+    /// is `login`. A username stored before usernames were canonical matches as it
+    /// was written.
     ///
     /// # Errors
     /// The database failed.
     pub async fn find_by_login(&self, login: &str) -> Result<Option<StoredUser>, AuthError> {
-        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ? OR [email] = ? ORDER BY [username] = ? DESC";
-        let lower = login.to_lowercase();
-        let rows = self.db.fetch_all(sql, &[json!(login), json!(lower), json!(login)]).await?;
+        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ? OR [username] = ? OR [email] = ? \
+                   ORDER BY [username] = ? DESC";
+        let canonical = super::username::canonical_username(login).unwrap_or_else(|| login.to_owned());
+        let params = [json!(canonical), json!(login), json!(login.to_lowercase()), json!(canonical)];
+        let rows = self.db.fetch_all(sql, &params).await?;
         Ok(rows.first().map(user_from))
     }
 
@@ -212,7 +280,8 @@ impl UserStore {
         Ok(row.as_ref().map(user_from))
     }
 
-    /// Replaces a user's password and revokes all their refresh tokens.
+    /// Replaces a user's password and ends all their sessions (access and refresh
+    /// tokens).
     ///
     /// # Errors
     /// The database failed.
@@ -220,10 +289,10 @@ impl UserStore {
         let hash = hash_password_async(password).await?;
         let sql = "UPDATE [kernel_users] SET [password_hash] = ?, [updated_at] = ? WHERE [id] = ?";
         self.db.execute(sql, &[json!(hash), json!(now()), json!(user_id)]).await?;
-        self.revoke_user_tokens(user_id).await
+        self.end_sessions(user_id).await
     }
 
-    /// Activates or deactivates an account; deactivation also revokes its refresh tokens.
+    /// Activates or deactivates an account; deactivation also ends its sessions.
     ///
     /// # Errors
     /// The database failed.
@@ -232,7 +301,7 @@ impl UserStore {
         self.db.execute(sql, &[json!(i64::from(active)), json!(now()), json!(user_id)]).await?;
         self.identities.forget(user_id);
         if !active {
-            self.revoke_user_tokens(user_id).await?;
+            self.end_sessions(user_id).await?;
         }
         Ok(())
     }
@@ -246,35 +315,81 @@ impl UserStore {
         Ok(self.db.fetch_optional(sql, &[json!(ADMIN_ROLE)]).await?.is_some())
     }
 
-    /// Creates the admin `email` (username: `username`, or the email's local part),
-    /// or, if a user with that email or username exists, makes it an active admin
-    /// with this password. Returns the admin and whether it was created.
+    /// Creates the admin `email` (login name: `username`, or one derived from the
+    /// email's local part). Only ever creates: if any account already
+    /// has this email or login name, nothing is changed and the answer is
+    /// [`AdminError::Taken`], so a stranger's account is never made an admin.
     ///
     /// # Errors
-    /// The database failed.
-    pub async fn create_or_promote_admin(
+    /// [`AdminError::Taken`]; [`AdminError::Store`] when the database failed.
+    pub async fn create_admin(
         &self,
         email: &str,
         password: &str,
         username: Option<&str>,
-    ) -> Result<(UserIdentity, bool), AuthError> {
-        let username = username.map_or_else(|| default_username(email), str::to_owned);
-        let existing = match self.find_by_login(email).await? {
-            Some(user) => Some(user),
-            None => self.find_by_login(&username).await?,
+    ) -> Result<UserIdentity, AdminError> {
+        let username = match username {
+            Some(name) => {
+                super::username::canonical_username(name).ok_or(AdminError::Store(AuthError::InvalidUsername))?
+            }
+            None => default_username(email),
         };
-        if let Some(user) = existing {
-            let sql = "UPDATE [kernel_users] SET [role] = ?, [is_active] = 1, [updated_at] = ? WHERE [id] = ?";
-            self.db.execute(sql, &[json!(ADMIN_ROLE), json!(now()), json!(user.identity.id)]).await?;
-            self.identities.forget(&user.identity.id);
-            self.set_password(&user.identity.id, password).await?;
-            return Ok((user.identity.with_role(ADMIN_ROLE), false));
+        let email = email.to_lowercase();
+        if self.login_taken(&email).await? {
+            return Err(AdminError::Taken { what: "email", value: email });
         }
-        let new = NewUser { username: &username, email: Some(email), password, role: ADMIN_ROLE };
-        Ok((self.create_user(&new).await?, true))
+        if self.login_taken(&username).await? {
+            return Err(AdminError::Taken { what: "username", value: username });
+        }
+        let new = NewUser { username: &username, email: Some(&email), password, role: ADMIN_ROLE };
+        match self.create_user(&new).await {
+            Ok(admin) => Ok(admin),
+            // Another process created an account with this name or email meanwhile.
+            Err(AuthError::Conflict(_)) => Err(AdminError::Taken { what: "username or email", value: username }),
+            Err(e) => Err(AdminError::Store(e)),
+        }
     }
 
-    /// At start-up: creates the admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` if no admin exists.
+    /// Whether `login` is any account's username or email, active or not.
+    async fn login_taken(&self, login: &str) -> Result<bool, AuthError> {
+        let sql = "SELECT [id] FROM [kernel_users] WHERE [username] = ? OR [email] = ? LIMIT 1";
+        Ok(self.db.fetch_optional(sql, &[json!(login), json!(login.to_lowercase())]).await?.is_some())
+    }
+
+    /// Makes the active account whose username is exactly `username` an admin (the
+    /// `promote-admin` command). Never matches an email or a derived name, and never
+    /// reactivates a deactivated account.
+    ///
+    /// # Errors
+    /// [`AdminError::NoSuchUser`], [`AdminError::Inactive`], [`AdminError::Store`].
+    pub async fn promote_admin(&self, username: &str) -> Result<UserIdentity, AdminError> {
+        let sql = "SELECT * FROM [kernel_users] WHERE [username] = ?";
+        let exact = super::username::canonical_username(username).unwrap_or_else(|| username.to_owned());
+        let row = self.db.fetch_optional(sql, &[json!(exact)]).await.map_err(AuthError::from)?;
+        let user = row.as_ref().map(user_from).ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?;
+        if !user.is_active {
+            return Err(AdminError::Inactive(username.to_owned()));
+        }
+        if user.identity.role != ADMIN_ROLE {
+            self.set_role(&user.identity.id, ADMIN_ROLE).await?;
+        }
+        Ok(user.identity.with_role(ADMIN_ROLE))
+    }
+
+    /// Changes a user's role; their access tokens stop working (they log in again,
+    /// or refresh, to get one with the new role).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn set_role(&self, user_id: &str, role: &str) -> Result<(), AuthError> {
+        let sql = "UPDATE [kernel_users] SET [role] = ?, [updated_at] = ? WHERE [id] = ?";
+        self.db.execute(sql, &[json!(role), json!(now()), json!(user_id)]).await?;
+        self.bump_token_version(user_id).await
+    }
+
+    /// At start-up: creates the admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` if no active
+    /// admin exists. An existing account with that email or login name is left as it
+    /// is (a warning is logged): start-up never promotes or reactivates an account.
     ///
     /// # Errors
     /// The database failed.
@@ -282,22 +397,35 @@ impl UserStore {
         if self.has_admin().await? {
             return Ok(None);
         }
-        let (admin, _) = self.create_or_promote_admin(email, password, None).await?;
-        Ok(Some(admin))
+        match self.create_admin(email, password, None).await {
+            Ok(admin) => Ok(Some(admin)),
+            Err(AdminError::Taken { what, value }) => {
+                tracing::warn!(
+                    taken = what,
+                    value = %value,
+                    "ADMIN_EMAIL: an account with this {what} already exists; it is left as it is and no admin \
+                     was created (make an existing account an admin with `promote-admin --username NAME`)"
+                );
+                Ok(None)
+            }
+            Err(AdminError::Store(e)) => Err(e),
+            Err(e) => Err(AuthError::Internal(e.to_string())),
+        }
     }
 
-    /// The identity behind `user_id` if the account exists and is active.
-    async fn active_identity(&self, user_id: &str) -> Result<Arc<UserIdentity>, AuthError> {
-        if let Some(identity) = self.identities.get(user_id) {
-            return Ok(identity);
+    /// The identity behind `user_id` if the account exists and is active, with its
+    /// token version.
+    async fn active_identity(&self, user_id: &str) -> Result<(Arc<UserIdentity>, u64), AuthError> {
+        if let Some(cached) = self.identities.get(user_id) {
+            return Ok(cached);
         }
         match self.get_user(user_id).await? {
             None => Err(AuthError::InvalidToken),
             Some(user) if !user.is_active => Err(AuthError::InactiveUser),
             Some(user) => {
                 let identity = Arc::new(user.identity);
-                self.identities.put(&identity);
-                Ok(identity)
+                self.identities.put(&identity, user.token_version);
+                Ok((identity, user.token_version))
             }
         }
     }
@@ -334,23 +462,26 @@ pub(crate) async fn attach(
     Ok(auth.with_identity_source(store.into_source()))
 }
 
-/// `ann@example.com` logs in as `ann` (or as the whole email when the local part is too short).
+/// `ann@example.com` logs in as `ann`, or as `admin` when the local part is not a
+/// valid username (too short, `+` or other characters); the email works always.
 pub(super) fn default_username(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, _)) if local.chars().count() >= 3 && local.chars().count() <= 50 => local.to_owned(),
-        _ => email.to_owned(),
-    }
+    let local = email.split_once('@').map_or(email, |(local, _)| local);
+    super::username::canonical_username(local).unwrap_or_else(|| "admin".to_owned())
 }
 
 #[async_trait]
 impl IdentitySource for UserStore {
     async fn identify_token(&self, claims: &Claims) -> Result<Arc<UserIdentity>, AuthError> {
-        self.active_identity(&claims.sub).await
+        let (identity, version) = self.active_identity(&claims.sub).await?;
+        if claims.ver.unwrap_or(0) != version {
+            return Err(AuthError::Revoked);
+        }
+        Ok(identity)
     }
 
     async fn identify_api_key(&self, key: &ApiKey) -> Result<Arc<UserIdentity>, AuthError> {
         let user_id = self.use_api_key(key).await?.ok_or(AuthError::InvalidApiKey)?;
-        self.active_identity(&user_id).await.map_err(|e| match e {
+        self.active_identity(&user_id).await.map(|(identity, _)| identity).map_err(|e| match e {
             AuthError::InvalidToken => AuthError::InvalidApiKey,
             e => e,
         })
@@ -364,7 +495,8 @@ mod tests {
     #[test]
     fn admin_username_from_email() {
         assert_eq!(default_username("ann@example.com"), "ann");
-        assert_eq!(default_username("al@example.com"), "al@example.com");
-        assert_eq!(default_username("root"), "root");
+        assert_eq!(default_username("Al@example.com"), "admin");
+        assert_eq!(default_username("ann+ops@example.com"), "admin");
+        assert_eq!(default_username("Root"), "root");
     }
 }

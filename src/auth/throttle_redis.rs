@@ -1,9 +1,11 @@
 //! The login throttle's Redis backend: failure counts shared by every instance.
 //!
-//! One sorted set per key (`<prefix>login:<key>`), a member per failure scored by
-//! the Redis server's own clock (so instances with skewed clocks agree), trimmed to
-//! the window on every call and expiring with it. Each operation is one Lua script,
-//! atomic and on one key, so it is safe on a Redis Cluster too.
+//! One sorted set per key (`<prefix>login:{<address>}:ip`, `...:user:<login>`), a member per attempt
+//! scored by the Redis server's own clock (so instances with skewed clocks agree),
+//! trimmed to the window on every call and expiring with it. A reservation is one
+//! Lua script over the attempt's two keys, so parallel attempts cannot both take the
+//! last place; the keys share their `{address}` hash tag, so the script is safe on a
+//! Redis Cluster too.
 
 use std::time::Duration;
 
@@ -14,29 +16,38 @@ use super::throttle::{LoginThrottleBackend, ThrottleRule};
 use super::AuthError;
 use crate::redis_conn::Keyspace;
 
-/// Trims the window; returns how many milliseconds the key must still wait (0: none).
-/// KEYS[1] key; ARGV[1] window ms; ARGV[2] max failures.
-const BLOCKED_FOR: &str = r"
+/// Reserves one attempt on every key, or none. KEYS: the attempt's keys; ARGV[1]
+/// the attempt id, then per key its window ms and max failures. Returns how many
+/// milliseconds to wait (0: reserved).
+const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local max = tonumber(ARGV[2])
-if count < max then return 0 end
-local freeing = redis.call('ZRANGE', KEYS[1], count - max, count - max, 'WITHSCORES')
-local wait = tonumber(freeing[2]) + window - now
-if wait < 1 then return 1 end
-return wait
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[2 * i])
+  local max = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count >= max then
+    local freeing = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
+    local w = tonumber(freeing[2]) + window - now
+    if w < 1 then w = 1 end
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[1])
+  redis.call('PEXPIRE', key, ARGV[2 * i])
+end
+return 0
 ";
 
-/// Records one failure. KEYS[1] key; ARGV[1] window ms; ARGV[2] a unique member suffix.
-const RECORD: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+/// Takes the attempt ARGV[1] back from every key.
+const RELEASE: &str = r"
+for _, key in ipairs(KEYS) do
+  redis.call('ZREM', key, ARGV[1])
+end
 return 1
 ";
 
@@ -44,8 +55,8 @@ return 1
 #[derive(Debug, Clone)]
 pub struct RedisLoginThrottle {
     keys: Keyspace,
-    blocked_for: Script,
-    record: Script,
+    reserve: Script,
+    release: Script,
 }
 
 impl RedisLoginThrottle {
@@ -56,7 +67,7 @@ impl RedisLoginThrottle {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, AuthError> {
         redis::parse_redis_url(url).ok_or_else(|| AuthError::Config("redis url: not a redis:// URL".into()))?;
         let keys = Keyspace::connect(url, prefix, "login").await.map_err(unreachable)?;
-        Ok(Self { keys, blocked_for: Script::new(BLOCKED_FOR), record: Script::new(RECORD) })
+        Ok(Self { keys, reserve: Script::new(RESERVE), release: Script::new(RELEASE) })
     }
 }
 
@@ -70,28 +81,23 @@ fn window_ms(rule: ThrottleRule) -> u64 {
 
 #[async_trait]
 impl LoginThrottleBackend for RedisLoginThrottle {
-    async fn blocked_for(&self, key: &str, rule: ThrottleRule) -> Result<Option<Duration>, AuthError> {
-        let wait_ms: u64 = self
-            .blocked_for
-            .key(self.keys.key(key))
-            .arg(window_ms(rule))
-            .arg(rule.max_failures)
-            .invoke_async(&mut self.keys.conn())
-            .await
-            .map_err(unreachable)?;
+    async fn reserve(&self, keys: &[(String, ThrottleRule)], id: &str) -> Result<Option<Duration>, AuthError> {
+        let mut invocation = self.reserve.prepare_invoke();
+        invocation.arg(id);
+        for (key, rule) in keys {
+            invocation.key(self.keys.key(key)).arg(window_ms(*rule)).arg(rule.max_failures.max(1));
+        }
+        let wait_ms: u64 = invocation.invoke_async(&mut self.keys.conn()).await.map_err(unreachable)?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 
-    async fn record_failure(&self, key: &str, rule: ThrottleRule) -> Result<(), AuthError> {
-        let member = uuid::Uuid::new_v4().simple().to_string();
-        let _: i64 = self
-            .record
-            .key(self.keys.key(key))
-            .arg(window_ms(rule))
-            .arg(member)
-            .invoke_async(&mut self.keys.conn())
-            .await
-            .map_err(unreachable)?;
+    async fn release(&self, keys: &[String], id: &str) -> Result<(), AuthError> {
+        let mut invocation = self.release.prepare_invoke();
+        invocation.arg(id);
+        for key in keys {
+            invocation.key(self.keys.key(key));
+        }
+        let _: i64 = invocation.invoke_async(&mut self.keys.conn()).await.map_err(unreachable)?;
         Ok(())
     }
 

@@ -200,6 +200,35 @@ impl Tokens {
         ttl: Duration,
         family: Option<String>,
     ) -> Result<IssuedToken, AuthError> {
+        self.issue_versioned(user, kind, ttl, family, None)
+    }
+
+    /// An access and a refresh token (in `family`, or a new family) for `user`, whose
+    /// token version is `version` (the user store's sessions).
+    ///
+    /// # Errors
+    /// [`AuthError::SigningUnavailable`] with a public key only.
+    pub fn issue_pair_versioned(
+        &self,
+        user: &UserIdentity,
+        family: Option<&str>,
+        version: u64,
+    ) -> Result<IssuedPair, AuthError> {
+        let family = family.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        Ok(IssuedPair {
+            access: self.issue_versioned(user, TokenType::Access, self.access_ttl, None, Some(version))?,
+            refresh: self.issue_versioned(user, TokenType::Refresh, self.refresh_ttl, Some(family), Some(version))?,
+        })
+    }
+
+    fn issue_versioned(
+        &self,
+        user: &UserIdentity,
+        kind: TokenType,
+        ttl: Duration,
+        family: Option<String>,
+        version: Option<u64>,
+    ) -> Result<IssuedToken, AuthError> {
         let iat = now_secs();
         let claims = Claims {
             sub: user.id.clone(),
@@ -212,6 +241,7 @@ impl Tokens {
             nbf: None,
             jti: uuid::Uuid::now_v7().to_string(),
             fam: if kind == TokenType::Refresh { family } else { None },
+            ver: version,
             iss: self.issuer.clone(),
             aud: self.audience.iter().cloned().collect(),
         };

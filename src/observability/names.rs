@@ -39,6 +39,8 @@ pub const AUDIT_PASSWORD_CHANGE: &str = "auth.password_change";
 pub const AUDIT_API_KEY_CREATE: &str = "auth.api_key.create";
 /// Audit action: an API key was revoked.
 pub const AUDIT_API_KEY_REVOKE: &str = "auth.api_key.revoke";
+/// Audit action: an existing account was made an admin by `promote-admin`.
+pub const AUDIT_ADMIN_PROMOTE: &str = "auth.admin_promote";
 
 /// Log target of the one line per request.
 pub const ACCESS_LOG_TARGET: &str = "http.access";

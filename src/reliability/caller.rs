@@ -5,6 +5,11 @@ pub(crate) async fn caller(parts: &mut http::request::Parts) -> String {
     if let Ok(Some(user)) = crate::auth::identify(parts, &()).await {
         return ["user:", &user.id].concat();
     }
+    address(parts)
+}
+
+/// `ip:<address bucket>`, whatever credentials the caller sent.
+pub(crate) fn address(parts: &http::request::Parts) -> String {
     match crate::client_addr::client_ip(parts) {
         Some(ip) => format!("ip:{}", crate::client_addr::bucket(ip)),
         None => "ip:unknown".to_owned(),

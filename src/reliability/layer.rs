@@ -37,6 +37,8 @@ struct Shared {
     prefix: String,
     /// Paths never limited (health, readiness, metrics), when the prefix is empty.
     exempt: Vec<String>,
+    /// Paths counted by address even for an authenticated caller (login, register).
+    by_address: Vec<String>,
     window_secs: u64,
     failures: AtomicU64,
     /// The header values of 0, 1, 2, ... up to the limit or the window (at most
@@ -59,8 +61,20 @@ impl RateLimitLayer {
         let most = u64::from(limiter.limit()).max(window_secs).min(CACHED_VALUES);
         let numbers = (0..=most).map(HeaderValue::from).collect();
         let failures = AtomicU64::new(0);
-        let shared = Shared { limiter, prefix: prefix.to_owned(), exempt, window_secs, failures, numbers };
+        let by_address = Vec::new();
+        let shared = Shared { limiter, prefix: prefix.to_owned(), exempt, by_address, window_secs, failures, numbers };
         Self { shared: Arc::new(shared) }
+    }
+
+    /// Counts requests to these paths by the caller's address even when it sends
+    /// good credentials (the login route: tokens of throwaway accounts must not
+    /// give one address more attempts).
+    #[must_use]
+    pub fn with_address_only(mut self, paths: Vec<String>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.by_address = paths;
+        }
+        self
     }
 }
 
@@ -112,7 +126,11 @@ where
         let shared = self.shared.clone();
         Either::Right(Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let caller = super::caller::caller(&mut parts).await;
+            let caller = if shared.by_address.iter().any(|p| p == parts.uri.path()) {
+                super::caller::address(&parts)
+            } else {
+                super::caller::caller(&mut parts).await
+            };
             let decision = match shared.limiter.check(&caller).await {
                 Ok(decision) => decision,
                 Err(e) => {

@@ -1,7 +1,9 @@
 //! The service binary's command line: one binary, several roles.
 //!
 //! `serve` (the default) runs the HTTP server; `worker` runs the job worker;
-//! `create-admin` creates the first admin; `migrate` initialises the schema.
+//! `create-admin` creates a new admin account (never touching an existing one);
+//! `promote-admin` makes the account with exactly this username an admin;
+//! `migrate` initialises the schema.
 
 use clap::{Parser, Subcommand};
 
@@ -16,7 +18,8 @@ pub enum Command {
     Serve,
     /// Open the database, run `schema_init`, and exit.
     Migrate,
-    /// Create the admin `--email` (or promote an existing user) and exit.
+    /// Create a new admin account `--email` and exit; refuses (exit status 1) if any
+    /// account already has that email or login name.
     CreateAdmin {
         /// The admin's email.
         #[arg(long)]
@@ -27,6 +30,12 @@ pub enum Command {
         /// The login name (default: the email's local part).
         #[arg(long)]
         username: Option<String>,
+    },
+    /// Make the active account whose username is exactly `--username` an admin, and exit.
+    PromoteAdmin {
+        /// The account's username, exactly (no email, no derived name).
+        #[arg(long)]
+        username: String,
     },
     /// Run the background job worker until SIGINT or SIGTERM.
     Worker,
@@ -48,6 +57,9 @@ impl ServiceBuilder {
     pub async fn run(self) -> Result<(), BootError> {
         let result = self.run_command(Cli::parse()).await;
         crate::observability::log_sink::flush();
+        if let Err(e) = &result {
+            eprintln!("error: {e}");
+        }
         result
     }
 
@@ -58,6 +70,7 @@ impl ServiceBuilder {
             Command::CreateAdmin { email, password, username } => {
                 crate::auth::create_admin_command(service.kernel(), &email, &password, username.as_deref()).await
             }
+            Command::PromoteAdmin { username } => crate::auth::promote_admin_command(service.kernel(), &username).await,
             Command::Worker => {
                 let kernel = service.kernel().clone();
                 crate::jobs::Worker::from_kernel(&kernel).run_until_stopped(super::shutdown_signal()).await;

@@ -45,7 +45,8 @@ pub const ENV_VARS: &[EnvVar] = &[
         "random per process, with a warning",
         "HMAC secret of access and refresh tokens",
     ),
-    var("JWT_EXPIRY_HOURS", "a positive integer", "24", "access token lifetime in hours"),
+    var("JWT_EXPIRY_MINUTES", "a positive integer", "15", "access token lifetime in minutes"),
+    var("JWT_EXPIRY_HOURS", "a positive integer", "unset", "access token lifetime in hours (wins over minutes)"),
     var("AUTH_ENABLED", BOOL, "true", "enforce authentication (false only with DEBUG)"),
     var("ALLOW_SELF_SIGNUP", BOOL, "false", "allow POST /auth/register"),
     secret(

@@ -83,6 +83,18 @@ impl KernelSettings {
                 ));
             }
         }
+        if self.auth.token_secret.is_none()
+            && !self.debug
+            && self.auth.algorithm == crate::auth::JwtAlgorithm::HS256
+            && (self.database.kind != crate::db::DatabaseKind::Sqlite || self.redis.url.is_some())
+        {
+            return Err(SettingsError::rejected(
+                "JWT_SECRET",
+                "is not set, and a server database or Redis makes this a deployment (several instances, restarts): \
+                 a random per-process secret would log everyone out on restart and split instances; set a random \
+                 secret of at least 32 bytes (or DEBUG=true for development)",
+            ));
+        }
         if !self.auth.enabled && !self.debug {
             return Err(SettingsError::rejected("AUTH_ENABLED", "false is only accepted with DEBUG=true"));
         }

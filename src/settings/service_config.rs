@@ -11,8 +11,11 @@ use super::*;
 pub struct ServiceConfig {
     /// JWT signing secret. Unset: a random per-process secret, with a warning.
     pub jwt_secret: Option<SecretString>,
-    /// Access token expiry in hours (default 24).
-    pub jwt_expiry_hours: u64,
+    /// Access token lifetime in minutes (default 15).
+    pub jwt_expiry_minutes: u64,
+    /// Access token lifetime in hours; when set, it wins over `jwt_expiry_minutes`
+    /// (default unset; the Python kernel's 24 h tokens outlived logout).
+    pub jwt_expiry_hours: Option<u64>,
     /// Enforce authentication (default true).
     pub auth_enabled: bool,
     /// Allow `/auth/register` (default false).
@@ -77,7 +80,8 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             jwt_secret: None,
-            jwt_expiry_hours: 24,
+            jwt_expiry_minutes: 15,
+            jwt_expiry_hours: None,
             auth_enabled: true,
             allow_self_signup: false,
             database_url: None,
@@ -143,7 +147,8 @@ impl ServiceConfig {
         let secret = |name| env.string(name).map(SecretString::from);
 
         c.jwt_secret = secret("JWT_SECRET");
-        c.jwt_expiry_hours = env.positive("JWT_EXPIRY_HOURS")?.unwrap_or(c.jwt_expiry_hours);
+        c.jwt_expiry_minutes = env.positive("JWT_EXPIRY_MINUTES")?.unwrap_or(c.jwt_expiry_minutes);
+        c.jwt_expiry_hours = env.positive("JWT_EXPIRY_HOURS")?;
         c.auth_enabled = env.bool("AUTH_ENABLED")?.unwrap_or(c.auth_enabled);
         c.allow_self_signup = env.bool("ALLOW_SELF_SIGNUP")?.unwrap_or(c.allow_self_signup);
         c.database_url = env.parse("DATABASE_URL", |u| DatabaseKind::from_url(u).map(|_| SecretString::from(u)))?;
@@ -210,7 +215,8 @@ impl ServiceConfig {
         s.server.trusted_proxies = self.trusted_proxies;
         s.auth.enabled = self.auth_enabled;
         s.auth.token_secret = self.jwt_secret;
-        s.auth.access_token_expires_minutes = self.jwt_expiry_hours.saturating_mul(60);
+        s.auth.access_token_expires_minutes =
+            self.jwt_expiry_hours.map_or(self.jwt_expiry_minutes, |hours| hours.saturating_mul(60));
         s.auth.admin_email = self.admin_email;
         s.auth.admin_password = self.admin_password;
         s.database = DatabaseSettings {

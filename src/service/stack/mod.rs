@@ -73,7 +73,12 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliabi
     let exempt = vec![f.health_path.clone(), f.ready_path.clone(), f.metrics_path.clone()];
     let window = settings.reliability.rate_limit_window_seconds;
     let prefix = &settings.server.api_prefix;
-    let rate_limit = reliability.limiter.map(|l| RateLimitLayer::new(l, prefix, exempt, window));
+    // The anonymous auth routes count by address even for a caller with a token, so
+    // that tokens of throwaway accounts do not lift the limit of one address.
+    let auth = format!("{prefix}{}", f.auth_prefix);
+    let by_address = ["/login", "/register", "/refresh"].map(|route| format!("{auth}{route}")).to_vec();
+    let rate_limit =
+        reliability.limiter.map(|l| RateLimitLayer::new(l, prefix, exempt, window).with_address_only(by_address));
     // A running first request holds its key at most this long (then a repeat runs).
     let running = (settings.server.request_timeout * 2).max(std::time::Duration::from_secs(60));
     let ttl = std::time::Duration::from_secs(settings.reliability.idempotency_ttl_seconds);
