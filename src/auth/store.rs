@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use super::admin::AdminError;
 use super::identity_cache::IdentityCache;
 use super::{hash_password_async, ApiKey, AuthError, Claims, IdentitySource, UserIdentity, ADMIN_ROLE};
-use crate::db::{AuditLog, DatabaseKind, Db, DbError, Row};
+use crate::db::{AuditLog, Db, DbError, Row};
 
 /// The users table.
 pub const USERS_TABLE: &str = "kernel_users";
@@ -153,9 +153,10 @@ impl UserStore {
     /// # Errors
     /// The database refused the DDL.
     pub async fn create_tables(&self) -> Result<(), DbError> {
-        let mysql = self.db.kind() == DatabaseKind::Mysql;
-        let opts = if mysql { " DEFAULT CHARSET=utf8mb4" } else { "" };
-        let idx = |name: &str, cols: &str| if mysql { format!(", INDEX {name} ({cols})") } else { String::new() };
+        let kind = self.db.kind();
+        let opts = crate::db::dialect::table_options(kind);
+        let (family, family_sql) = kind.kernel_index("kernel_refresh_tokens", "kernel_refresh_family", "[family]");
+        let (user, user_sql) = kind.kernel_index("kernel_refresh_tokens", "kernel_refresh_user", "[user_id]");
         let statements = [
             format!(
                 "CREATE TABLE IF NOT EXISTS [kernel_users] ([id] VARCHAR(36) PRIMARY KEY, \
@@ -168,9 +169,7 @@ impl UserStore {
             format!(
                 "CREATE TABLE IF NOT EXISTS [kernel_refresh_tokens] ([jti] VARCHAR(36) PRIMARY KEY, \
                  [family] VARCHAR(36) NOT NULL, [user_id] VARCHAR(36) NOT NULL, [expires_at] BIGINT NOT NULL, \
-                 [created_at] VARCHAR(32) NOT NULL, [used_at] VARCHAR(32), [revoked_at] VARCHAR(32){}{}){opts}",
-                idx("kernel_refresh_family", "family"),
-                idx("kernel_refresh_user", "user_id"),
+                 [created_at] VARCHAR(32) NOT NULL, [used_at] VARCHAR(32), [revoked_at] VARCHAR(32){family}{user}){opts}"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS [kernel_api_keys] ([id] VARCHAR(36) PRIMARY KEY, \
@@ -183,13 +182,8 @@ impl UserStore {
             self.db.execute_schema(sql).await?;
         }
         self.add_token_version().await?;
-        if !mysql {
-            for (name, table, col) in [
-                ("kernel_refresh_family", "kernel_refresh_tokens", "family"),
-                ("kernel_refresh_user", "kernel_refresh_tokens", "user_id"),
-            ] {
-                self.db.execute_schema(&format!("CREATE INDEX IF NOT EXISTS {name} ON [{table}] ([{col}])")).await?;
-            }
+        for index in [family_sql, user_sql].into_iter().flatten() {
+            self.db.execute_schema(&index).await?;
         }
         Ok(())
     }
