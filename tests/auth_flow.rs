@@ -1,4 +1,4 @@
-//! Authentication on the database, through HTTP: the CONTRACT.md auth routes on
+//! Authentication on the database, through HTTP: the docs/CONTRACT.md auth routes on
 //! SQLite always, and on PostgreSQL and MariaDB when their URLs are set.
 
 mod common;

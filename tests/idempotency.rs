@@ -1,5 +1,5 @@
 //! `Idempotency-Key`: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of CONTRACT.md.
+//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of docs/CONTRACT.md.
 
 mod common;
 

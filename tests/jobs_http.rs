@@ -1,4 +1,4 @@
-//! `GET /api/v1/jobs/{id}` per CONTRACT.md: the job's user or an admin; 404 otherwise.
+//! `GET /api/v1/jobs/{id}` per docs/CONTRACT.md: the job's user or an admin; 404 otherwise.
 
 mod common;
 

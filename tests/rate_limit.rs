@@ -1,5 +1,5 @@
 //! The API rate limit: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of CONTRACT.md, and what
+//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of docs/CONTRACT.md, and what
 //! the reliability layers do while their store is down.
 
 mod common;

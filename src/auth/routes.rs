@@ -1,4 +1,4 @@
-//! The auth routes (CONTRACT.md), mounted under `api_prefix + auth_prefix`
+//! The auth routes (docs/CONTRACT.md), mounted under `api_prefix + auth_prefix`
 //! (default `/api/v1/auth`): `register`, `login`, `me`, `refresh`,
 //! `change-password`, `logout` in `local` mode, and the admins' `api-keys` routes
 //! in `local` and `apikey` mode.
@@ -279,7 +279,7 @@ async fn change_password(
 }
 
 /// Ends every session of the caller: their access tokens stop working and their
-/// refresh tokens are revoked. A body `{"refresh_token"}` (CONTRACT.md) is accepted
+/// refresh tokens are revoked. A body `{"refresh_token"}` (docs/CONTRACT.md) is accepted
 /// and not needed: that token is one of them.
 async fn logout(State(store): Store, user: CurrentUser) -> Result<Json<Value>, ApiError> {
     store.end_sessions(&user.id).await?;

@@ -14,7 +14,7 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::service::Routes;
 
-/// The job as CONTRACT.md shows it.
+/// The job as docs/CONTRACT.md shows it.
 #[derive(Debug, Serialize)]
 pub(crate) struct JobView {
     id: String,

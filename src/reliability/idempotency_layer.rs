@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on POST, PUT and PATCH under `api_prefix` (CONTRACT.md):
+//! `Idempotency-Key` on POST, PUT and PATCH under `api_prefix` (docs/CONTRACT.md):
 //! the first response is kept for the caller; a repeat with the same method, path
 //! and body gets it again with `Idempotent-Replayed: true` and the handler does not
 //! run; a repeat while the first is still running gets 409

@@ -4,7 +4,7 @@
 //! process, or in Redis when `redis_url` is set (so that every instance shares it):
 //! [`RateLimitLayer`] counts each caller's requests on the routes under `api_prefix`
 //! ([`RateLimiter`], [`RateLimitStore`]) with the `RateLimit-*` headers of
-//! CONTRACT.md; [`IdempotencyLayer`] keeps and replays the answers to requests with an
+//! docs/CONTRACT.md; [`IdempotencyLayer`] keeps and replays the answers to requests with an
 //! `Idempotency-Key` ([`IdempotencyStore`]). Errors: [`ReliabilityError`].
 
 mod caller;

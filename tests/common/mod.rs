@@ -122,7 +122,7 @@ pub async fn get(router: &Router, path: &str) -> Reply {
     send(router, Request::get(path).body(Body::empty()).expect("request")).await
 }
 
-/// Asserts the CONTRACT.md error shape and returns the body.
+/// Asserts the docs/CONTRACT.md error shape and returns the body.
 pub fn assert_problem(reply: &Reply, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(reply.status.as_u16(), status, "status; body: {}", reply.text());
     assert_eq!(reply.header("content-type"), Some("application/problem+json"));
