@@ -95,12 +95,20 @@ impl AuditLog {
         details: Value,
     ) -> Result<AuditEvent, DbError> {
         self.ensure_table().await?;
+        let mut text = details.to_string();
+        let details = if text.len() > MAX_DETAILS_BYTES {
+            let note = json!({"truncated": true, "bytes": text.len(), "start": cut(&text, 256)});
+            text = note.to_string();
+            note
+        } else {
+            details
+        };
         let event = AuditEvent {
             id: uuid::Uuid::now_v7().to_string(),
             created_at: now(),
-            actor: actor.map(str::to_owned),
-            action: action.to_owned(),
-            resource: resource.map(str::to_owned),
+            actor: actor.map(|a| cut(a, MAX_NAME_CHARS)),
+            action: cut(action, MAX_NAME_CHARS),
+            resource: resource.map(|r| cut(r, MAX_RESOURCE_CHARS)),
             details,
         };
         let sql = "INSERT INTO [kernel_audit] ([id], [created_at], [actor], [action], [resource], [details]) \
@@ -111,7 +119,7 @@ impl AuditLog {
             json!(event.actor),
             json!(event.action),
             json!(event.resource),
-            Value::String(event.details.to_string()),
+            Value::String(text),
         ];
         self.db.execute(sql, &params).await?;
         Ok(event)
@@ -155,6 +163,19 @@ impl AuditLog {
         };
         Ok(AuditPage { items, next_cursor })
     }
+}
+
+/// Details longer than this (as JSON text) are stored as a note of their size and start:
+/// whatever a caller can put in them, one event stays small.
+const MAX_DETAILS_BYTES: usize = 8 * 1024;
+/// The longest actor and action kept (the columns hold 255 characters).
+const MAX_NAME_CHARS: usize = 255;
+/// The longest resource kept.
+const MAX_RESOURCE_CHARS: usize = 1024;
+
+/// The first `max` characters of `s`.
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }
 
 async fn create_table(db: &Db) -> Result<(), DbError> {

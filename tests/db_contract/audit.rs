@@ -36,3 +36,20 @@ pub(crate) async fn audit_log_pages_by_cursor(t: TestDb) -> TestDb {
     assert!(matches!(audit.query(&bad_since, None).await, Err(DbError::InvalidInput { field: "since", .. })));
     t
 }
+
+pub(crate) async fn audit_events_stay_small_whatever_they_are_given(t: TestDb) -> TestDb {
+    let audit = AuditLog::new(t.db.clone());
+    let huge = "x".repeat(1 << 20);
+    let event = audit.record(Some(&huge), &huge, Some(&huge), json!({"username": huge})).await.unwrap();
+    assert_eq!(event.details["truncated"], json!(true));
+    assert_eq!(event.details["bytes"].as_u64().unwrap(), (1 << 20) + 15);
+    let page = audit.query(&AuditFilter::default(), None).await.unwrap();
+    let stored = &page.items[0];
+    assert_eq!(stored.actor.as_deref().map(str::len), Some(255));
+    assert_eq!(stored.action.len(), 255);
+    assert_eq!(stored.resource.as_deref().map(str::len), Some(1024));
+    assert!(stored.details.to_string().len() < 1024, "{}", stored.details);
+    let small = audit.record(None, "thing.done", None, json!({"i": 1})).await.unwrap();
+    assert_eq!(small.details, json!({"i": 1}));
+    t
+}

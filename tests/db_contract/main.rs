@@ -72,6 +72,7 @@ contract!(
     processes_starting_together_create_the_kernel_tables,
     transactions_recover_from_columns_added_elsewhere,
     audit_log_pages_by_cursor,
+    audit_events_stay_small_whatever_they_are_given,
 );
 
 async fn run<F, Fut>(kind: app_kernel::db::DatabaseKind, name: &str, test: F)
