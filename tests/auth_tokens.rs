@@ -310,3 +310,20 @@ fn own_token_validation_answers_as_jsonwebtoken_does() {
         assert_eq!(cases, 576);
     }
 }
+
+/// In external mode a token's `role` claim is the issuer's word only when the service
+/// says so: a token signed with a shared secret could otherwise name itself admin.
+#[tokio::test]
+async fn an_external_tokens_role_counts_only_when_trusted() {
+    let claims = serde_json::json!({"sub": "ext-1", "exp": now() + 60, "role": "admin"});
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+            .unwrap();
+    for (trust, admin_status) in [(false, StatusCode::FORBIDDEN), (true, StatusCode::OK)] {
+        let mut s = settings();
+        s.trust_role_claim = trust;
+        let app = app(Auth::new(&s, AuthMode::External).unwrap());
+        assert_eq!(get_with(&app, "/me", &token).await.0, StatusCode::OK, "trust {trust}");
+        assert_eq!(get_with(&app, "/admin", &token).await.0, admin_status, "trust {trust}");
+    }
+}

@@ -117,6 +117,9 @@ const BAD: &[(&str, &str)] = &[
     ("JWT_EXPIRY_HOURS", "-1"),
     ("JWT_EXPIRY_MINUTES", "0"),
     ("AUTH_ENABLED", "maybe"),
+    ("JWT_ALGORITHM", "HS512"),
+    ("JWT_PUBLIC_KEY", "not-a-pem"),
+    ("JWT_TRUST_ROLE_CLAIM", "sometimes"),
     ("ALLOW_SELF_SIGNUP", "2"),
     ("DATABASE_URL", "oracle://x"),
     ("DATABASE_TYPE", "oracle"),
@@ -168,8 +171,16 @@ fn a_bad_value_of_each_variable_names_variable_value_and_what_is_accepted() {
 
 #[test]
 fn every_formatted_variable_has_a_bad_value_test() {
-    let free_text =
-        ["JWT_SECRET", "DATABASE_NAME", "DATABASE_HOST", "DATABASE_USER", "DATABASE_PASSWORD", "REDIS_KEY_PREFIX"];
+    let free_text = [
+        "JWT_SECRET",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "DATABASE_NAME",
+        "DATABASE_HOST",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "REDIS_KEY_PREFIX",
+    ];
     for row in ENV_VARS {
         assert!(
             free_text.contains(&row.name) || BAD.iter().any(|(v, _)| *v == row.name),
@@ -234,4 +245,23 @@ fn an_unset_secret_is_fatal_in_a_deployment_unless_debug() {
         assert!(config(&[deployment, secret]).unwrap().into_settings("svc").is_ok());
     }
     assert!(config(&[]).unwrap().into_settings("svc").is_ok(), "SQLite alone: the examples run with no setup");
+}
+
+#[test]
+fn external_token_settings_come_from_the_environment() {
+    let pem = "-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----";
+    let vars = [
+        ("JWT_ALGORITHM", "es256"),
+        ("JWT_PUBLIC_KEY", pem),
+        ("JWT_ISSUER", "https://id.example.com/"),
+        ("JWT_AUDIENCE", "widgets"),
+        ("JWT_TRUST_ROLE_CLAIM", "true"),
+        ("JWT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret!"),
+    ];
+    let auth = config(&vars).unwrap().into_settings("svc").unwrap().auth;
+    assert_eq!(auth.algorithm, app_kernel::auth::JwtAlgorithm::ES256);
+    assert_eq!(auth.public_key.as_deref(), Some("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"));
+    assert_eq!((auth.issuer.as_deref(), auth.audience.as_deref()), (Some("https://id.example.com/"), Some("widgets")));
+    assert!(auth.trust_role_claim);
+    assert!(!config(&[]).unwrap().into_settings("svc").unwrap().auth.trust_role_claim, "off unless asked");
 }

@@ -39,7 +39,11 @@ impl Auth {
             tokens: Arc::new(Tokens::new(settings, mode)?),
             settings: Arc::new(settings.clone()),
             mode,
-            identities: Arc::new(ClaimsIdentity),
+            identities: Arc::new(ClaimsIdentity::trusting_roles(match mode {
+                // The kernel signed these tokens itself: their role is its own word.
+                AuthMode::Local | AuthMode::ApiKey => true,
+                AuthMode::External => settings.trust_role_claim,
+            })),
             throttle: LoginThrottle::new(settings.login_throttle.clone()),
         })
     }

@@ -41,6 +41,18 @@ pub enum JwtAlgorithm {
     ES256,
 }
 
+impl JwtAlgorithm {
+    /// Parses `HS256`, `RS256` or `ES256` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "HS256" => Some(Self::HS256),
+            "RS256" => Some(Self::RS256),
+            "ES256" => Some(Self::ES256),
+            _ => None,
+        }
+    }
+}
+
 /// Authentication settings (the spec's `AuthSettings`).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -63,6 +75,10 @@ pub struct AuthSettings {
     pub issuer: Option<String>,
     /// Expected `aud` claim, when set.
     pub audience: Option<String>,
+    /// External mode: take the caller's role from the token's `role` claim (default
+    /// false: every external caller is a `user`; turn it on only when the issuer alone
+    /// can put `admin` there).
+    pub trust_role_claim: bool,
     /// The first admin, created at start-up if no admin exists.
     pub admin_email: Option<String>,
     /// The first admin's password.
@@ -87,6 +103,7 @@ impl Default for AuthSettings {
             refresh_token_expires_days: 30,
             issuer: None,
             audience: None,
+            trust_role_claim: false,
             admin_email: None,
             admin_password: None,
             login_throttle: LoginThrottleSettings::default(),

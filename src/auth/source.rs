@@ -34,16 +34,43 @@ pub trait IdentitySource: Send + Sync + std::fmt::Debug {
 }
 
 /// The stateless default: a token's claims are the identity; API keys are refused.
+/// The `role` claim is believed only when asked ([`ClaimsIdentity::trusting_roles`]);
+/// otherwise every caller is a `user`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ClaimsIdentity;
+pub struct ClaimsIdentity {
+    trust_role: bool,
+}
+
+impl ClaimsIdentity {
+    /// Claims as the identity, the `role` claim believed (`AuthSettings::trust_role_claim`).
+    pub fn trusting_roles(trust_role: bool) -> Self {
+        Self { trust_role }
+    }
+}
 
 #[async_trait]
 impl IdentitySource for ClaimsIdentity {
     async fn identify_token(&self, claims: &Claims) -> Result<Arc<UserIdentity>, AuthError> {
-        Ok(Arc::new(claims.identity()))
+        let mut identity = claims.identity();
+        if !self.trust_role {
+            identity.role = super::USER_ROLE.to_owned();
+        }
+        Ok(Arc::new(identity))
     }
 
     async fn identify_api_key(&self, _key: &ApiKey) -> Result<Arc<UserIdentity>, AuthError> {
         Err(AuthError::InvalidApiKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_role_claim_is_believed_only_when_asked() {
+        let claims: Claims = serde_json::from_str(r#"{"sub":"u1","exp":10,"role":"admin"}"#).unwrap();
+        assert_eq!(ClaimsIdentity::default().identify_token(&claims).await.unwrap().role, super::super::USER_ROLE);
+        assert_eq!(ClaimsIdentity::trusting_roles(true).identify_token(&claims).await.unwrap().role, "admin");
     }
 }

@@ -47,6 +47,21 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     var("JWT_EXPIRY_MINUTES", "a positive integer", "15", "access token lifetime in minutes"),
     var("JWT_EXPIRY_HOURS", "a positive integer", "unset", "access token lifetime in hours (wins over minutes)"),
+    var(
+        "JWT_ALGORITHM",
+        "HS256, RS256, ES256",
+        "HS256",
+        "the one token algorithm accepted (RS256/ES256: external mode)",
+    ),
+    var(
+        "JWT_PUBLIC_KEY",
+        "a PEM public key (-----BEGIN ...; \\n for newlines)",
+        "unset",
+        "external mode: the issuer's key",
+    ),
+    var("JWT_ISSUER", "any string", "unset", "required iss claim"),
+    var("JWT_AUDIENCE", "any string", "unset", "required aud claim"),
+    var("JWT_TRUST_ROLE_CLAIM", BOOL, "false", "external mode: take the role from the token's role claim"),
     var("AUTH_ENABLED", BOOL, "true", "enforce authentication (false only with DEBUG)"),
     var("ALLOW_SELF_SIGNUP", BOOL, "false", "allow POST /auth/register"),
     secret(

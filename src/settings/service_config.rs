@@ -16,6 +16,16 @@ pub struct ServiceConfig {
     /// Access token lifetime in hours; when set, it wins over `jwt_expiry_minutes`
     /// (default unset; the Python kernel's 24 h tokens outlived logout).
     pub jwt_expiry_hours: Option<u64>,
+    /// The one accepted token algorithm (default HS256).
+    pub jwt_algorithm: crate::auth::JwtAlgorithm,
+    /// External mode: the issuer's PEM public key (RS256/ES256).
+    pub jwt_public_key: Option<String>,
+    /// Required `iss` claim.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    pub jwt_audience: Option<String>,
+    /// External mode: believe the token's `role` claim (default false).
+    pub jwt_trust_role_claim: bool,
     /// Enforce authentication (default true).
     pub auth_enabled: bool,
     /// Allow `/auth/register` (default false).
@@ -81,6 +91,11 @@ impl Default for ServiceConfig {
         Self {
             jwt_secret: None,
             jwt_expiry_minutes: 15,
+            jwt_algorithm: crate::auth::JwtAlgorithm::HS256,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_trust_role_claim: false,
             jwt_expiry_hours: None,
             auth_enabled: true,
             allow_self_signup: false,
@@ -149,6 +164,11 @@ impl ServiceConfig {
         c.jwt_secret = secret("JWT_SECRET");
         c.jwt_expiry_minutes = env.positive("JWT_EXPIRY_MINUTES")?.unwrap_or(c.jwt_expiry_minutes);
         c.jwt_expiry_hours = env.positive("JWT_EXPIRY_HOURS")?;
+        c.jwt_algorithm = env.parse("JWT_ALGORITHM", crate::auth::JwtAlgorithm::parse)?.unwrap_or(c.jwt_algorithm);
+        c.jwt_public_key = env.parse("JWT_PUBLIC_KEY", parse_pem)?;
+        c.jwt_issuer = env.string("JWT_ISSUER");
+        c.jwt_audience = env.string("JWT_AUDIENCE");
+        c.jwt_trust_role_claim = env.bool("JWT_TRUST_ROLE_CLAIM")?.unwrap_or(c.jwt_trust_role_claim);
         c.auth_enabled = env.bool("AUTH_ENABLED")?.unwrap_or(c.auth_enabled);
         c.allow_self_signup = env.bool("ALLOW_SELF_SIGNUP")?.unwrap_or(c.allow_self_signup);
         c.database_url = env.parse("DATABASE_URL", |u| DatabaseKind::from_url(u).map(|_| SecretString::from(u)))?;
@@ -215,6 +235,11 @@ impl ServiceConfig {
         s.server.trusted_proxies = self.trusted_proxies;
         s.auth.enabled = self.auth_enabled;
         s.auth.token_secret = self.jwt_secret;
+        s.auth.algorithm = self.jwt_algorithm;
+        s.auth.public_key = self.jwt_public_key;
+        s.auth.issuer = self.jwt_issuer;
+        s.auth.audience = self.jwt_audience;
+        s.auth.trust_role_claim = self.jwt_trust_role_claim;
         s.auth.access_token_expires_minutes =
             self.jwt_expiry_hours.map_or(self.jwt_expiry_minutes, |hours| hours.saturating_mul(60));
         s.auth.admin_email = self.admin_email;
@@ -249,6 +274,13 @@ impl ServiceConfig {
         s.validate()?;
         Ok(s)
     }
+}
+
+/// A PEM block, with `\n` written out as two characters taken for newlines (as a
+/// one-line environment value must).
+fn parse_pem(s: &str) -> Option<String> {
+    let pem = s.replace("\\n", "\n");
+    (pem.trim_start().starts_with("-----BEGIN ") && pem.contains("-----END ")).then_some(pem)
 }
 
 fn parse_host(s: &str) -> Option<String> {
