@@ -9,7 +9,7 @@ use app_kernel::settings::KernelSettings;
 use axum::body::Body;
 use axum::Router;
 use common::db::TestDb;
-use common::{assert_problem, send, service, Reply};
+use common::{assert_problem, call, send, service, Reply};
 use http::Request;
 use serde_json::{json, Value};
 
@@ -17,21 +17,6 @@ const AUTH: &str = "/api/v1/auth";
 
 fn open(s: &mut KernelSettings) {
     s.features.allow_self_signup = true;
-}
-
-async fn call(router: &Router, method: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(token) = bearer {
-        req = req.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    send(router, req.body(body).unwrap()).await
 }
 
 async fn post(router: &Router, path: &str, bearer: Option<&str>, body: Value) -> Reply {

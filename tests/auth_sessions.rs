@@ -12,28 +12,15 @@ use app_kernel::auth::UserStore;
 use app_kernel::db::{DatabaseKind, DatabaseSettings};
 use app_kernel::settings::KernelSettings;
 use app_kernel::Service;
-use axum::body::Body;
 use axum::Router;
 use common::db::TestDb;
-use common::{assert_problem, send, Reply};
-use http::Request;
+use common::{assert_problem, Reply};
 use serde_json::{json, Value};
 
 const AUTH: &str = "/api/v1/auth";
 
 async fn call(router: &Router, method: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
-    let mut req = Request::builder().method(method).uri(format!("{AUTH}{path}"));
-    if let Some(token) = bearer {
-        req = req.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    send(router, req.body(body).unwrap()).await
+    common::call(router, method, &format!("{AUTH}{path}"), bearer, body).await
 }
 
 async fn me(router: &Router, token: &str) -> Reply {

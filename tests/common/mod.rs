@@ -118,6 +118,28 @@ pub async fn send(router: &Router, req: Request<Body>) -> Reply {
     Reply { status: parts.status, headers: parts.headers, body }
 }
 
+/// A request with an optional bearer token and JSON body, answered whole.
+pub async fn call(
+    router: &Router,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(router, req.body(body).expect("request")).await
+}
+
 pub async fn get(router: &Router, path: &str) -> Reply {
     send(router, Request::get(path).body(Body::empty()).expect("request")).await
 }
