@@ -14,6 +14,7 @@
 //! [`verify_password`].
 
 mod admin;
+mod admin_accounts;
 mod apikey;
 mod claims;
 mod error;
