@@ -20,9 +20,9 @@ pub struct Find {
     pub(crate) limit: Option<u64>,
     pub(crate) offset: Option<u64>,
     pub(crate) include_deleted: bool,
-    /// The raw clauses given to [`Find::filter`], each checked on its own when the
-    /// statement is built.
-    raw: Vec<String>,
+    /// Where the raw clauses given to [`Find::filter`] stand in `where_clause`, each
+    /// checked on its own when the statement is built.
+    raw: Vec<std::ops::Range<usize>>,
     /// A field name [`Find::cmp`] or [`Find::sort`] refused.
     invalid: Option<String>,
 }
@@ -106,9 +106,12 @@ impl Find {
     /// its own condition (an unbalanced parenthesis or `[`/`]`, a `;`, a comment) fails
     /// the query with [`DbError::UnsafeFilter`].
     #[must_use]
-    pub fn filter(mut self, clause: &str, params: impl IntoIterator<Item = impl Into<Value>>) -> Self {
-        self.raw.push(clause.to_owned());
-        self.and(clause, params)
+    pub fn filter(self, clause: &str, params: impl IntoIterator<Item = impl Into<Value>>) -> Self {
+        let mut find = self.and(clause, params);
+        // `and` appended `(clause)`: the clause ends before the last byte.
+        let end = find.where_clause.as_ref().map_or(0, |w| w.len() - 1);
+        find.raw.push(end - clause.len()..end);
+        find
     }
 
     fn and(mut self, clause: &str, params: impl IntoIterator<Item = impl Into<Value>>) -> Self {
@@ -160,7 +163,8 @@ impl Find {
     /// Refuses a raw clause that could reach past its own condition: run when the
     /// statement is built (the same clauses build the same statement).
     pub(crate) fn check_clauses(&self, kind: DatabaseKind) -> Result<(), DbError> {
-        self.raw.iter().try_for_each(|clause| check_clause(kind, clause))
+        let clauses = self.where_clause.as_deref().unwrap_or_default();
+        self.raw.iter().try_for_each(|range| check_clause(kind, &clauses[range.clone()]))
     }
 
     /// The `WHERE ...` part (possibly empty), in portable SQL.

@@ -25,6 +25,18 @@ async fn bulk_insert(db: &Db, table: &str, columns: &[&str], batches: usize, row
     tx.commit().await.unwrap();
 }
 
+/// The median time of 15 runs of `find` on `widgets`, each returning 20 rows.
+async fn median_time(db: &Db, find: &Find) -> Duration {
+    let mut times = Vec::with_capacity(15);
+    for _ in 0..15 {
+        let started = std::time::Instant::now();
+        assert_eq!(db.find_entities("widgets", find.clone()).await.unwrap().len(), 20);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[7]
+}
+
 fn status(e: DbError) -> StatusCode {
     ApiError::from(e).status()
 }
@@ -261,9 +273,7 @@ pub(crate) async fn a_big_users_rows_do_not_slow_another_users_list(t: TestDb) -
     }
     let list = "SELECT * FROM [widgets] WHERE ([owner] = ?) ORDER BY [created_at] DESC LIMIT 20";
     let bobs = Find::new().eq("owner", "bob").sort("created_at", true).limit(20);
-    let started = std::time::Instant::now();
-    assert_eq!(t.db.find_entities("widgets", bobs.clone()).await.unwrap().len(), 20);
-    let small = started.elapsed();
+    let small = median_time(&t.db, &bobs).await;
     // One user with 200,000 rows.
     bulk_insert(&t.db, "widgets", &["id", "owner", "name", "created_at", "updated_at"], 200, |batch, i| {
         let at = format!("2026-01-01T00:00:00.{:06}Z", batch * 1000 + i);
@@ -286,10 +296,9 @@ pub(crate) async fn a_big_users_rows_do_not_slow_another_users_list(t: TestDb) -
     let plan = t.db.fetch_all(&explain, &[json!("bob")]).await.unwrap();
     let plan: Vec<String> = plan.iter().map(|r| r.get(column).map(Value::to_string).unwrap_or_default()).collect();
     assert!(plan.iter().any(|line| line.contains("widgets_owner_created_at_idx")), "{plan:?}");
-    let started = std::time::Instant::now();
-    assert_eq!(t.db.find_entities("widgets", bobs).await.unwrap().len(), 20);
-    let big = started.elapsed();
-    eprintln!("{:?}: bob's list of 20 took {small:?} on a small table, {big:?} beside 200,000 rows", t.db.kind());
+    let big = median_time(&t.db, &bobs).await;
+    // Printed, not asserted (a timing is a benchmark's to judge): the plan above is the cause.
+    eprintln!("{:?}: bob's list of 20, median of 15: {small:?} alone, {big:?} beside 200,000 rows", t.db.kind());
     t
 }
 
