@@ -17,6 +17,7 @@ mod routes;
 mod server;
 mod settings;
 pub mod stack;
+mod watchdog;
 
 use std::future::Future;
 
