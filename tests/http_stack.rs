@@ -249,3 +249,30 @@ async fn routes_are_registered_under_the_prefix_at_their_full_path() {
         }
     }
 }
+
+/// The stack's order is written once (the list in `service/stack/mod.rs`): the
+/// parts a service runs with everything on are the rows of the module's doc
+/// table, in order, and switching a part off removes just that part.
+#[tokio::test]
+async fn the_stack_runs_the_documented_parts_in_the_documented_order() {
+    let all_on = |s: &mut app_kernel::settings::KernelSettings| {
+        s.reliability.rate_limit_enabled = true;
+        s.reliability.idempotency_enabled = true;
+    };
+    let svc = service(vec![app()], all_on).await;
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/service/stack/mod.rs")).unwrap();
+    let documented: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("//! | ") && !l.contains("| # |") && !l.contains("|---"))
+        .flat_map(|row| row.split('|').nth(2).unwrap().split('`').skip(1).step_by(2))
+        .collect();
+    assert_eq!(svc.service.stack(), documented.as_slice());
+
+    let svc = service(vec![app()], |s| {
+        all_on(s);
+        s.stack.cors = false;
+    })
+    .await;
+    let without_cors: Vec<&str> = documented.iter().copied().filter(|p| *p != "cors").collect();
+    assert_eq!(svc.service.stack(), without_cors.as_slice());
+}

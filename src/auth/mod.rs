@@ -78,13 +78,16 @@ pub async fn open(
     redis_url: Option<&str>,
     redis_prefix: &str,
 ) -> Result<Auth, AuthError> {
-    let mut auth = Auth::new(settings, mode)?;
+    let auth = Auth::new(settings, mode)?;
     #[cfg(feature = "redis")]
-    if let Some(url) = redis_url {
-        let backend = RedisLoginThrottle::connect(url, redis_prefix).await?;
-        tracing::info!("login throttle: redis (shared by every instance)");
-        auth = auth.with_throttle_backend(std::sync::Arc::new(backend));
-    }
+    let auth = match redis_url {
+        Some(url) => {
+            let backend = RedisLoginThrottle::connect(url, redis_prefix).await?;
+            tracing::info!("login throttle: redis (shared by every instance)");
+            auth.with_throttle_backend(std::sync::Arc::new(backend))
+        }
+        None => auth,
+    };
     let _ = (redis_url, redis_prefix);
     if auth.secret_was_generated() {
         tracing::warn!(

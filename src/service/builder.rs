@@ -258,9 +258,9 @@ impl ServiceBuilder {
             routes = routes.route(path, route);
         }
         let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
-        let router = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
-        tracing::info!(service = kernel.name(), stack = %stack::parts(&kernel).join(" > "), "kernel ready");
-        Ok(Service { kernel, router, on_shutdown: self.on_shutdown })
+        let (router, stack) = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
+        tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
+        Ok(Service { kernel, router, stack, on_shutdown: self.on_shutdown })
     }
 }
 
@@ -271,7 +271,7 @@ fn assemble(
     root: Vec<Router<Kernel>>,
     openapi: Vec<utoipa::openapi::OpenApi>,
     reliability: crate::reliability::Parts,
-) -> Router {
+) -> (Router, Vec<&'static str>) {
     let settings = kernel.settings();
     let prefix = &settings.server.api_prefix;
     let mut app = app_routes.register(routes::kernel_routes(kernel), prefix);

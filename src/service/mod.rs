@@ -40,6 +40,7 @@ pub use boot_error::BootError;
 pub struct Service {
     kernel: Kernel,
     router: Router,
+    stack: Vec<&'static str>,
     on_shutdown: Vec<Box<dyn FnOnce(Kernel) -> futures::future::BoxFuture<'static, HookResult> + Send>>,
 }
 
@@ -58,6 +59,11 @@ impl Service {
     /// The kernel of this service (settings, database, ...).
     pub fn kernel(&self) -> &Kernel {
         &self.kernel
+    }
+
+    /// The middleware parts that run, outermost first (see [`stack`]).
+    pub fn stack(&self) -> &[&'static str] {
+        &self.stack
     }
 
     /// The full router: app and kernel routes inside the stack. For tests
@@ -86,7 +92,7 @@ impl Service {
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BootError> {
-        let Self { kernel, router, on_shutdown } = self;
+        let Self { kernel, router, on_shutdown, .. } = self;
         let local = listener.local_addr()?;
         tracing::info!(address = %local, service = kernel.name(), "listening");
         crate::observability::metrics::spawn_upkeep();

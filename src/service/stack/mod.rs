@@ -10,7 +10,7 @@
 //! | 2 | `access_log` + `http_metrics` | one log line and the metrics per request, labelled by route template |
 //! | 3 | `security_headers` | nosniff, DENY, referrer policy; no-store and CSP on API responses; HSTS when on |
 //! | 4 | `cors` | wildcard never with credentials; an explicit list with credentials |
-//! | 5 | problem+json | bare error responses of lower layers become the one error shape |
+//! | 5 | `problem_json` | bare error responses of lower layers become the one error shape |
 //! | 6 | `rate_limit` | `api_prefix` routes count each caller; `RateLimit-*` headers; 429 past the limit ([`crate::reliability`]) |
 //! | 7 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
 //! | 8 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
@@ -26,6 +26,8 @@ mod problem;
 mod security_headers;
 
 use axum::Router;
+use tower::layer::util::Identity;
+use tower::util::option_layer;
 use tower::ServiceBuilder;
 
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
@@ -39,31 +41,33 @@ use crate::observability::request_id::RequestIdLayer;
 use crate::reliability::{Callers, IdempotencyLayer, RateLimitLayer};
 use crate::service::Kernel;
 
-/// The names of the parts that run, outermost first.
-pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
-    let s = &kernel.settings().stack;
-    let all = [
-        (s.request_id, "request_id"),
-        (s.access_log, "access_log"),
-        (s.http_metrics, "http_metrics"),
-        (s.security_headers, "security_headers"),
-        (s.cors, "cors"),
-        (true, "problem_json"),
-        (kernel.settings().reliability.rate_limit_enabled, "rate_limit"),
-        (s.catch_panic, "catch_panic"),
-        (s.timeout, "timeout"),
-        (s.body_limit, "body_limit"),
-        (kernel.settings().reliability.idempotency_enabled, "idempotency"),
-    ];
-    all.into_iter().filter_map(|(on, name)| on.then_some(name)).collect()
+/// Layers the parts in the order they are written (outermost first), each as
+/// `"name" => on, layer;`, and gives the names of those that are on: the order is
+/// written once, here, for the stack, its start-up log line and its docs.
+macro_rules! ordered {
+    ($($name:literal => $on:expr, $layer:expr;)*) => {{
+        let mut names: Vec<&'static str> = Vec::new();
+        let builder = ServiceBuilder::new()$(.layer({
+            if $on {
+                names.push($name);
+            }
+            $layer
+        }))*;
+        (builder, names)
+    }};
 }
 
-/// Wraps every route of `router` (and its fallback) in the stack.
+/// Wraps every route of `router` (and its fallback) in the stack; the names of
+/// the parts that run, outermost first.
 ///
 /// The parts are composed into one service and layered once: `Router::layer`
 /// boxes what it wraps, and that box is cloned on every request. Each part keeps
 /// the response type, so a part switched off costs one branch.
-pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliability::Parts) -> Router {
+pub(crate) fn apply(
+    router: Router,
+    kernel: &Kernel,
+    reliability: crate::reliability::Parts,
+) -> (Router, Vec<&'static str>) {
     let settings = kernel.settings();
     let s = &settings.stack;
     let f = &settings.features;
@@ -88,19 +92,21 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliabi
             .with_excluded(&format!("{prefix}{}", f.auth_prefix))
             .with_callers(callers)
     });
-    let stack = ServiceBuilder::new()
-        .option_layer(s.request_id.then_some(RequestIdLayer))
-        .option_layer((s.access_log || s.http_metrics).then(|| ObserveLayer::new(s.access_log, s.http_metrics)))
-        .option_layer(
-            s.security_headers
-                .then(|| SecurityHeadersLayer::new(&settings.security_headers, &settings.server.api_prefix)),
-        )
-        .option_layer(s.cors.then(|| CorsLayer::new(&settings.cors)))
-        .layer(ProblemLayer)
-        .option_layer(rate_limit)
-        .option_layer(s.catch_panic.then_some(CatchPanicLayer))
-        .layer(TimeoutLayer::new(s.timeout.then_some(settings.server.request_timeout)))
-        .layer(BodyLimitLayer::new(s.body_limit.then_some(settings.server.max_body_bytes)))
-        .option_layer(idempotency);
-    router.layer(stack.into_inner())
+    let r = &settings.reliability;
+    let (stack, names) = ordered! {
+        "request_id" => s.request_id, option_layer(s.request_id.then_some(RequestIdLayer));
+        "access_log" => s.access_log, Identity::new();
+        "http_metrics" => s.http_metrics,
+            option_layer((s.access_log || s.http_metrics).then(|| ObserveLayer::new(s.access_log, s.http_metrics)));
+        "security_headers" => s.security_headers, option_layer(
+            s.security_headers.then(|| SecurityHeadersLayer::new(&settings.security_headers, prefix)));
+        "cors" => s.cors, option_layer(s.cors.then(|| CorsLayer::new(&settings.cors)));
+        "problem_json" => true, ProblemLayer;
+        "rate_limit" => r.rate_limit_enabled, option_layer(rate_limit);
+        "catch_panic" => s.catch_panic, option_layer(s.catch_panic.then_some(CatchPanicLayer));
+        "timeout" => s.timeout, TimeoutLayer::new(s.timeout.then_some(settings.server.request_timeout));
+        "body_limit" => s.body_limit, BodyLimitLayer::new(s.body_limit.then_some(settings.server.max_body_bytes));
+        "idempotency" => r.idempotency_enabled, option_layer(idempotency);
+    };
+    (router.layer(stack.into_inner()), names)
 }
