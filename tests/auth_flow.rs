@@ -3,7 +3,7 @@
 
 mod common;
 
-use app_kernel::auth::{AuthMode, UserStore};
+use app_kernel::auth::AuthMode;
 use app_kernel::db::DatabaseKind;
 use app_kernel::settings::KernelSettings;
 use axum::body::Body;
@@ -237,8 +237,8 @@ async fn a_deactivated_users_token_is_refused() {
     let (id, access, refresh) = signed_in(&router, "ann").await;
     let me = call(&router, "GET", &format!("{AUTH}/me"), Some(&access), None).await;
     assert_eq!(me.status, 200, "the identity is now cached");
-    // An app's own store on the kernel's database shares the kernel's identity cache.
-    UserStore::new(svc.service.kernel().db().clone()).set_active(&id, false).await.unwrap();
+    // The kernel's store (the one its identity cache belongs to) takes effect at once.
+    svc.service.kernel().auth().users().unwrap().clone().set_active(&id, false).await.unwrap();
     assert_problem(&call(&router, "GET", &format!("{AUTH}/me"), Some(&access), None).await, 401, "inactive_user");
     assert_problem(&post(&router, "/refresh", None, json!({"refresh_token": refresh})).await, 401, "token_revoked");
     let right = assert_problem(&login(&router, "ann", "correct horse").await, 401, "invalid_credentials");
@@ -310,7 +310,7 @@ async fn api_keys_are_created_used_and_revoked() {
     let router = svc.router();
     assert_eq!(login(&router, "root", "admin password").await.status, 404, "no login route in apikey mode");
     let kernel = svc.service.kernel();
-    let store = UserStore::new(kernel.db().clone());
+    let store = kernel.auth().users().unwrap().clone();
     let admin = store.find_by_login("root@example.com").await.unwrap().unwrap().identity;
     let token = kernel.auth().tokens().issue_access(&admin).unwrap().token;
 

@@ -8,7 +8,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use app_kernel::auth::UserStore;
 use app_kernel::db::{DatabaseKind, DatabaseSettings};
 use app_kernel::settings::KernelSettings;
 use app_kernel::Service;
@@ -62,7 +61,7 @@ async fn access_tokens_die_with_password_change_logout_deactivation_and_demotion
     let dir = tempfile::tempdir().unwrap();
     let (svcs, _d) = services(sqlite(&dir), 1).await;
     let router = svcs[0].router();
-    let store = UserStore::new(svcs[0].kernel().db().clone());
+    let store = svcs[0].kernel().auth().users().unwrap().clone();
 
     let (_, before) = signed_in(&router, "ann").await;
     let second_device = login(&router, "ann", "correct horse").await;

@@ -5,7 +5,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use app_kernel::auth::{create_access_token, NewUser, UserStore, ADMIN_ROLE, USER_ROLE};
+use app_kernel::auth::{create_access_token, NewUser, ADMIN_ROLE, USER_ROLE};
 use app_kernel::settings::MetricsProtection;
 use app_kernel::Service;
 use axum::body::Body;
@@ -96,7 +96,7 @@ fn metrics_request(peer: Option<&str>, auth: Option<&str>) -> Request<Body> {
 
 /// A bearer header of a new user with `role` in the service's user store.
 async fn bearer_of(svc: &common::TestService, role: &str) -> String {
-    let store = UserStore::new(svc.service.kernel().db().clone());
+    let store = svc.service.kernel().auth().users().unwrap().clone();
     let new = NewUser { username: role, email: None, password: "password-1", role };
     let user = store.create_user(&new).await.unwrap();
     let secret: secrecy::SecretString = common::TEST_SECRET.to_owned().into();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use app_kernel::auth::{NewUser, UserIdentity, UserStore};
+use app_kernel::auth::{NewUser, UserIdentity};
 use app_kernel::jobs::{EnqueueOptions, JobContext, TaskError};
 use axum::body::Body;
 use http::{header, Request};
@@ -20,7 +20,7 @@ async fn job_status_is_shown_to_its_user_and_admins_only() {
         app_kernel::Service::builder("jobs_http").settings(settings).task("noop", noop).build().await.unwrap();
     let kernel = service.kernel().clone();
     let router = service.router();
-    let store = UserStore::new(kernel.db().clone());
+    let store = kernel.auth().users().unwrap().clone();
     let user = |name: &'static str, role: &'static str| {
         let store = store.clone();
         async move {
@@ -83,7 +83,7 @@ async fn a_failed_jobs_owner_sees_no_internal_error_text() {
         .await
         .unwrap();
     let kernel = service.kernel().clone();
-    let store = UserStore::new(kernel.db().clone());
+    let store = kernel.auth().users().unwrap().clone();
     let new = |username, role| NewUser { username, email: None, password: "password-1", role };
     let alice = store.create_user(&new("alice", "user")).await.unwrap();
     let root = store.create_user(&new("root", "admin")).await.unwrap();

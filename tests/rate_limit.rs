@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app_kernel::auth::{NewUser, UserStore};
+use app_kernel::auth::NewUser;
 use app_kernel::reliability::{
     IdempotencyLayer, IdempotencyStore, MemoryRateLimitStore, RateLimitLayer, RateLimitStore, RateLimiter,
     ReliabilityError,
@@ -103,7 +103,7 @@ fn limit_headers(r: &Reply) -> (Option<&str>, Option<&str>, Option<&str>) {
 /// A user in `svc`'s store, and an access token for it.
 async fn token(svc: &TestService, username: &str) -> String {
     let kernel = svc.service.kernel();
-    let users = UserStore::new(kernel.db().clone());
+    let users = kernel.auth().users().unwrap().clone();
     let new = NewUser { username, email: None, password: "correct horse battery", role: "user" };
     let user = users.create_user(&new).await.expect("user");
     kernel.auth().tokens().issue_access(&user).expect("token").token

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app_kernel::auth::{NewUser, UserStore};
+use app_kernel::auth::NewUser;
 use app_kernel::streaming::{LeaseStore, MemoryLeaseStore, StreamError, StreamLeases};
 use axum::body::Body;
 use axum::routing::get;
@@ -124,7 +124,7 @@ async fn a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends(
     let svc = service(vec![Router::new().route("/chat", get(chat))], |s| s.streaming.max_concurrent_per_user = 2).await;
     let kernel = svc.service.kernel();
     let new = NewUser { username: "ann", email: None, password: "correct horse battery", role: "user" };
-    let ann = UserStore::new(kernel.db().clone()).create_user(&new).await.unwrap();
+    let ann = kernel.auth().users().unwrap().clone().create_user(&new).await.unwrap();
     let token = kernel.auth().tokens().issue_access(&ann).unwrap().token;
     let open = || {
         let req = Request::get("/api/v1/chat").header("authorization", format!("Bearer {token}"));

@@ -26,6 +26,7 @@ pub struct Auth {
     mode: AuthMode,
     tokens: Arc<Tokens>,
     identities: Arc<dyn IdentitySource>,
+    users: Option<super::UserStore>,
     throttle: LoginThrottle,
 }
 
@@ -44,6 +45,7 @@ impl Auth {
                 AuthMode::Local | AuthMode::ApiKey => true,
                 AuthMode::External => settings.trust_role_claim,
             })),
+            users: None,
             throttle: LoginThrottle::new(settings.login_throttle.clone()),
         })
     }
@@ -54,6 +56,21 @@ impl Auth {
     pub fn with_identity_source(mut self, source: Arc<dyn IdentitySource>) -> Self {
         self.identities = source;
         self
+    }
+
+    /// Makes `store` the identity source and the accounts the auth routes serve:
+    /// one store, so a password change or a logout through the routes is seen at
+    /// once by the identity cache that checks every token.
+    #[must_use]
+    pub fn with_user_store(mut self, store: super::UserStore) -> Self {
+        self.identities = Arc::new(store.clone());
+        self.users = Some(store);
+        self
+    }
+
+    /// The user store, in `local` and `apikey` mode once opened by [`super::open`].
+    pub fn users(&self) -> Option<&super::UserStore> {
+        self.users.as_ref()
     }
 
     /// Keeps login failures in another backend (Redis, shared by instances).

@@ -35,8 +35,8 @@ use crate::observability::names;
 /// which proxies to look behind for the client's address.
 #[derive(Clone)]
 pub(crate) struct AuthRoutes {
-    pub(crate) store: UserStore,
-    pub(crate) auth: Auth,
+    store: UserStore,
+    auth: Auth,
     pub(crate) proxies: TrustedProxies,
     pub(crate) allow_self_signup: bool,
 }
@@ -62,11 +62,17 @@ impl FromRef<AuthRoutes> for TrustedProxies {
 /// The auth routes at `{prefix}/...` (`prefix`: the API prefix and the auth
 /// prefix): the account routes in `local` mode, the API-key routes in `local` and
 /// `apikey` mode, none in `external` mode.
-pub(crate) fn router<S: Clone + Send + Sync + 'static>(state: AuthRoutes, prefix: &str) -> Router<S> {
-    let mode = state.auth.mode();
-    if mode == AuthMode::External {
-        return Router::new();
-    }
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(
+    auth: &Auth,
+    proxies: TrustedProxies,
+    allow_self_signup: bool,
+    prefix: &str,
+) -> Router<S> {
+    let mode = auth.mode();
+    let Some(store) = auth.users().cloned() else {
+        return Router::new(); // external mode: the issuer keeps the accounts
+    };
+    let state = AuthRoutes { store, auth: auth.clone(), proxies, allow_self_signup };
     let mut router = Router::<AuthRoutes>::new();
     if mode == AuthMode::Local {
         router = router

@@ -135,11 +135,13 @@ pub(super) fn user_from(row: &Row) -> StoredUser {
 }
 
 impl UserStore {
-    /// The store in `db`. Call [`create_tables`](Self::create_tables) once at start-up.
-    /// Every store of the same `db` shares one identity cache (see
-    /// [`AuthSettings::identity_cache_ttl`](super::AuthSettings::identity_cache_ttl)).
+    /// The store in `db`, with its own identity cache (see
+    /// [`AuthSettings::identity_cache_ttl`](super::AuthSettings::identity_cache_ttl));
+    /// its clones share it. Call [`create_tables`](Self::create_tables) once at
+    /// start-up. A service has one, opened by [`super::open`] and kept in
+    /// [`Auth::users`](super::Auth::users).
     pub fn new(db: Db) -> Self {
-        Self { audit: AuditLog::new(db.clone()), identities: db.shared::<IdentityCache>(), db }
+        Self { audit: AuditLog::new(db.clone()), identities: Arc::default(), db }
     }
 
     /// The audit trail the auth routes write to.
@@ -345,7 +347,7 @@ pub(crate) async fn attach(
             tracing::info!(user_id = %admin.id, username = %admin.username, "first admin created from ADMIN_EMAIL");
         }
     }
-    Ok(auth.with_identity_source(store.into_source()))
+    Ok(auth.with_user_store(store))
 }
 
 #[async_trait]

@@ -101,8 +101,6 @@ struct Inner {
     /// Development: warn about filtered finds that scan a large table.
     warn_full_scans: bool,
     scan_checks: scan_warning::ScanChecks,
-    /// State other kernel modules keep per database (one of each type).
-    shared: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Db {
@@ -127,23 +125,10 @@ impl Db {
                 schema_policy: settings.schema,
                 warn_full_scans: settings.warn_full_scans,
                 scan_checks: scan_warning::ScanChecks::default(),
-                shared: std::sync::Mutex::default(),
             }),
         };
         db.ping().await?;
         Ok(db)
-    }
-
-    /// The one `T` kept with this database, created on first use: state that every
-    /// handle to the same database must share (the auth module's identity cache).
-    pub(crate) fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
-        let mut all = self.inner.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(found) = all.iter().find_map(|any| any.clone().downcast::<T>().ok()) {
-            return found;
-        }
-        let made = Arc::new(T::default());
-        all.push(made.clone());
-        made
     }
 
     /// The engine behind this handle.

@@ -32,13 +32,9 @@ pub(crate) fn kernel_routes(kernel: &Kernel) -> Router<Kernel> {
     }
     let prefix = &kernel.settings().server.api_prefix;
     if f.enable_auth_routes {
-        let state = crate::auth::routes::AuthRoutes {
-            store: crate::auth::UserStore::new(kernel.db().clone()),
-            auth: kernel.auth().clone(),
-            proxies: kernel.proxies().clone(),
-            allow_self_signup: f.allow_self_signup,
-        };
-        router = router.merge(crate::auth::routes::router(state, &format!("{prefix}{}", f.auth_prefix)));
+        let auth_prefix = format!("{prefix}{}", f.auth_prefix);
+        let proxies = kernel.proxies().clone();
+        router = router.merge(crate::auth::routes::router(kernel.auth(), proxies, f.allow_self_signup, &auth_prefix));
     }
     if f.enable_audit_routes {
         router = router.merge(crate::observability::audit::router(kernel.db(), kernel.auth().clone(), prefix));
