@@ -221,6 +221,16 @@ impl TxBackend for SqliteTx {
         self.with(move |conn| fetch(conn, &sql, &params)).await
     }
 
+    async fn execute_unprepared(&mut self, sql: String) -> Result<(), DbError> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(error)?;
+            let mut rows = stmt.raw_query();
+            while rows.next().map_err(error)?.is_some() {}
+            Ok(())
+        })
+        .await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         self.with(|conn| conn.execute_batch("COMMIT").map_err(error)).await?;
         self.guard = None;
