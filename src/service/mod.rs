@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 
 pub use api_routes::Routes;
 pub use builder::{HookResult, ServiceBuilder};
-pub use cli::Command;
+pub use cli::{Command, MigrateAction};
 pub use kernel::Kernel;
 pub use settings::{
     CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,

@@ -61,6 +61,8 @@ pub struct MigrationStatus {
     pub name: String,
     /// The file for this engine; `None` when it is missing.
     pub file: Option<String>,
+    /// The SHA-256 (hex) of the file, else the one recorded.
+    pub checksum: Option<String>,
     /// Where it stands.
     pub state: MigrationState,
     /// When it was applied (RFC 3339, UTC).
@@ -136,6 +138,7 @@ impl Db {
                     version: p.version,
                     name: p.name,
                     file: Some(p.file),
+                    checksum: Some(p.checksum),
                     state,
                     applied_at: record.map(|r| r.applied_at.clone()),
                     duration_ms: record.map(|r| r.duration_ms),
@@ -148,6 +151,7 @@ impl Db {
                 version: r.version,
                 name: r.name.clone(),
                 file: None,
+                checksum: Some(r.checksum.clone()),
                 state: MigrationState::Missing,
                 applied_at: Some(r.applied_at.clone()),
                 duration_ms: Some(r.duration_ms),
