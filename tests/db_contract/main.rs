@@ -79,6 +79,7 @@ contract!(
     changed_gone_or_late_files_are_refused,
     a_failing_migration_names_its_file_and_statement,
     instances_starting_together_apply_each_file_once,
+    a_service_runs_migrations_before_its_tables_and_schema_init,
 );
 
 async fn run<F, Fut>(kind: app_kernel::db::DatabaseKind, name: &str, test: F)

@@ -184,3 +184,48 @@ pub(crate) async fn instances_starting_together_apply_each_file_once(t: TestDb) 
     assert_eq!(runs, [(&json!("first"), &json!(1)), (&json!("second"), &json!(2))], "each file's effect happened once");
     t
 }
+
+pub(crate) async fn a_service_runs_migrations_before_its_tables_and_schema_init(t: TestDb) -> TestDb {
+    use app_kernel::db::{ColumnKind, EntityTable};
+    let mut settings = app_kernel::KernelSettings::default();
+    settings.auth.token_secret = Some(common::TEST_SECRET.to_owned().into());
+    settings.database = t.settings().clone();
+    settings.database.schema = SchemaPolicy::default();
+    settings.observability.log_level = "warn".into();
+    for start in 0..2 {
+        let service = app_kernel::Service::builder("test_service")
+            .settings(settings.clone())
+            .migrations(app_kernel::migrations!("examples/migrations/projects"))
+            // A declared table completes what the migrations made.
+            .table(EntityTable::new("projects").field("priority", ColumnKind::Integer))
+            .schema_init(|db| async move {
+                // The migrations' table is there when schema_init runs.
+                db.execute("DELETE FROM [projects] WHERE [id] = ?", &[json!("seed")]).await?;
+                let seed = "INSERT INTO [projects] ([id], [workspace_id], [name]) VALUES (?, ?, ?)";
+                db.execute(seed, &[json!("seed"), json!("w0"), json!("seeded")]).await?;
+                Ok(())
+            })
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("start {start}: {e}"));
+        let db = service.kernel().db().clone();
+        let status = db.migration_status(&app_kernel::migrations!("examples/migrations/projects")).await.unwrap();
+        assert!(status.iter().all(|s| s.state == MigrationState::Applied), "{status:?}");
+        if start == 0 {
+            // The entity API works on the migrated table under the closed schema policy.
+            let saved = db
+                .save_entity("projects", json!({"workspace_id": "w1", "name": "apollo", "description": "moon", "processed": true, "priority": 2}))
+                .await
+                .unwrap();
+            let read = db.get_entity("projects", saved["id"].as_str().unwrap()).await.unwrap().unwrap();
+            assert_eq!(
+                (&read["processed"], &read["priority"], &read["description"]),
+                (&json!(true), &json!(2), &json!("moon"))
+            );
+        }
+        assert_eq!(count(&db, "projects").await, 2, "start {start}");
+        db.close().await;
+    }
+    assert_eq!(count(&t.db, "kernel_migrations").await, 2, "the second start applied nothing");
+    t
+}

@@ -237,6 +237,18 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_gives_its_sql_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0001_a.sql"), "SELECT 1;").unwrap();
+        std::fs::write(dir.path().join("0002_b.sqlite.sql"), "SELECT 2;").unwrap();
+        std::fs::write(dir.path().join("README.md"), "not a migration").unwrap();
+        let plan = Migrations::from_dir(dir.path()).unwrap().plan(DatabaseKind::Sqlite).unwrap();
+        assert_eq!(plan.iter().map(|p| p.file.as_str()).collect::<Vec<_>>(), ["0001_a.sql", "0002_b.sqlite.sql"]);
+        let missing = Migrations::from_dir(dir.path().join("nope")).unwrap_err();
+        assert!(matches!(&missing, MigrateError::Read { path, .. } if path.ends_with("nope")), "{missing}");
+    }
+
+    #[test]
     fn clashing_or_incomplete_files_are_refused() {
         let two_names = Migrations::new().file("0001_a.sql", "").file("0001_b.sql", "");
         assert!(matches!(two_names.plan(DatabaseKind::Sqlite), Err(MigrateError::DuplicateVersion { version: 1, .. })));
