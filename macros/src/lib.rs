@@ -33,7 +33,8 @@ fn expand(input: TokenStream) -> Result<TokenStream, String> {
         .and_then(|s| s.strip_suffix('"'))
         .filter(|s| !s.contains('\\'))
         .ok_or_else(|| usage.to_owned())?;
-    let root = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| "migrations!: CARGO_MANIFEST_DIR is not set".to_owned())?;
+    let root =
+        std::env::var("CARGO_MANIFEST_DIR").map_err(|_| "migrations!: CARGO_MANIFEST_DIR is not set".to_owned())?;
     let path = Path::new(&root).join(dir);
     let read = |e: std::io::Error| format!("migrations!: cannot read the folder {}: {e}", path.display());
     let mut files = Vec::new();
