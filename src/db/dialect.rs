@@ -294,10 +294,11 @@ impl DatabaseKind {
     }
 
     /// How migration runners take turns: the statement that takes the lock inside a
-    /// file's transaction (answering `locked` = 1 once held) and, for a session lock,
-    /// the one that frees it once the transaction has ended; `None` where the transaction itself holds the
-    /// database's one write lock (SQLite's `BEGIN IMMEDIATE`). The lock is per schema on
-    /// PostgreSQL and per database on MySQL, so other schemas' runners do not wait.
+    /// file's transaction (answering `locked` = 1 once held) and, for a session lock, the
+    /// one that frees it once the transaction has ended; `None` where the transaction
+    /// itself holds the database's one write lock (SQLite's `BEGIN IMMEDIATE`). The lock
+    /// is per schema on PostgreSQL and per database on MySQL, so other schemas' runners
+    /// do not wait.
     pub(crate) fn migration_lock(self) -> Option<(&'static str, Option<&'static str>)> {
         match self {
             Self::Sqlite => None,

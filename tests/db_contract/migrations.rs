@@ -53,7 +53,7 @@ pub(crate) async fn migrations_apply_in_order_and_once(t: TestDb) -> TestDb {
     // A later file applies alone; an engine's own file wins over the shared one (MySQL's
     // would fail anywhere else, the shared one nowhere).
     let more = base()
-        .file("0003_tags.sql", "CREATE TABLE tags (n VARCHAR(10))")
+        .file("0003_tags.sql", "CREATE TABLE tags (n VARCHAR(10)) -- the last statement needs no ;")
         .file("0003_tags.mysql.sql", "CREATE TABLE tags (n VARCHAR(10)) ENGINE=InnoDB");
     let applied = t.db.migrate(&more).await.unwrap();
     assert_eq!(applied.len(), 1);

@@ -6,9 +6,10 @@
 //! `$tag$ ... $tag$`), and outside a `BEGIN ... END` block of a `CREATE TRIGGER`,
 //! `PROCEDURE`, `FUNCTION` or `EVENT` statement (SQLite and MySQL trigger bodies hold
 //! `;`s of their own; `CASE ... END` nests inside them, and MySQL's `END IF`, `END LOOP`,
-//! `END WHILE`, `END REPEAT` close nothing). The last statement needs no `;`. Pieces that
-//! hold only comments and blanks are no statements. No `DELIMITER` lines: they belong to
-//! the `mysql` client, not to SQL.
+//! `END WHILE`, `END REPEAT` close nothing). The last statement needs no `;`. A statement
+//! runs from its first code to its last (comments inside it are kept, those around it are
+//! not); pieces that hold only comments and blanks are no statements. No `DELIMITER`
+//! lines: they belong to the `mysql` client, not to SQL.
 //!
 //! An unterminated literal, quoted name, comment or block is an error naming its line.
 
@@ -37,6 +38,8 @@ pub(crate) fn split(kind: DatabaseKind, sql: &str) -> Result<Vec<Statement<'_>>,
     // routine (trigger, procedure, ...), its BEGIN/CASE depth, and whether an END was
     // just read (what follows decides whether it closes a block).
     let mut code: Option<usize> = None;
+    // Where its code ends so far (comments and blanks after it are not sent).
+    let mut code_end = 0;
     let mut first_word: Option<String> = None;
     let mut routine = false;
     let mut depth = 0usize;
@@ -54,6 +57,7 @@ pub(crate) fn split(kind: DatabaseKind, sql: &str) -> Result<Vec<Statement<'_>>,
                 let what = if c == b'\'' { "string literal" } else { "quoted name" };
                 code.get_or_insert(i);
                 i = skip_quoted(b, i, c, backslash).ok_or_else(|| unterminated(what, i))?;
+                code_end = i;
                 continue;
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
@@ -72,11 +76,12 @@ pub(crate) fn split(kind: DatabaseKind, sql: &str) -> Result<Vec<Statement<'_>>,
                 let len = dollar_tag(b, i).map_or(1, <[u8]>::len);
                 code.get_or_insert(i);
                 i = find(b, i + len, &b[i..i + len]).ok_or_else(|| unterminated("dollar-quoted string", i))? + len;
+                code_end = i;
                 continue;
             }
             b';' if depth == 0 => {
                 if let Some(from) = code.take() {
-                    out.push(Statement { sql: sql[from..i].trim_end(), line: line_of(from) });
+                    out.push(Statement { sql: &sql[from..code_end], line: line_of(from) });
                 }
                 (first_word, routine) = (None, false);
                 start = i + 1;
@@ -86,7 +91,7 @@ pub(crate) fn split(kind: DatabaseKind, sql: &str) -> Result<Vec<Statement<'_>>,
                     b[i..].iter().position(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).map_or(b.len(), |p| p + i);
                 let word = sql[i..end].to_ascii_uppercase();
                 code.get_or_insert(i);
-                i = end;
+                (i, code_end) = (end, end);
                 if std::mem::take(&mut pending_end) {
                     match word.as_str() {
                         "IF" | "LOOP" | "WHILE" | "REPEAT" => continue,
@@ -110,6 +115,7 @@ pub(crate) fn split(kind: DatabaseKind, sql: &str) -> Result<Vec<Statement<'_>>,
             }
             c if !c.is_ascii_whitespace() => {
                 code.get_or_insert(i);
+                code_end = i + 1;
             }
             _ => {}
         }
@@ -122,7 +128,7 @@ pub(crate) fn split(kind: DatabaseKind, sql: &str) -> Result<Vec<Statement<'_>>,
         return Err(unterminated("BEGIN ... END block", code.unwrap_or(start)));
     }
     if let Some(from) = code {
-        out.push(Statement { sql: sql[from..].trim_end(), line: line_of(from) });
+        out.push(Statement { sql: &sql[from..code_end], line: line_of(from) });
     }
     Ok(out)
 }
@@ -174,6 +180,7 @@ mod tests {
     fn blanks_and_comments_alone_are_no_statements() {
         assert!(split(DatabaseKind::Postgres, " \n-- nothing\n/* here */ ;;\n").unwrap().is_empty());
         assert_eq!(texts(DatabaseKind::Postgres, "SELECT 1;\n\n-- trailing comment\n"), ["SELECT 1"]);
+        assert_eq!(texts(DatabaseKind::Sqlite, "SELECT 1 /* kept */ + 1 -- not kept"), ["SELECT 1 /* kept */ + 1"]);
     }
 
     #[test]
