@@ -222,13 +222,10 @@ impl TxBackend for SqliteTx {
     }
 
     async fn execute_unprepared(&mut self, sql: String) -> Result<(), DbError> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(&sql).map_err(error)?;
-            let mut rows = stmt.raw_query();
-            while rows.next().map_err(error)?.is_some() {}
-            Ok(())
-        })
-        .await
+        // `execute_batch` runs every statement of the text (`prepare` would run the first
+        // and drop the rest unseen); a statement's changes, `RETURNING` ones included, are
+        // all made at its first step, which is all it takes.
+        self.with(move |conn| conn.execute_batch(&sql).map_err(error)).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {

@@ -9,6 +9,30 @@ const NOTES: &str = "-- the first table\nCREATE TABLE notes (id INTEGER PRIMARY 
 const SEED: &str = "INSERT INTO notes (id, body) VALUES (1, 'a; b -- not a comment');\n\
                     /* two rows; one file */\nINSERT INTO notes (id, body) VALUES (2, 'it''s');";
 
+const AUDIT_SQLITE: &str = "CREATE TABLE audit (n INTEGER);
+CREATE TRIGGER notes_audit AFTER INSERT ON notes BEGIN
+  INSERT INTO audit (n) VALUES (NEW.id);
+  UPDATE audit SET n = CASE WHEN n > 100 THEN 0 ELSE n END;
+END;
+INSERT INTO notes (id, body) VALUES (10, 'x');";
+const AUDIT_MYSQL: &str = "CREATE TABLE audit (n INTEGER);
+CREATE TRIGGER notes_audit AFTER INSERT ON notes FOR EACH ROW BEGIN
+  INSERT INTO audit (n) VALUES (NEW.id);
+  IF NEW.id > 100 THEN
+    INSERT INTO audit (n) VALUES (0);
+  END IF;
+END;
+INSERT INTO notes (id, body) VALUES (10, 'x');";
+const AUDIT_POSTGRES: &str = "CREATE TABLE audit (n INTEGER);
+CREATE FUNCTION notes_audit() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO audit (n) VALUES (NEW.id);
+  RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER notes_audit AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION notes_audit();
+INSERT INTO notes (id, body) VALUES (10, 'x');";
+
 /// Two files, listed out of order.
 fn base() -> Migrations {
     Migrations::new().file("0002_seed.sql", SEED).file("0001_notes.sql", NOTES)
@@ -55,8 +79,14 @@ pub(crate) async fn migrations_apply_in_order_and_once(t: TestDb) -> TestDb {
     let more = base()
         .file("0003_tags.sql", "CREATE TABLE tags (n VARCHAR(10)) -- the last statement needs no ;")
         .file("0003_tags.mysql.sql", "CREATE TABLE tags (n VARCHAR(10)) ENGINE=InnoDB");
+    // Trigger bodies and dollar-quoted functions hold `;`s that end no statement.
+    let more = more
+        .file("0004_audit.sqlite.sql", AUDIT_SQLITE)
+        .file("0004_audit.mysql.sql", AUDIT_MYSQL)
+        .file("0004_audit.postgres.sql", AUDIT_POSTGRES);
     let applied = t.db.migrate(&more).await.unwrap();
-    assert_eq!(applied.len(), 1);
+    assert_eq!(applied.len(), 2);
+    assert_eq!(count(&t.db, "audit").await, 1, "the trigger ran once for the file's own insert");
     let expected = match t.db.kind() {
         DatabaseKind::Mysql => "0003_tags.mysql.sql",
         DatabaseKind::Postgres | DatabaseKind::Sqlite => "0003_tags.sql",
