@@ -20,8 +20,9 @@
 //! applied version whose file is gone, and a pending file numbered below one already
 //! applied. A failed statement fails its file, names the file, the statement and its line,
 //! and leaves the database as it was on PostgreSQL and SQLite; MySQL commits each DDL
-//! statement as it runs, so the file's earlier DDL statements stay (the file is not
-//! recorded: make its statements safe to run again, or keep one DDL statement per file).
+//! statement as it runs (and runs what follows it outside the transaction), so the file's
+//! earlier statements may stay (the file is not recorded: make its statements safe to run
+//! again, or keep one DDL statement per file).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), app_kernel::BootError> {
