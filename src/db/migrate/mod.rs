@@ -252,9 +252,11 @@ mod tests {
     #[test]
     fn clashing_or_incomplete_files_are_refused() {
         let two_names = Migrations::new().file("0001_a.sql", "").file("0001_b.sql", "");
-        assert!(matches!(two_names.plan(DatabaseKind::Sqlite), Err(MigrateError::DuplicateVersion { version: 1, .. })));
+        let planned = two_names.plan(DatabaseKind::Sqlite);
+        assert!(matches!(planned, Err(MigrateError::DuplicateVersion { version: 1, .. })));
         let twice = Migrations::new().file("1_a.sql", "").file("0001_a.sql", "");
-        assert!(matches!(twice.plan(DatabaseKind::Sqlite), Err(MigrateError::DuplicateVersion { .. })));
+        let planned = twice.plan(DatabaseKind::Sqlite);
+        assert!(matches!(planned, Err(MigrateError::DuplicateVersion { .. })));
         let pg_only = Migrations::new().file("0003_x.postgres.sql", "");
         assert!(pg_only.plan(DatabaseKind::Postgres).is_ok());
         let e = pg_only.plan(DatabaseKind::Sqlite).unwrap_err();
