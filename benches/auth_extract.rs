@@ -35,9 +35,8 @@ fn extraction(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async { auth.authenticate(&headers).await.expect("valid") })
     });
 
-    let app = Router::new()
-        .route("/me", get(|user: CurrentUser| async move { user.id.clone() }))
-        .layer(axum::Extension(auth.clone()));
+    let app =
+        Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() })).with_state(auth.clone());
     let baseline = Router::new().route("/me", get(|| async { "ok" }));
     let request = |with_token: bool| {
         let builder = Request::get("/me");

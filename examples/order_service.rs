@@ -8,7 +8,7 @@
 use app_kernel::auth::CurrentUser;
 use app_kernel::db::{ColumnKind, EntityTable};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
-use app_kernel::{ApiError, BootError, Db, Service, ServiceConfig};
+use app_kernel::{ApiError, BootError, Db, Kernel, Service, ServiceConfig};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -59,7 +59,7 @@ async fn create_order(
     Ok(Json(json!({"order_id": order_id, "job_id": job.job_id})))
 }
 
-fn orders() -> Router {
+fn orders() -> Router<Kernel> {
     Router::new().route("/orders", post(create_order))
 }
 

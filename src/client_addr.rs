@@ -2,7 +2,8 @@
 //! address (the login throttle, the API rate limit).
 //!
 //! The address is the peer's, unless the peer is one of
-//! [`ServerSettings::trusted_proxies`](crate::service::ServerSettings::trusted_proxies):
+//! [`ServerSettings::trusted_proxies`](crate::settings::ServerSettings::trusted_proxies),
+//! given as [`TrustedProxies`]:
 //! then it is the last address in `X-Forwarded-For` that is not a trusted proxy.
 //! Each proxy appends the address it received from, so that entry is the one no
 //! client could forge; entries left of it are the client's word. A malformed entry
@@ -19,12 +20,21 @@ use http::request::Parts;
 use http::HeaderMap;
 use ipnet::IpNet;
 
+/// The proxies whose `X-Forwarded-For` entries are believed. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustedProxies(std::sync::Arc<[IpNet]>);
+
+impl TrustedProxies {
+    /// Believes the proxies in `nets`.
+    pub(crate) fn new(nets: &[IpNet]) -> Self {
+        Self(nets.into())
+    }
+}
+
 /// The client's address for this request (`None` without connect info).
-pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
+pub(crate) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    let kernel = parts.extensions.get::<crate::service::Kernel>();
-    let trusted = kernel.map_or(&[][..], |k| &k.settings().server.trusted_proxies[..]);
-    Some(behind(peer, trusted, &parts.headers))
+    Some(behind(peer, &trusted.0, &parts.headers))
 }
 
 /// The client behind `peer`, given the proxies `trusted`.

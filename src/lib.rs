@@ -9,6 +9,7 @@ pub mod observability;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_conn;
 pub mod reliability;
+pub(crate) mod response_hook;
 pub mod service;
 pub mod settings;
 pub mod streaming;
@@ -21,6 +22,6 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 
 pub use app_kernel_macros::migrations;
 pub use db::Db;
-pub use error::{ApiError, BootError};
-pub use service::{Kernel, Routes, Service};
+pub use error::ApiError;
+pub use service::{BootError, Kernel, Routes, Service};
 pub use settings::{KernelSettings, ServiceConfig};

@@ -205,7 +205,7 @@ fn app(auth: Auth) -> Router {
     Router::new()
         .route("/me", get(|user: CurrentUser| async move { user.id.clone() }))
         .route("/admin", get(|admin: AdminUser| async move { admin.id.clone() }))
-        .layer(axum::Extension(auth))
+        .with_state(auth)
 }
 
 async fn get_with(app: &Router, path: &str, token: &str) -> (StatusCode, http::HeaderMap, serde_json::Value) {

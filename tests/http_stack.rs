@@ -11,7 +11,7 @@ use common::{assert_problem, get as get_path, send, service};
 use http::Request;
 use serde_json::json;
 
-fn app() -> Router {
+fn app() -> Router<app_kernel::Kernel> {
     #[derive(serde::Deserialize)]
     struct NewWidget {
         #[allow(dead_code)]

@@ -52,7 +52,7 @@ async fn job_status_is_shown_to_its_user_and_admins_only() {
     common::assert_problem(&other, 404, "not_found");
     let admin = common::send(&router, get(Some(token(root.clone())))).await;
     assert_eq!(admin.status, 200);
-    app_kernel::jobs::Worker::from_kernel(&kernel).run_once().await.unwrap();
+    kernel.worker().run_once().await.unwrap();
     let done = common::send(&router, get(Some(token(alice.clone())))).await.json();
     assert_eq!(done["status"], "done");
     assert_eq!(done["result"], json!({"ok": true}));
@@ -90,7 +90,7 @@ async fn a_failed_jobs_owner_sees_no_internal_error_text() {
     let once = || EnqueueOptions::new().user_id(alice.id.clone()).max_attempts(1);
     let leaked = kernel.jobs().enqueue("leaky", json!({}), once()).await.unwrap().job_id;
     let said = kernel.jobs().enqueue("declined", json!({}), once()).await.unwrap().job_id;
-    app_kernel::jobs::Worker::from_kernel(&kernel).run_once().await.unwrap();
+    kernel.worker().run_once().await.unwrap();
     let router = service.router();
     let view = |id: &str, user: &UserIdentity| {
         let token = kernel.auth().tokens().issue_access(user).unwrap().token;

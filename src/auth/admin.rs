@@ -11,9 +11,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::store::UserStore;
 use super::AuthError;
-use crate::error::BootError;
+use crate::db::Db;
 use crate::observability::names;
-use crate::service::Kernel;
 
 /// A password given on the command line or in `ADMIN_PASSWORD`; never printed.
 #[derive(Clone)]
@@ -73,25 +72,29 @@ pub enum AdminError {
     Store(#[from] AuthError),
 }
 
-/// Runs `create-admin` against the kernel's database.
+impl From<crate::db::DbError> for AdminError {
+    fn from(e: crate::db::DbError) -> Self {
+        Self::Store(AuthError::from(e))
+    }
+}
+
+/// Runs `create-admin` against `db`.
 ///
 /// # Errors
-/// [`BootError::Command`] when the email or login name is taken; the database failed.
+/// The email or login name is taken; the database failed.
 pub(crate) async fn create_admin_command(
-    kernel: &Kernel,
+    db: &Db,
+    mode: super::AuthMode,
     email: &str,
     password: &AdminPassword,
     username: Option<&str>,
-) -> Result<(), BootError> {
-    let store = UserStore::new(kernel.db().clone());
+) -> Result<(), AdminError> {
+    let store = UserStore::new(db.clone());
     store.create_tables().await?;
-    let admin = store
-        .create_admin(email, password.0.expose_secret(), username)
-        .await
-        .map_err(|e| command_error("create-admin", e))?;
+    let admin = store.create_admin(email, password.0.expose_secret(), username).await?;
     tracing::info!(user_id = %admin.id, username = %admin.username, "admin created");
     println!("admin created: {} (id {})", admin.username, admin.id);
-    if kernel.settings().features.auth_mode == super::AuthMode::ApiKey {
+    if mode == super::AuthMode::ApiKey {
         // apikey mode mounts no login route: this key is how the admin gets in
         // (and creates the other keys). Shown once, stored only as a hash.
         let (key, info) = store.create_api_key("create-admin", &admin.id).await?;
@@ -100,30 +103,21 @@ pub(crate) async fn create_admin_command(
         store.audit().record(Some(&admin.id), names::AUDIT_API_KEY_CREATE, Some(&resource), details).await?;
         println!("admin API key (shown once; send it as X-API-Key): {}", key.expose());
     }
-    kernel.db().close().await;
     Ok(())
 }
 
 /// Runs `promote-admin`: the active account named exactly `username` becomes an admin.
 ///
 /// # Errors
-/// [`BootError::Command`] when no active account has this username; the database failed.
-pub(crate) async fn promote_admin_command(kernel: &Kernel, username: &str) -> Result<(), BootError> {
-    let store = UserStore::new(kernel.db().clone());
+/// No active account has this username; the database failed.
+pub(crate) async fn promote_admin_command(db: &Db, username: &str) -> Result<(), AdminError> {
+    let store = UserStore::new(db.clone());
     store.create_tables().await?;
-    let admin = store.promote_admin(username).await.map_err(|e| command_error("promote-admin", e))?;
+    let admin = store.promote_admin(username).await?;
     let resource = format!("users/{}", admin.id);
     let details = serde_json::json!({"username": admin.username, "by": "promote-admin"});
     store.audit().record(None, names::AUDIT_ADMIN_PROMOTE, Some(&resource), details).await?;
     tracing::info!(user_id = %admin.id, username = %admin.username, "admin promoted");
     println!("admin promoted: {} (id {})", admin.username, admin.id);
-    kernel.db().close().await;
     Ok(())
-}
-
-fn command_error(command: &'static str, e: AdminError) -> BootError {
-    match e {
-        AdminError::Store(e) => BootError::Auth(e),
-        e => BootError::Command { command, message: e.to_string() },
-    }
 }

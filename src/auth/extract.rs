@@ -1,10 +1,11 @@
 //! The identity extractors: [`CurrentUser`], [`OptionalUser`], [`AdminUser`].
 //!
-//! They find the [`Auth`] handle in the [`Kernel`] of the request's extensions (or,
-//! in an axum app built without [`Service`](crate::Service), an [`Auth`] added with
-//! `Extension(auth)`), call [`Auth::authenticate`] once per request (the result is
-//! cached in the extensions, so a handler may take several of them), and record
-//! the user id in the request's log context.
+//! They take the [`Auth`] handle from the router's state (any state `S` with
+//! `Auth: FromRef<S>`: the [`Kernel`](crate::Kernel) of a service's routers, or
+//! `Auth` itself in an axum app built without [`Service`](crate::Service)), call
+//! [`Auth::authenticate`] once per request (the result is cached in the request's
+//! extensions, so a handler may take several of them), and record the user id in
+//! the request's log context.
 //!
 //! | extractor | no credentials | bad credentials | not admin |
 //! |---|---|---|---|
@@ -23,7 +24,7 @@
 //! async fn admin_action(admin: AdminUser) -> String {
 //!     admin.id.clone()
 //! }
-//! let _app: axum::Router = axum::Router::new()
+//! let _app: axum::Router<app_kernel::Kernel> = axum::Router::new()
 //!     .route("/profile", axum::routing::get(profile))
 //!     .route("/admin", axum::routing::post(admin_action));
 //! ```
@@ -31,14 +32,32 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 
 use super::{Auth, AuthError, UserIdentity};
 use crate::error::ApiError;
-use crate::service::Kernel;
 
 /// The authenticated caller (the spec's `get_current_user`).
+///
+/// It takes [`Auth`] from the router's state (`Router<Kernel>` in a service, or
+/// any state with `Auth: FromRef<S>`), so a route whose router has no auth does
+/// not compile, rather than failing at run time:
+///
+/// ```compile_fail
+/// use app_kernel::auth::CurrentUser;
+/// use axum::routing::get;
+///
+/// let app: axum::Router = axum::Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() }));
+/// ```
+///
+/// ```
+/// use app_kernel::auth::CurrentUser;
+/// use app_kernel::Kernel;
+/// use axum::routing::get;
+///
+/// let app: axum::Router<Kernel> = axum::Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() }));
+/// ```
 ///
 /// It derefs to [`UserIdentity`] (`user.id`, `user.is_admin()`). The identity is
 /// shared with the identity cache and with the other extractors of the request, so
@@ -58,17 +77,17 @@ pub struct AdminUser(pub Arc<UserIdentity>);
 #[derive(Clone)]
 struct Resolved(Result<Option<Arc<UserIdentity>>, AuthError>);
 
-pub(crate) async fn identify<S: Send + Sync>(
-    parts: &mut Parts,
-    state: &S,
-) -> Result<Option<Arc<UserIdentity>>, ApiError> {
+/// The caller of this request, asked of `auth` once per request: every later
+/// extractor (and the rate limit and idempotency layers) reads the answer kept in
+/// the request's extensions.
+pub(crate) async fn identify<S>(parts: &mut Parts, state: &S) -> Result<Option<Arc<UserIdentity>>, ApiError>
+where
+    Auth: FromRef<S>,
+{
     if let Some(Resolved(done)) = parts.extensions.get::<Resolved>() {
         return done.clone().map_err(ApiError::from);
     }
-    let auth = match parts.extensions.get::<Auth>() {
-        Some(auth) if parts.extensions.get::<Kernel>().is_none() => auth.clone(),
-        _ => Kernel::from_request_parts(parts, state).await?.auth().clone(),
-    };
+    let auth = Auth::from_ref(state);
     let result = auth.authenticate(&parts.headers).await;
     if let Ok(Some(user)) = &result {
         crate::observability::request_id::set_user_id(&user.id);
@@ -77,7 +96,10 @@ pub(crate) async fn identify<S: Send + Sync>(
     result.map_err(ApiError::from)
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser
+where
+    Auth: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -85,7 +107,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for OptionalUser {
+impl<S: Send + Sync> FromRequestParts<S> for OptionalUser
+where
+    Auth: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -93,7 +118,10 @@ impl<S: Send + Sync> FromRequestParts<S> for OptionalUser {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for AdminUser {
+impl<S: Send + Sync> FromRequestParts<S> for AdminUser
+where
+    Auth: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -141,28 +169,23 @@ mod tests {
 
     use super::*;
     use crate::auth::{AuthMode, AuthSettings};
-    use crate::db::{DatabaseSettings, Db};
-    use crate::settings::KernelSettings;
 
     const SECRET: &str = "extract-tests-secret-0123456789abcdef";
 
-    async fn kernel(settings: AuthSettings, dir: &tempfile::TempDir) -> Kernel {
-        let db_path = dir.path().join("k.db").display().to_string();
-        let db = Db::connect(&DatabaseSettings::sqlite(db_path), "test").await.unwrap();
-        let auth = Auth::new(&settings, AuthMode::Local).unwrap();
-        Kernel::new("t".into(), "1".into(), String::new(), KernelSettings::default(), db, Vec::new(), auth)
+    fn auth(settings: AuthSettings) -> Auth {
+        Auth::new(&settings, AuthMode::Local).unwrap()
     }
 
     fn settings() -> AuthSettings {
         AuthSettings { token_secret: Some(SecretString::from(SECRET)), ..AuthSettings::default() }
     }
 
-    fn app(kernel: Kernel) -> Router {
+    fn app(auth: Auth) -> Router {
         Router::new()
             .route("/me", get(|user: CurrentUser| async move { Json(user.0) }))
             .route("/maybe", get(|user: OptionalUser| async move { Json(user.0) }))
             .route("/admin", get(|admin: AdminUser, again: CurrentUser| async move { Json((admin.0, again.0)) }))
-            .layer(axum::Extension(kernel))
+            .with_state(auth)
     }
 
     async fn call(app: &Router, path: &str, bearer: Option<&str>) -> (StatusCode, String, serde_json::Value) {
@@ -181,13 +204,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn current_optional_and_admin_through_the_kernel() {
-        let dir = tempfile::tempdir().unwrap();
-        let kernel = kernel(settings(), &dir).await;
-        let tokens = kernel.auth().tokens();
+    async fn current_optional_and_admin_from_the_state() {
+        let auth = auth(settings());
+        let tokens = auth.tokens();
         let user = tokens.issue_pair(&UserIdentity::new("u1", "ann"), None).unwrap();
         let admin = tokens.issue_access(&UserIdentity::new("a1", "root").with_role("admin")).unwrap().token;
-        let app = app(kernel.clone());
+        let app = app(auth.clone());
 
         let (status, www, body) = call(&app, "/me", Some(&user.access.token)).await;
         assert_eq!((status, www.as_str(), body["username"].as_str()), (StatusCode::OK, "", Some("ann")));
@@ -217,16 +239,8 @@ mod tests {
 
     #[tokio::test]
     async fn disabled_auth_lets_everyone_in_as_the_dev_admin() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(kernel(AuthSettings { enabled: false, ..settings() }, &dir).await);
+        let app = app(auth(AuthSettings { enabled: false, ..settings() }));
         let (status, _, body) = call(&app, "/admin", None).await;
         assert_eq!((status, body[0]["id"].as_str()), (StatusCode::OK, Some("anonymous")));
-    }
-
-    #[tokio::test]
-    async fn without_kernel_or_auth_it_is_a_500() {
-        let app = Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() }));
-        let response = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

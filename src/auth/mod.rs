@@ -62,3 +62,35 @@ pub use throttle::{
 #[cfg(feature = "redis")]
 pub use throttle_redis::RedisLoginThrottle;
 pub use token::{create_access_token, create_refresh_token, decode_token, Tokens, CLOCK_LEEWAY_SECS};
+
+/// Auth for `settings` and `mode`, opened once at start-up: the token keys, the
+/// login throttle (in Redis when `redis_url` is set and the `redis` feature is on,
+/// so every instance counts together; in process otherwise) and, in `local` and
+/// `apikey` mode, the user store on `db` as the identity source (its tables
+/// created, the first admin from `ADMIN_EMAIL` made when none exists).
+///
+/// # Errors
+/// The keys cannot be built from the settings; Redis or the database failed.
+pub async fn open(
+    settings: &AuthSettings,
+    mode: AuthMode,
+    db: &crate::db::Db,
+    redis_url: Option<&str>,
+    redis_prefix: &str,
+) -> Result<Auth, AuthError> {
+    let mut auth = Auth::new(settings, mode)?;
+    #[cfg(feature = "redis")]
+    if let Some(url) = redis_url {
+        let backend = RedisLoginThrottle::connect(url, redis_prefix).await?;
+        tracing::info!("login throttle: redis (shared by every instance)");
+        auth = auth.with_throttle_backend(std::sync::Arc::new(backend));
+    }
+    let _ = (redis_url, redis_prefix);
+    if auth.secret_was_generated() {
+        tracing::warn!(
+            "JWT_SECRET is not set: using a random per-process secret; tokens will not survive a restart \
+             and several instances need one shared secret"
+        );
+    }
+    store::attach(auth, db, settings).await
+}

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
@@ -24,23 +24,51 @@ use serde_json::{json, Value};
 
 use super::store::{NewUser, UserStore};
 use super::{
-    check_dummy, check_password, AdminUser, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
+    check_dummy, check_password, AdminUser, Auth, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
     MAX_PASSWORD_BYTES, USER_ROLE,
 };
+use crate::client_addr::TrustedProxies;
 use crate::error::{ApiError, FieldError};
 use crate::observability::names;
-use crate::service::Kernel;
 
-/// The auth routers for this kernel's settings, with their full paths.
-pub(crate) fn router(kernel: &Kernel, store: UserStore) -> Router {
-    let settings = kernel.settings();
-    let f = &settings.features;
-    let prefix = format!("{}{}", settings.server.api_prefix, f.auth_prefix);
-    if !f.enable_auth_routes || f.auth_mode == AuthMode::External {
+/// What the auth routes need: the store, the auth handle, who may sign up, and
+/// which proxies to look behind for the client's address.
+#[derive(Clone)]
+pub(crate) struct AuthRoutes {
+    pub(crate) store: UserStore,
+    pub(crate) auth: Auth,
+    pub(crate) proxies: TrustedProxies,
+    pub(crate) allow_self_signup: bool,
+}
+
+impl FromRef<AuthRoutes> for UserStore {
+    fn from_ref(state: &AuthRoutes) -> Self {
+        state.store.clone()
+    }
+}
+
+impl FromRef<AuthRoutes> for Auth {
+    fn from_ref(state: &AuthRoutes) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl FromRef<AuthRoutes> for TrustedProxies {
+    fn from_ref(state: &AuthRoutes) -> Self {
+        state.proxies.clone()
+    }
+}
+
+/// The auth routes at `{prefix}/...` (`prefix`: the API prefix and the auth
+/// prefix): the account routes in `local` mode, the API-key routes in `local` and
+/// `apikey` mode, none in `external` mode.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(state: AuthRoutes, prefix: &str) -> Router<S> {
+    let mode = state.auth.mode();
+    if mode == AuthMode::External {
         return Router::new();
     }
-    let mut router = Router::<UserStore>::new();
-    if f.auth_mode == AuthMode::Local {
+    let mut router = Router::<AuthRoutes>::new();
+    if mode == AuthMode::Local {
         router = router
             .route(&format!("{prefix}/register"), post(register))
             .route(&format!("{prefix}/login"), post(login))
@@ -52,7 +80,7 @@ pub(crate) fn router(kernel: &Kernel, store: UserStore) -> Router {
     router
         .route(&format!("{prefix}/api-keys"), post(create_key).get(list_keys))
         .route(&format!("{prefix}/api-keys/{{id}}"), delete(revoke_key))
-        .with_state(store)
+        .with_state(state)
 }
 
 type Store = State<UserStore>;
@@ -110,11 +138,14 @@ fn too_long(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(crate::client_addr::client_ip(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(crate::client_addr::client_ip(parts, &TrustedProxies::from_ref(state))))
     }
 }
 
@@ -126,8 +157,12 @@ struct RegisterBody {
     password: String,
 }
 
-async fn register(State(store): Store, kernel: Kernel, Json(body): Json<RegisterBody>) -> Result<Response, ApiError> {
-    if !kernel.settings().features.allow_self_signup {
+async fn register(
+    State(store): Store,
+    State(state): State<AuthRoutes>,
+    Json(body): Json<RegisterBody>,
+) -> Result<Response, ApiError> {
+    if !state.allow_self_signup {
         return Err(AuthError::SignupDisabled.into());
     }
     let mut errors = Vec::new();
@@ -180,7 +215,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
 
 async fn login(
     State(store): Store,
-    kernel: Kernel,
+    State(auth): State<Auth>,
     ClientIp(ip): ClientIp,
     LoginBody(creds): LoginBody,
 ) -> Result<Json<TokenPair>, ApiError> {
@@ -188,7 +223,6 @@ async fn login(
     too_long("username", &creds.username, MAX_LOGIN_BYTES, &mut errors);
     too_long("password", &creds.password, MAX_PASSWORD_BYTES, &mut errors);
     check(errors)?;
-    let auth = kernel.auth();
     let attempt = auth.throttle().begin(ip, &creds.username).await?;
     let user = store.find_by_login(&creds.username).await?;
     let verified = match &user {
@@ -234,10 +268,10 @@ struct RefreshBody {
 
 async fn refresh(
     State(store): Store,
-    kernel: Kernel,
+    State(auth): State<Auth>,
     Json(body): Json<RefreshBody>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let tokens = kernel.auth().tokens();
+    let tokens = auth.tokens();
     let claims = tokens.decode_refresh(&body.refresh_token)?;
     let pair = store.rotate_refresh(tokens, &claims).await?;
     Ok(Json(pair.response()))
@@ -252,7 +286,7 @@ struct ChangePasswordBody {
 /// Wrong old passwords are throttled as failed logins of the user from that address.
 async fn change_password(
     State(store): Store,
-    kernel: Kernel,
+    State(auth): State<Auth>,
     ClientIp(ip): ClientIp,
     user: CurrentUser,
     Json(body): Json<ChangePasswordBody>,
@@ -262,7 +296,7 @@ async fn change_password(
     password_errors("new_password", &body.new_password, &mut errors);
     check(errors)?;
     let stored = store.get_user(&user.id).await?.ok_or(AuthError::InvalidToken)?;
-    let throttle = kernel.auth().throttle();
+    let throttle = auth.throttle();
     let attempt = throttle.begin(ip, &stored.identity.username).await?;
     match check_password(&body.old_password, &stored.password_hash).await {
         Ok(true) => throttle.succeeded(attempt).await?,

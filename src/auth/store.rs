@@ -331,15 +331,15 @@ impl UserStore {
 pub(crate) async fn attach(
     auth: super::Auth,
     db: &Db,
-    settings: &crate::settings::KernelSettings,
-) -> Result<super::Auth, crate::error::BootError> {
-    if settings.features.auth_mode == super::AuthMode::External {
+    settings: &super::AuthSettings,
+) -> Result<super::Auth, AuthError> {
+    if auth.mode() == super::AuthMode::External {
         return Ok(auth);
     }
     let store = UserStore::new(db.clone());
-    store.identities.set_ttl(settings.auth.identity_cache_ttl);
+    store.identities.set_ttl(settings.identity_cache_ttl);
     store.create_tables().await?;
-    if let (Some(email), Some(password)) = (&settings.auth.admin_email, &settings.auth.admin_password) {
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         use secrecy::ExposeSecret as _;
         if let Some(admin) = store.ensure_first_admin(email, password.expose_secret()).await? {
             tracing::info!(user_id = %admin.id, username = %admin.username, "first admin created from ADMIN_EMAIL");

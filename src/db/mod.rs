@@ -63,7 +63,7 @@ mod value;
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use serde_json::Value;
 
@@ -79,8 +79,6 @@ pub use transaction::Transaction;
 pub use value::ColumnKind;
 pub use value::Row;
 
-use crate::error::ApiError;
-use crate::service::Kernel;
 use backend::{Backend, Target};
 use schema::SchemaCache;
 use sql_cache::SqlCache;
@@ -266,10 +264,14 @@ async fn open(kind: DatabaseKind, url: &str, settings: &DatabaseSettings) -> Res
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Db {
-    type Rejection = ApiError;
+/// The database of the router's state (the spec's `get_db_connection()`).
+impl<S: Send + Sync> FromRequestParts<S> for Db
+where
+    Db: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Kernel::from_request_parts(parts, state).await?.db().clone())
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_ref(state))
     }
 }

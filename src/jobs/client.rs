@@ -3,15 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use serde::Serialize;
 
 use super::backend::{now_ms, JobRecord, NewJob, Priority, QueueBackend};
 use super::{JobError, JobRegistry, JobSettings};
 use crate::db::{Db, Transaction};
-use crate::error::ApiError;
-use crate::service::Kernel;
 
 /// How to enqueue one job; every field is optional.
 #[derive(Debug, Clone, Default)]
@@ -266,10 +264,14 @@ impl JobClient {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for JobClient {
-    type Rejection = ApiError;
+/// The job client of the router's state (the spec's `get_job_client()`).
+impl<S: Send + Sync> FromRequestParts<S> for JobClient
+where
+    JobClient: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Kernel::from_request_parts(parts, state).await?.jobs().clone())
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_ref(state))
     }
 }

@@ -2,17 +2,17 @@
 //! sees an internal failure (an error a task converted with `?`) as `internal
 //! error`; admins see the detail.
 
+use axum::extract::FromRef;
 use axum::extract::Path;
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::backend::{JobRecord, JobStatus, Priority};
 use super::JobClient;
-use crate::auth::CurrentUser;
+use crate::auth::{Auth, CurrentUser};
 use crate::error::ApiError;
-use crate::service::Routes;
 
 /// The job as docs/CONTRACT.md shows it.
 #[derive(Debug, Serialize)]
@@ -77,6 +77,11 @@ fn public_error(error: String) -> String {
 }
 
 /// The job routes, to mount under the API prefix.
-pub(crate) fn routes() -> Routes {
-    Routes::new().route("/jobs/{id}", get(job_status))
+pub(crate) fn routes<S>() -> Vec<(&'static str, MethodRouter<S>)>
+where
+    S: Clone + Send + Sync + 'static,
+    JobClient: FromRef<S>,
+    Auth: FromRef<S>,
+{
+    vec![("/jobs/{id}", get(job_status))]
 }

@@ -29,7 +29,6 @@ use super::ahead::Ahead;
 use super::backend::{now_ms, ClaimedJob, FailOutcome};
 use super::{JobClient, JobContext, TaskError};
 use crate::db::Db;
-use crate::service::Kernel;
 
 /// What one [`Worker::run_once`] did, by job id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,11 +86,6 @@ impl Worker {
         let concurrency = client.settings().worker_count.max(1);
         let blocking = Arc::new(Semaphore::new(client.settings().thread_pool_size.max(1)));
         Self { client, db, id, concurrency, blocking }
-    }
-
-    /// A worker with the kernel's job client and database.
-    pub fn from_kernel(kernel: &Kernel) -> Self {
-        Self::new(kernel.jobs().clone(), kernel.db().clone())
     }
 
     /// Jobs run at once (default `JobSettings::worker_count`).

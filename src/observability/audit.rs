@@ -2,15 +2,14 @@
 //! `actor`, `action` and `since`, paged with an opaque `cursor`. Mounted only when
 //! `enable_audit_routes` is on.
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::auth::AdminUser;
-use crate::db::{AuditFilter, AuditLog, AuditPage};
+use crate::auth::{AdminUser, Auth};
+use crate::db::{AuditFilter, AuditLog, AuditPage, Db};
 use crate::error::ApiError;
-use crate::service::Kernel;
 
 #[derive(Debug, Deserialize)]
 struct AuditQuery {
@@ -21,14 +20,29 @@ struct AuditQuery {
     cursor: Option<String>,
 }
 
-/// The audit route, with its full path, when the settings ask for it.
-pub(crate) fn router(kernel: &Kernel) -> Router {
-    let settings = kernel.settings();
-    if !settings.features.enable_audit_routes {
-        return Router::new();
+/// The audit route's state: the trail, and who is an admin.
+#[derive(Clone)]
+struct AuditRoute {
+    audit: AuditLog,
+    auth: Auth,
+}
+
+impl FromRef<AuditRoute> for Auth {
+    fn from_ref(state: &AuditRoute) -> Self {
+        state.auth.clone()
     }
-    let path = format!("{}/audit", settings.server.api_prefix);
-    Router::new().route(&path, get(list)).with_state(AuditLog::new(kernel.db().clone()))
+}
+
+impl FromRef<AuditRoute> for AuditLog {
+    fn from_ref(state: &AuditRoute) -> Self {
+        state.audit.clone()
+    }
+}
+
+/// The audit route at `{api_prefix}/audit`.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(db: &Db, auth: Auth, api_prefix: &str) -> Router<S> {
+    let state = AuditRoute { audit: AuditLog::new(db.clone()), auth };
+    Router::new().route(&format!("{api_prefix}/audit"), get(list)).with_state(state)
 }
 
 async fn list(

@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use crate::service::stack::response_hook::{HookFuture, ResponseHook};
+use crate::response_hook::{HookFuture, ResponseHook};
 
 /// `x-request-id`.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");

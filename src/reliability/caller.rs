@@ -1,17 +1,38 @@
 //! Who is calling, for the limits and records kept per caller.
 
-/// `user:<id>` for a caller whose credentials are good, else `ip:<address bucket>`.
-pub(crate) async fn caller(parts: &mut http::request::Parts) -> String {
-    if let Ok(Some(user)) = crate::auth::identify(parts, &()).await {
-        return ["user:", &user.id].concat();
-    }
-    address(parts)
+use crate::auth::Auth;
+use crate::client_addr::{bucket, client_ip, TrustedProxies};
+
+/// How a layer tells callers apart: by user id when their credentials are good
+/// (checked by `auth`), else by address (looked up behind the trusted proxies).
+/// Without `auth`, every caller counts by address. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Callers {
+    auth: Option<Auth>,
+    proxies: TrustedProxies,
 }
 
-/// `ip:<address bucket>`, whatever credentials the caller sent.
-pub(crate) fn address(parts: &http::request::Parts) -> String {
-    match crate::client_addr::client_ip(parts) {
-        Some(ip) => format!("ip:{}", crate::client_addr::bucket(ip)),
-        None => "ip:unknown".to_owned(),
+impl Callers {
+    /// Callers identified by `auth` (if any), addresses read behind `trusted_proxies`.
+    pub fn new(auth: Option<Auth>, trusted_proxies: &[ipnet::IpNet]) -> Self {
+        Self { auth, proxies: TrustedProxies::new(trusted_proxies) }
+    }
+
+    /// `user:<id>` for a caller whose credentials are good, else `ip:<address bucket>`.
+    pub(crate) async fn caller(&self, parts: &mut http::request::Parts) -> String {
+        if let Some(auth) = &self.auth {
+            if let Ok(Some(user)) = crate::auth::identify(parts, auth).await {
+                return ["user:", &user.id].concat();
+            }
+        }
+        self.address(parts)
+    }
+
+    /// `ip:<address bucket>`, whatever credentials the caller sent.
+    pub(crate) fn address(&self, parts: &http::request::Parts) -> String {
+        match client_ip(parts, &self.proxies) {
+            Some(ip) => format!("ip:{}", bucket(ip)),
+            None => "ip:unknown".to_owned(),
+        }
     }
 }

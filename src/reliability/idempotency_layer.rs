@@ -51,6 +51,7 @@ struct Shared {
     running_ttl: Duration,
     max_body_bytes: usize,
     max_record_bytes: usize,
+    callers: super::Callers,
     failures: AtomicU64,
 }
 
@@ -76,6 +77,7 @@ impl IdempotencyLayer {
             running_ttl,
             max_body_bytes: 1024 * 1024,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            callers: super::Callers::default(),
             failures: AtomicU64::new(0),
         };
         Self { shared: Arc::new(shared) }
@@ -97,6 +99,13 @@ impl IdempotencyLayer {
     #[must_use]
     pub fn with_max_record_bytes(self, n: usize) -> Self {
         self.edit(|s| s.max_record_bytes = n)
+    }
+
+    /// Keeps records per caller as `callers` tells them apart (by default by
+    /// peer address).
+    #[must_use]
+    pub fn with_callers(self, callers: super::Callers) -> Self {
+        self.edit(|s| s.callers = callers)
     }
 
     /// Requests to `path_prefix` or below it are passed through, key or not.
@@ -164,7 +173,7 @@ where
         }
         Err(e) => return Ok(ApiError::bad_request(format!("could not read the body: {e}")).into_response()),
     };
-    let caller = super::caller::caller(&mut parts).await;
+    let caller = shared.callers.caller(&mut parts).await;
     let fingerprint = fingerprint(&parts, &body);
     let request = Request::from_parts(parts, Body::from(body));
     match shared.store.begin(&caller, &key, &fingerprint, shared.running_ttl).await {
@@ -210,6 +219,7 @@ impl Shared {
             running_ttl: self.running_ttl,
             max_body_bytes: self.max_body_bytes,
             max_record_bytes: self.max_record_bytes,
+            callers: self.callers.clone(),
             failures: AtomicU64::new(0),
         }
     }

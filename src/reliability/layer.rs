@@ -40,6 +40,7 @@ struct Shared {
     /// Paths counted by address even for an authenticated caller (login, register).
     by_address: Vec<String>,
     window_secs: u64,
+    callers: super::Callers,
     failures: AtomicU64,
     /// The header values of 0, 1, 2, ... up to the limit or the window (at most
     /// [`CACHED_VALUES`]), made once: a response clones them instead of formatting.
@@ -62,7 +63,9 @@ impl RateLimitLayer {
         let numbers = (0..=most).map(HeaderValue::from).collect();
         let failures = AtomicU64::new(0);
         let by_address = Vec::new();
-        let shared = Shared { limiter, prefix: prefix.to_owned(), exempt, by_address, window_secs, failures, numbers };
+        let callers = super::Callers::default();
+        let prefix = prefix.to_owned();
+        let shared = Shared { limiter, prefix, exempt, by_address, window_secs, callers, failures, numbers };
         Self { shared: Arc::new(shared) }
     }
 
@@ -73,6 +76,18 @@ impl RateLimitLayer {
     pub fn with_address_only(mut self, paths: Vec<String>) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.by_address = paths;
+        }
+        self
+    }
+}
+
+impl RateLimitLayer {
+    /// Tells callers apart with `callers` (by default every caller counts by its
+    /// peer address).
+    #[must_use]
+    pub fn with_callers(mut self, callers: super::Callers) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.callers = callers;
         }
         self
     }
@@ -127,9 +142,9 @@ where
         Either::Right(Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let caller = if shared.by_address.iter().any(|p| p == parts.uri.path()) {
-                super::caller::address(&parts)
+                shared.callers.address(&parts)
             } else {
-                super::caller::caller(&mut parts).await
+                shared.callers.caller(&mut parts).await
             };
             let decision = match shared.limiter.check(&caller).await {
                 Ok(decision) => decision,

@@ -19,6 +19,7 @@ mod rate_limit;
 mod rate_limit_redis;
 mod settings;
 
+pub use caller::Callers;
 pub use error::ReliabilityError;
 pub use idempotency::{
     Begin, IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse, DEFAULT_MAX_KEYS_PER_CALLER,

@@ -10,6 +10,8 @@
 
 use axum::routing::MethodRouter;
 
+use super::Kernel;
+
 /// An app's routes, mounted under `api_prefix` (default `/api/v1`) with no nesting.
 ///
 /// ```
@@ -24,7 +26,7 @@ use axum::routing::MethodRouter;
 #[derive(Default)]
 #[must_use]
 pub struct Routes {
-    routes: Vec<(String, MethodRouter)>,
+    routes: Vec<(String, MethodRouter<Kernel>)>,
 }
 
 impl Routes {
@@ -35,7 +37,7 @@ impl Routes {
 
     /// Serves `method_router` at `path` (which starts with `/`), below the API prefix.
     /// Two entries for one path merge their methods, as axum's `Router::route` does.
-    pub fn route(mut self, path: &str, method_router: MethodRouter) -> Self {
+    pub fn route(mut self, path: &str, method_router: MethodRouter<Kernel>) -> Self {
         self.routes.push((path.to_owned(), method_router));
         self
     }
@@ -53,7 +55,7 @@ impl Routes {
 
     /// Registers every route on `router` under `prefix`: `/widgets` becomes
     /// `{prefix}/widgets`, and `/` the prefix itself (as axum's `nest` would).
-    pub(crate) fn register(self, mut router: axum::Router, prefix: &str) -> axum::Router {
+    pub(crate) fn register(self, mut router: axum::Router<Kernel>, prefix: &str) -> axum::Router<Kernel> {
         for (path, method_router) in self.routes {
             let full = if path == "/" && !prefix.is_empty() { prefix.to_owned() } else { format!("{prefix}{path}") };
             router = router.route(&full, method_router);

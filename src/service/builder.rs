@@ -5,10 +5,11 @@ use std::future::Future;
 use axum::Router;
 use futures::future::BoxFuture;
 
+use super::kernel::KernelParts;
+use super::BootError;
 use super::{docs, routes, stack, Kernel, Routes, Service};
-use crate::auth::Auth;
 use crate::db::Db;
-use crate::error::{ApiError, BootError};
+use crate::error::ApiError;
 use crate::observability::health::{CheckResult, HealthCheck};
 use crate::observability::{logging, metrics};
 use crate::settings::{KernelSettings, ServiceConfig};
@@ -51,8 +52,8 @@ pub struct ServiceBuilder {
     config: Option<ServiceConfig>,
     settings: Option<KernelSettings>,
     routes: Routes,
-    routers: Vec<Router>,
-    root_routers: Vec<Router>,
+    routers: Vec<Router<Kernel>>,
+    root_routers: Vec<Router<Kernel>>,
     openapi: Vec<utoipa::openapi::OpenApi>,
     schema_init: Option<Hook<Db>>,
     migrations: Option<crate::db::Migrations>,
@@ -113,13 +114,13 @@ impl ServiceBuilder {
     /// An axum router, nested under `api_prefix` (default `/api/v1`): for a router
     /// with its own layers or fallback. axum serves a nested route through a
     /// prefix-stripping layer; plain routes are cheaper as [`Routes`](Self::routes).
-    pub fn router(mut self, router: Router) -> Self {
+    pub fn router(mut self, router: Router<Kernel>) -> Self {
         self.routers.push(router);
         self
     }
 
     /// An app router mounted at the root as it is (manual initialization).
-    pub fn root_router(mut self, router: Router) -> Self {
+    pub fn root_router(mut self, router: Router<Kernel>) -> Self {
         self.root_routers.push(router);
         self
     }
@@ -234,17 +235,11 @@ impl ServiceBuilder {
         };
         logging::init(&settings.observability);
         let _ = metrics::prometheus();
-        let auth = login_throttle(Auth::new(&settings.auth, settings.features.auth_mode)?, &settings).await?;
-        if auth.secret_was_generated() {
-            tracing::warn!(
-                "JWT_SECRET is not set: using a random per-process secret; tokens will not survive a restart \
-                 and several instances need one shared secret"
-            );
-        }
         let mut database = settings.database.clone();
         database.warn_full_scans |= settings.debug; // a development aid: see db::DatabaseSettings
         let db = Db::connect(&database, &self.name).await?;
-        let auth = crate::auth::store::attach(auth, &db, &settings).await?;
+        let (redis, prefix) = (redis_url(&settings), &settings.redis.key_prefix);
+        let auth = crate::auth::open(&settings.auth, settings.features.auth_mode, &db, redis, prefix).await?;
         if let Some(migrations) = &self.migrations {
             db.migrate(migrations).await?;
         }
@@ -255,17 +250,27 @@ impl ServiceBuilder {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
         let jobs = crate::jobs::JobClient::from_settings(&settings, db.clone(), self.tasks).await?;
-        let kernel = Kernel::new(self.name, self.version, self.description, settings, db, self.health_checks, auth);
-        kernel.set_jobs(jobs);
-        if let Some(streams) = redis_stream_leases(kernel.settings()).await? {
-            kernel.set_streams(streams);
-        }
+        let streams = crate::streaming::open(&settings.streaming, redis, prefix).await?;
+        let kernel = Kernel::new(KernelParts {
+            name: self.name,
+            version: self.version,
+            description: self.description,
+            settings,
+            db,
+            health_checks: self.health_checks,
+            auth,
+            jobs,
+            streams,
+        });
         for startup in self.on_startup {
             startup(kernel.clone())
                 .await
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
-        let routes = self.routes.merge(crate::jobs::routes::routes());
+        let mut routes = self.routes;
+        for (path, route) in crate::jobs::routes::routes() {
+            routes = routes.route(path, route);
+        }
         let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
         let router = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack::parts(&kernel).join(" > "), "kernel ready");
@@ -309,8 +314,8 @@ impl ServiceBuilder {
 fn assemble(
     kernel: &Kernel,
     app_routes: Routes,
-    routers: Vec<Router>,
-    root: Vec<Router>,
+    routers: Vec<Router<Kernel>>,
+    root: Vec<Router<Kernel>>,
     openapi: Vec<utoipa::openapi::OpenApi>,
     reliability: crate::reliability::Parts,
 ) -> Router {
@@ -327,7 +332,7 @@ fn assemble(
     if settings.features.enable_docs {
         app = app.merge(docs::routes(kernel, docs::document(kernel, openapi)));
     }
-    let app = app.fallback(|| async { ApiError::not_found("No route matches this path") });
+    let app = app.fallback(|| async { ApiError::not_found("No route matches this path") }).with_state(kernel.clone());
     stack::apply(app, kernel, reliability)
 }
 
@@ -339,36 +344,8 @@ pub(super) async fn run_hooks(hooks: Vec<Hook<Kernel>>, kernel: &Kernel) {
     }
 }
 
-/// With a Redis URL (and the `redis` feature), failed logins are counted in Redis,
-/// so every instance sees them; else in process.
-async fn login_throttle(auth: Auth, settings: &KernelSettings) -> Result<Auth, BootError> {
-    #[cfg(feature = "redis")]
-    if let Some(url) = &settings.redis.url {
-        use secrecy::ExposeSecret;
-        let backend = crate::auth::RedisLoginThrottle::connect(url.expose_secret(), &settings.redis.key_prefix).await?;
-        tracing::info!("login throttle: redis (shared by every instance)");
-        return Ok(auth.with_throttle_backend(std::sync::Arc::new(backend)));
-    }
-    let _ = settings;
-    Ok(auth)
-}
-
-/// Stream leases in Redis when a Redis URL is set (and the `redis` feature is on), so
-/// the per-user limit holds across every instance; `None`: in process.
-#[allow(clippy::unused_async)]
-async fn redis_stream_leases(settings: &KernelSettings) -> Result<Option<crate::streaming::StreamLeases>, BootError> {
-    #[cfg(feature = "redis")]
-    if let Some(url) = &settings.redis.url {
-        use secrecy::ExposeSecret;
-        let s = &settings.streaming;
-        let store = crate::streaming::RedisLeaseStore::connect(url.expose_secret(), &settings.redis.key_prefix).await?;
-        let ttl = std::time::Duration::from_secs(s.lease_ttl_seconds);
-        return Ok(Some(crate::streaming::StreamLeases::new(
-            s.max_concurrent_per_user,
-            ttl,
-            std::sync::Arc::new(store),
-        )));
-    }
-    let _ = settings;
-    Ok(None)
+/// The Redis URL, when one is set: the shared stores' home.
+fn redis_url(settings: &KernelSettings) -> Option<&str> {
+    use secrecy::ExposeSecret;
+    settings.redis.url.as_ref().map(|url| url.expose_secret())
 }

@@ -8,8 +8,8 @@
 
 use clap::{Parser, Subcommand};
 
+use super::BootError;
 use super::{Service, ServiceBuilder};
-use crate::error::BootError;
 
 /// What the service binary was asked to do.
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
@@ -87,18 +87,35 @@ impl ServiceBuilder {
         match command {
             Command::Serve => service.serve().await,
             Command::CreateAdmin { email, password, username } => {
-                crate::auth::create_admin_command(service.kernel(), &email, &password, username.as_deref()).await
+                let kernel = service.kernel();
+                let mode = kernel.settings().features.auth_mode;
+                let done =
+                    crate::auth::create_admin_command(kernel.db(), mode, &email, &password, username.as_deref()).await;
+                kernel.db().close().await;
+                done.map_err(|e| admin_error("create-admin", e))
             }
-            Command::PromoteAdmin { username } => crate::auth::promote_admin_command(service.kernel(), &username).await,
+            Command::PromoteAdmin { username } => {
+                let kernel = service.kernel();
+                let done = crate::auth::promote_admin_command(kernel.db(), &username).await;
+                kernel.db().close().await;
+                done.map_err(|e| admin_error("promote-admin", e))
+            }
             Command::Worker => {
                 let kernel = service.kernel().clone();
-                crate::jobs::Worker::from_kernel(&kernel).run_until_stopped(super::shutdown_signal()).await;
+                kernel.worker().run_until_stopped(super::shutdown_signal()).await;
                 kernel.db().close().await;
                 Ok(())
             }
             // Answered above, before the kernel starts.
             Command::Migrate { .. } => Ok(()),
         }
+    }
+}
+
+fn admin_error(command: &'static str, e: crate::auth::AdminError) -> BootError {
+    match e {
+        crate::auth::AdminError::Store(e) => BootError::Auth(e),
+        e => BootError::Command { command, message: e.to_string() },
     }
 }
 

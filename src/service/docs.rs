@@ -36,7 +36,7 @@ pub(crate) fn document(kernel: &Kernel, app_docs: Vec<Document>) -> Document {
 }
 
 /// `/openapi.json` and `/docs`.
-pub(crate) fn routes(kernel: &Kernel, doc: Document) -> Router {
+pub(crate) fn routes(kernel: &Kernel, doc: Document) -> Router<Kernel> {
     let f = &kernel.settings().features;
     Router::from(SwaggerUi::new(f.docs_path.clone()).url(f.openapi_path.clone(), doc))
 }

@@ -1,18 +1,28 @@
+//! [`Kernel`]: the service's state, complete when built, and the sub-state each
+//! concept's extractors take from it ([`FromRef`]): [`Db`], [`Auth`],
+//! [`JobClient`], [`StreamLeases`], [`TrustedProxies`]. A route that needs a part
+//! the router's state cannot give does not compile.
+
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 
+use crate::auth::Auth;
+use crate::client_addr::TrustedProxies;
 use crate::db::Db;
-use crate::error::ApiError;
+use crate::jobs::{JobClient, Worker};
 use crate::observability::health::HealthCheck;
 use crate::settings::KernelSettings;
+use crate::streaming::StreamLeases;
 
-/// The kernel's state: frozen settings and the shared handles (database, ...).
+/// The kernel's state: frozen settings and the shared handles (database, auth,
+/// jobs, stream leases).
 ///
-/// Cheap to clone. The middleware stack puts it in every request's extensions, so
-/// it (and the extractors built on it: [`Db`], `CurrentUser`, ...) works in any
-/// route of any router, whatever that router's own state is.
+/// Cheap to clone. It is the state of the app's routers (`Router<Kernel>`, the
+/// [`Routes`](super::Routes) given to the builder); the extractors take their part
+/// of it: [`Db`], `CurrentUser`, [`JobClient`], [`StreamLeases`], or the whole
+/// `Kernel`.
 #[derive(Clone)]
 pub struct Kernel {
     inner: Arc<Inner>,
@@ -25,11 +35,23 @@ struct Inner {
     settings: KernelSettings,
     db: Db,
     health_checks: Vec<HealthCheck>,
-    auth: crate::auth::Auth,
-    /// Set once by the builder, right after construction.
-    jobs: std::sync::OnceLock<crate::jobs::JobClient>,
-    /// Set by the builder when leases live in Redis; in process otherwise.
-    streams: std::sync::OnceLock<crate::streaming::StreamLeases>,
+    auth: Auth,
+    jobs: JobClient,
+    streams: StreamLeases,
+    proxies: TrustedProxies,
+}
+
+/// The parts of a [`Kernel`], each opened by its concept.
+pub(crate) struct KernelParts {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) settings: KernelSettings,
+    pub(crate) db: Db,
+    pub(crate) health_checks: Vec<HealthCheck>,
+    pub(crate) auth: Auth,
+    pub(crate) jobs: JobClient,
+    pub(crate) streams: StreamLeases,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -42,26 +64,20 @@ impl std::fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    pub(crate) fn new(
-        name: String,
-        version: String,
-        description: String,
-        settings: KernelSettings,
-        db: Db,
-        health_checks: Vec<HealthCheck>,
-        auth: crate::auth::Auth,
-    ) -> Self {
+    pub(crate) fn new(p: KernelParts) -> Self {
+        let proxies = TrustedProxies::new(&p.settings.server.trusted_proxies);
         Self {
             inner: Arc::new(Inner {
-                name,
-                version,
-                description,
-                settings,
-                db,
-                health_checks,
-                auth,
-                jobs: std::sync::OnceLock::new(),
-                streams: std::sync::OnceLock::new(),
+                name: p.name,
+                version: p.version,
+                description: p.description,
+                settings: p.settings,
+                db: p.db,
+                health_checks: p.health_checks,
+                auth: p.auth,
+                jobs: p.jobs,
+                streams: p.streams,
+                proxies,
             }),
         }
     }
@@ -92,31 +108,28 @@ impl Kernel {
     }
 
     /// Authentication: tokens, identity source, login throttle.
-    pub fn auth(&self) -> &crate::auth::Auth {
+    pub fn auth(&self) -> &Auth {
         &self.inner.auth
     }
 
     /// The job client (the spec's `get_job_client()`).
-    pub fn jobs(&self) -> &crate::jobs::JobClient {
-        self.inner.jobs.get().expect("ServiceBuilder::build sets the job client before handing out the kernel")
-    }
-
-    pub(crate) fn set_jobs(&self, jobs: crate::jobs::JobClient) {
-        let _ = self.inner.jobs.set(jobs);
+    pub fn jobs(&self) -> &JobClient {
+        &self.inner.jobs
     }
 
     /// The stream lease limiter (the spec's `stream_lease`).
-    pub fn streams(&self) -> &crate::streaming::StreamLeases {
-        self.inner.streams.get_or_init(|| {
-            let s = &self.inner.settings.streaming;
-            let ttl = std::time::Duration::from_secs(s.lease_ttl_seconds);
-            let store = std::sync::Arc::new(crate::streaming::MemoryLeaseStore::default());
-            crate::streaming::StreamLeases::new(s.max_concurrent_per_user, ttl, store)
-        })
+    pub fn streams(&self) -> &StreamLeases {
+        &self.inner.streams
     }
 
-    pub(crate) fn set_streams(&self, streams: crate::streaming::StreamLeases) {
-        let _ = self.inner.streams.set(streams);
+    /// A worker for this kernel's jobs, on its database (what the `worker`
+    /// command runs).
+    pub fn worker(&self) -> Worker {
+        Worker::new(self.inner.jobs.clone(), self.inner.db.clone())
+    }
+
+    pub(crate) fn proxies(&self) -> &TrustedProxies {
+        &self.inner.proxies
     }
 
     pub(crate) fn health_checks(&self) -> &[HealthCheck] {
@@ -124,20 +137,26 @@ impl Kernel {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Kernel {
-    type Rejection = ApiError;
+/// The kernel itself, from the router's state.
+impl<S: Send + Sync> FromRequestParts<S> for Kernel
+where
+    Kernel: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Kernel>().cloned().ok_or_else(|| {
-            ApiError::internal("Kernel missing from request extensions: the route is outside Kernel::attach")
-        })
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_ref(state))
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for crate::streaming::StreamLeases {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Kernel::from_request_parts(parts, state).await?.streams().clone())
-    }
+macro_rules! sub_state {
+    ($($part:ty => $field:ident),* $(,)?) => {$(
+        impl FromRef<Kernel> for $part {
+            fn from_ref(kernel: &Kernel) -> Self {
+                kernel.inner.$field.clone()
+            }
+        }
+    )*};
 }
+
+sub_state!(Db => db, Auth => auth, JobClient => jobs, StreamLeases => streams, TrustedProxies => proxies);

@@ -8,6 +8,7 @@
 //! `shutdown_grace`, runs the `on_shutdown` hooks and closes the pools.
 
 mod api_routes;
+mod boot_error;
 mod builder;
 mod cli;
 mod docs;
@@ -15,24 +16,24 @@ mod kernel;
 mod openapi_paths;
 mod routes;
 mod server;
-mod settings;
 pub mod stack;
+mod watchdog;
 
 use std::future::Future;
 
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use crate::settings::{
+    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
+};
 pub use api_routes::Routes;
 pub use builder::{HookResult, ServiceBuilder};
 pub use cli::{Command, MigrateAction};
 pub use kernel::Kernel;
-pub use settings::{
-    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
-};
 
-use crate::error::BootError;
 use crate::settings::KernelSettings;
+pub use boot_error::BootError;
 
 /// A built service: the kernel and the full router, ready to serve.
 #[must_use]
@@ -123,7 +124,7 @@ impl Service {
 ///
 /// # Errors
 /// As [`ServiceBuilder::build`].
-pub async fn init_app_kernel(name: &str, app: Router, settings: KernelSettings) -> Result<Service, BootError> {
+pub async fn init_app_kernel(name: &str, app: Router<Kernel>, settings: KernelSettings) -> Result<Service, BootError> {
     Service::builder(name).settings(settings).root_router(app).build().await
 }
 

@@ -21,7 +21,7 @@ use crate::observability::{metrics, names};
 use crate::service::{Kernel, MetricsProtection};
 
 /// The routes to mount at the root, before the stack wraps them.
-pub(crate) fn kernel_routes(kernel: &Kernel) -> Router {
+pub(crate) fn kernel_routes(kernel: &Kernel) -> Router<Kernel> {
     let f = &kernel.settings().features;
     let mut router = Router::new().route("/api", get(api_index));
     if f.enable_health_routes {
@@ -30,8 +30,20 @@ pub(crate) fn kernel_routes(kernel: &Kernel) -> Router {
     if f.enable_metrics {
         router = router.route(&f.metrics_path, get(metrics_text));
     }
-    let users = crate::auth::UserStore::new(kernel.db().clone());
-    router.merge(crate::auth::routes::router(kernel, users)).merge(crate::observability::audit::router(kernel))
+    let prefix = &kernel.settings().server.api_prefix;
+    if f.enable_auth_routes {
+        let state = crate::auth::routes::AuthRoutes {
+            store: crate::auth::UserStore::new(kernel.db().clone()),
+            auth: kernel.auth().clone(),
+            proxies: kernel.proxies().clone(),
+            allow_self_signup: f.allow_self_signup,
+        };
+        router = router.merge(crate::auth::routes::router(state, &format!("{prefix}{}", f.auth_prefix)));
+    }
+    if f.enable_audit_routes {
+        router = router.merge(crate::observability::audit::router(kernel.db(), kernel.auth().clone(), prefix));
+    }
+    router
 }
 
 /// Liveness body.
@@ -103,11 +115,11 @@ pub(crate) async fn metrics_text(kernel: Kernel, mut parts: Parts) -> Result<Res
 async fn authorize_metrics(kernel: &Kernel, parts: &mut Parts) -> Result<(), ApiError> {
     match kernel.settings().features.protect_metrics {
         MetricsProtection::None => Ok(()),
-        MetricsProtection::Internal => match crate::client_addr::client_ip(parts) {
+        MetricsProtection::Internal => match crate::client_addr::client_ip(parts, kernel.proxies()) {
             Some(ip) if is_internal(ip) => Ok(()),
             _ => Err(ApiError::forbidden("not_internal", "Metrics are served to internal addresses only")),
         },
-        MetricsProtection::Admin => AdminUser::from_request_parts(parts, &()).await.map(|_| ()),
+        MetricsProtection::Admin => AdminUser::from_request_parts(parts, kernel).await.map(|_| ()),
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod env;
 mod error;
 mod kernel;
+mod server;
 mod service_config;
 
 pub use crate::auth::{AuthMode, AuthSettings, JwtAlgorithm};
@@ -21,10 +22,10 @@ pub use crate::db::{DatabaseKind, DatabaseSettings, SchemaLimits, SchemaPolicy, 
 pub use crate::jobs::JobSettings;
 pub use crate::observability::{LogFormat, ObservabilitySettings};
 pub use crate::reliability::ReliabilitySettings;
-pub use crate::service::{
-    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
-};
 pub use crate::streaming::StreamingSettings;
 pub use error::SettingsError;
 pub use kernel::{KernelSettings, RedisSettings};
+pub use server::{
+    CorsSettings, FeatureSettings, MetricsProtection, SecurityHeadersSettings, ServerSettings, StackSettings,
+};
 pub use service_config::ServiceConfig;

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use axum::extract::{FromRef, FromRequestParts};
+use http::request::Parts;
 
 use super::StreamError;
 
@@ -55,6 +57,18 @@ impl StreamLeases {
             return Err(StreamError::LimitExceeded { max: self.max });
         }
         Ok(StreamLease { leases: self.clone(), user: user.to_owned(), id, held: true, keep_alive: None })
+    }
+}
+
+/// The lease limiter of the router's state (the spec's `stream_lease`).
+impl<S: Send + Sync> FromRequestParts<S> for StreamLeases
+where
+    StreamLeases: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_ref(state))
     }
 }
 

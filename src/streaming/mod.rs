@@ -34,3 +34,26 @@ pub use leases::{LeaseStore, MemoryLeaseStore, StreamLease, StreamLeases};
 #[cfg(feature = "redis")]
 pub use leases_redis::RedisLeaseStore;
 pub use settings::StreamingSettings;
+
+/// The stream leases for `settings`, opened once at start-up: in Redis when
+/// `redis_url` is set (and the `redis` feature is on), so the per-user limit holds
+/// across every instance; in process otherwise.
+///
+/// # Errors
+/// Redis cannot be reached.
+#[allow(clippy::unused_async)]
+pub async fn open(
+    settings: &StreamingSettings,
+    redis_url: Option<&str>,
+    redis_prefix: &str,
+) -> Result<StreamLeases, StreamError> {
+    let ttl = std::time::Duration::from_secs(settings.lease_ttl_seconds);
+    let max = settings.max_concurrent_per_user;
+    #[cfg(feature = "redis")]
+    if let Some(url) = redis_url {
+        let store = RedisLeaseStore::connect(url, redis_prefix).await?;
+        return Ok(StreamLeases::new(max, ttl, std::sync::Arc::new(store)));
+    }
+    let _ = (redis_url, redis_prefix);
+    Ok(StreamLeases::new(max, ttl, std::sync::Arc::new(MemoryLeaseStore::default())))
+}

@@ -42,7 +42,7 @@ pub fn unique_name(stem: &str) -> String {
 }
 
 use app_kernel::settings::KernelSettings;
-use app_kernel::Service;
+use app_kernel::{Kernel, Service};
 use axum::body::Body;
 use axum::Router;
 use http::{HeaderMap, Request, StatusCode};
@@ -79,7 +79,7 @@ pub fn test_settings(dir: &std::path::Path) -> KernelSettings {
 }
 
 /// Builds a service with `routers` under the API prefix and settings edited by `edit`.
-pub async fn service(routers: Vec<Router>, edit: impl FnOnce(&mut KernelSettings)) -> TestService {
+pub async fn service(routers: Vec<Router<Kernel>>, edit: impl FnOnce(&mut KernelSettings)) -> TestService {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
     edit(&mut settings);

@@ -17,7 +17,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::response_hook::{HookFuture, ResponseHook};
+use crate::response_hook::{HookFuture, ResponseHook};
 use crate::service::CorsSettings;
 
 /// Headers a browser script may read from our responses.

@@ -10,13 +10,12 @@
 //! | 2 | `access_log` + `http_metrics` | one log line and the metrics per request, labelled by route template |
 //! | 3 | `security_headers` | nosniff, DENY, referrer policy; no-store and CSP on API responses; HSTS when on |
 //! | 4 | `cors` | wildcard never with credentials; an explicit list with credentials |
-//! | 5 | kernel state | the [`Kernel`] in request extensions, for the extractors |
-//! | 6 | problem+json | bare error responses of lower layers become the one error shape |
-//! | 7 | `rate_limit` | `api_prefix` routes count each caller; `RateLimit-*` headers; 429 past the limit ([`crate::reliability`]) |
-//! | 8 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
-//! | 9 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
-//! | 10 | `body_limit` | a body past `max_body_bytes` gets 413 |
-//! | 11 | `idempotency` | POST/PUT/PATCH with `Idempotency-Key` under `api_prefix` (not the auth routes): the first answer kept and replayed, bounded per record and per caller ([`crate::reliability`]) |
+//! | 5 | problem+json | bare error responses of lower layers become the one error shape |
+//! | 6 | `rate_limit` | `api_prefix` routes count each caller; `RateLimit-*` headers; 429 past the limit ([`crate::reliability`]) |
+//! | 7 | `catch_panic` | a panic becomes a 500 problem+json that reveals nothing |
+//! | 8 | `timeout` | a request past `request_timeout` gets 503 `request_timeout` |
+//! | 9 | `body_limit` | a body past `max_body_bytes` gets 413 |
+//! | 10 | `idempotency` | POST/PUT/PATCH with `Idempotency-Key` under `api_prefix` (not the auth routes): the first answer kept and replayed, bounded per record and per caller ([`crate::reliability`]) |
 //!
 //! Errors produced at any level below 3 carry the security and CORS headers.
 
@@ -24,10 +23,9 @@ mod catch_panic;
 mod cors;
 mod limits;
 mod problem;
-pub(crate) mod response_hook;
 mod security_headers;
 
-use axum::{Extension, Router};
+use axum::Router;
 use tower::ServiceBuilder;
 
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
@@ -38,7 +36,7 @@ pub use security_headers::{SecurityHeaders, SecurityHeadersLayer};
 
 use crate::observability::http::ObserveLayer;
 use crate::observability::request_id::RequestIdLayer;
-use crate::reliability::{IdempotencyLayer, RateLimitLayer};
+use crate::reliability::{Callers, IdempotencyLayer, RateLimitLayer};
 use crate::service::Kernel;
 
 /// The names of the parts that run, outermost first.
@@ -50,7 +48,6 @@ pub fn parts(kernel: &Kernel) -> Vec<&'static str> {
         (s.http_metrics, "http_metrics"),
         (s.security_headers, "security_headers"),
         (s.cors, "cors"),
-        (true, "kernel_state"),
         (true, "problem_json"),
         (kernel.settings().reliability.rate_limit_enabled, "rate_limit"),
         (s.catch_panic, "catch_panic"),
@@ -77,8 +74,10 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliabi
     // that tokens of throwaway accounts do not lift the limit of one address.
     let auth = format!("{prefix}{}", f.auth_prefix);
     let by_address = ["/login", "/register", "/refresh"].map(|route| format!("{auth}{route}")).to_vec();
-    let rate_limit =
-        reliability.limiter.map(|l| RateLimitLayer::new(l, prefix, exempt, window).with_address_only(by_address));
+    let callers = Callers::new(Some(kernel.auth().clone()), &settings.server.trusted_proxies);
+    let rate_limit = reliability.limiter.map(|l| {
+        RateLimitLayer::new(l, prefix, exempt, window).with_address_only(by_address).with_callers(callers.clone())
+    });
     // A running first request holds its key at most this long (then a repeat runs).
     let running = (settings.server.request_timeout * 2).max(std::time::Duration::from_secs(60));
     let ttl = std::time::Duration::from_secs(settings.reliability.idempotency_ttl_seconds);
@@ -87,6 +86,7 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliabi
             .with_max_body_bytes(settings.server.max_body_bytes)
             .with_max_record_bytes(settings.reliability.idempotency_max_record_bytes)
             .with_excluded(&format!("{prefix}{}", f.auth_prefix))
+            .with_callers(callers)
     });
     let stack = ServiceBuilder::new()
         .option_layer(s.request_id.then_some(RequestIdLayer))
@@ -96,7 +96,6 @@ pub(crate) fn apply(router: Router, kernel: &Kernel, reliability: crate::reliabi
                 .then(|| SecurityHeadersLayer::new(&settings.security_headers, &settings.server.api_prefix)),
         )
         .option_layer(s.cors.then(|| CorsLayer::new(&settings.cors)))
-        .layer(Extension(kernel.clone()))
         .layer(ProblemLayer)
         .option_layer(rate_limit)
         .option_layer(s.catch_panic.then_some(CatchPanicLayer))

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use http::{header, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::response_hook::{HookFuture, ResponseHook};
+use crate::response_hook::{HookFuture, ResponseHook};
 use crate::service::SecurityHeadersSettings;
 
 #[derive(Debug)]

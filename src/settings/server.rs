@@ -1,3 +1,6 @@
+//! Server, features, stack, CORS and security-header settings: the part of
+//! [`KernelSettings`](super::KernelSettings) the service and its stack read.
+
 use std::time::Duration;
 
 use crate::auth::AuthMode;
