@@ -1,11 +1,13 @@
 //! Run: cargo run --example projects_service
 //! Worker: cargo run --example projects_service -- worker
+//! Migrations: cargo run --example projects_service -- migrate status (or `migrate`)
 //!
-//! The spec's "Complete Example": a table declared at start-up, a background task,
-//! and routes that list, create and read projects of the caller's workspace.
+//! The spec's "Complete Example": a schema in versioned migrations
+//! (`examples/migrations/projects/`, applied at start-up), a background task, and routes
+//! that list, create and read projects of the caller's workspace.
 
 use app_kernel::auth::CurrentUser;
-use app_kernel::db::{ColumnKind, EntityTable, Find, Row};
+use app_kernel::db::{Find, Row};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Path;
@@ -13,17 +15,6 @@ use axum::routing::get;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-/// The projects table, declared: created (or completed) at start-up by every
-/// instance, several at once, with the index the list below needs.
-fn projects_table() -> EntityTable {
-    EntityTable::new("projects")
-        .field("workspace_id", ColumnKind::Text)
-        .field("name", ColumnKind::Text)
-        .field("processed", ColumnKind::Bool)
-        .soft_delete()
-        .index(["workspace_id", "created_at"])
-}
 
 async fn process_project(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
     let id = payload["project_id"].as_str().ok_or_else(|| TaskError::new("payload has no project_id"))?;
@@ -42,6 +33,8 @@ async fn list_projects(user: CurrentUser, db: Db) -> Result<Json<Vec<Row>>, ApiE
 #[serde(deny_unknown_fields)]
 struct NewProject {
     name: String,
+    /// Added by the second migration.
+    description: Option<String>,
 }
 
 async fn create_project(
@@ -50,7 +43,9 @@ async fn create_project(
     jobs: JobClient,
     Json(data): Json<NewProject>,
 ) -> Result<Json<Row>, ApiError> {
-    let project = db.save_entity("projects", json!({"workspace_id": user.id, "name": data.name})).await?;
+    let project = db
+        .save_entity("projects", json!({"workspace_id": user.id, "name": data.name, "description": data.description}))
+        .await?;
     jobs.enqueue("process_project", json!({"project_id": project["id"]}), EnqueueOptions::new().user_id(&user.id))
         .await?;
     Ok(Json(project))
@@ -75,7 +70,8 @@ async fn main() -> Result<(), BootError> {
         .config(ServiceConfig::from_env()?)
         .routes(projects())
         .task("process_project", process_project)
-        .table(projects_table()) // schema_init(..) remains for SQL a declaration does not cover
+        // The schema: pending files applied at start-up, one instance at a time.
+        .migrations(app_kernel::migrations!("examples/migrations/projects"))
         .run()
         .await
 }

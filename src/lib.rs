@@ -20,6 +20,7 @@ pub(crate) mod timestamp;
 /// and its seed is still random per process.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+pub use app_kernel_macros::migrations;
 pub use db::Db;
 pub use error::ApiError;
 pub use service::{BootError, Kernel, Routes, Service};

@@ -230,9 +230,15 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
     let svc = start("projects_service");
     let client = reqwest::Client::new();
     let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
-    let project: Value =
-        json_of(client.post(svc.url("/api/v1/projects")).bearer_auth(&admin).json(&json!({"name": "apollo"}))).await;
+    let project: Value = json_of(
+        client
+            .post(svc.url("/api/v1/projects"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "apollo", "description": "to the moon"})),
+    )
+    .await;
     let id = project["id"].as_str().expect("project id").to_owned();
+    assert_eq!(project["description"], "to the moon", "the column of the second migration");
     assert_ne!(project["processed"], json!(true), "nothing processes it before a worker runs");
     let foreign = json!({"name": "x", "workspace_id": "someone-else"});
     let r = client.post(svc.url("/api/v1/projects")).bearer_auth(&admin).json(&foreign).send().await.unwrap();
@@ -304,4 +310,41 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
     let bad = client.get(&url).header("x-api-key", "ak_not-a-real-key").send().await.unwrap();
     assert_eq!(bad.status(), 401);
     svc.stop();
+}
+
+/// `migrate status` lists the example's migrations, pending on a new database; `migrate`
+/// applies them; `migrate status` then shows them applied with their time.
+#[test]
+fn projects_service_migrate_status_prints_applied_and_pending_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(example_binary("projects_service"))
+            .args(args)
+            .env("DATABASE_NAME", dir.path().join("example.db"))
+            .env("JWT_SECRET", "example-secret-example-secret-example!")
+            .env("LOG_LEVEL", "warn")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let line = |out: &str, file: &str| -> Vec<String> {
+        let line = out.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no {file} in:\n{out}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    let before = run(&["migrate", "status"]);
+    assert!(before.lines().next().is_some_and(|h| h.contains("version") && h.contains("state")), "{before}");
+    assert_eq!(line(&before, "0001_create_projects.sql")[..3], ["1", "0001_create_projects.sql", "pending"]);
+    assert_eq!(line(&before, "0002_project_descriptions.sql")[2], "pending");
+    assert!(!before.contains("mysql"), "SQLite's file, not MySQL's: {before}");
+
+    run(&["migrate"]);
+    let after = run(&["migrate", "status"]);
+    for file in ["0001_create_projects.sql", "0002_project_descriptions.sql"] {
+        let fields = line(&after, file);
+        assert_eq!(fields[2], "applied", "{after}");
+        assert_eq!(fields[3].len(), 12, "the checksum's start: {after}");
+        assert!(fields[4].ends_with('Z') && fields[5].parse::<u64>().is_ok(), "applied at, duration: {after}");
+    }
 }

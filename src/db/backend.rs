@@ -37,6 +37,10 @@ pub(crate) trait TxBackend: Send + std::fmt::Debug {
     async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError>;
     /// Runs a statement and returns its rows.
     async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError>;
+    /// Runs one statement as written: unprepared, without parameters, rows ignored (a
+    /// migration's statement, which may be DDL that cannot be prepared, such as MySQL's
+    /// `CREATE TRIGGER`).
+    async fn execute_unprepared(&mut self, sql: String) -> Result<(), DbError>;
     /// Makes the work permanent.
     async fn commit(self: Box<Self>) -> Result<(), DbError>;
     /// Undoes the work.

@@ -293,6 +293,28 @@ impl DatabaseKind {
         }
     }
 
+    /// How migration runners take turns: the statement that takes the lock inside a
+    /// file's transaction (answering `locked` = 1 once held) and, for a session lock, the
+    /// one that frees it once the transaction has ended; `None` where the transaction
+    /// itself holds the database's one write lock (SQLite's `BEGIN IMMEDIATE`). The lock
+    /// is per schema on PostgreSQL and per database on MySQL, so other schemas' runners
+    /// do not wait.
+    pub(crate) fn migration_lock(self) -> Option<(&'static str, Option<&'static str>)> {
+        match self {
+            Self::Sqlite => None,
+            // Freed with the transaction; waits as long as the runner ahead takes.
+            Self::Postgres => {
+                Some(("SELECT pg_advisory_xact_lock(hashtext('kernel_migrations:' || current_schema()))", None))
+            }
+            // A session lock (MySQL DDL commits the transaction), freed explicitly and when
+            // the connection closes; a runner waits up to an hour for the one ahead.
+            Self::Mysql => Some((
+                "SELECT GET_LOCK(CONCAT('kernel_migrations:', MD5(DATABASE())), 3600) AS locked",
+                Some("SELECT RELEASE_LOCK(CONCAT('kernel_migrations:', MD5(DATABASE()))) AS released"),
+            )),
+        }
+    }
+
     /// Whether SQLite's declared types decide what a read returns (type affinity).
     pub(crate) fn has_type_affinity(self) -> bool {
         match self {

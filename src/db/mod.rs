@@ -36,6 +36,7 @@ pub(crate) mod dialect;
 mod entity;
 mod error;
 mod find;
+mod migrate;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -70,6 +71,7 @@ pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
 pub use dialect::{validate_identifier, MAX_IDENTIFIER_LEN};
 pub use error::DbError;
 pub use find::{Cmp, Find};
+pub use migrate::{AppliedMigration, MigrateError, MigrationState, MigrationStatus, Migrations};
 pub use schema_policy::{SchemaLimits, SchemaPolicy};
 pub use settings::{DatabaseKind, DatabaseSettings, SqliteSynchronous};
 pub use table::EntityTable;

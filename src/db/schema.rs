@@ -73,6 +73,11 @@ impl SchemaCache {
         self.tables.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(table.to_owned(), schema);
     }
 
+    /// Forgets every table (after migrations, which may have changed any).
+    pub(crate) fn clear(&self) {
+        self.tables.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
     pub(crate) fn forget(&self, table: &str) {
         self.tables.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(table);
     }

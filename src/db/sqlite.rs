@@ -221,6 +221,13 @@ impl TxBackend for SqliteTx {
         self.with(move |conn| fetch(conn, &sql, &params)).await
     }
 
+    async fn execute_unprepared(&mut self, sql: String) -> Result<(), DbError> {
+        // `execute_batch` runs every statement of the text (`prepare` would run the first
+        // and drop the rest unseen); a statement's changes, `RETURNING` ones included, are
+        // all made at its first step, which is all it takes.
+        self.with(move |conn| conn.execute_batch(&sql).map_err(error)).await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         self.with(|conn| conn.execute_batch("COMMIT").map_err(error)).await?;
         self.guard = None;

@@ -79,6 +79,12 @@ macro_rules! sqlx_pool_backend {
                 rows.iter().map(row).collect()
             }
 
+            async fn execute_unprepared(&mut self, sql: String) -> Result<(), DbError> {
+                // A statement without arguments goes as text (PostgreSQL's simple query, MySQL's
+                // COM_QUERY): never prepared, so DDL that cannot be prepared runs too.
+                sqlx::Executor::execute(&mut *self.tx, sql.as_str()).await.map(drop).map_err(error)
+            }
+
             async fn commit(self: Box<Self>) -> Result<(), DbError> {
                 self.tx.commit().await.map_err(error)
             }

@@ -137,12 +137,12 @@ pub(crate) fn check_clause(kind: DatabaseKind, clause: &str) -> Result<(), DbErr
 }
 
 /// The byte before index `i`, if any.
-fn before(b: &[u8], i: usize) -> Option<u8> {
+pub(crate) fn before(b: &[u8], i: usize) -> Option<u8> {
     i.checked_sub(1).map(|p| b[p])
 }
 
 /// The index after the closing `quote` of the literal opening at `start`.
-fn skip_quoted(b: &[u8], start: usize, quote: u8, backslash: bool) -> Option<usize> {
+pub(crate) fn skip_quoted(b: &[u8], start: usize, quote: u8, backslash: bool) -> Option<usize> {
     let mut i = start + 1;
     while i < b.len() {
         match b[i] {
@@ -154,11 +154,11 @@ fn skip_quoted(b: &[u8], start: usize, quote: u8, backslash: bool) -> Option<usi
     None
 }
 
-fn skip_line(b: &[u8], start: usize) -> usize {
+pub(crate) fn skip_line(b: &[u8], start: usize) -> usize {
     find(b, start, b"\n").map_or(b.len(), |end| end + 1)
 }
 
-fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     if from > b.len() {
         return None;
     }
@@ -166,7 +166,7 @@ fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 }
 
 /// `$tag$` or `$$` opening a PostgreSQL dollar-quoted string at `start`.
-fn dollar_tag(b: &[u8], start: usize) -> Option<&[u8]> {
+pub(crate) fn dollar_tag(b: &[u8], start: usize) -> Option<&[u8]> {
     let rest = &b[start + 1..];
     let len = rest.iter().position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))?;
     let starts_with_digit = rest.first().is_some_and(u8::is_ascii_digit);

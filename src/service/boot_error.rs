@@ -22,6 +22,10 @@ pub enum BootError {
     /// The database could not be opened or initialised.
     #[error("database: {0}")]
     Database(#[from] crate::db::DbError),
+    /// A migration could not be applied (or an applied one changed): the message
+    /// names the file.
+    #[error("migrations: {0}")]
+    Migration(#[from] crate::db::MigrateError),
     /// The job queue could not be opened.
     #[error("jobs: {0}")]
     Jobs(#[from] crate::jobs::JobError),

@@ -56,6 +56,7 @@ pub struct ServiceBuilder {
     root_routers: Vec<Router<Kernel>>,
     openapi: Vec<utoipa::openapi::OpenApi>,
     schema_init: Option<Hook<Db>>,
+    migrations: Option<crate::db::Migrations>,
     tables: Vec<crate::db::EntityTable>,
     health_checks: Vec<HealthCheck>,
     on_startup: Vec<Hook<Kernel>>,
@@ -82,6 +83,7 @@ impl ServiceBuilder {
             root_routers: Vec::new(),
             openapi: Vec::new(),
             schema_init: None,
+            migrations: None,
             tables: Vec::new(),
             health_checks: Vec::new(),
             on_startup: Vec::new(),
@@ -135,6 +137,15 @@ impl ServiceBuilder {
     /// schema policy (closed) the entity API saves only into declared columns.
     pub fn table(mut self, table: crate::db::EntityTable) -> Self {
         self.tables.push(table);
+        self
+    }
+
+    /// Versioned SQL migrations ([`migrations!`](crate::migrations) or
+    /// [`Migrations::from_dir`](crate::db::Migrations::from_dir)): the pending ones are
+    /// applied at start-up, one runner at a time across instances, after the kernel's own
+    /// tables and before declared tables and `schema_init`; also `migrate` and `migrate status`.
+    pub fn migrations(mut self, migrations: crate::db::Migrations) -> Self {
+        self.migrations = Some(migrations);
         self
     }
 
@@ -229,6 +240,9 @@ impl ServiceBuilder {
         let db = Db::connect(&database, &self.name).await?;
         let (redis, prefix) = (redis_url(&settings), &settings.redis.key_prefix);
         let auth = crate::auth::open(&settings.auth, settings.features.auth_mode, &db, redis, prefix).await?;
+        if let Some(migrations) = &self.migrations {
+            db.migrate(migrations).await?;
+        }
         for table in &self.tables {
             db.declare(table).await?;
         }
@@ -261,6 +275,39 @@ impl ServiceBuilder {
         let (router, stack) = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
         Ok(Service { kernel, router, stack, on_shutdown: self.on_shutdown })
+    }
+}
+
+impl ServiceBuilder {
+    /// The `migrate` command: with `status_only`, prints each migration's state and
+    /// changes nothing (no kernel start-up); otherwise starts the kernel (which applies
+    /// the pending migrations, then declared tables and `schema_init`) and prints the
+    /// state after. Exit status 1 when an applied file changed or is gone.
+    pub(super) async fn migrate_command(self, status_only: bool) -> Result<(), BootError> {
+        let migrations = self.migrations.clone().unwrap_or_default();
+        let db = if status_only {
+            let settings = match &self.settings {
+                Some(s) => {
+                    s.validate()?;
+                    s.clone()
+                }
+                None => self.config.clone().unwrap_or_default().into_settings(&self.name)?,
+            };
+            Db::connect(&settings.database, &self.name).await?
+        } else {
+            self.build().await?.kernel().db().clone()
+        };
+        let status = db.migration_status(&migrations).await;
+        db.close().await;
+        let status = status?;
+        print!("{}", super::cli::status_table(&status));
+        let applied_or_pending = [crate::db::MigrationState::Applied, crate::db::MigrationState::Pending];
+        let broken = status.iter().filter(|s| !applied_or_pending.contains(&s.state)).count();
+        if broken > 0 {
+            let message = format!("{broken} applied migration(s) changed or missing; start-up refuses to run");
+            return Err(BootError::Command { command: "migrate", message });
+        }
+        Ok(())
     }
 }
 

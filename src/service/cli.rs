@@ -3,7 +3,8 @@
 //! `serve` (the default) runs the HTTP server; `worker` runs the job worker;
 //! `create-admin` creates a new admin account (never touching an existing one);
 //! `promote-admin` makes the account with exactly this username an admin;
-//! `migrate` initialises the schema.
+//! `migrate` applies the pending migrations and initialises the schema (declared
+//! tables, `schema_init`); `migrate status` prints each migration's state.
 
 use clap::{Parser, Subcommand};
 
@@ -16,8 +17,13 @@ use super::{Service, ServiceBuilder};
 pub enum Command {
     /// Serve HTTP on HOST:PORT (the default).
     Serve,
-    /// Open the database, run `schema_init`, and exit.
-    Migrate,
+    /// Apply the pending migrations, create the declared tables, run `schema_init`, and
+    /// exit; `migrate status` prints each migration's state instead and changes nothing.
+    Migrate {
+        /// `status`: print the applied and pending migrations.
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
     /// Create a new admin account `--email` and exit; refuses (exit status 1) if any
     /// account already has that email or login name.
     CreateAdmin {
@@ -39,6 +45,15 @@ pub enum Command {
     },
     /// Run the background job worker until SIGINT or SIGTERM.
     Worker,
+}
+
+/// What `migrate` was asked to do besides applying.
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrateAction {
+    /// Print each migration's version, file, state (applied, pending, changed, missing),
+    /// when it was applied and how long it took; change nothing.
+    Status,
 }
 
 #[derive(Debug, Parser)]
@@ -64,8 +79,12 @@ impl ServiceBuilder {
     }
 
     async fn run_command(self, cli: Cli) -> Result<(), BootError> {
+        let command = cli.command.unwrap_or(Command::Serve);
+        if let Command::Migrate { action } = &command {
+            return self.migrate_command(action.as_ref() == Some(&MigrateAction::Status)).await;
+        }
         let service: Service = self.build().await?;
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => service.serve().await,
             Command::CreateAdmin { email, password, username } => {
                 let kernel = service.kernel();
@@ -87,11 +106,8 @@ impl ServiceBuilder {
                 kernel.db().close().await;
                 Ok(())
             }
-            Command::Migrate => {
-                tracing::info!("schema initialised");
-                service.kernel().db().close().await;
-                Ok(())
-            }
+            // Answered above, before the kernel starts.
+            Command::Migrate { .. } => Ok(()),
         }
     }
 }
@@ -101,4 +117,24 @@ fn admin_error(command: &'static str, e: crate::auth::AdminError) -> BootError {
         crate::auth::AdminError::Store(e) => BootError::Auth(e),
         e => BootError::Command { command, message: e.to_string() },
     }
+}
+
+/// The `migrate status` table: a header and a line per migration.
+pub(super) fn status_table(status: &[crate::db::MigrationStatus]) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:>14}  {:<44}  {:<8}  {:<12}  {:<27}  {:>8}\n",
+        "version", "file", "state", "checksum", "applied at", "duration"
+    );
+    for s in status {
+        let file = s.file.clone().unwrap_or_else(|| format!("({}: no file)", s.name));
+        let at = s.applied_at.as_deref().unwrap_or("-");
+        let took = s.duration_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
+        let sum = s.checksum.as_deref().map_or("-", |c| &c[..c.len().min(12)]);
+        let _ = writeln!(out, "{:>14}  {file:<44}  {:<8}  {sum:<12}  {at:<27}  {took:>8}", s.version, s.state.as_str());
+    }
+    if status.is_empty() {
+        out.push_str("(no migrations)\n");
+    }
+    out
 }

@@ -29,7 +29,7 @@ pub use crate::settings::{
 };
 pub use api_routes::Routes;
 pub use builder::{HookResult, ServiceBuilder};
-pub use cli::Command;
+pub use cli::{Command, MigrateAction};
 pub use kernel::Kernel;
 
 use crate::settings::KernelSettings;

@@ -8,6 +8,7 @@ mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod entity;
+mod migrations;
 mod schema_policy;
 mod transactions;
 
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 
 use audit::*;
 use entity::*;
+use migrations::*;
 use schema_policy::*;
 use transactions::*;
 
@@ -73,6 +75,11 @@ contract!(
     transactions_recover_from_columns_added_elsewhere,
     audit_log_pages_by_cursor,
     audit_events_stay_small_whatever_they_are_given,
+    migrations_apply_in_order_and_once,
+    changed_gone_or_late_files_are_refused,
+    a_failing_migration_names_its_file_and_statement,
+    instances_starting_together_apply_each_file_once,
+    a_service_runs_migrations_before_its_tables_and_schema_init,
 );
 
 async fn run<F, Fut>(kind: app_kernel::db::DatabaseKind, name: &str, test: F)
