@@ -267,10 +267,7 @@ impl ServiceBuilder {
                 .await
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
-        let mut routes = self.routes;
-        for (path, route) in crate::jobs::routes::routes() {
-            routes = routes.route(path, route);
-        }
+        let routes = self.routes.merge(crate::jobs::routes::routes());
         let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
         let (router, stack) = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
@@ -321,7 +318,9 @@ fn assemble(
 ) -> (Router, Vec<&'static str>) {
     let settings = kernel.settings();
     let prefix = &settings.server.api_prefix;
-    let mut app = app_routes.register(routes::kernel_routes(kernel), prefix);
+    let mut doc = utoipa::openapi::OpenApi::default();
+    let mut app = routes::kernel_routes(kernel, &mut doc);
+    app = app_routes.mount(app, prefix, &mut doc);
     if !routers.is_empty() {
         let api = routers.into_iter().fold(Router::new(), Router::merge);
         app = if prefix.is_empty() { app.merge(api) } else { app.nest(prefix, api) };
@@ -330,7 +329,7 @@ fn assemble(
         app = app.merge(r);
     }
     if settings.features.enable_docs {
-        app = app.merge(docs::routes(kernel, docs::document(kernel, openapi)));
+        app = app.merge(docs::routes(kernel, docs::document(kernel, doc, openapi)));
     }
     let app = app.fallback(|| async { ApiError::not_found("No route matches this path") }).with_state(kernel.clone());
     stack::apply(app, kernel, reliability)
