@@ -246,15 +246,17 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {
-        let child = Command::new(example_binary("projects_service"))
+        let mut child = Command::new(example_binary("projects_service"))
             .arg("worker")
             .env("DATABASE_NAME", svc._dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
             .env("LOG_FORMAT", "json")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let log = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let p: Value = client
@@ -272,10 +274,13 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
             assert!(Instant::now() < deadline, "the worker never processed the project: {p}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        child
+        (child, log)
     };
-    assert!(Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap().success());
-    assert!(worker.wait().unwrap().success(), "worker stops cleanly on SIGTERM");
+    assert!(Command::new("kill").args(["-TERM", &worker.0.id().to_string()]).status().unwrap().success());
+    assert!(worker.0.wait().unwrap().success(), "worker stops cleanly on SIGTERM");
+    let log = worker.1.join().unwrap();
+    assert!(log.contains("worker ready"), "{log}");
+    assert!(!log.contains("kernel ready"), "the worker builds no HTTP side: {log}");
     svc.stop();
 }
 
