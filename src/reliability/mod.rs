@@ -48,13 +48,15 @@ impl Parts {
     ///
     /// # Errors
     /// Redis cannot be reached, or its URL is malformed.
-    pub(crate) async fn open(settings: &crate::settings::KernelSettings) -> Result<Self, ReliabilityError> {
+    pub(crate) async fn open(
+        r: &ReliabilitySettings,
+        redis_url: Option<&str>,
+        redis_prefix: &str,
+    ) -> Result<Self, ReliabilityError> {
         use std::sync::Arc;
-        let r = &settings.reliability;
         #[cfg(feature = "redis")]
-        if let Some(url) = &settings.redis.url {
-            use secrecy::ExposeSecret;
-            let (url, prefix) = (url.expose_secret(), &settings.redis.key_prefix);
+        if let Some(url) = redis_url {
+            let prefix = redis_prefix;
             let limiter = match r.rate_limit_enabled {
                 true => Some(Arc::new(RedisRateLimitStore::connect(url, prefix).await?) as Arc<dyn RateLimitStore>),
                 false => None,
@@ -71,6 +73,7 @@ impl Parts {
             };
             return Ok(Self { limiter: limiter.map(|store| Self::limiter(r, store)), idempotency });
         }
+        let _ = (redis_url, redis_prefix);
         let limiter = r.rate_limit_enabled.then(|| Self::limiter(r, Arc::new(MemoryRateLimitStore::default())));
         let idempotency = r.idempotency_enabled.then(|| {
             let store = MemoryIdempotencyStore::default().with_max_keys_per_caller(r.idempotency_max_keys_per_caller);

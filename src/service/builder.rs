@@ -228,7 +228,9 @@ impl ServiceBuilder {
     pub async fn build(self) -> Result<Service, BootError> {
         let (kernel, http) = self.start_kernel().await?;
         let routes = http.routes.merge(crate::jobs::routes::routes());
-        let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
+        let settings = kernel.settings();
+        let (redis, prefix) = (redis_url(settings), &settings.redis.key_prefix);
+        let reliability = crate::reliability::Parts::open(&settings.reliability, redis, prefix).await?;
         let (router, stack) = assemble(&kernel, routes, http.routers, http.root_routers, http.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
         Ok(Service { kernel, router, stack, on_shutdown: http.on_shutdown })
@@ -268,7 +270,7 @@ impl ServiceBuilder {
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
-        let jobs = crate::jobs::JobClient::from_settings(&settings, db.clone(), self.tasks).await?;
+        let jobs = crate::jobs::JobClient::from_settings(&settings.jobs, db.clone(), self.tasks, redis, prefix).await?;
         let streams = crate::streaming::open(&settings.streaming, redis, prefix).await?;
         let kernel = Kernel::new(KernelParts {
             name: self.name,

@@ -8,6 +8,7 @@
 //! `shutdown_grace`, runs the `on_shutdown` hooks and closes the pools.
 
 mod api_routes;
+mod audit_route;
 mod boot_error;
 mod builder;
 mod cli;

@@ -41,7 +41,7 @@ pub(crate) fn kernel_routes(kernel: &Kernel, doc: &mut OpenApi) -> Router<Kernel
         router = router.merge(crate::auth::routes::router(auth, proxies, f.allow_self_signup, &auth_prefix, doc));
     }
     if f.enable_audit_routes {
-        router = router.merge(crate::observability::audit::router(kernel.db(), kernel.auth().clone(), prefix, doc));
+        router = router.merge(super::audit_route::router(kernel.db(), kernel.auth().clone(), prefix, doc));
     }
     router
 }
