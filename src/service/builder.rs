@@ -272,13 +272,23 @@ impl ServiceBuilder {
         }
         let jobs = crate::jobs::JobClient::from_settings(&settings.jobs, db.clone(), self.tasks, redis, prefix).await?;
         let streams = crate::streaming::open(&settings.streaming, redis, prefix).await?;
+        let health_checks = self.health_checks;
+        #[cfg(feature = "redis")]
+        let health_checks = match redis {
+            Some(url) => {
+                let check =
+                    crate::redis_conn::readiness_check(url).await.map_err(|e| BootError::Redis(e.to_string()))?;
+                std::iter::once(check).chain(health_checks).collect()
+            }
+            None => health_checks,
+        };
         let kernel = Kernel::new(KernelParts {
             name: self.name,
             version: self.version,
             description: self.description,
             settings,
             db,
-            health_checks: self.health_checks,
+            health_checks,
             auth,
             jobs,
             streams,

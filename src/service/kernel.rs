@@ -39,6 +39,8 @@ struct Inner {
     jobs: JobClient,
     streams: StreamLeases,
     proxies: TrustedProxies,
+    /// Set at SIGTERM: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The parts of a [`Kernel`], each opened by its concept.
@@ -78,6 +80,7 @@ impl Kernel {
                 jobs: p.jobs,
                 streams: p.streams,
                 proxies,
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -126,6 +129,15 @@ impl Kernel {
     /// command runs).
     pub fn worker(&self) -> Worker {
         Worker::new(self.inner.jobs.clone(), self.inner.db.clone())
+    }
+
+    /// Whether the service is shutting down (`/readyz` answers 503).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.inner.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn proxies(&self) -> &TrustedProxies {
