@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
-use http::request::Parts;
 use serde::Serialize;
 
 use super::backend::{now_ms, JobRecord, NewJob, Priority, QueueBackend};
@@ -263,14 +261,5 @@ impl JobClient {
     }
 }
 
-/// The job client of the router's state (the spec's `get_job_client()`).
-impl<S: Send + Sync> FromRequestParts<S> for JobClient
-where
-    JobClient: FromRef<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_ref(state))
-    }
-}
+// The job client of the router's state (the spec's `get_job_client()`).
+state_extractor!(JobClient);

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
-use http::request::Parts;
+use axum::extract::FromRef;
 
 use crate::auth::Auth;
 use crate::client_addr::TrustedProxies;
@@ -149,17 +148,8 @@ impl Kernel {
     }
 }
 
-/// The kernel itself, from the router's state.
-impl<S: Send + Sync> FromRequestParts<S> for Kernel
-where
-    Kernel: FromRef<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_ref(state))
-    }
-}
+// The kernel itself, from the router's state.
+state_extractor!(Kernel);
 
 macro_rules! sub_state {
     ($($part:ty => $field:ident),* $(,)?) => {$(
