@@ -230,7 +230,7 @@ impl ServiceBuilder {
         let routes = http.routes.merge(crate::jobs::routes::routes());
         let settings = kernel.settings();
         let (redis, prefix) = (redis_url(settings), &settings.redis.key_prefix);
-        let reliability = crate::reliability::Parts::open(&settings.reliability, redis, prefix).await?;
+        let reliability = crate::reliability::Parts::open(&settings.reliability, redis, prefix, kernel.db()).await?;
         let (router, stack) = assemble(&kernel, routes, http.routers, http.root_routers, http.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
         Ok(Service { kernel, router, stack, on_shutdown: http.on_shutdown })
