@@ -256,6 +256,15 @@ impl DatabaseKind {
         }
     }
 
+    /// The tail of a `SELECT` that locks the rows it reads until the transaction
+    /// ends; none on SQLite, whose transactions hold the write lock from their start.
+    pub(crate) fn lock_rows(self) -> &'static str {
+        match self {
+            Self::Postgres | Self::Mysql => " FOR UPDATE",
+            Self::Sqlite => "",
+        }
+    }
+
     /// `insert` (one row) made a no-op when a row with its key exists: it then
     /// affects 0 rows, else 1.
     pub(crate) fn insert_if_absent(self, insert: &str) -> String {

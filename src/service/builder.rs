@@ -271,7 +271,7 @@ impl ServiceBuilder {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
         let jobs = crate::jobs::JobClient::from_settings(&settings.jobs, db.clone(), self.tasks, redis, prefix).await?;
-        let streams = crate::streaming::open(&settings.streaming, redis, prefix).await?;
+        let streams = crate::streaming::open(&settings.streaming, redis, prefix, &db).await?;
         let health_checks = self.health_checks;
         #[cfg(feature = "redis")]
         let health_checks = match redis {
