@@ -16,6 +16,10 @@ use tower::ServiceExt;
 /// otherwise: what the rate limit and the login throttle count by.
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
 
+/// How long [`TestRequest::send`] waits for a response body to end: a stream that
+/// never ends fails the test instead of hanging it.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A request to a [`TestApp`](super::TestApp), sent by [`send`](Self::send).
 #[derive(Debug)]
 #[must_use = "a request does nothing until it is sent"]
@@ -74,7 +78,8 @@ impl TestRequest {
     /// Sends the request and reads the whole response.
     ///
     /// # Panics
-    /// The path is not a valid URI, or the response body fails while being read.
+    /// The path is not a valid URI, or the response body fails or does not end within
+    /// 20 seconds.
     pub async fn send(self) -> TestResponse {
         let mut request = Request::builder()
             .method(self.method)
@@ -88,7 +93,11 @@ impl TestRequest {
             Err(never) => match never {},
         };
         let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap_or_else(|e| panic!("response body of {}: {e}", self.path)).to_bytes();
+        let body = match tokio::time::timeout(BODY_DEADLINE, body.collect()).await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(e)) => panic!("response body of {}: {e}", self.path),
+            Err(_) => panic!("the body of {} did not end within {BODY_DEADLINE:?} (an endless stream?)", self.path),
+        };
         TestResponse { status: parts.status, headers: parts.headers, body }
     }
 }
