@@ -348,3 +348,9 @@ fn projects_service_migrate_status_prints_applied_and_pending_files() {
         assert!(fields[4].ends_with('Z') && fields[5].parse::<u64>().is_ok(), "applied at, duration: {after}");
     }
 }
+
+// The examples of the spec's Health Checks and Streaming sections.
+#[path = "examples/health.rs"]
+mod health;
+#[path = "examples/streaming.rs"]
+mod streaming;
