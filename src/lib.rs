@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api_doc;
 pub mod auth;
 pub(crate) mod client_addr;
 pub mod db;

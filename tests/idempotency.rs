@@ -241,10 +241,15 @@ async fn a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_bo
 
 /// The auth routes are never idempotent: a refresh token replayed with one key is
 /// refused as reused (and its family revoked), never answered with the same pair;
-/// a login's tokens are not kept.
+/// a login's tokens are not kept, nor a new API key (shown once, in plaintext).
 #[tokio::test]
 async fn auth_routes_are_excluded_from_idempotency() {
-    let svc = service(vec![], |s| s.features.allow_self_signup = true).await;
+    let svc = service(vec![], |s| {
+        s.features.allow_self_signup = true;
+        s.auth.admin_email = Some("root@example.com".into());
+        s.auth.admin_password = Some("admin password".to_owned().into());
+    })
+    .await;
     let router = svc.router();
     let auth = |path: &str, key: &str, body: Value| {
         let req = Request::post(format!("/api/v1/auth{path}"))
@@ -268,6 +273,23 @@ async fn auth_routes_are_excluded_from_idempotency() {
     assert_problem(&replayed, 401, "token_revoked");
     let next = json!({"refresh_token": rotated.json()["refresh_token"]});
     assert_problem(&auth("/refresh", "refresh-2", next).await, 401, "token_revoked");
+
+    // An admin's new API key (in plaintext, shown once) is not kept either.
+    let admin = auth("/login", "admin-login", json!({"username": "root", "password": "admin password"})).await;
+    let admin = admin.json()["access_token"].as_str().expect("the admin logs in").to_owned();
+    let new_key = || {
+        let req = Request::post("/api/v1/auth/api-keys")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("idempotency-key", "key-1")
+            .body(Body::from(json!({"name": "ci"}).to_string()))
+            .unwrap();
+        send(&router, req)
+    };
+    let (first, again) = (new_key().await, new_key().await);
+    assert_eq!((first.status, again.status), (StatusCode::CREATED, StatusCode::CREATED), "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), None, "an API key is not kept to be replayed");
+    assert_ne!(first.json()["key"], again.json()["key"]);
 }
 
 /// Two instances on one Redis replay each other's answers.

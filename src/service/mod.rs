@@ -13,7 +13,6 @@ mod builder;
 mod cli;
 mod docs;
 mod kernel;
-mod openapi_paths;
 mod routes;
 mod server;
 pub mod stack;
