@@ -418,6 +418,41 @@ async fn every_examples_openapi_document_lists_its_routes_and_is_valid() {
     }
 }
 
+/// `/docs` in a real browser (Debian's `chromium`, headless; `.ci/run` installs it):
+/// Swagger UI renders the operations of the app's routes and the kernel's, the
+/// page's CSP (this origin only) reports no violation, so it tried to load nothing
+/// from another host, and every other host name resolves to nothing, so nothing
+/// could leave the machine anyway.
+#[tokio::test]
+async fn docs_render_the_apps_routes_in_a_browser_and_load_nothing_from_elsewhere() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is not installed: `apt-get install chromium` (.ci/run does)");
+    let svc = start("widget_service");
+    let profile = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new("timeout")
+        .args(["90", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        // Served under a name that is not localhost, as in production (Swagger UI skips
+        // its online validator for localhost only).
+        .arg("--host-resolver-rules=MAP docs.example 127.0.0.1 , MAP * ~NOTFOUND")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom"])
+        .arg(svc.url("/docs/").replace("127.0.0.1", "docs.example"))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&run.stdout);
+    let console = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "chromium failed: {console}");
+    for path in ["/api/v1/widgets", "/api/v1/auth/login", "/api/v1/jobs/{id}", "/healthz"] {
+        assert!(dom.contains(&format!(r#"data-path="{path}""#)), "{path} is not rendered in /docs:\n{dom}");
+    }
+    let violations: Vec<&str> = console.lines().filter(|l| l.contains("Content Security Policy")).collect();
+    assert!(violations.is_empty(), "the page broke its CSP: {violations:#?}");
+    svc.stop();
+}
+
 // The examples of the spec's Health Checks and Streaming sections.
 #[path = "examples/health.rs"]
 mod health;

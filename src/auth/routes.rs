@@ -34,31 +34,14 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 /// What the auth routes need: the store, the auth handle, who may sign up, and
-/// which proxies to look behind for the client's address.
-#[derive(Clone)]
+/// which proxies to look behind for the client's address. Each field is sub-state.
+#[derive(Clone, FromRef)]
 pub(crate) struct AuthRoutes {
     store: UserStore,
     auth: Auth,
-    pub(crate) proxies: TrustedProxies,
-    pub(crate) allow_self_signup: bool,
-}
-
-impl FromRef<AuthRoutes> for UserStore {
-    fn from_ref(state: &AuthRoutes) -> Self {
-        state.store.clone()
-    }
-}
-
-impl FromRef<AuthRoutes> for Auth {
-    fn from_ref(state: &AuthRoutes) -> Self {
-        state.auth.clone()
-    }
-}
-
-impl FromRef<AuthRoutes> for TrustedProxies {
-    fn from_ref(state: &AuthRoutes) -> Self {
-        state.proxies.clone()
-    }
+    proxies: TrustedProxies,
+    #[from_ref(skip)]
+    allow_self_signup: bool,
 }
 
 /// The auth routes at `{prefix}/...` (`prefix`: the API prefix and the auth

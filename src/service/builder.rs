@@ -228,7 +228,9 @@ impl ServiceBuilder {
     pub async fn build(self) -> Result<Service, BootError> {
         let (kernel, http) = self.start_kernel().await?;
         let routes = http.routes.merge(crate::jobs::routes::routes());
-        let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
+        let settings = kernel.settings();
+        let (redis, prefix) = (redis_url(settings), &settings.redis.key_prefix);
+        let reliability = crate::reliability::Parts::open(&settings.reliability, redis, prefix, kernel.db()).await?;
         let (router, stack) = assemble(&kernel, routes, http.routers, http.root_routers, http.openapi, reliability);
         tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
         Ok(Service { kernel, router, stack, on_shutdown: http.on_shutdown })
@@ -268,15 +270,25 @@ impl ServiceBuilder {
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
-        let jobs = crate::jobs::JobClient::from_settings(&settings, db.clone(), self.tasks).await?;
-        let streams = crate::streaming::open(&settings.streaming, redis, prefix).await?;
+        let jobs = crate::jobs::JobClient::from_settings(&settings.jobs, db.clone(), self.tasks, redis, prefix).await?;
+        let streams = crate::streaming::open(&settings.streaming, redis, prefix, &db).await?;
+        let health_checks = self.health_checks;
+        #[cfg(feature = "redis")]
+        let health_checks = match redis {
+            Some(url) => {
+                let check =
+                    crate::redis_conn::readiness_check(url).await.map_err(|e| BootError::Redis(e.to_string()))?;
+                std::iter::once(check).chain(health_checks).collect()
+            }
+            None => health_checks,
+        };
         let kernel = Kernel::new(KernelParts {
             name: self.name,
             version: self.version,
             description: self.description,
             settings,
             db,
-            health_checks: self.health_checks,
+            health_checks,
             auth,
             jobs,
             streams,

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::api_doc::DocRoutes;
 use crate::auth::AdminUser;
 use crate::error::ApiError;
-use crate::observability::health::{run_checks, HealthCheck, ReadinessReport};
+use crate::observability::health::{run_checks, CheckOutcome, HealthCheck, ReadinessReport};
 use crate::observability::{metrics, names};
 use crate::service::{Kernel, MetricsProtection};
 use utoipa::openapi::OpenApi;
@@ -41,7 +41,7 @@ pub(crate) fn kernel_routes(kernel: &Kernel, doc: &mut OpenApi) -> Router<Kernel
         router = router.merge(crate::auth::routes::router(auth, proxies, f.allow_self_signup, &auth_prefix, doc));
     }
     if f.enable_audit_routes {
-        router = router.merge(crate::observability::audit::router(kernel.db(), kernel.auth().clone(), prefix, doc));
+        router = router.merge(super::audit_route::router(kernel.db(), kernel.auth().clone(), prefix, doc));
     }
     router
 }
@@ -66,7 +66,12 @@ pub(crate) async fn healthz() -> Json<Liveness> {
 pub(crate) async fn readyz(kernel: Kernel) -> Response {
     let mut checks = vec![database_check(&kernel)];
     checks.extend_from_slice(kernel.health_checks());
-    let report: ReadinessReport = run_checks(&checks, kernel.settings().features.ready_check_timeout).await;
+    let mut report: ReadinessReport = run_checks(&checks, kernel.settings().features.ready_check_timeout).await;
+    if kernel.is_draining() {
+        let outcome = CheckOutcome { healthy: false, message: "shutting down".into(), latency_ms: 0 };
+        report.checks.insert("shutdown".into(), outcome);
+        report.status = "unhealthy";
+    }
     for (name, outcome) in &report.checks {
         if !outcome.healthy {
             ::metrics::counter!(names::READINESS_CHECK_FAILURES_TOTAL, "check" => name.clone()).increment(1);

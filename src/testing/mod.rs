@@ -15,8 +15,8 @@
 //!   from the address 127.0.0.1.
 //! - **Test settings over the app's.** The app's own configuration (`.config` or
 //!   `.settings` on its builder) is kept, except: the test database, a fixed JWT
-//!   secret ([`TEST_JWT_SECRET`]), `warn` logs, no Redis (every store in process), no
-//!   admin created from `ADMIN_EMAIL`. [`TestAppBuilder::settings`] changes more.
+//!   secret ([`TEST_JWT_SECRET`]), `warn` logs, no Redis (the shared stores live in the
+//!   test database or in process), no admin created from `ADMIN_EMAIL`. [`TestAppBuilder::settings`] changes more.
 //!
 //! ```no_run
 //! # async fn demo() {

@@ -27,22 +27,10 @@ struct AuditQuery {
 }
 
 /// The audit route's state: the trail, and who is an admin.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 struct AuditRoute {
     audit: AuditLog,
     auth: Auth,
-}
-
-impl FromRef<AuditRoute> for Auth {
-    fn from_ref(state: &AuditRoute) -> Self {
-        state.auth.clone()
-    }
-}
-
-impl FromRef<AuditRoute> for AuditLog {
-    fn from_ref(state: &AuditRoute) -> Self {
-        state.audit.clone()
-    }
 }
 
 /// The audit route at `{api_prefix}/audit`; its operation goes into `doc`.
