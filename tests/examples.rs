@@ -6,11 +6,43 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The example's binary, refused when older than a source it is built from (a
+/// `cargo test --test examples` does not rebuild the examples; `cargo test` does).
 fn example_binary(name: &str) -> PathBuf {
     // target/debug/deps/examples-HASH -> target/debug/examples/NAME
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join("examples").join(name)
+    let binary = dir.join("examples").join(name);
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified());
+    let built = built.unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = newest_change(vec![root.join("src"), root.join("examples"), root.join("Cargo.toml")]);
+    assert!(newest <= built, "{name} is older than its sources: `cargo build --all-features --examples` first");
+    binary
+}
+
+/// When the newest file below `paths` changed.
+fn newest_change(paths: Vec<PathBuf>) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            let children: Vec<PathBuf> =
+                std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            newest = newest.max(newest_change(children));
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(modified);
+        }
+    }
+    newest
+}
+
+/// A command for an example with none of the caller's environment but `PATH`: what
+/// the test sets is all the example sees (no stray `DATABASE_URL` or `REDIS_URL`).
+fn example(name: &str) -> Command {
+    let mut command = Command::new(example_binary(name));
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
 }
 
 struct Running {
@@ -65,7 +97,7 @@ fn start(name: &str) -> Running {
 /// The example `name`, run in `dir` (its database is `dir/example.db`) with the
 /// usual test environment plus `env`, once it logged `listening`.
 fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(example_binary(name))
+    let mut child = example(name)
         .env("PORT", "0")
         .env("DATABASE_NAME", dir.path().join("example.db"))
         .env("JWT_SECRET", "example-secret-example-secret-example!")
@@ -246,7 +278,7 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {
-        let mut child = Command::new(example_binary("projects_service"))
+        let mut child = example("projects_service")
             .arg("worker")
             .env("DATABASE_NAME", svc._dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
@@ -289,7 +321,7 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 #[tokio::test]
 async fn create_admin_in_apikey_mode_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(example_binary("widget_service"))
+    let out = example("widget_service")
         .args(["create-admin", "--email", "root@example.com", "--password", "admin-password-1"])
         .env("KERNEL_AUTH_MODE", "apikey")
         .env("DATABASE_NAME", dir.path().join("example.db"))
@@ -323,7 +355,7 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
 fn projects_service_migrate_status_prints_applied_and_pending_files() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(example_binary("projects_service"))
+        let out = example("projects_service")
             .args(args)
             .env("DATABASE_NAME", dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
