@@ -10,13 +10,18 @@
 //! On shutdown the listener closes, every connection finishes its in-flight
 //! requests and closes, and the loop returns once all have.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::{Extension, Router};
+use futures::future::Either;
+use futures::task::AtomicWaker;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -81,20 +86,32 @@ pub(crate) async fn serve(
             }
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
             let mut conn = pin!(conn);
-            let mut stopping = false;
-            loop {
+            // The stop signal and the watchdog, polled only when they wake (not on
+            // every wake of the connection, as a `select!` would).
+            let mut control: Pin<Box<dyn Future<Output = Event> + Send>> = Box::pin(async move {
                 tokio::select! {
-                    result = conn.as_mut() => {
+                    _ = stop.changed() => Event::Stop(watchdog),
+                    () = watchdog.silent() => Event::Silent,
+                }
+            });
+            let flag = Arc::new(SideWake { woken: AtomicBool::new(true), task: AtomicWaker::new() });
+            loop {
+                match (FirstOf { main: conn.as_mut(), side: control.as_mut(), flag: &flag }).await {
+                    Either::Left(result) => {
                         if let Err(e) = result {
                             tracing::trace!(error = %e, "connection ended with an error");
                         }
                         break;
                     }
-                    _ = stop.changed(), if !stopping => {
-                        stopping = true;
+                    Either::Right(Event::Stop(mut watchdog)) => {
                         conn.as_mut().graceful_shutdown();
+                        control = Box::pin(async move {
+                            watchdog.silent().await;
+                            Event::Silent
+                        });
+                        flag.woken.store(true, Ordering::Relaxed);
                     }
-                    silent = watchdog.tick() => if silent {
+                    Either::Right(Event::Silent) => {
                         tracing::debug!(%peer, "closing a silent connection");
                         break;
                     }
@@ -127,4 +144,54 @@ async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
+
+/// What the connection's control side reports.
+enum Event {
+    /// The server is shutting down; the watchdog keeps watching the drain.
+    Stop(Watchdog),
+    Silent,
+}
+
+/// The control side's waker: marks that it was woken, then wakes the task.
+struct SideWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for SideWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// Completes with whichever of `main` and `side` completes first, polling `side`
+/// only when its own waker fired (and on the first poll).
+struct FirstOf<'a, M, S: ?Sized> {
+    main: Pin<&'a mut M>,
+    side: Pin<&'a mut S>,
+    flag: &'a Arc<SideWake>,
+}
+
+impl<M: Future, S: Future + ?Sized> Future for FirstOf<'_, M, S> {
+    type Output = Either<M::Output, S::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(out) = self.main.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(out));
+        }
+        if self.flag.woken.swap(false, Ordering::Acquire) {
+            self.flag.task.register(cx.waker());
+            let waker = Waker::from(self.flag.clone());
+            if let Poll::Ready(out) = self.side.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return Poll::Ready(Either::Right(out));
+            }
+        }
+        Poll::Pending
+    }
 }

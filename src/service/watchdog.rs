@@ -114,8 +114,13 @@ impl Watchdog {
         }
     }
 
+    /// Completes once the connection should end.
+    pub(crate) async fn silent(&mut self) {
+        while !self.tick().await {}
+    }
+
     /// Waits a quarter of the shortest limit; true once the connection should end.
-    pub(crate) async fn tick(&mut self) -> bool {
+    async fn tick(&mut self) -> bool {
         let shortest = match (self.limits.header_read_timeout, self.limits.idle_timeout) {
             (Some(h), Some(i)) => h.min(i),
             (Some(d), None) | (None, Some(d)) => d,
