@@ -228,6 +228,15 @@ mod tests {
     }
 
     #[test]
+    fn a_reference_hash_verifies() {
+        // The argon2 reference implementation's argon2id vector (m=256, t=2, p=1, salt
+        // "somesalt"): hashes stored before an argon2 upgrade keep verifying.
+        let stored = "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4";
+        assert!(verify_password("password", stored));
+        assert!(!verify_password("passwore", stored));
+    }
+
+    #[test]
     fn malformed_hashes_never_match() {
         assert!(!verify_password("x", ""));
         assert!(!verify_password("x", "not a phc string"));
