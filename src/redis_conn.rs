@@ -19,9 +19,12 @@ pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, redis::Redis
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
         .set_number_of_retries(2)
-        .set_max_delay(500)
-        .set_connection_timeout(CONNECT_TIMEOUT)
-        .set_response_timeout(RESPONSE_TIMEOUT);
+        // Two waits of ~500 ms (with jitter), as with redis 0.27, whose backoff began
+        // above its 500 ms cap; 1.x begins at `min_delay` (100 ms by default).
+        .set_min_delay(Duration::from_millis(500))
+        .set_max_delay(Duration::from_millis(500))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
     ConnectionManager::new_with_config(client, config).await
 }
 
