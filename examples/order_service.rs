@@ -8,17 +8,20 @@
 use app_kernel::auth::CurrentUser;
 use app_kernel::db::{ColumnKind, EntityTable};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
-use app_kernel::{ApiError, BootError, Db, Kernel, Service, ServiceConfig};
-use axum::routing::post;
-use axum::{Json, Router};
+use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// What a client may send; unknown fields (an `id`, a `status`, ...) are refused with 422.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrder {
+    /// What is ordered.
     item: String,
+    /// How many (default 1).
     #[serde(default = "one")]
     quantity: i64,
 }
@@ -45,6 +48,19 @@ async fn process_order(payload: Value, ctx: JobContext) -> Result<Value, TaskErr
     Ok(json!({"status": "done"}))
 }
 
+/// The answer to an order: its id, and the job that processes it
+/// (`GET /api/v1/jobs/{job_id}` tells how far it is).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the answer built with json! below
+struct OrderCreated {
+    order_id: String,
+    job_id: String,
+}
+
+/// Stores an order and enqueues its processing.
+#[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder, responses(
+    (status = 200, description = "the order and its job", body = OrderCreated), (status = 401, description = "no or bad token"),
+    (status = 422, description = "an unknown or invalid field")))]
 async fn create_order(
     user: CurrentUser,
     db: Db,
@@ -59,8 +75,8 @@ async fn create_order(
     Ok(Json(json!({"order_id": order_id, "job_id": job.job_id})))
 }
 
-fn orders() -> Router<Kernel> {
-    Router::new().route("/orders", post(create_order))
+fn orders() -> Routes {
+    Routes::new().documented(routes!(create_order))
 }
 
 #[tokio::main]
@@ -68,7 +84,7 @@ async fn main() -> Result<(), BootError> {
     Service::builder("order_service")
         .config(ServiceConfig::from_env()?)
         .table(orders_table())
-        .router(orders())
+        .routes(orders())
         .task("process_order", process_order)
         .run()
         .await

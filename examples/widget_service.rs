@@ -10,13 +10,14 @@ use app_kernel::auth::CurrentUser;
 use app_kernel::db::{ColumnKind, EntityTable, Find, Row};
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Query;
-use axum::routing::get;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 /// What a client may send. Anything else (an `owner`, an `id`, a field the app does
 /// not know) is refused with 422 before it reaches the database.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWidget {
     name: String,
@@ -45,16 +46,40 @@ fn widgets_table() -> EntityTable {
         .index(["owner", "created_at"])
 }
 
+/// A stored widget, as the routes answer it (the entity API's row: the client's
+/// fields, the owner, and the columns the kernel keeps).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the answer; the handlers return the row itself
+struct StoredWidget {
+    id: String,
+    name: String,
+    size: Option<i64>,
+    tags: Option<Vec<String>>,
+    owner: String,
+    created_at: String,
+    updated_at: String,
+}
+
+/// Creates a widget owned by the caller.
+#[utoipa::path(post, path = "/widgets", tag = "widgets", security(("bearer" = [])), request_body = NewWidget,
+    responses((status = 200, description = "the stored widget", body = StoredWidget), (status = 401, description = "no or bad token"), (status = 422, description = "an unknown or invalid field")))]
 async fn create_widget(user: CurrentUser, db: Db, Json(body): Json<NewWidget>) -> Result<Json<Row>, ApiError> {
     Ok(Json(db.save_entity("widgets", Widget { body, owner: &user.id }).await?))
 }
 
-#[derive(Deserialize)]
+/// A page of a list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// At most this many (default 100, at most 1000).
     limit: Option<u64>,
+    /// Skip this many.
     offset: Option<u64>,
 }
 
+/// The caller's widgets, newest first.
+#[utoipa::path(get, path = "/widgets", tag = "widgets", security(("bearer" = [])), params(Page),
+    responses((status = 200, description = "the widgets", body = [StoredWidget]), (status = 401, description = "no or bad token")))]
 async fn list_widgets(user: CurrentUser, db: Db, Query(page): Query<Page>) -> Result<Json<Vec<Row>>, ApiError> {
     let find = Find::new()
         .eq("owner", user.id.as_str())
@@ -64,8 +89,9 @@ async fn list_widgets(user: CurrentUser, db: Db, Query(page): Query<Page>) -> Re
     Ok(Json(db.find_entities("widgets", find).await?))
 }
 
+/// The routes with their OpenAPI operations (`/docs` shows the bodies above).
 fn widgets() -> Routes {
-    Routes::new().route("/widgets", get(list_widgets).post(create_widget))
+    Routes::new().documented(routes!(list_widgets, create_widget))
 }
 
 #[tokio::main]

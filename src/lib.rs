@@ -1,5 +1,23 @@
 #![doc = include_str!("../README.md")]
 
+/// `$part` as an extractor that takes it from the router's state (axum's `FromRef`
+/// sub-state): a router whose state cannot give it does not compile.
+macro_rules! state_extractor {
+    ($part:ty) => {
+        impl<S: Send + Sync> axum::extract::FromRequestParts<S> for $part
+        where
+            $part: axum::extract::FromRef<S>,
+        {
+            type Rejection = std::convert::Infallible;
+
+            async fn from_request_parts(_parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+                Ok(<$part as axum::extract::FromRef<S>>::from_ref(state))
+            }
+        }
+    };
+}
+
+pub mod api_doc;
 pub mod auth;
 pub(crate) mod client_addr;
 pub mod db;

@@ -90,3 +90,20 @@ impl Keyspace {
         self.conn.clone()
     }
 }
+
+/// A readiness check called `redis` that pings Redis at `url` on a connection of
+/// its own, and reports how long the answer took.
+///
+/// # Errors
+/// As [`connect_url`].
+pub(crate) async fn readiness_check(url: &str) -> Result<crate::observability::health::HealthCheck, redis::RedisError> {
+    let conn = connect_url(url).await?;
+    Ok(crate::observability::health::HealthCheck::new("redis", move || {
+        let mut conn = conn.clone();
+        async move {
+            let pong: String =
+                redis::cmd("PING").query_async(&mut conn).await.map_err(|e| format!("redis error: {e}"))?;
+            Ok(format!("redis {}", pong.to_lowercase()))
+        }
+    }))
+}

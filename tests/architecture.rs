@@ -60,3 +60,64 @@ fn no_module_reaches_up_into_service() {
     }
     assert!(found.is_empty(), "modules below service that name it: {found:?}");
 }
+
+/// The modules `src/` names with `crate::...` outside tests and comments, per
+/// top-level module (the crate root's re-exports are its API, not a dependency).
+fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+        if rel == "lib.rs" {
+            continue;
+        }
+        let module = rel.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let targets = graph.entry(module.clone()).or_default();
+        for line in code.lines().map(|l| l.split("//").next().unwrap()) {
+            for (i, _) in line.match_indices("crate::") {
+                let rest = &line[i + "crate::".len()..];
+                assert!(!rest.starts_with('{'), "{rel}: name each module in its own `use crate::..` line: {line}");
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if name != module && name.chars().next().is_some_and(char::is_lowercase) {
+                    targets.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// The modules of `src/` depend on each other in one direction: no cycle, so each
+/// can be read, tested and changed knowing only what is below it.
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let graph = module_graph();
+    assert!(graph["service"].contains("auth"), "the graph is read: {graph:?}");
+    // Depth-first search; a module met again on the current path closes a cycle.
+    fn visit<'a>(
+        m: &'a str,
+        graph: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|p| *p == m) {
+            panic!("import cycle: {} -> {m}", path[at..].join(" -> "));
+        }
+        if !done.insert(m) {
+            return;
+        }
+        path.push(m);
+        for next in graph.get(m).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for m in graph.keys() {
+        visit(m, &graph, &mut Vec::new(), &mut done);
+    }
+}

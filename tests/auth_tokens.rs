@@ -342,3 +342,44 @@ async fn an_external_tokens_role_counts_only_when_trusted() {
         assert_eq!(get_with(&app, "/admin", &token).await.0, admin_status, "trust {trust}");
     }
 }
+
+/// External mode as an operator configures it, from the environment: tokens of the
+/// issuer named by `JWT_ISSUER`, for the audience named by `JWT_AUDIENCE`, signed with
+/// the key of `JWT_PUBLIC_KEY`, are accepted; the same key's tokens with another or no
+/// `iss` or `aud` (meant for another service) are 401.
+#[tokio::test]
+async fn external_mode_refuses_tokens_of_another_issuer_or_audience() {
+    let env = std::collections::HashMap::from([
+        ("KERNEL_AUTH_MODE", "external"),
+        ("JWT_ALGORITHM", "RS256"),
+        ("JWT_PUBLIC_KEY", RSA_PUBLIC),
+        ("JWT_ISSUER", "https://id.example.com/"),
+        ("JWT_AUDIENCE", "widgets"),
+    ]);
+    let config = app_kernel::ServiceConfig::from_lookup("", |k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+    let settings = config.into_settings("svc").unwrap();
+    let app = app(Auth::new(&settings.auth, settings.features.auth_mode).unwrap());
+    let key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+    let token = |iss: Option<&str>, aud: Option<&str>| {
+        let mut claims = serde_json::json!({"sub": "ext-1", "exp": now() + 60});
+        if let Some(iss) = iss {
+            claims["iss"] = iss.into();
+        }
+        if let Some(aud) = aud {
+            claims["aud"] = aud.into();
+        }
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+    };
+    let right = token(Some("https://id.example.com/"), Some("widgets"));
+    assert_eq!(get_with(&app, "/me", &right).await.0, StatusCode::OK, "the configured issuer and audience");
+    let refused = [
+        ("another issuer", token(Some("https://evil.example.com/"), Some("widgets"))),
+        ("no issuer", token(None, Some("widgets"))),
+        ("another audience", token(Some("https://id.example.com/"), Some("billing"))),
+        ("no audience", token(Some("https://id.example.com/"), None)),
+    ];
+    for (name, token) in refused {
+        let (status, _, body) = get_with(&app, "/me", &token).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{name}");
+    }
+}

@@ -134,3 +134,21 @@ async fn past_max_connections_a_client_waits_until_one_closes() {
     let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf)).await.expect("served").unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// With no limit configured, a service still cuts slow clients off within seconds:
+/// a partial request head is closed at the default header read timeout (10 s, as the
+/// README's table says), and the defaults bound the silent connection (60 s) and the
+/// connections served at once (1024).
+#[tokio::test]
+async fn with_the_default_settings_a_partial_request_head_is_cut_off_within_seconds() {
+    let (addr, _stop) = serving(|_| {}).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    let took = closed_within(&mut client, Duration::from_secs(20)).await;
+    let took = took.expect("a partial head is still open after 20 s with the default settings");
+    assert!(took >= Duration::from_secs(9), "closed after {took:?}, before the 10 s default");
+    let defaults = app_kernel::settings::KernelSettings::default().server;
+    let (header, idle) = (Duration::from_secs(10), Duration::from_secs(60));
+    assert_eq!((defaults.header_read_timeout, defaults.idle_timeout), (Some(header), Some(idle)));
+    assert_eq!(defaults.max_connections, 1024);
+}

@@ -246,15 +246,17 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {
-        let child = Command::new(example_binary("projects_service"))
+        let mut child = Command::new(example_binary("projects_service"))
             .arg("worker")
             .env("DATABASE_NAME", svc._dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
             .env("LOG_FORMAT", "json")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let log = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let p: Value = client
@@ -272,10 +274,13 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
             assert!(Instant::now() < deadline, "the worker never processed the project: {p}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        child
+        (child, log)
     };
-    assert!(Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap().success());
-    assert!(worker.wait().unwrap().success(), "worker stops cleanly on SIGTERM");
+    assert!(Command::new("kill").args(["-TERM", &worker.0.id().to_string()]).status().unwrap().success());
+    assert!(worker.0.wait().unwrap().success(), "worker stops cleanly on SIGTERM");
+    let log = worker.1.join().unwrap();
+    assert!(log.contains("worker ready"), "{log}");
+    assert!(!log.contains("kernel ready"), "the worker builds no HTTP side: {log}");
     svc.stop();
 }
 
@@ -347,4 +352,103 @@ fn projects_service_migrate_status_prints_applied_and_pending_files() {
         assert_eq!(fields[3].len(), 12, "the checksum's start: {after}");
         assert!(fields[4].ends_with('Z') && fields[5].parse::<u64>().is_ok(), "applied at, duration: {after}");
     }
+}
+
+/// Every example's `/openapi.json` lists every route it serves (the kernel's and
+/// the app's `Routes`, each with its method), the annotated ones with their request
+/// and response schemas, and passes `openapi-spec-validator` (what code generators
+/// check; `.ci/run` installs it). `/docs` asks no third party to validate it, and
+/// its assets are cached and compressed.
+#[tokio::test]
+async fn every_examples_openapi_document_lists_its_routes_and_is_valid() {
+    let kernel = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/api", "get"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/auth/api-keys/{id}", "delete"),
+        ("/api/v1/jobs/{id}", "get"),
+    ];
+    let apps: [(&str, &[(&str, &str)]); 4] = [
+        ("widget_service", &[("/api/v1/widgets", "get"), ("/api/v1/widgets", "post")]),
+        ("order_service", &[("/api/v1/orders", "post")]),
+        (
+            "projects_service",
+            &[("/api/v1/projects", "get"), ("/api/v1/projects", "post"), ("/api/v1/projects/{project_id}", "get")],
+        ),
+        ("manual_init", &[]),
+    ];
+    let client = reqwest::Client::new();
+    for (name, routes) in apps {
+        let svc = start(name);
+        let doc: serde_json::Value = json_of(client.get(svc.url("/openapi.json"))).await;
+        for (path, method) in kernel.iter().chain(routes.iter()) {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{name}: {method} {path} is not in /openapi.json");
+            for param in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path") {
+                assert!(param["schema"].is_object(), "{name}: {method} {path}: path parameter without schema");
+            }
+            if !kernel.contains(&(*path, *method)) {
+                assert!(op["responses"]["200"]["content"]["application/json"]["schema"].is_object(), "{name}: {path}");
+                if *method == "post" {
+                    assert!(op["requestBody"]["content"]["application/json"]["schema"].is_object(), "{name}: {path}");
+                }
+            }
+        }
+        let title = doc["info"]["title"].as_str().unwrap_or_default();
+        assert!(
+            ["widget_service", "order_service", "my_service", "document_service"].contains(&title),
+            "{name}: {title}"
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
+        let check = Command::new("python3").args(["-m", "openapi_spec_validator"]).arg(file.path()).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+        assert!(check.status.success(), "{name}: openapi-spec-validator refused the document:\n{said}");
+
+        let init = client.get(svc.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+        assert!(init.contains(r#""validatorUrl": "none""#), "no validator.swagger.io badge: {init}");
+        let bundle = client.get(svc.url("/docs/swagger-ui-bundle.js")).header("accept-encoding", "gzip").send();
+        let bundle = bundle.await.unwrap();
+        assert_eq!(bundle.headers()["content-encoding"], "gzip");
+        assert!(bundle.headers()["cache-control"].to_str().unwrap().contains("max-age="));
+        svc.stop();
+    }
+}
+
+/// `/docs` in a real browser (Debian's `chromium`, headless; `.ci/run` installs it):
+/// Swagger UI renders the operations of the app's routes and the kernel's, the
+/// page's CSP (this origin only) reports no violation, so it tried to load nothing
+/// from another host, and every other host name resolves to nothing, so nothing
+/// could leave the machine anyway.
+#[tokio::test]
+async fn docs_render_the_apps_routes_in_a_browser_and_load_nothing_from_elsewhere() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is not installed: `apt-get install chromium` (.ci/run does)");
+    let svc = start("widget_service");
+    let profile = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new("timeout")
+        .args(["90", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        // Served under a name that is not localhost, as in production (Swagger UI skips
+        // its online validator for localhost only).
+        .arg("--host-resolver-rules=MAP docs.example 127.0.0.1 , MAP * ~NOTFOUND")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom"])
+        .arg(svc.url("/docs/").replace("127.0.0.1", "docs.example"))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&run.stdout);
+    let console = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "chromium failed: {console}");
+    for path in ["/api/v1/widgets", "/api/v1/auth/login", "/api/v1/jobs/{id}", "/healthz"] {
+        assert!(dom.contains(&format!(r#"data-path="{path}""#)), "{path} is not rendered in /docs:\n{dom}");
+    }
+    let violations: Vec<&str> = console.lines().filter(|l| l.contains("Content Security Policy")).collect();
+    assert!(violations.is_empty(), "the page broke its CSP: {violations:#?}");
+    svc.stop();
 }

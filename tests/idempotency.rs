@@ -1,5 +1,6 @@
 //! `Idempotency-Key`: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of docs/CONTRACT.md.
+//! `KERNEL_TEST_REDIS_URL` is set; the SQL store on SQLite, and on PostgreSQL and
+//! MariaDB when their URLs are set), then the HTTP behaviour of docs/CONTRACT.md.
 
 mod common;
 
@@ -16,11 +17,48 @@ use common::{assert_problem, send, service, Reply, TestService};
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
+/// The stores under test, and the databases of the SQL ones (dropped by `done`).
+struct Stores {
+    list: Vec<(&'static str, Arc<dyn IdempotencyStore>)>,
+    dbs: Vec<common::db::TestDb>,
+}
+
+impl Stores {
+    async fn done(self) {
+        for db in self.dbs {
+            db.finish().await;
+        }
+    }
+}
+
+/// The SQL store on each engine configured, each keeping `per_caller` keys per caller.
+async fn sql_stores(test: &str, per_caller: usize) -> Stores {
+    use app_kernel::db::DatabaseKind;
+    use app_kernel::reliability::SqlIdempotencyStore;
+    let mut out = Stores { list: Vec::new(), dbs: Vec::new() };
+    for (name, kind) in
+        [("sqlite", DatabaseKind::Sqlite), ("postgres", DatabaseKind::Postgres), ("mysql", DatabaseKind::Mysql)]
+    {
+        let Some(db) = common::db::TestDb::new(kind, test).await else { continue };
+        let store = SqlIdempotencyStore::open(db.db.clone()).await.expect("table").with_max_keys_per_caller(per_caller);
+        out.list.push((name, Arc::new(store)));
+        out.dbs.push(db);
+    }
+    out
+}
+
 /// Every store, each keeping `per_caller` keys per caller.
-async fn stores(test: &str, per_caller: usize) -> Vec<(&'static str, Arc<dyn IdempotencyStore>)> {
+async fn stores(test: &str, per_caller: usize) -> Stores {
+    let mut all = sql_stores(test, per_caller).await;
+    all.list.push(("memory", Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller))));
+    all.list.extend(redis_store(test, per_caller).await);
+    all
+}
+
+/// The Redis store, when configured.
+async fn redis_store(test: &str, per_caller: usize) -> Vec<(&'static str, Arc<dyn IdempotencyStore>)> {
     #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-    let mut out: Vec<(&'static str, Arc<dyn IdempotencyStore>)> =
-        vec![("memory", Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller)))];
+    let mut out: Vec<(&'static str, Arc<dyn IdempotencyStore>)> = Vec::new();
     #[cfg(feature = "redis")]
     if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
         let prefix = format!("{}:", common::unique_name("idem"));
@@ -35,7 +73,8 @@ async fn stores(test: &str, per_caller: usize) -> Vec<(&'static str, Arc<dyn Ide
 #[tokio::test]
 async fn a_store_starts_once_then_answers_running_done_or_other() {
     let (short, day) = (Duration::from_millis(300), Duration::from_secs(86_400));
-    for (name, store) in stores("a_store_starts_once", 10).await {
+    let stores = stores("a_store_starts_once", 10).await;
+    for (name, store) in &stores.list {
         assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Started, "{name}");
         assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Running, "{name}");
         assert_eq!(store.begin("u", "k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
@@ -57,12 +96,14 @@ async fn a_store_starts_once_then_answers_running_done_or_other() {
         store.finish("u", "k", Record::too_large("fp1".into(), 201), day).await.unwrap();
         assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::TooLarge(201), "{name}");
     }
+    stores.done().await;
 }
 
 #[tokio::test]
 async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
     let day = Duration::from_secs(86_400);
-    for (name, store) in stores("a_store_keeps_a_bounded_number", 3).await {
+    let stores = stores("a_store_keeps_a_bounded_number", 3).await;
+    for (name, store) in &stores.list {
         for key in ["a", "b", "c"] {
             assert_eq!(store.begin("u", key, "fp", day).await.unwrap(), Begin::Started, "{name}");
         }
@@ -80,6 +121,29 @@ async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
         assert_eq!(store.begin("u", "c", "fp", day).await.unwrap(), Begin::Started, "{name}: c was evicted");
         assert_eq!(store.begin("u", "b", "fp", day).await.unwrap(), Begin::Started, "{name}: b was evicted");
     }
+    stores.done().await;
+}
+
+/// Two instances on one database and no Redis: a burst of 20 requests with one key,
+/// half through each instance's own pool, starts the work exactly once.
+#[tokio::test]
+async fn two_instances_on_one_database_start_a_key_once() {
+    use app_kernel::reliability::SqlIdempotencyStore;
+    let day = Duration::from_secs(86_400);
+    let stores = sql_stores("two_instances_on_one_database", 1000).await;
+    for (db, (name, _)) in stores.dbs.iter().zip(&stores.list) {
+        let one = SqlIdempotencyStore::open(db.connect(app_kernel::db::SchemaPolicy::Closed).await).await.unwrap();
+        let two = SqlIdempotencyStore::open(db.connect(app_kernel::db::SchemaPolicy::Closed).await).await.unwrap();
+        let burst = (0..20).map(|i| {
+            let store = if i % 2 == 0 { one.clone() } else { two.clone() };
+            async move { store.begin("user:ann", "burst", "fp", day).await.unwrap() }
+        });
+        let answers = futures::future::join_all(burst).await;
+        let started = answers.iter().filter(|a| **a == Begin::Started).count();
+        assert_eq!(started, 1, "{name}: {answers:?}");
+        assert!(answers.iter().all(|a| matches!(a, Begin::Started | Begin::Running)), "{name}: {answers:?}");
+    }
+    stores.done().await;
 }
 
 #[tokio::test]
@@ -241,10 +305,15 @@ async fn a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_bo
 
 /// The auth routes are never idempotent: a refresh token replayed with one key is
 /// refused as reused (and its family revoked), never answered with the same pair;
-/// a login's tokens are not kept.
+/// a login's tokens are not kept, nor a new API key (shown once, in plaintext).
 #[tokio::test]
 async fn auth_routes_are_excluded_from_idempotency() {
-    let svc = service(vec![], |s| s.features.allow_self_signup = true).await;
+    let svc = service(vec![], |s| {
+        s.features.allow_self_signup = true;
+        s.auth.admin_email = Some("root@example.com".into());
+        s.auth.admin_password = Some("admin password".to_owned().into());
+    })
+    .await;
     let router = svc.router();
     let auth = |path: &str, key: &str, body: Value| {
         let req = Request::post(format!("/api/v1/auth{path}"))
@@ -268,6 +337,23 @@ async fn auth_routes_are_excluded_from_idempotency() {
     assert_problem(&replayed, 401, "token_revoked");
     let next = json!({"refresh_token": rotated.json()["refresh_token"]});
     assert_problem(&auth("/refresh", "refresh-2", next).await, 401, "token_revoked");
+
+    // An admin's new API key (in plaintext, shown once) is not kept either.
+    let admin = auth("/login", "admin-login", json!({"username": "root", "password": "admin password"})).await;
+    let admin = admin.json()["access_token"].as_str().expect("the admin logs in").to_owned();
+    let new_key = || {
+        let req = Request::post("/api/v1/auth/api-keys")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("idempotency-key", "key-1")
+            .body(Body::from(json!({"name": "ci"}).to_string()))
+            .unwrap();
+        send(&router, req)
+    };
+    let (first, again) = (new_key().await, new_key().await);
+    assert_eq!((first.status, again.status), (StatusCode::CREATED, StatusCode::CREATED), "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), None, "an API key is not kept to be replayed");
+    assert_ne!(first.json()["key"], again.json()["key"]);
 }
 
 /// Two instances on one Redis replay each other's answers.
@@ -287,4 +373,33 @@ async fn instances_sharing_redis_replay_each_others_answers() {
     assert_eq!((first.status.as_u16(), again.header("idempotent-replayed")), (201, Some("true")));
     assert_eq!(again.json(), first.json());
     assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+}
+
+/// Two instances on one PostgreSQL database and no Redis keep the promise through
+/// the database: a burst of 20 requests with one key, half to each, runs the
+/// handler once; every other answer is its replay or 409 while it runs.
+#[tokio::test]
+async fn instances_sharing_postgres_without_redis_run_a_key_once() {
+    let Some(db) = common::db::TestDb::new(app_kernel::db::DatabaseKind::Postgres, "instances_sharing_postgres").await
+    else {
+        return;
+    };
+    let calls = Calls::default();
+    let edit = |s: &mut app_kernel::settings::KernelSettings| {
+        s.database = db.settings().clone();
+        s.redis.url = None;
+    };
+    let (one, two) = (svc(&calls, edit).await, svc(&calls, edit).await);
+    let burst = (0..20).map(|i| {
+        let svc = if i % 2 == 0 { &one } else { &two };
+        order(svc, Some("burst-1"), json!({"name": "x"}))
+    });
+    let answers = futures::future::join_all(burst).await;
+    assert_eq!(calls.0.load(Ordering::SeqCst), 1, "one effect");
+    for a in &answers {
+        let replayed = a.header("idempotent-replayed") == Some("true");
+        assert!(a.status == 201 || a.status == 409, "{}: {:?}", a.status, a.json());
+        assert!(a.status == 409 || replayed || a.json() == answers.iter().find(|r| r.status == 201).unwrap().json());
+    }
+    db.finish().await;
 }

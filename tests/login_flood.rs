@@ -2,12 +2,14 @@
 //! server answers each (401, 429 or 503, never hangs) and its peak resident memory
 //! stays under 100 MiB, because password hashing runs on one thread per core
 //! (each argon2 verification takes 19 MiB; unbounded, 100 logins took 1.8 GiB).
+//! A login that finds every hashing thread busy for `HASHING_QUEUE_WAIT` is answered
+//! 503 `server_busy` with `Retry-After` instead of waiting its turn without end.
 //!
 //! `cargo test --test login_flood -- --nocapture` prints the figures.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,29 +20,33 @@ fn peak_rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[tokio::test]
-async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer() {
-    if !Path::new("/proc/self/status").exists() {
-        eprintln!("skipped: no /proc to read the server's memory from");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+/// The widget service in `dir`, on a free port, started through `taskset -c CPU` when
+/// `cpu` is given; the child and the base URL of its auth routes.
+fn start(dir: &Path, cpu: Option<&str>) -> (Child, String) {
     let exe = std::env::current_exe().unwrap();
     let binary = exe.parent().and_then(Path::parent).unwrap().join("examples").join("widget_service");
-    let mut child = Command::new(binary)
+    let mut command = match cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cpu).arg(binary);
+            taskset
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .env("PORT", "0")
-        .env("DATABASE_NAME", dir.path().join("example.db"))
+        .env("DATABASE_NAME", dir.join("example.db"))
         .env("JWT_SECRET", "login-flood-secret-0123456789abcdef0123")
         .env("LOG_FORMAT", "json")
         .env("ALLOW_SELF_SIGNUP", "true")
         // Every request names its own client address, so none is throttled and all want argon2.
         .env("TRUSTED_PROXIES", "127.0.0.1")
         .env_remove("ADMIN_EMAIL")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("the example is built by `cargo test`");
+        .expect("the example is built by `cargo test` (and taskset is installed, when a CPU is given)");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
         let line = lines.next().expect("the service logs `listening`").unwrap();
@@ -50,6 +56,27 @@ async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer(
         }
     };
     std::thread::spawn(move || lines.for_each(drop));
+    (child, base)
+}
+
+/// Kills the service when the test ends, passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer() {
+    if !Path::new("/proc/self/status").exists() {
+        eprintln!("skipped: no /proc to read the server's memory from");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = start(dir.path(), None);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     let reg = client.post(format!("{base}/register")).json(&json!({"username": "ann", "password": "correct horse"}));
     assert_eq!(reg.send().await.unwrap().status(), 201);
@@ -84,4 +111,55 @@ async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer(
     assert!(statuses.iter().all(|s| [401, 429, 503].contains(s)), "{statuses:?}");
     assert!(count(401) > 0, "some were checked");
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+}
+
+/// Logins that wait for a hashing thread longer than `HASHING_QUEUE_WAIT` (2 s) are
+/// refused with 503 `server_busy` and `Retry-After`, not queued without end. The
+/// server runs on one CPU, so it has one hashing thread; 400 logins at once ask it for
+/// 400 argon2id verifications (19 MiB written twice each, tens of milliseconds on
+/// any machine: at 10 ms, 4 s of work), so those still waiting after 2 s are refused.
+#[tokio::test]
+async fn logins_that_wait_too_long_for_a_hashing_thread_get_503_with_retry_after() {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        eprintln!("skipped: no /proc to find a CPU to pin the server to");
+        return;
+    };
+    // The first CPU this process may run on, e.g. `0` of `Cpus_allowed_list:	0-1`.
+    let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list");
+    let cpu = allowed.trim().split([',', '-']).next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = start(dir.path(), Some(&cpu));
+    let _server = Killed(child);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let reg = client.post(format!("{base}/register")).json(&json!({"username": "ann", "password": "correct horse"}));
+    assert_eq!(reg.send().await.unwrap().status(), 201);
+
+    let logins = (0..400).map(|i| {
+        let req = client
+            .post(format!("{base}/login"))
+            .header("x-forwarded-for", format!("10.{}.{}.9", i / 250, i % 250))
+            .json(&json!({"username": "ann", "password": format!("wrong horse {i}")}));
+        async move {
+            let reply = req.send().await?;
+            let status = reply.status().as_u16();
+            let retry_after = reply.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_owned());
+            let body: Value = reply.json().await.unwrap_or(Value::Null);
+            Ok::<_, reqwest::Error>((status, retry_after, body["code"].as_str().unwrap_or_default().to_owned()))
+        }
+    });
+    let replies: Vec<_> = futures::future::join_all(logins)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every login gets an answer within 60 s"))
+        .collect();
+    let busy: Vec<_> = replies.iter().filter(|(status, _, _)| *status == 503).collect();
+    eprintln!("400 logins on one hashing thread: {} x 503, {} x 401", busy.len(), replies.len() - busy.len());
+    assert!(replies.iter().all(|(status, _, _)| [401, 503].contains(status)), "{replies:?}");
+    assert!(busy.len() < replies.len(), "some were checked: {replies:?}");
+    assert!(!busy.is_empty(), "none of 400 logins on one hashing thread was refused as busy");
+    for (_, retry_after, code) in busy {
+        assert_eq!(code, "server_busy");
+        let seconds: u64 = retry_after.as_deref().and_then(|s| s.parse().ok()).expect("Retry-After in seconds");
+        assert!(seconds >= 1, "Retry-After: {seconds}");
+    }
 }

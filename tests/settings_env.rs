@@ -138,6 +138,7 @@ const BAD: &[(&str, &str)] = &[
     ("HOST", "bad host!"),
     ("PORT", "eighty"),
     ("HEADER_READ_TIMEOUT", "10s"),
+    ("SHUTDOWN_DRAIN_SECONDS", "-1"),
     ("IDLE_TIMEOUT", "-1"),
     ("MAX_CONNECTIONS", "0"),
     ("LOG_LEVEL", "loud"),

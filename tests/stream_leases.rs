@@ -1,5 +1,6 @@
 //! Stream leases: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set), the guard's release on drop and keep-alive,
+//! `KERNEL_TEST_REDIS_URL` is set; SQL on SQLite, and on PostgreSQL and MariaDB when
+//! their URLs are set), the guard's release on drop and keep-alive,
 //! and a streaming route that holds a lease while its body is open.
 
 mod common;
@@ -18,8 +19,43 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+/// The stores under test, and the databases of the SQL ones (dropped by `done`).
+struct Stores {
+    list: Vec<(&'static str, Arc<dyn LeaseStore>)>,
+    dbs: Vec<common::db::TestDb>,
+}
+
+impl Stores {
+    async fn done(self) {
+        for db in self.dbs {
+            db.finish().await;
+        }
+    }
+}
+
+/// The SQL store on each engine configured, with the database each lives in.
+async fn sql_stores(test: &str) -> Stores {
+    use app_kernel::db::DatabaseKind;
+    let mut out = Stores { list: Vec::new(), dbs: Vec::new() };
+    for (name, kind) in
+        [("sqlite", DatabaseKind::Sqlite), ("postgres", DatabaseKind::Postgres), ("mysql", DatabaseKind::Mysql)]
+    {
+        let Some(db) = common::db::TestDb::new(kind, test).await else { continue };
+        let store = app_kernel::streaming::SqlLeaseStore::open(db.db.clone()).await.expect("tables");
+        out.list.push((name, Arc::new(store)));
+        out.dbs.push(db);
+    }
+    out
+}
+
 /// Each store under test, by name; Redis stores get a key prefix of their own.
-async fn stores(test: &str) -> Vec<(&'static str, Arc<dyn LeaseStore>)> {
+async fn stores(test: &str) -> Stores {
+    let mut all = sql_stores(test).await;
+    all.list.extend(memory_and_redis(test).await);
+    all
+}
+
+async fn memory_and_redis(test: &str) -> Vec<(&'static str, Arc<dyn LeaseStore>)> {
     #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut out: Vec<(&'static str, Arc<dyn LeaseStore>)> = vec![("memory", Arc::new(MemoryLeaseStore::default()))];
     #[cfg(feature = "redis")]
@@ -36,7 +72,8 @@ async fn stores(test: &str) -> Vec<(&'static str, Arc<dyn LeaseStore>)> {
 #[tokio::test]
 async fn a_store_holds_at_most_max_leases_per_user() {
     let ttl = Duration::from_secs(60);
-    for (name, store) in stores("a_store_holds_at_most_max_leases_per_user").await {
+    let stores = stores("a_store_holds_at_most_max_leases_per_user").await;
+    for (name, store) in &stores.list {
         assert!(store.acquire("ann", "a1", 2, ttl).await.unwrap(), "{name}");
         assert!(store.acquire("ann", "a2", 2, ttl).await.unwrap(), "{name}");
         assert!(!store.acquire("ann", "a3", 2, ttl).await.unwrap(), "{name}: the third is refused");
@@ -45,12 +82,14 @@ async fn a_store_holds_at_most_max_leases_per_user() {
         assert!(store.acquire("ann", "a3", 2, ttl).await.unwrap(), "{name}: a release frees a place");
         store.release("ann", "gone").await.unwrap();
     }
+    stores.done().await;
 }
 
 #[tokio::test]
 async fn an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on() {
     let ttl = Duration::from_secs(1);
-    for (name, store) in stores("an_unrefreshed_lease_expires").await {
+    let stores = stores("an_unrefreshed_lease_expires").await;
+    for (name, store) in &stores.list {
         assert!(store.acquire("ann", "kept", 2, ttl).await.unwrap());
         assert!(store.acquire("ann", "left", 2, ttl).await.unwrap());
         for _ in 0..3 {
@@ -62,6 +101,7 @@ async fn an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on() {
         assert!(store.acquire("ann", "new", 2, ttl).await.unwrap(), "{name}: its place is free");
         assert!(!store.acquire("ann", "more", 2, ttl).await.unwrap(), "{name}: the refreshed one still counts");
     }
+    stores.done().await;
 }
 
 /// Acquires a lease for `user`, waiting up to 5 s for a place (a dropped lease is
@@ -78,7 +118,8 @@ async fn acquire_soon(leases: &StreamLeases, user: &str) -> app_kernel::streamin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_acquires_never_exceed_the_limit() {
-    for (name, store) in stores("concurrent_acquires_never_exceed_the_limit").await {
+    let stores = stores("concurrent_acquires_never_exceed_the_limit").await;
+    for (name, store) in &stores.list {
         let tries: Vec<_> = (0..50)
             .map(|i| {
                 let store = store.clone();
@@ -91,6 +132,33 @@ async fn concurrent_acquires_never_exceed_the_limit() {
         }
         assert_eq!(taken, 5, "{name}");
     }
+    stores.done().await;
+}
+
+/// Two instances on one database and no Redis: 20 acquires of one user at once,
+/// half through each instance's own pool, never hold more than the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_database_never_exceed_the_limit() {
+    let stores = sql_stores("two_instances_on_one_database_leases").await;
+    for (db, (name, _)) in stores.dbs.iter().zip(&stores.list) {
+        let mut instances = Vec::new();
+        for _ in 0..2 {
+            let handle = db.connect(app_kernel::db::SchemaPolicy::Closed).await;
+            instances.push(app_kernel::streaming::SqlLeaseStore::open(handle).await.unwrap());
+        }
+        let tries: Vec<_> = (0..20)
+            .map(|i| {
+                let store = instances[i % 2].clone();
+                tokio::spawn(async move { store.acquire("ann", &format!("l{i}"), 3, Duration::from_secs(60)).await })
+            })
+            .collect();
+        let mut taken = 0;
+        for t in tries {
+            taken += usize::from(t.await.unwrap().unwrap());
+        }
+        assert_eq!(taken, 3, "{name}");
+    }
+    stores.done().await;
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ pub const ADMIN_ROLE: &str = "admin";
 pub const USER_ROLE: &str = "user";
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserIdentity {
     /// Stable user id (the token's `sub`).
     pub id: String,

@@ -25,7 +25,7 @@ pub struct IssuedPair {
 }
 
 /// The login and refresh routes' answer: `{"access_token","refresh_token","token_type":"bearer","expires_in"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// The access token.
     pub access_token: String,

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
 use http::request::Parts;
 use http::{header, StatusCode};
@@ -27,66 +26,51 @@ use super::{
     check_dummy, check_password, AdminUser, Auth, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
     MAX_PASSWORD_BYTES, USER_ROLE,
 };
+use crate::api_doc::DocRoutes;
 use crate::client_addr::TrustedProxies;
 use crate::error::{ApiError, FieldError};
 use crate::observability::names;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// What the auth routes need: the store, the auth handle, who may sign up, and
-/// which proxies to look behind for the client's address.
-#[derive(Clone)]
+/// which proxies to look behind for the client's address. Each field is sub-state.
+#[derive(Clone, FromRef)]
 pub(crate) struct AuthRoutes {
     store: UserStore,
     auth: Auth,
-    pub(crate) proxies: TrustedProxies,
-    pub(crate) allow_self_signup: bool,
-}
-
-impl FromRef<AuthRoutes> for UserStore {
-    fn from_ref(state: &AuthRoutes) -> Self {
-        state.store.clone()
-    }
-}
-
-impl FromRef<AuthRoutes> for Auth {
-    fn from_ref(state: &AuthRoutes) -> Self {
-        state.auth.clone()
-    }
-}
-
-impl FromRef<AuthRoutes> for TrustedProxies {
-    fn from_ref(state: &AuthRoutes) -> Self {
-        state.proxies.clone()
-    }
+    proxies: TrustedProxies,
+    #[from_ref(skip)]
+    allow_self_signup: bool,
 }
 
 /// The auth routes at `{prefix}/...` (`prefix`: the API prefix and the auth
 /// prefix): the account routes in `local` mode, the API-key routes in `local` and
-/// `apikey` mode, none in `external` mode.
+/// `apikey` mode, none in `external` mode; their operations go into `doc`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(
     auth: &Auth,
     proxies: TrustedProxies,
     allow_self_signup: bool,
     prefix: &str,
+    doc: &mut utoipa::openapi::OpenApi,
 ) -> Router<S> {
     let mode = auth.mode();
     let Some(store) = auth.users().cloned() else {
         return Router::new(); // external mode: the issuer keeps the accounts
     };
     let state = AuthRoutes { store, auth: auth.clone(), proxies, allow_self_signup };
-    let mut router = Router::<AuthRoutes>::new();
+    let mut routes = DocRoutes::<AuthRoutes>::default();
     if mode == AuthMode::Local {
-        router = router
-            .route(&format!("{prefix}/register"), post(register))
-            .route(&format!("{prefix}/login"), post(login))
-            .route(&format!("{prefix}/me"), get(me))
-            .route(&format!("{prefix}/refresh"), post(refresh))
-            .route(&format!("{prefix}/change-password"), post(change_password))
-            .route(&format!("{prefix}/logout"), post(logout));
+        routes = routes
+            .documented(routes!(register))
+            .documented(routes!(login))
+            .documented(routes!(me))
+            .documented(routes!(refresh))
+            .documented(routes!(change_password))
+            .documented(routes!(logout));
     }
-    router
-        .route(&format!("{prefix}/api-keys"), post(create_key).get(list_keys))
-        .route(&format!("{prefix}/api-keys/{{id}}"), delete(revoke_key))
-        .with_state(state)
+    let routes = routes.documented(routes!(create_key, list_keys)).documented(routes!(revoke_key));
+    routes.mount(Router::new(), prefix, doc).with_state(state)
 }
 
 type Store = State<UserStore>;
@@ -155,7 +139,7 @@ where
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     username: String,
     #[serde(default)]
@@ -163,6 +147,9 @@ struct RegisterBody {
     password: String,
 }
 
+#[utoipa::path(post, path = "/register", tag = "auth", request_body = RegisterBody, responses(
+    (status = 201, description = "the new user", body = UserIdentity), (status = 403, description = "self-signup is off"),
+    (status = 409, description = "username or email taken"), (status = 422, description = "invalid fields")))]
 async fn register(
     State(store): Store,
     State(state): State<AuthRoutes>,
@@ -192,7 +179,7 @@ async fn register(
 }
 
 /// The login body, as JSON or as an OAuth2 password form (extra form fields ignored).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Credentials {
     username: String,
     password: String,
@@ -219,6 +206,9 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
     }
 }
 
+#[utoipa::path(post, path = "/login", tag = "auth", request_body(content = Credentials, description = "JSON, or an OAuth2 password form"), responses(
+    (status = 200, description = "token pair", body = TokenPair), (status = 401, description = "invalid credentials"),
+    (status = 429, description = "too many failed logins; see Retry-After"), (status = 503, description = "password checks busy; see Retry-After")))]
 async fn login(
     State(store): Store,
     State(auth): State<Auth>,
@@ -263,15 +253,19 @@ async fn login(
     Ok(Json(pair.response()))
 }
 
+#[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, description = "the caller", body = UserIdentity), (status = 401, description = "no or bad token")))]
 async fn me(user: CurrentUser) -> Json<Arc<UserIdentity>> {
     Json(user.0)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/refresh", tag = "auth", request_body = RefreshBody, responses(
+    (status = 200, description = "a new token pair", body = TokenPair), (status = 401, description = "refresh token invalid, expired or reused")))]
 async fn refresh(
     State(store): Store,
     State(auth): State<Auth>,
@@ -283,13 +277,16 @@ async fn refresh(
     Ok(Json(pair.response()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ChangePasswordBody {
     old_password: String,
     new_password: String,
 }
 
 /// Wrong old passwords are throttled as failed logins of the user from that address.
+#[utoipa::path(post, path = "/change-password", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordBody, responses(
+    (status = 200, description = "changed; every session ends"), (status = 400, description = "wrong current password"),
+    (status = 401, description = "no or bad token"), (status = 429, description = "too many wrong passwords")))]
 async fn change_password(
     State(store): Store,
     State(auth): State<Auth>,
@@ -321,18 +318,22 @@ async fn change_password(
 /// Ends every session of the caller: their access tokens stop working and their
 /// refresh tokens are revoked. A body `{"refresh_token"}` (docs/CONTRACT.md) is accepted
 /// and not needed: that token is one of them.
+#[utoipa::path(post, path = "/logout", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, description = "every session of the caller ended"), (status = 401, description = "no or bad token")))]
 async fn logout(State(store): Store, user: CurrentUser) -> Result<Json<Value>, ApiError> {
     store.end_sessions(&user.id).await?;
     Ok(Json(json!({"message": "Logged out successfully"})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct NewKeyBody {
     name: String,
     #[serde(default)]
     user_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api-keys", tag = "auth", security(("bearer" = [])), request_body = NewKeyBody, responses(
+    (status = 201, description = "the key (shown once) and its record"), (status = 403, description = "admin role required")))]
 async fn create_key(State(store): Store, admin: AdminUser, Json(body): Json<NewKeyBody>) -> Result<Response, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 255 {
@@ -351,10 +352,14 @@ async fn create_key(State(store): Store, admin: AdminUser, Json(body): Json<NewK
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/api-keys", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, description = "the keys, without secrets: {\"items\": [ApiKeyInfo]}"), (status = 403, description = "admin role required")))]
 async fn list_keys(State(store): Store, _admin: AdminUser) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": store.list_api_keys().await?})))
 }
 
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "auth", security(("bearer" = [])), params(("id" = String, Path, description = "the key's id")), responses(
+    (status = 204, description = "revoked"), (status = 404, description = "no such key"), (status = 403, description = "admin role required")))]
 async fn revoke_key(State(store): Store, admin: AdminUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if !store.revoke_api_key(&id).await? {
         return Err(ApiError::not_found("No live API key with this id"));

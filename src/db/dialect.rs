@@ -246,6 +246,34 @@ impl DatabaseKind {
         }
     }
 
+    /// Whether several instances of a service usually share this database (a server
+    /// engine), so what they must agree on (idempotency records, stream leases) can
+    /// live in it when there is no Redis.
+    pub(crate) fn shared_by_instances(self) -> bool {
+        match self {
+            Self::Postgres | Self::Mysql => true,
+            Self::Sqlite => false,
+        }
+    }
+
+    /// The tail of a `SELECT` that locks the rows it reads until the transaction
+    /// ends; none on SQLite, whose transactions hold the write lock from their start.
+    pub(crate) fn lock_rows(self) -> &'static str {
+        match self {
+            Self::Postgres | Self::Mysql => " FOR UPDATE",
+            Self::Sqlite => "",
+        }
+    }
+
+    /// `insert` (one row) made a no-op when a row with its key exists: it then
+    /// affects 0 rows, else 1.
+    pub(crate) fn insert_if_absent(self, insert: &str) -> String {
+        match self {
+            Self::Mysql => insert.replacen("INSERT INTO", "INSERT IGNORE INTO", 1),
+            Self::Sqlite | Self::Postgres => format!("{insert} ON CONFLICT DO NOTHING"),
+        }
+    }
+
     /// Whether the engine can notify other connections (PostgreSQL `NOTIFY`).
     pub(crate) fn notifies(self) -> bool {
         match self {

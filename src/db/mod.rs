@@ -63,8 +63,6 @@ mod value;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
-use http::request::Parts;
 use serde_json::Value;
 
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
@@ -249,14 +247,5 @@ async fn open(kind: DatabaseKind, url: &str, settings: &DatabaseSettings) -> Res
     }
 }
 
-/// The database of the router's state (the spec's `get_db_connection()`).
-impl<S: Send + Sync> FromRequestParts<S> for Db
-where
-    Db: FromRef<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_ref(state))
-    }
-}
+// The database of the router's state (the spec's `get_db_connection()`).
+state_extractor!(Db);

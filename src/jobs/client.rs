@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
-use http::request::Parts;
 use serde::Serialize;
 
 use super::backend::{now_ms, JobRecord, NewJob, Priority, QueueBackend};
@@ -134,28 +132,27 @@ impl JobClient {
         Ok(Self::new(Arc::new(backend), registry, settings, false))
     }
 
-    /// The client the kernel settings describe: Redis when `redis.url` is set (and the
+    /// The client `settings` describe: Redis when `redis_url` is set (and the
     /// engine is `Auto` or `Redis`), else the SQL queue in `db`.
     ///
     /// # Errors
     /// The engine cannot be opened, or Redis is asked for without a URL or the feature.
     pub async fn from_settings(
-        settings: &crate::settings::KernelSettings,
+        settings: &JobSettings,
         db: Db,
         registry: JobRegistry,
+        redis_url: Option<&str>,
+        redis_prefix: &str,
     ) -> Result<Self, JobError> {
         use super::QueueEngine;
-        let jobs = settings.jobs.clone();
-        let url = settings.redis.url.as_ref();
-        match (jobs.backend, url) {
+        let jobs = settings.clone();
+        #[cfg(not(feature = "redis"))]
+        let _ = redis_prefix;
+        match (jobs.backend, redis_url) {
             (QueueEngine::Sql, _) | (QueueEngine::Auto, None) => Self::sql(db, registry, jobs).await,
             (QueueEngine::Redis, None) => Err(JobError::Config("jobs.backend = redis needs REDIS_URL".into())),
             #[cfg(feature = "redis")]
-            (_, Some(url)) => {
-                use secrecy::ExposeSecret;
-                let prefix = settings.redis.key_prefix.clone();
-                Self::redis(url.expose_secret(), &prefix, registry, jobs).await
-            }
+            (_, Some(url)) => Self::redis(url, redis_prefix, registry, jobs).await,
             #[cfg(not(feature = "redis"))]
             (_, Some(_)) => Err(JobError::Config("REDIS_URL is set but the `redis` feature is not compiled in".into())),
         }
@@ -264,14 +261,5 @@ impl JobClient {
     }
 }
 
-/// The job client of the router's state (the spec's `get_job_client()`).
-impl<S: Send + Sync> FromRequestParts<S> for JobClient
-where
-    JobClient: FromRef<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_ref(state))
-    }
-}
+// The job client of the router's state (the spec's `get_job_client()`).
+state_extractor!(JobClient);

@@ -4,10 +4,10 @@
 
 use axum::extract::FromRef;
 use axum::extract::Path;
-use axum::routing::{get, MethodRouter};
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::backend::{JobRecord, JobStatus, Priority};
 use super::JobClient;
@@ -15,7 +15,7 @@ use crate::auth::{Auth, CurrentUser};
 use crate::error::ApiError;
 
 /// The job as docs/CONTRACT.md shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct JobView {
     id: String,
     task: String,
@@ -54,6 +54,10 @@ impl From<JobRecord> for JobView {
     }
 }
 
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id, as enqueue returned it")), responses(
+    (status = 200, description = "the job", body = JobView), (status = 401, description = "no or bad token"),
+    (status = 404, description = "no such job, or not the caller's")))]
 async fn job_status(user: CurrentUser, jobs: JobClient, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     let not_found = || ApiError::not_found("No such job");
     let job = jobs.status(&id).await?.ok_or_else(not_found)?;
@@ -77,11 +81,11 @@ fn public_error(error: String) -> String {
 }
 
 /// The job routes, to mount under the API prefix.
-pub(crate) fn routes<S>() -> Vec<(&'static str, MethodRouter<S>)>
+pub(crate) fn routes<S>() -> crate::api_doc::DocRoutes<S>
 where
     S: Clone + Send + Sync + 'static,
     JobClient: FromRef<S>,
     Auth: FromRef<S>,
 {
-    vec![("/jobs/{id}", get(job_status))]
+    crate::api_doc::DocRoutes::default().documented(utoipa_axum::routes!(job_status))
 }

@@ -56,6 +56,8 @@ pub struct CheckOutcome {
     /// What it said when healthy; when not, `check failed`, `check panicked` or
     /// `timed out after N ms`.
     pub message: String,
+    /// How long it took to answer, in milliseconds.
+    pub latency_ms: u64,
 }
 
 /// The whole `/readyz` body.
@@ -82,24 +84,26 @@ pub async fn run_checks(checks: &[HealthCheck], timeout: Duration) -> ReadinessR
     let runs = checks.iter().map(|c| {
         let fut = (c.check)();
         async move {
+            let started = std::time::Instant::now();
             // Spawned so that a panicking check is reported, not propagated.
-            let outcome = match tokio::time::timeout(timeout, tokio::spawn(fut)).await {
-                Ok(Ok(Ok(message))) => CheckOutcome { healthy: true, message },
+            let (healthy, message) = match tokio::time::timeout(timeout, tokio::spawn(fut)).await {
+                Ok(Ok(Ok(message))) => (true, message),
                 Ok(Ok(Err(message))) => {
                     tracing::warn!(check = %c.name, error = %message, "readiness check failed");
-                    CheckOutcome { healthy: false, message: FAILED.to_owned() }
+                    (false, FAILED.to_owned())
                 }
                 Ok(Err(_)) => {
                     tracing::warn!(check = %c.name, "readiness check panicked");
-                    CheckOutcome { healthy: false, message: "check panicked".into() }
+                    (false, "check panicked".into())
                 }
                 Err(_) => {
                     let message = format!("timed out after {} ms", timeout.as_millis());
                     tracing::warn!(check = %c.name, error = %message, "readiness check failed");
-                    CheckOutcome { healthy: false, message }
+                    (false, message)
                 }
             };
-            (c.name.clone(), outcome)
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            (c.name.clone(), CheckOutcome { healthy, message, latency_ms })
         }
     });
     let checks: BTreeMap<_, _> = futures::future::join_all(runs).await.into_iter().collect();

@@ -2,7 +2,6 @@
 //!
 //! Metric and log-field names are API: they are constants in [`names`].
 
-pub(crate) mod audit;
 pub mod health;
 pub mod http;
 pub mod log_format;

@@ -50,12 +50,14 @@ pub fn set_user_id(user_id: &str) {
 pub struct RequestId(HeaderValue);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
-    type Rejection = crate::ApiError;
+    /// A bare 500: the stack's problem+json part gives it the one error shape.
+    type Rejection = http::StatusCode;
 
     async fn from_request_parts(_: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        CURRENT
-            .try_with(|c| c.id.clone())
-            .map_err(|_| crate::ApiError::internal("RequestId extractor used with the request_id stack part off"))
+        CURRENT.try_with(|c| c.id.clone()).map_err(|_| {
+            tracing::error!("RequestId extractor used with the request_id stack part off");
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        })
     }
 }
 

@@ -13,6 +13,7 @@ mod idempotency;
 mod idempotency_layer;
 #[cfg(feature = "redis")]
 mod idempotency_redis;
+mod idempotency_sql;
 mod layer;
 mod rate_limit;
 #[cfg(feature = "redis")]
@@ -29,6 +30,7 @@ pub use idempotency_layer::{
 };
 #[cfg(feature = "redis")]
 pub use idempotency_redis::RedisIdempotencyStore;
+pub use idempotency_sql::{SqlIdempotencyStore, IDEMPOTENCY_TABLE};
 pub use layer::{RateLimit, RateLimitLayer, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 pub use rate_limit::{MemoryRateLimitStore, RateDecision, RateLimitStore, RateLimiter, WindowCount};
 #[cfg(feature = "redis")]
@@ -44,17 +46,24 @@ pub(crate) struct Parts {
 
 impl Parts {
     /// Opens what `settings` turns on: in Redis when a Redis URL is set (and the
-    /// `redis` feature is on), so every instance shares it; else in process.
+    /// `redis` feature is on), so every instance shares it; without Redis, the
+    /// idempotency records live in `db` when it is a server database (PostgreSQL,
+    /// MySQL: instances share it), in process on SQLite. The rate limit without
+    /// Redis counts per instance.
     ///
     /// # Errors
-    /// Redis cannot be reached, or its URL is malformed.
-    pub(crate) async fn open(settings: &crate::settings::KernelSettings) -> Result<Self, ReliabilityError> {
+    /// Redis cannot be reached, or its URL is malformed; the database refused the
+    /// records' table.
+    pub(crate) async fn open(
+        r: &ReliabilitySettings,
+        redis_url: Option<&str>,
+        redis_prefix: &str,
+        db: &crate::db::Db,
+    ) -> Result<Self, ReliabilityError> {
         use std::sync::Arc;
-        let r = &settings.reliability;
         #[cfg(feature = "redis")]
-        if let Some(url) = &settings.redis.url {
-            use secrecy::ExposeSecret;
-            let (url, prefix) = (url.expose_secret(), &settings.redis.key_prefix);
+        if let Some(url) = redis_url {
+            let prefix = redis_prefix;
             let limiter = match r.rate_limit_enabled {
                 true => Some(Arc::new(RedisRateLimitStore::connect(url, prefix).await?) as Arc<dyn RateLimitStore>),
                 false => None,
@@ -71,11 +80,19 @@ impl Parts {
             };
             return Ok(Self { limiter: limiter.map(|store| Self::limiter(r, store)), idempotency });
         }
+        let _ = (redis_url, redis_prefix);
         let limiter = r.rate_limit_enabled.then(|| Self::limiter(r, Arc::new(MemoryRateLimitStore::default())));
-        let idempotency = r.idempotency_enabled.then(|| {
-            let store = MemoryIdempotencyStore::default().with_max_keys_per_caller(r.idempotency_max_keys_per_caller);
-            Arc::new(store) as Arc<dyn IdempotencyStore>
-        });
+        let per_caller = r.idempotency_max_keys_per_caller;
+        let idempotency: Option<Arc<dyn IdempotencyStore>> = match r.idempotency_enabled {
+            false => None,
+            // Instances sharing a server database agree through it.
+            true if db.kind().shared_by_instances() => {
+                let store = SqlIdempotencyStore::open(db.clone()).await?.with_max_keys_per_caller(per_caller);
+                tracing::info!("idempotency records: the database (shared by every instance; no REDIS_URL)");
+                Some(Arc::new(store))
+            }
+            true => Some(Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller))),
+        };
         Ok(Self { limiter, idempotency })
     }
 

@@ -35,6 +35,9 @@ pub enum BootError {
     /// The stream lease store could not be opened.
     #[error("{0}")]
     Streaming(#[from] crate::streaming::StreamError),
+    /// Redis (`REDIS_URL`) could not be reached.
+    #[error("redis: {0} (check REDIS_URL)")]
+    Redis(String),
     /// A start-up hook or schema initialiser failed.
     #[error("{stage} failed: {message}")]
     Hook {

@@ -226,6 +226,27 @@ impl ServiceBuilder {
     /// # Errors
     /// A [`BootError`] naming the setting or hook at fault.
     pub async fn build(self) -> Result<Service, BootError> {
+        let (kernel, http) = self.start_kernel().await?;
+        let routes = http.routes.merge(crate::jobs::routes::routes());
+        let settings = kernel.settings();
+        let (redis, prefix) = (redis_url(settings), &settings.redis.key_prefix);
+        let reliability = crate::reliability::Parts::open(&settings.reliability, redis, prefix, kernel.db()).await?;
+        let (router, stack) = assemble(&kernel, routes, http.routers, http.root_routers, http.openapi, reliability);
+        tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
+        Ok(Service { kernel, router, stack, on_shutdown: http.on_shutdown })
+    }
+
+    /// The kernel alone (settings, database, migrations, tables, auth, jobs, leases,
+    /// start-up hooks), without the HTTP side: what the `worker` and the admin
+    /// commands run on. The HTTP parts come back unused.
+    pub(super) async fn start_kernel(self) -> Result<(Kernel, HttpParts), BootError> {
+        let http = HttpParts {
+            routes: self.routes,
+            routers: self.routers,
+            root_routers: self.root_routers,
+            openapi: self.openapi,
+            on_shutdown: self.on_shutdown,
+        };
         let settings = match self.settings {
             Some(s) => {
                 s.validate()?;
@@ -249,15 +270,25 @@ impl ServiceBuilder {
         if let Some(init) = self.schema_init {
             init(db.clone()).await.map_err(|e| BootError::Hook { stage: "schema_init", message: e.to_string() })?;
         }
-        let jobs = crate::jobs::JobClient::from_settings(&settings, db.clone(), self.tasks).await?;
-        let streams = crate::streaming::open(&settings.streaming, redis, prefix).await?;
+        let jobs = crate::jobs::JobClient::from_settings(&settings.jobs, db.clone(), self.tasks, redis, prefix).await?;
+        let streams = crate::streaming::open(&settings.streaming, redis, prefix, &db).await?;
+        let health_checks = self.health_checks;
+        #[cfg(feature = "redis")]
+        let health_checks = match redis {
+            Some(url) => {
+                let check =
+                    crate::redis_conn::readiness_check(url).await.map_err(|e| BootError::Redis(e.to_string()))?;
+                std::iter::once(check).chain(health_checks).collect()
+            }
+            None => health_checks,
+        };
         let kernel = Kernel::new(KernelParts {
             name: self.name,
             version: self.version,
             description: self.description,
             settings,
             db,
-            health_checks: self.health_checks,
+            health_checks,
             auth,
             jobs,
             streams,
@@ -267,15 +298,17 @@ impl ServiceBuilder {
                 .await
                 .map_err(|e| BootError::Hook { stage: "on_startup", message: e.to_string() })?;
         }
-        let mut routes = self.routes;
-        for (path, route) in crate::jobs::routes::routes() {
-            routes = routes.route(path, route);
-        }
-        let reliability = crate::reliability::Parts::open(kernel.settings()).await?;
-        let (router, stack) = assemble(&kernel, routes, self.routers, self.root_routers, self.openapi, reliability);
-        tracing::info!(service = kernel.name(), stack = %stack.join(" > "), "kernel ready");
-        Ok(Service { kernel, router, stack, on_shutdown: self.on_shutdown })
+        Ok((kernel, http))
     }
+}
+
+/// What only the HTTP side of a service uses.
+pub(super) struct HttpParts {
+    routes: Routes,
+    routers: Vec<Router<Kernel>>,
+    root_routers: Vec<Router<Kernel>>,
+    openapi: Vec<utoipa::openapi::OpenApi>,
+    on_shutdown: Vec<Hook<Kernel>>,
 }
 
 impl ServiceBuilder {
@@ -295,7 +328,7 @@ impl ServiceBuilder {
             };
             Db::connect(&settings.database, &self.name).await?
         } else {
-            self.build().await?.kernel().db().clone()
+            self.start_kernel().await?.0.db().clone()
         };
         let status = db.migration_status(&migrations).await;
         db.close().await;
@@ -321,7 +354,9 @@ fn assemble(
 ) -> (Router, Vec<&'static str>) {
     let settings = kernel.settings();
     let prefix = &settings.server.api_prefix;
-    let mut app = app_routes.register(routes::kernel_routes(kernel), prefix);
+    let mut doc = utoipa::openapi::OpenApi::default();
+    let mut app = routes::kernel_routes(kernel, &mut doc);
+    app = app_routes.mount(app, prefix, &mut doc);
     if !routers.is_empty() {
         let api = routers.into_iter().fold(Router::new(), Router::merge);
         app = if prefix.is_empty() { app.merge(api) } else { app.nest(prefix, api) };
@@ -330,7 +365,7 @@ fn assemble(
         app = app.merge(r);
     }
     if settings.features.enable_docs {
-        app = app.merge(docs::routes(kernel, docs::document(kernel, openapi)));
+        app = app.merge(docs::routes(kernel, docs::document(kernel, doc, openapi)));
     }
     let app = app.fallback(|| async { ApiError::not_found("No route matches this path") }).with_state(kernel.clone());
     stack::apply(app, kernel, reliability)

@@ -9,7 +9,7 @@
 use clap::{Parser, Subcommand};
 
 use super::BootError;
-use super::{Service, ServiceBuilder};
+use super::ServiceBuilder;
 
 /// What the service binary was asked to do.
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
@@ -83,11 +83,14 @@ impl ServiceBuilder {
         if let Command::Migrate { action } = &command {
             return self.migrate_command(action.as_ref() == Some(&MigrateAction::Status)).await;
         }
-        let service: Service = self.build().await?;
+        if command == Command::Serve {
+            return self.build().await?.serve().await;
+        }
+        let (kernel, _http) = self.start_kernel().await?;
+        let kernel = &kernel;
         match command {
-            Command::Serve => service.serve().await,
+            Command::Serve => Ok(()), // answered above
             Command::CreateAdmin { email, password, username } => {
-                let kernel = service.kernel();
                 let mode = kernel.settings().features.auth_mode;
                 let done =
                     crate::auth::create_admin_command(kernel.db(), mode, &email, &password, username.as_deref()).await;
@@ -95,13 +98,15 @@ impl ServiceBuilder {
                 done.map_err(|e| admin_error("create-admin", e))
             }
             Command::PromoteAdmin { username } => {
-                let kernel = service.kernel();
                 let done = crate::auth::promote_admin_command(kernel.db(), &username).await;
                 kernel.db().close().await;
                 done.map_err(|e| admin_error("promote-admin", e))
             }
             Command::Worker => {
-                let kernel = service.kernel().clone();
+                tracing::info!(
+                    service = kernel.name(),
+                    "worker ready (no HTTP routes, no rate limit or idempotency stores)"
+                );
                 kernel.worker().run_until_stopped(super::shutdown_signal()).await;
                 kernel.db().close().await;
                 Ok(())

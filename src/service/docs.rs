@@ -3,22 +3,21 @@
 //! works with no network).
 
 use axum::Router;
+use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
+use http::HeaderValue;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::routes;
 use crate::service::Kernel;
 
-#[derive(OpenApi)]
-#[openapi(paths(routes::healthz, routes::readyz, routes::api_index, routes::metrics_text))]
-struct KernelApi;
-
-/// The document: the kernel's routes, then each app document merged in.
-pub(crate) fn document(kernel: &Kernel, app_docs: Vec<Document>) -> Document {
-    let mut doc = KernelApi::openapi();
-    doc.paths.paths.extend(super::openapi_paths::paths(kernel).paths);
+/// The document: `doc` (the operations of every mounted route, each documented
+/// where its route is declared), then each document the app gave the builder
+/// merged in, titled with the service's name, version and description.
+pub(crate) fn document(kernel: &Kernel, mut doc: Document, app_docs: Vec<Document>) -> Document {
+    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     for app in app_docs {
         doc.merge(app);
     }
@@ -35,8 +34,27 @@ pub(crate) fn document(kernel: &Kernel, app_docs: Vec<Document>) -> Document {
     doc
 }
 
-/// `/openapi.json` and `/docs`.
+/// What the `/docs` page may load: its own assets and document only (Swagger UI
+/// styles elements inline and draws its icons from `data:` URLs).
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// How long a browser keeps the Swagger UI assets: they change only with the
+/// kernel's version (a day, then a cheap revalidation).
+const DOCS_MAX_AGE: &str = "public, max-age=86400";
+
+/// `/openapi.json` and `/docs`: the page loads nothing from elsewhere (its CSP
+/// allows this origin only) and validates nothing against a third party
+/// (Swagger UI's validator badge is off: it would send the document's URL to
+/// validator.swagger.io), its assets are cached a day and gzip-compressed when the
+/// client accepts it (1.84 MB per visit uncompressed).
 pub(crate) fn routes(kernel: &Kernel, doc: Document) -> Router<Kernel> {
     let f = &kernel.settings().features;
-    Router::from(SwaggerUi::new(f.docs_path.clone()).url(f.openapi_path.clone(), doc))
+    let config = Config::default().validator_url("none");
+    let ui = SwaggerUi::new(f.docs_path.clone()).url(f.openapi_path.clone(), doc).config(config);
+    Router::from(ui)
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static(DOCS_MAX_AGE)))
+        .layer(SetResponseHeaderLayer::overriding(CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)))
+        .layer(CompressionLayer::new())
 }

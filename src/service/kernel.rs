@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
-use http::request::Parts;
+use axum::extract::FromRef;
 
 use crate::auth::Auth;
 use crate::client_addr::TrustedProxies;
@@ -39,6 +38,8 @@ struct Inner {
     jobs: JobClient,
     streams: StreamLeases,
     proxies: TrustedProxies,
+    /// Set at SIGTERM: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The parts of a [`Kernel`], each opened by its concept.
@@ -78,6 +79,7 @@ impl Kernel {
                 jobs: p.jobs,
                 streams: p.streams,
                 proxies,
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -128,6 +130,15 @@ impl Kernel {
         Worker::new(self.inner.jobs.clone(), self.inner.db.clone())
     }
 
+    /// Whether the service is shutting down (`/readyz` answers 503).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.inner.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub(crate) fn proxies(&self) -> &TrustedProxies {
         &self.inner.proxies
     }
@@ -137,17 +148,8 @@ impl Kernel {
     }
 }
 
-/// The kernel itself, from the router's state.
-impl<S: Send + Sync> FromRequestParts<S> for Kernel
-where
-    Kernel: FromRef<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_ref(state))
-    }
-}
+// The kernel itself, from the router's state.
+state_extractor!(Kernel);
 
 macro_rules! sub_state {
     ($($part:ty => $field:ident),* $(,)?) => {$(

@@ -8,12 +8,12 @@
 //! `shutdown_grace`, runs the `on_shutdown` hooks and closes the pools.
 
 mod api_routes;
+mod audit_route;
 mod boot_error;
 mod builder;
 mod cli;
 mod docs;
 mod kernel;
-mod openapi_paths;
 mod routes;
 mod server;
 pub mod stack;
@@ -96,10 +96,19 @@ impl Service {
         let local = listener.local_addr()?;
         tracing::info!(address = %local, service = kernel.name(), "listening");
         crate::observability::metrics::spawn_upkeep();
-        let grace = kernel.settings().server.shutdown_grace;
+        let (grace, drain) = (kernel.settings().server.shutdown_grace, kernel.settings().server.drain_delay);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let draining = kernel.clone();
         let signal = async move {
             signal.await;
+            draining.start_draining();
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_ms = drain.as_millis() as u64,
+                    "shutting down: /readyz answers 503, still accepting"
+                );
+                tokio::time::sleep(drain).await;
+            }
             tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining in-flight requests");
             let _ = stopping_tx.send(());
         };

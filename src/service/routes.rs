@@ -7,37 +7,41 @@ use std::net::IpAddr;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::api_doc::DocRoutes;
 use crate::auth::AdminUser;
 use crate::error::ApiError;
-use crate::observability::health::{run_checks, HealthCheck, ReadinessReport};
+use crate::observability::health::{run_checks, CheckOutcome, HealthCheck, ReadinessReport};
 use crate::observability::{metrics, names};
 use crate::service::{Kernel, MetricsProtection};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::routes;
 
-/// The routes to mount at the root, before the stack wraps them.
-pub(crate) fn kernel_routes(kernel: &Kernel) -> Router<Kernel> {
+/// The kernel's routes, at the root, before the stack wraps them; their
+/// operations go into `doc`.
+pub(crate) fn kernel_routes(kernel: &Kernel, doc: &mut OpenApi) -> Router<Kernel> {
     let f = &kernel.settings().features;
-    let mut router = Router::new().route("/api", get(api_index));
+    let mut routes = DocRoutes::default().documented(routes!(api_index));
     if f.enable_health_routes {
-        router = router.route(&f.health_path, get(healthz)).route(&f.ready_path, get(readyz));
+        routes = routes.documented_at(&f.health_path, routes!(healthz)).documented_at(&f.ready_path, routes!(readyz));
     }
     if f.enable_metrics {
-        router = router.route(&f.metrics_path, get(metrics_text));
+        routes = routes.documented_at(&f.metrics_path, routes!(metrics_text));
     }
+    let mut router = routes.mount(Router::new(), "", doc);
     let prefix = &kernel.settings().server.api_prefix;
     if f.enable_auth_routes {
         let auth_prefix = format!("{prefix}{}", f.auth_prefix);
-        let proxies = kernel.proxies().clone();
-        router = router.merge(crate::auth::routes::router(kernel.auth(), proxies, f.allow_self_signup, &auth_prefix));
+        let (auth, proxies) = (kernel.auth(), kernel.proxies().clone());
+        router = router.merge(crate::auth::routes::router(auth, proxies, f.allow_self_signup, &auth_prefix, doc));
     }
     if f.enable_audit_routes {
-        router = router.merge(crate::observability::audit::router(kernel.db(), kernel.auth().clone(), prefix));
+        router = router.merge(super::audit_route::router(kernel.db(), kernel.auth().clone(), prefix, doc));
     }
     router
 }
@@ -50,7 +54,7 @@ pub(crate) struct Liveness {
 }
 
 /// Liveness: the process answers. No dependency is called.
-#[utoipa::path(get, path = "/healthz", tag = "kernel", responses((status = 200, body = Liveness)))]
+#[utoipa::path(get, path = "/healthz", tag = "kernel", responses((status = 200, description = "the process answers", body = Liveness)))]
 pub(crate) async fn healthz() -> Json<Liveness> {
     Json(Liveness { status: "ok" })
 }
@@ -62,7 +66,12 @@ pub(crate) async fn healthz() -> Json<Liveness> {
 pub(crate) async fn readyz(kernel: Kernel) -> Response {
     let mut checks = vec![database_check(&kernel)];
     checks.extend_from_slice(kernel.health_checks());
-    let report: ReadinessReport = run_checks(&checks, kernel.settings().features.ready_check_timeout).await;
+    let mut report: ReadinessReport = run_checks(&checks, kernel.settings().features.ready_check_timeout).await;
+    if kernel.is_draining() {
+        let outcome = CheckOutcome { healthy: false, message: "shutting down".into(), latency_ms: 0 };
+        report.checks.insert("shutdown".into(), outcome);
+        report.status = "unhealthy";
+    }
     for (name, outcome) in &report.checks {
         if !outcome.healthy {
             ::metrics::counter!(names::READINESS_CHECK_FAILURES_TOTAL, "check" => name.clone()).increment(1);
@@ -100,7 +109,7 @@ pub(crate) async fn api_index(kernel: Kernel) -> Json<serde_json::Value> {
 
 /// Prometheus metrics, protected per `protect_metrics`.
 #[utoipa::path(get, path = "/metrics", tag = "kernel", security(("bearer" = [])), responses(
-    (status = 200, description = "Prometheus text format"), (status = 401), (status = 403)))]
+    (status = 200, description = "Prometheus text format"), (status = 401, description = "no or bad token (admin protection)"), (status = 403, description = "not an admin, or not an internal address")))]
 pub(crate) async fn metrics_text(kernel: Kernel, mut parts: Parts) -> Result<Response, ApiError> {
     authorize_metrics(&kernel, &mut parts).await?;
     let body = metrics::prometheus().render();

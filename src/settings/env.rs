@@ -106,6 +106,12 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("HOST", "an IP address or host name", "127.0.0.1", "listen address"),
     var("PORT", "an integer 0..=65535", "8000", "listen port"),
     var(
+        "SHUTDOWN_DRAIN_SECONDS",
+        "a non-negative integer (seconds)",
+        "0",
+        "after SIGTERM: keep accepting while /readyz answers 503, for a load balancer to notice",
+    ),
+    var(
         "HEADER_READ_TIMEOUT",
         "a non-negative integer (seconds; 0 turns it off)",
         "10",

@@ -21,6 +21,11 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may run after SIGTERM (default 30 s).
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long the server keeps accepting connections while
+    /// `/readyz` answers 503 (default 0): the time a load balancer needs to see the
+    /// instance unready and stop sending it new clients. Then the listener closes
+    /// and in-flight requests get `shutdown_grace`.
+    pub drain_delay: Duration,
     /// How long a client has to send a whole request head, counted from when the
     /// server starts waiting for it (default 10 s; `None` turns it off): a partial
     /// or trickled head is cut off, and an HTTP/1 keep-alive connection waiting for
@@ -50,6 +55,7 @@ impl Default for ServerSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             header_read_timeout: Some(Duration::from_secs(10)),
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: 1024,

@@ -68,6 +68,8 @@ pub struct ServiceConfig {
     pub host: String,
     /// Listen port (default 8000).
     pub port: u16,
+    /// After SIGTERM, keep accepting this long while `/readyz` answers 503 (default 0).
+    pub drain_delay: std::time::Duration,
     /// Time to send a request head, and to keep an idle HTTP/1 connection (default 10 s).
     pub header_read_timeout: Option<std::time::Duration>,
     /// A connection silent this long is closed (default 60 s).
@@ -118,6 +120,7 @@ impl Default for ServiceConfig {
             debug: false,
             host: "127.0.0.1".into(),
             port: 8000,
+            drain_delay: super::ServerSettings::default().drain_delay,
             header_read_timeout: super::ServerSettings::default().header_read_timeout,
             idle_timeout: super::ServerSettings::default().idle_timeout,
             max_connections: super::ServerSettings::default().max_connections,
@@ -200,6 +203,9 @@ impl ServiceConfig {
         c.debug = env.bool("DEBUG")?.unwrap_or(c.debug);
         c.host = env.parse("HOST", parse_host)?.unwrap_or(c.host);
         c.port = env.parse("PORT", |s| s.parse::<u16>().ok())?.unwrap_or(c.port);
+        c.drain_delay = env
+            .parse("SHUTDOWN_DRAIN_SECONDS", |s| s.parse().ok().map(std::time::Duration::from_secs))?
+            .unwrap_or(c.drain_delay);
         c.header_read_timeout = env.parse("HEADER_READ_TIMEOUT", parse_seconds)?.unwrap_or(c.header_read_timeout);
         c.idle_timeout = env.parse("IDLE_TIMEOUT", parse_seconds)?.unwrap_or(c.idle_timeout);
         c.max_connections = env.positive("MAX_CONNECTIONS")?.unwrap_or(c.max_connections);
@@ -229,6 +235,7 @@ impl ServiceConfig {
         let mut s = KernelSettings { debug: self.debug, ..KernelSettings::default() };
         s.server.host = self.host;
         s.server.port = self.port;
+        s.server.drain_delay = self.drain_delay;
         s.server.header_read_timeout = self.header_read_timeout;
         s.server.idle_timeout = self.idle_timeout;
         s.server.max_connections = self.max_connections;

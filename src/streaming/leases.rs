@@ -14,8 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::extract::{FromRef, FromRequestParts};
-use http::request::Parts;
 
 use super::StreamError;
 
@@ -60,17 +58,8 @@ impl StreamLeases {
     }
 }
 
-/// The lease limiter of the router's state (the spec's `stream_lease`).
-impl<S: Send + Sync> FromRequestParts<S> for StreamLeases
-where
-    StreamLeases: FromRef<S>,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_ref(state))
-    }
-}
+// The lease limiter of the router's state (the spec's `stream_lease`).
+state_extractor!(StreamLeases);
 
 /// A held lease. Freed by [`StreamLease::release`], or when dropped (in the
 /// background, on the current tokio runtime), or by its expiry.

@@ -27,25 +27,28 @@ mod error;
 mod leases;
 #[cfg(feature = "redis")]
 mod leases_redis;
+mod leases_sql;
 mod settings;
 
 pub use error::StreamError;
 pub use leases::{LeaseStore, MemoryLeaseStore, StreamLease, StreamLeases};
 #[cfg(feature = "redis")]
 pub use leases_redis::RedisLeaseStore;
+pub use leases_sql::{SqlLeaseStore, LEASES_TABLE, LEASE_USERS_TABLE};
 pub use settings::StreamingSettings;
 
 /// The stream leases for `settings`, opened once at start-up: in Redis when
 /// `redis_url` is set (and the `redis` feature is on), so the per-user limit holds
-/// across every instance; in process otherwise.
+/// across every instance; without Redis, in `db` when it is a server database
+/// (PostgreSQL, MySQL: instances share it); in process on SQLite.
 ///
 /// # Errors
-/// Redis cannot be reached.
-#[allow(clippy::unused_async)]
+/// Redis cannot be reached; the database refused the leases' tables.
 pub async fn open(
     settings: &StreamingSettings,
     redis_url: Option<&str>,
     redis_prefix: &str,
+    db: &crate::db::Db,
 ) -> Result<StreamLeases, StreamError> {
     let ttl = std::time::Duration::from_secs(settings.lease_ttl_seconds);
     let max = settings.max_concurrent_per_user;
@@ -55,5 +58,9 @@ pub async fn open(
         return Ok(StreamLeases::new(max, ttl, std::sync::Arc::new(store)));
     }
     let _ = (redis_url, redis_prefix);
+    if db.kind().shared_by_instances() {
+        tracing::info!("stream leases: the database (shared by every instance; no REDIS_URL)");
+        return Ok(StreamLeases::new(max, ttl, std::sync::Arc::new(SqlLeaseStore::open(db.clone()).await?)));
+    }
     Ok(StreamLeases::new(max, ttl, std::sync::Arc::new(MemoryLeaseStore::default())))
 }

@@ -1,0 +1,95 @@
+//! Readiness reports every configured dependency and turns 503 for the drain.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app_kernel::Service;
+use common::{get as get_path, test_settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A `redis-server` of the test's own on a spare port (the machine's shared one is
+/// never stopped), killed when dropped.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian's redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn readyz_reports_redis_with_its_latency_and_503_when_it_is_down() {
+    let redis = OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.redis.url = Some(format!("redis://127.0.0.1:{}", redis.port).into());
+    settings.features.ready_check_timeout = Duration::from_millis(500);
+    let svc = Service::builder("readiness").settings(settings).build().await.unwrap();
+    let router = svc.router();
+
+    let r = get_path(&router, "/readyz").await;
+    let body = r.json();
+    assert_eq!((r.status.as_u16(), &body["checks"]["redis"]["healthy"]), (200, &serde_json::json!(true)), "{body}");
+    assert!(body["checks"]["redis"]["latency_ms"].is_u64(), "{body}");
+
+    drop(redis);
+    let started = Instant::now();
+    let r = get_path(&router, "/readyz").await;
+    let body = r.json();
+    assert_eq!((r.status.as_u16(), &body["checks"]["redis"]["healthy"]), (503, &serde_json::json!(false)), "{body}");
+    assert_eq!(body["checks"]["database"]["healthy"], true, "only Redis is down: {body}");
+    assert!(started.elapsed() < Duration::from_secs(3), "answered within the check timeout: {:?}", started.elapsed());
+}
+
+/// Sends `GET /readyz` on a new connection; the status, or `None` if refused.
+async fn readyz_status(addr: std::net::SocketAddr) -> Option<u16> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut head = vec![0u8; 12];
+    s.read_exact(&mut head).await.ok()?;
+    String::from_utf8_lossy(&head[9..12]).parse().ok()
+}
+
+#[tokio::test]
+async fn after_sigterm_readyz_is_503_while_the_server_still_accepts_for_the_drain_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.server.drain_delay = Duration::from_millis(800);
+    let svc = Service::builder("drain").settings(settings).build().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(svc.serve_with_shutdown(listener, async move {
+        let _ = stopped.await;
+    }));
+    assert_eq!(readyz_status(addr).await, Some(200));
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(readyz_status(addr).await, Some(503), "unready at once, on a new connection: still accepted");
+    let ended = tokio::time::timeout(Duration::from_secs(10), server).await.expect("the server stops after the drain");
+    ended.unwrap().unwrap();
+    assert_eq!(readyz_status(addr).await, None, "refused once the drain delay is over");
+}
