@@ -8,6 +8,7 @@
 use app_kernel::auth::CurrentUser;
 use app_kernel::db::{ColumnKind, EntityTable};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
+use app_kernel::service::ServiceBuilder;
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::Json;
 use serde::Deserialize;
@@ -79,13 +80,12 @@ fn orders() -> Routes {
     Routes::new().documented(routes!(create_order))
 }
 
+/// The app without its configuration: what `main` serves and what a test builds.
+pub(crate) fn service() -> ServiceBuilder {
+    Service::builder("order_service").table(orders_table()).routes(orders()).task("process_order", process_order)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BootError> {
-    Service::builder("order_service")
-        .config(ServiceConfig::from_env()?)
-        .table(orders_table())
-        .routes(orders())
-        .task("process_order", process_order)
-        .run()
-        .await
+    service().config(ServiceConfig::from_env()?).run().await
 }

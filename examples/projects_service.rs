@@ -9,6 +9,7 @@
 use app_kernel::auth::CurrentUser;
 use app_kernel::db::{Find, Row};
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
+use app_kernel::service::ServiceBuilder;
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Path;
 use axum::Json;
@@ -89,14 +90,16 @@ fn projects() -> Routes {
     Routes::new().documented(routes!(list_projects, create_project)).documented(routes!(get_project))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BootError> {
+/// The app without its configuration: what `main` serves and what a test builds.
+pub(crate) fn service() -> ServiceBuilder {
     Service::builder("my_service")
-        .config(ServiceConfig::from_env()?)
         .routes(projects())
         .task("process_project", process_project)
         // The schema: pending files applied at start-up, one instance at a time.
         .migrations(app_kernel::migrations!("examples/migrations/projects"))
-        .run()
-        .await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BootError> {
+    service().config(ServiceConfig::from_env()?).run().await
 }

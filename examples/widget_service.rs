@@ -8,6 +8,7 @@
 
 use app_kernel::auth::CurrentUser;
 use app_kernel::db::{ColumnKind, EntityTable, Find, Row};
+use app_kernel::service::ServiceBuilder;
 use app_kernel::{ApiError, BootError, Db, Routes, Service, ServiceConfig};
 use axum::extract::Query;
 use axum::Json;
@@ -94,12 +95,18 @@ fn widgets() -> Routes {
     Routes::new().documented(routes!(list_widgets, create_widget))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BootError> {
+/// The app without its configuration: what `main` serves and what a test builds
+/// (`app_kernel::testing::TestApp::new(service())`).
+pub(crate) fn service() -> ServiceBuilder {
     Service::builder("widget_service")
-        .config(ServiceConfig::from_env()?) // JWT_SECRET, DATABASE_*, REDIS_URL, ...
         .table(widgets_table()) // created at start-up, with its index
         .routes(widgets()) // served at /api/v1/widgets
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BootError> {
+    service()
+        .config(ServiceConfig::from_env()?) // JWT_SECRET, DATABASE_*, REDIS_URL, ...
         .run()
         .await
 }

@@ -31,6 +31,8 @@ pub(crate) mod response_hook;
 pub mod service;
 pub mod settings;
 pub mod streaming;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub(crate) mod timestamp;
 
 /// A hash map for the kernel's in-process caches (tables, columns, statements,

@@ -39,6 +39,17 @@ pub(crate) fn now_utc_micros() -> String {
     out
 }
 
+/// Milliseconds since the Unix epoch, now: the expiry clock of the kernel's SQL
+/// stores.
+pub(crate) fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `d` in whole milliseconds (saturating).
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};

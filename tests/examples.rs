@@ -452,3 +452,9 @@ async fn docs_render_the_apps_routes_in_a_browser_and_load_nothing_from_elsewher
     assert!(violations.is_empty(), "the page broke its CSP: {violations:#?}");
     svc.stop();
 }
+
+// The examples of the spec's Health Checks and Streaming sections.
+#[path = "examples/health.rs"]
+mod health;
+#[path = "examples/streaming.rs"]
+mod streaming;

@@ -95,6 +95,22 @@ impl Record {
         }
     }
 
+    /// The record as a store keeps it (JSON).
+    ///
+    /// # Errors
+    /// [`ReliabilityError::Store`] if it cannot be encoded.
+    pub fn to_json(&self) -> Result<String, ReliabilityError> {
+        serde_json::to_string(self).map_err(|e| ReliabilityError::Store(format!("idempotency record: {e}")))
+    }
+
+    /// A record a store kept.
+    ///
+    /// # Errors
+    /// [`ReliabilityError::Store`] if `text` is not a record.
+    pub fn from_json(text: &str) -> Result<Self, ReliabilityError> {
+        serde_json::from_str(text).map_err(|e| ReliabilityError::Store(format!("stored idempotency record: {e}")))
+    }
+
     /// Bytes this record holds (fingerprint and response).
     fn size(&self) -> usize {
         self.fingerprint.len() + self.response.as_ref().map_or(0, StoredResponse::size)

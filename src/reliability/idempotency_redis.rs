@@ -107,10 +107,6 @@ impl RedisIdempotencyStore {
     }
 }
 
-fn json(record: &Record) -> Result<String, ReliabilityError> {
-    serde_json::to_string(record).map_err(|e| ReliabilityError::Store(format!("idempotency record: {e}")))
-}
-
 #[async_trait]
 impl IdempotencyStore for RedisIdempotencyStore {
     async fn begin(
@@ -125,7 +121,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
             .begin
             .key(&record)
             .key(set)
-            .arg(json(&Record::running(fingerprint))?)
+            .arg(Record::running(fingerprint).to_json()?)
             .arg(millis(running_ttl))
             .arg(self.max_per_caller)
             .arg(millis(self.member_ttl.max(running_ttl)))
@@ -133,9 +129,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
             .await
             .map_err(store)?;
         let Some(found) = found else { return Ok(Begin::Started) };
-        let record: Record = serde_json::from_str(&found)
-            .map_err(|e| ReliabilityError::Store(format!("idempotency record {record}: {e}")))?;
-        Ok(record.begin(fingerprint))
+        Ok(Record::from_json(&found)?.begin(fingerprint))
     }
 
     async fn finish(&self, caller: &str, key: &str, record: Record, ttl: Duration) -> Result<(), ReliabilityError> {
@@ -144,7 +138,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
             .finish
             .key(name)
             .key(set)
-            .arg(json(&record)?)
+            .arg(record.to_json()?)
             .arg(millis(ttl))
             .invoke_async(&mut self.keys.conn())
             .await

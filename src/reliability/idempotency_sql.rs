@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use super::idempotency::{Begin, IdempotencyStore, Record, DEFAULT_MAX_KEYS_PER_CALLER};
 use super::ReliabilityError;
 use crate::db::Db;
+use crate::timestamp::{millis as ms, now_millis as now_ms};
 
 /// The table of the records.
 pub const IDEMPOTENCY_TABLE: &str = "kernel_idempotency";
@@ -36,14 +37,6 @@ pub struct SqlIdempotencyStore {
 
 fn store(e: crate::db::DbError) -> ReliabilityError {
     ReliabilityError::Store(format!("database: {e}"))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl SqlIdempotencyStore {
@@ -80,7 +73,7 @@ impl SqlIdempotencyStore {
         let sql = format!("SELECT [record] FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [idem_key] = ?");
         let row = self.db.fetch_optional(&sql, &[json!(caller), json!(key)]).await.map_err(store)?;
         let Some(text) = row.as_ref().and_then(|r| r.get("record")).and_then(Value::as_str) else { return Ok(None) };
-        serde_json::from_str(text).map(Some).map_err(|e| ReliabilityError::Store(format!("a stored record: {e}")))
+        Record::from_json(text).map(Some)
     }
 
     /// Drops expired rows: the caller's always, everyone's once in a while.
@@ -115,10 +108,6 @@ impl SqlIdempotencyStore {
     }
 }
 
-fn encode(record: &Record) -> Result<String, ReliabilityError> {
-    serde_json::to_string(record).map_err(|e| ReliabilityError::Store(format!("a record: {e}")))
-}
-
 #[async_trait]
 impl IdempotencyStore for SqlIdempotencyStore {
     async fn begin(
@@ -136,7 +125,7 @@ impl IdempotencyStore for SqlIdempotencyStore {
             "INSERT INTO [{IDEMPOTENCY_TABLE}] ([caller], [idem_key], [record], [created_at], [expires_at]) \
              VALUES (?, ?, ?, ?, ?)"
         ));
-        let record = encode(&Record::running(fingerprint))?;
+        let record = Record::running(fingerprint).to_json()?;
         let params = [json!(caller), json!(key), json!(record), json!(began), json!(now + ms(running_ttl))];
         // A row that expired between the sweep and the insert is swept again, once.
         for _ in 0..2 {
@@ -155,7 +144,7 @@ impl IdempotencyStore for SqlIdempotencyStore {
         let sql = format!(
             "UPDATE [{IDEMPOTENCY_TABLE}] SET [record] = ?, [expires_at] = ? WHERE [caller] = ? AND [idem_key] = ?"
         );
-        let params = [json!(encode(&record)?), json!(now_ms() + ms(ttl)), json!(caller), json!(key)];
+        let params = [json!(record.to_json()?), json!(now_ms() + ms(ttl)), json!(caller), json!(key)];
         self.db.execute(&sql, &params).await.map_err(store)?;
         Ok(())
     }

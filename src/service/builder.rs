@@ -312,6 +312,18 @@ pub(super) struct HttpParts {
 }
 
 impl ServiceBuilder {
+    /// The settings [`build`](Self::build) would start with: the explicit settings, else
+    /// the configuration's, validated.
+    pub(crate) fn resolved_settings(&self) -> Result<KernelSettings, BootError> {
+        match &self.settings {
+            Some(s) => {
+                s.validate()?;
+                Ok(s.clone())
+            }
+            None => Ok(self.config.clone().unwrap_or_default().into_settings(&self.name)?),
+        }
+    }
+
     /// The `migrate` command: with `status_only`, prints each migration's state and
     /// changes nothing (no kernel start-up); otherwise starts the kernel (which applies
     /// the pending migrations, then declared tables and `schema_init`) and prints the
@@ -319,14 +331,7 @@ impl ServiceBuilder {
     pub(super) async fn migrate_command(self, status_only: bool) -> Result<(), BootError> {
         let migrations = self.migrations.clone().unwrap_or_default();
         let db = if status_only {
-            let settings = match &self.settings {
-                Some(s) => {
-                    s.validate()?;
-                    s.clone()
-                }
-                None => self.config.clone().unwrap_or_default().into_settings(&self.name)?,
-            };
-            Db::connect(&settings.database, &self.name).await?
+            Db::connect(&self.resolved_settings()?.database, &self.name).await?
         } else {
             self.start_kernel().await?.0.db().clone()
         };

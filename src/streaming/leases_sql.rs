@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::{LeaseStore, StreamError};
 use crate::db::Db;
+use crate::timestamp::{millis as ms, now_millis as now_ms};
 
 /// The leases.
 pub const LEASES_TABLE: &str = "kernel_stream_leases";
@@ -30,14 +31,6 @@ pub struct SqlLeaseStore {
 
 fn store(e: crate::db::DbError) -> StreamError {
     StreamError::Store(format!("database: {e}"))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl SqlLeaseStore {
