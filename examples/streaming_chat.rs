@@ -18,10 +18,11 @@ use app_kernel::service::ServiceBuilder;
 use app_kernel::streaming::StreamLeases;
 use app_kernel::{ApiError, BootError, Routes, Service, ServiceConfig};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::post;
 use axum::Json;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Open streams one user may hold (the kernel's default is 5).
 pub(crate) const MAX_STREAMS_PER_USER: u32 = 3;
@@ -29,9 +30,10 @@ pub(crate) const MAX_STREAMS_PER_USER: u32 = 3;
 /// How long the stand-in model takes per word.
 pub(crate) const TOKEN_DELAY: Duration = Duration::from_millis(200);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Ask {
+    /// What the user says.
     message: String,
 }
 
@@ -45,6 +47,10 @@ fn generate_reply(message: &str) -> impl Stream<Item = String> + Send + 'static 
     })
 }
 
+/// The reply as Server-Sent Events, under a stream lease.
+#[utoipa::path(post, path = "/chat/stream", tag = "chat", security(("bearer" = [])), request_body = Ask, responses(
+    (status = 200, description = "`token` events, one per word, then `done` with `[DONE]`", content_type = "text/event-stream", body = String),
+    (status = 401, description = "no or bad token"), (status = 429, description = "too many open streams (too_many_streams)")))]
 async fn chat_stream(
     user: CurrentUser,
     leases: StreamLeases,
@@ -70,7 +76,7 @@ async fn chat_stream(
 pub(crate) fn service(config: ServiceConfig) -> Result<ServiceBuilder, BootError> {
     let mut settings = config.into_settings("streaming_chat")?;
     settings.streaming.max_concurrent_per_user = MAX_STREAMS_PER_USER;
-    let routes = Routes::new().route("/chat/stream", post(chat_stream));
+    let routes = Routes::new().documented(routes!(chat_stream));
     Ok(Service::builder("streaming_chat").settings(settings).routes(routes))
 }
 

@@ -6,11 +6,43 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The example's binary, refused when older than a source it is built from (a
+/// `cargo test --test examples` does not rebuild the examples; `cargo test` does).
 fn example_binary(name: &str) -> PathBuf {
     // target/debug/deps/examples-HASH -> target/debug/examples/NAME
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join("examples").join(name)
+    let binary = dir.join("examples").join(name);
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified());
+    let built = built.unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = newest_change(vec![root.join("src"), root.join("examples"), root.join("Cargo.toml")]);
+    assert!(newest <= built, "{name} is older than its sources: `cargo build --all-features --examples` first");
+    binary
+}
+
+/// When the newest file below `paths` changed.
+fn newest_change(paths: Vec<PathBuf>) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            let children: Vec<PathBuf> =
+                std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            newest = newest.max(newest_change(children));
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(modified);
+        }
+    }
+    newest
+}
+
+/// A command for an example with none of the caller's environment but `PATH`: what
+/// the test sets is all the example sees (no stray `DATABASE_URL` or `REDIS_URL`).
+fn example(name: &str) -> Command {
+    let mut command = Command::new(example_binary(name));
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
 }
 
 struct Running {
@@ -65,7 +97,7 @@ fn start(name: &str) -> Running {
 /// The example `name`, run in `dir` (its database is `dir/example.db`) with the
 /// usual test environment plus `env`, once it logged `listening`.
 fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(example_binary(name))
+    let mut child = example(name)
         .env("PORT", "0")
         .env("DATABASE_NAME", dir.path().join("example.db"))
         .env("JWT_SECRET", "example-secret-example-secret-example!")
@@ -246,7 +278,7 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {
-        let mut child = Command::new(example_binary("projects_service"))
+        let mut child = example("projects_service")
             .arg("worker")
             .env("DATABASE_NAME", svc._dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
@@ -289,7 +321,7 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 #[tokio::test]
 async fn create_admin_in_apikey_mode_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(example_binary("widget_service"))
+    let out = example("widget_service")
         .args(["create-admin", "--email", "root@example.com", "--password", "admin-password-1"])
         .env("KERNEL_AUTH_MODE", "apikey")
         .env("DATABASE_NAME", dir.path().join("example.db"))
@@ -323,7 +355,7 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
 fn projects_service_migrate_status_prints_applied_and_pending_files() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(example_binary("projects_service"))
+        let out = example("projects_service")
             .args(args)
             .env("DATABASE_NAME", dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
@@ -354,106 +386,8 @@ fn projects_service_migrate_status_prints_applied_and_pending_files() {
     }
 }
 
-/// Every example's `/openapi.json` lists every route it serves (the kernel's and
-/// the app's `Routes`, each with its method), the annotated ones with their request
-/// and response schemas, and passes `openapi-spec-validator` (what code generators
-/// check; `.ci/run` installs it). `/docs` asks no third party to validate it, and
-/// its assets are cached and compressed.
-#[tokio::test]
-async fn every_examples_openapi_document_lists_its_routes_and_is_valid() {
-    let kernel = [
-        ("/healthz", "get"),
-        ("/readyz", "get"),
-        ("/metrics", "get"),
-        ("/api", "get"),
-        ("/api/v1/auth/login", "post"),
-        ("/api/v1/auth/me", "get"),
-        ("/api/v1/auth/api-keys/{id}", "delete"),
-        ("/api/v1/jobs/{id}", "get"),
-    ];
-    let apps: [(&str, &[(&str, &str)]); 4] = [
-        ("widget_service", &[("/api/v1/widgets", "get"), ("/api/v1/widgets", "post")]),
-        ("order_service", &[("/api/v1/orders", "post")]),
-        (
-            "projects_service",
-            &[("/api/v1/projects", "get"), ("/api/v1/projects", "post"), ("/api/v1/projects/{project_id}", "get")],
-        ),
-        ("manual_init", &[]),
-    ];
-    let client = reqwest::Client::new();
-    for (name, routes) in apps {
-        let svc = start(name);
-        let doc: serde_json::Value = json_of(client.get(svc.url("/openapi.json"))).await;
-        for (path, method) in kernel.iter().chain(routes.iter()) {
-            let op = &doc["paths"][path][method];
-            assert!(op.is_object(), "{name}: {method} {path} is not in /openapi.json");
-            for param in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path") {
-                assert!(param["schema"].is_object(), "{name}: {method} {path}: path parameter without schema");
-            }
-            if !kernel.contains(&(*path, *method)) {
-                assert!(op["responses"]["200"]["content"]["application/json"]["schema"].is_object(), "{name}: {path}");
-                if *method == "post" {
-                    assert!(op["requestBody"]["content"]["application/json"]["schema"].is_object(), "{name}: {path}");
-                }
-            }
-        }
-        let title = doc["info"]["title"].as_str().unwrap_or_default();
-        assert!(
-            ["widget_service", "order_service", "my_service", "document_service"].contains(&title),
-            "{name}: {title}"
-        );
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
-        let check = Command::new("python3").args(["-m", "openapi_spec_validator"]).arg(file.path()).output().unwrap();
-        let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
-        assert!(check.status.success(), "{name}: openapi-spec-validator refused the document:\n{said}");
-
-        let init = client.get(svc.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
-        assert!(init.contains(r#""validatorUrl": "none""#), "no validator.swagger.io badge: {init}");
-        let bundle = client.get(svc.url("/docs/swagger-ui-bundle.js")).header("accept-encoding", "gzip").send();
-        let bundle = bundle.await.unwrap();
-        assert_eq!(bundle.headers()["content-encoding"], "gzip");
-        assert!(bundle.headers()["cache-control"].to_str().unwrap().contains("max-age="));
-        svc.stop();
-    }
-}
-
-/// `/docs` in a real browser (Debian's `chromium`, headless; `.ci/run` installs it):
-/// Swagger UI renders the operations of the app's routes and the kernel's, the
-/// page's CSP (this origin only) reports no violation, so it tried to load nothing
-/// from another host, and every other host name resolves to nothing, so nothing
-/// could leave the machine anyway.
-#[tokio::test]
-async fn docs_render_the_apps_routes_in_a_browser_and_load_nothing_from_elsewhere() {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("chromium is not installed: `apt-get install chromium` (.ci/run does)");
-    let svc = start("widget_service");
-    let profile = tempfile::tempdir().unwrap();
-    let run = std::process::Command::new("timeout")
-        .args(["90", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        // Served under a name that is not localhost, as in production (Swagger UI skips
-        // its online validator for localhost only).
-        .arg("--host-resolver-rules=MAP docs.example 127.0.0.1 , MAP * ~NOTFOUND")
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom"])
-        .arg(svc.url("/docs/").replace("127.0.0.1", "docs.example"))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&run.stdout);
-    let console = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "chromium failed: {console}");
-    for path in ["/api/v1/widgets", "/api/v1/auth/login", "/api/v1/jobs/{id}", "/healthz"] {
-        assert!(dom.contains(&format!(r#"data-path="{path}""#)), "{path} is not rendered in /docs:\n{dom}");
-    }
-    let violations: Vec<&str> = console.lines().filter(|l| l.contains("Content Security Policy")).collect();
-    assert!(violations.is_empty(), "the page broke its CSP: {violations:#?}");
-    svc.stop();
-}
-
-// The examples of the spec's Health Checks and Streaming sections.
+#[path = "examples/docs.rs"]
+mod docs;
 #[path = "examples/health.rs"]
 mod health;
 #[path = "examples/streaming.rs"]

@@ -36,22 +36,36 @@ async fn open(path: &str) -> (Db, JobClient) {
     (db, client)
 }
 
-/// The worker process; does nothing unless the parent test started it.
+/// The worker process of `sigkilled_workers_lose_no_job`, which runs it with
+/// `--ignored`; on its own it is reported as ignored, not as a pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the worker process that sigkilled_workers_lose_no_job starts and kills"]
 async fn crash_worker_child() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
+    let path = std::env::var(CHILD_ENV).expect("started by sigkilled_workers_lose_no_job");
     let (db, client) = open(&path).await;
     Worker::new(client, db).run_until_stopped(std::future::pending()).await;
 }
 
 fn spawn_worker(path: &str) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "crash_worker_child", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "crash_worker_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn worker")
+}
+
+/// Jobs that started (their run is recorded) but are not done: what a kill cut off.
+async fn started_not_done(db: &Db, client: &JobClient, ids: &[String]) -> usize {
+    let rows = db.fetch_all("SELECT DISTINCT [job_id] FROM [crash_runs]", &[]).await.expect("runs");
+    let mut cut = 0;
+    for id in rows.iter().filter_map(|r| r["job_id"].as_str()).filter(|id| ids.iter().any(|i| i == id)) {
+        if client.status(id).await.expect("status").map(|j| j.status) != Some(JobStatus::Done) {
+            cut += 1;
+        }
+    }
+    cut
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,12 +80,15 @@ async fn sigkilled_workers_lose_no_job() {
         ids.push(client.enqueue("work", n, EnqueueOptions::new().max_attempts(50)).await.expect("enqueue").job_id);
     }
     let kills = 4;
+    let mut interrupted = 0;
     for round in 0..kills {
         let mut child = spawn_worker(&path);
         tokio::time::sleep(Duration::from_millis(400 + 150 * round)).await;
         child.kill().expect("SIGKILL"); // SIGKILL on Unix: no cleanup in the child
         child.wait().expect("reap");
+        interrupted += started_not_done(&db, &client, &ids).await;
     }
+    assert!(interrupted > 0, "no kill caught a job in flight: the test would prove nothing");
     let mut child = spawn_worker(&path);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut finished = 0;
