@@ -116,7 +116,7 @@ async fn main() {
         writer: Mutex::new(writer),
         readers: (0..4).map(|_| Mutex::new(open(&path))).collect(),
         next: AtomicUsize::new(0),
-        key: DecodingKey::from_secret(secret.as_bytes()),
+        key: DecodingKey::from_secret(secret.as_bytes()).expect("a non-empty JWT_SECRET"),
         validation,
     });
     let app = Router::new()

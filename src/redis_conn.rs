@@ -11,17 +11,32 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a command may wait for its answer.
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A client for `url` whose connections turn TCP keepalive on (the system's timings),
+/// as redis 0.27 did by default; 1.x leaves it off unless asked.
+///
+/// # Errors
+/// A malformed URL.
+pub(crate) fn client(url: &str) -> Result<redis::Client, redis::RedisError> {
+    use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+    use redis::IntoConnectionInfo as _;
+    let tcp = TcpSettings::default().set_keepalive(TcpKeepalive::new());
+    redis::Client::open(url.into_connection_info()?.set_tcp_settings(tcp))
+}
+
 /// Connects to `url`.
 ///
 /// # Errors
 /// A malformed URL, or Redis unreachable after two retries.
 pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
+    let client = client(url)?;
     let config = ConnectionManagerConfig::new()
         .set_number_of_retries(2)
-        .set_max_delay(500)
-        .set_connection_timeout(CONNECT_TIMEOUT)
-        .set_response_timeout(RESPONSE_TIMEOUT);
+        // Two waits of ~500 ms (with jitter), as with redis 0.27, whose backoff began
+        // above its 500 ms cap; 1.x begins at `min_delay` (100 ms by default).
+        .set_min_delay(Duration::from_millis(500))
+        .set_max_delay(Duration::from_millis(500))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
     ConnectionManager::new_with_config(client, config).await
 }
 

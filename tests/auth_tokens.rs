@@ -70,14 +70,20 @@ fn abusive_tokens() -> Vec<(&'static str, String, AuthError)> {
 
     let alg_none = format!("{}.{payload}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})));
     let alg_none_upper = format!("{}.{payload}.", b64(&serde_json::json!({"alg": "None", "typ": "JWT"})));
-    let hs512 =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
-            .unwrap();
+    let hs512 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS512),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap();
     let rsa_key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
     let rs256 = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &rsa_key).unwrap();
-    let other_secret =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"another secret"))
-            .unwrap();
+    let other_secret = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(b"another secret").unwrap(),
+    )
+    .unwrap();
     let mut admin = claims_json.clone();
     admin["role"] = "admin".into();
     let (header_part, rest) = valid.split_once('.').unwrap();
@@ -94,9 +100,12 @@ fn abusive_tokens() -> Vec<(&'static str, String, AuthError)> {
     untyped.token_type = None;
     let mut no_exp = claims_json.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
-    let no_exp =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &no_exp, &EncodingKey::from_secret(SECRET.as_bytes()))
-            .unwrap();
+    let no_exp = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &no_exp,
+        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap();
     let refresh = tokens.issue_refresh(&user(), None).unwrap().token;
 
     vec![
@@ -191,9 +200,12 @@ fn rs256_external_mode_refuses_key_confusion() {
     .unwrap();
     assert_eq!(external.decode_access(&genuine).unwrap().sub, "u1");
     // The classic confusion: HS256 "signed" with the public key as the HMAC secret.
-    let confused =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()))
-            .unwrap();
+    let confused = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(external.decode_access(&confused), Err(AuthError::InvalidToken));
     assert_eq!(
         external.issue_access(&user()).err(),
@@ -290,9 +302,9 @@ fn own_token_validation_answers_as_jsonwebtoken_does() {
                                 claims.insert(name.into(), v.clone());
                             }
                         }
-                        let key = EncodingKey::from_secret(SECRET.as_bytes());
+                        let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
                         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
-                        let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
+                        let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()).unwrap();
                         let expected = match jsonwebtoken::decode::<Claims>(&token, &key, &reference) {
                             Ok(data) => Ok(data.claims),
                             Err(e) => Err(match e.kind() {
@@ -316,9 +328,12 @@ fn own_token_validation_answers_as_jsonwebtoken_does() {
 #[tokio::test]
 async fn an_external_tokens_role_counts_only_when_trusted() {
     let claims = serde_json::json!({"sub": "ext-1", "exp": now() + 60, "role": "admin"});
-    let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
-            .unwrap();
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap();
     for (trust, admin_status) in [(false, StatusCode::FORBIDDEN), (true, StatusCode::OK)] {
         let mut s = settings();
         s.trust_role_claim = trust;

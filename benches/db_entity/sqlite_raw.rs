@@ -96,7 +96,7 @@ impl RawPool {
 
 fn json_rows(conn: &Connection, sql: &str, params: &[SqlValue]) -> Vec<Map<String, Value>> {
     let mut stmt = conn.prepare_cached(sql).expect("prepare");
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).expect("query");
     let mut out = Vec::new();
     while let Some(row) = rows.next().expect("row") {

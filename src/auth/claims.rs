@@ -53,8 +53,9 @@ pub struct Claims {
     pub iat: u64,
     /// Expires at (required).
     pub exp: u64,
-    /// Not valid before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not valid before. When present it is a number: `null` is refused, as
+    /// `jsonwebtoken` (since 10.3) refuses a malformed `nbf`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "de_nbf")]
     pub nbf: Option<u64>,
     /// Unique token id (UUID v7): the handle for revocation.
     #[serde(default)]
@@ -98,6 +99,10 @@ fn ser_aud<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
         [one] => s.serialize_str(one),
         many => many.serialize(s),
     }
+}
+
+fn de_nbf<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
 }
 
 fn de_aud<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -48,7 +48,8 @@ impl OwnTokens {
         issuer: Option<String>,
         audience: Option<String>,
     ) -> Option<Self> {
-        let sample = jsonwebtoken::encode(header, &serde_json::json!({}), &EncodingKey::from_secret(secret)).ok()?;
+        let sample =
+            jsonwebtoken::encode(header, &serde_json::json!({}), &EncodingKey::from_secret(secret).ok()?).ok()?;
         let header = sample.split('.').next()?.to_owned();
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
         Some(Self { key, header, leeway, issuer, audience })
@@ -115,8 +116,12 @@ mod tests {
     }
 
     fn token(header: &Header, secret: &[u8]) -> String {
-        jsonwebtoken::encode(header, &json!({"sub": "1", "exp": 4_000_000_000u64}), &EncodingKey::from_secret(secret))
-            .unwrap()
+        jsonwebtoken::encode(
+            header,
+            &json!({"sub": "1", "exp": 4_000_000_000u64}),
+            &EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]

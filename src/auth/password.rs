@@ -22,8 +22,7 @@
 use std::sync::{mpsc, Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
@@ -71,20 +70,18 @@ fn argon2_into(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8]
 /// of any sensible length).
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let fail = |e: &dyn std::fmt::Display| AuthError::Internal(format!("argon2: {e}"));
-    let salt = SaltString::generate(&mut OsRng);
+    let salt = Salt::generate(); // 16 random bytes from the OS, as before
     let argon = hasher();
     let params = argon.params().clone();
-    let mut salt_bytes = [0u8; 64];
-    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| fail(&e))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    if !argon2_into(&argon, &params, password.as_bytes(), raw_salt, &mut out) {
+    if !argon2_into(&argon, &params, password.as_bytes(), &salt, &mut out) {
         return Err(fail(&"hashing refused the input"));
     }
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
-        salt: Some(salt.as_salt()),
+        salt: Some(salt),
         hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
     };
     Ok(hash.to_string())
@@ -95,7 +92,8 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// The comparison is constant-time (`subtle`).
 pub fn verify_password(password: &str, hash: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else { return false };
-    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed)) else {
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm.as_str()), Params::try_from(&parsed))
+    else {
         return false;
     };
     let version = match parsed.version.map(Version::try_from) {
@@ -104,12 +102,10 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         Some(Err(_)) => return false,
     };
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
-    let mut salt_bytes = [0u8; 64];
-    let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else { return false };
     let expected = expected.as_bytes();
     let mut out = vec![0u8; expected.len()];
     let argon = Argon2::new(algorithm, version, params.clone());
-    argon2_into(&argon, &params, password.as_bytes(), raw_salt, &mut out) && bool::from(out.ct_eq(expected))
+    argon2_into(&argon, &params, password.as_bytes(), &salt, &mut out) && bool::from(out.ct_eq(expected))
 }
 
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("dummy password for timing").unwrap_or_default());
@@ -229,6 +225,15 @@ mod tests {
         assert!(verify_password("s3cret-pass", &hash));
         assert!(!verify_password("s3cret-pasS", &hash));
         assert_ne!(hash, hash_password("s3cret-pass").unwrap(), "salts are random");
+    }
+
+    #[test]
+    fn a_reference_hash_verifies() {
+        // The argon2 reference implementation's argon2id vector (m=256, t=2, p=1, salt
+        // "somesalt"): hashes stored before an argon2 upgrade keep verifying.
+        let stored = "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4";
+        assert!(verify_password("password", stored));
+        assert!(!verify_password("passwore", stored));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore as _;
+use rand::TryRng as _;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::claims::{Claims, TokenType};
@@ -42,7 +42,8 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub struct Tokens {
     header: Header,
     encoding: Option<EncodingKey>,
-    decoding: DecodingKey,
+    /// `None` only for an empty HMAC secret, which `jsonwebtoken` refuses as a key.
+    decoding: Option<DecodingKey>,
     validation: Validation,
     /// HS256 only: the kernel's own tokens, checked with the key prepared once.
     own: Option<OwnTokens>,
@@ -85,10 +86,14 @@ impl Tokens {
     /// [`AuthMode::External`] a token without `type` counts as an access token.
     ///
     /// # Errors
-    /// [`AuthError::Config`]: RS256/ES256 without a usable PEM public key.
+    /// [`AuthError::Config`]: an empty HS256 secret, or RS256/ES256 without a usable
+    /// PEM public key.
     pub fn new(settings: &AuthSettings, mode: AuthMode) -> Result<Self, AuthError> {
         let key = match settings.algorithm {
             JwtAlgorithm::HS256 => match &settings.token_secret {
+                Some(secret) if secret.expose_secret().is_empty() => {
+                    return Err(AuthError::Config("token_secret is empty".into()));
+                }
                 Some(secret) => Key::Hmac { secret: secret.clone(), generated: false },
                 None => Key::Hmac { secret: generate_secret(), generated: true },
             },
@@ -113,11 +118,17 @@ impl Tokens {
             Key::Hmac { secret, generated } => {
                 let bytes = secret.expose_secret().as_bytes();
                 let (iss, aud) = (settings.issuer.clone(), settings.audience.clone());
-                let own = OwnTokens::new(bytes, &Header::new(Algorithm::HS256), CLOCK_LEEWAY_SECS, iss, aud);
-                let (encoding, decoding) = (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes));
-                (Algorithm::HS256, Some(encoding), decoding, own, generated)
+                // An empty secret is no key (`jsonwebtoken` refuses it): such an instance
+                // neither signs nor accepts any token.
+                match (EncodingKey::from_secret(bytes), DecodingKey::from_secret(bytes)) {
+                    (Ok(encoding), Ok(decoding)) => {
+                        let own = OwnTokens::new(bytes, &Header::new(Algorithm::HS256), CLOCK_LEEWAY_SECS, iss, aud);
+                        (Algorithm::HS256, Some(encoding), Some(decoding), own, generated)
+                    }
+                    _ => (Algorithm::HS256, None, None, None, generated),
+                }
             }
-            Key::Public(algorithm, decoding) => (algorithm, None, decoding, None, false),
+            Key::Public(algorithm, decoding) => (algorithm, None, Some(decoding), None, false),
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = CLOCK_LEEWAY_SECS;
@@ -253,7 +264,11 @@ impl Tokens {
     /// # Errors
     /// [`AuthError::SigningUnavailable`] with a public key only.
     pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
-        let key = self.encoding.as_ref().ok_or(AuthError::SigningUnavailable("only a public key is configured"))?;
+        let key = self.encoding.as_ref().ok_or(AuthError::SigningUnavailable(if self.decoding.is_some() {
+            "only a public key is configured"
+        } else {
+            "the secret is empty"
+        }))?;
         jsonwebtoken::encode(&self.header, claims, key).map_err(|e| AuthError::Internal(format!("jwt encode: {e}")))
     }
 
@@ -279,15 +294,15 @@ impl Tokens {
 
     /// `jsonwebtoken`'s full verification: signature with the pinned algorithm, then claims.
     fn decode_general(&self, token: &str) -> Result<Claims, AuthError> {
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::TokenExpired,
-                ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
-                kind => {
-                    tracing::debug!(reason = ?kind, "token refused");
-                    AuthError::InvalidToken
-                }
-            })?;
+        let decoding = self.decoding.as_ref().ok_or(AuthError::InvalidToken)?;
+        let data = jsonwebtoken::decode::<Claims>(token, decoding, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+            ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
+            kind => {
+                tracing::debug!(reason = ?kind, "token refused");
+                AuthError::InvalidToken
+            }
+        })?;
         Ok(data.claims)
     }
 
@@ -318,7 +333,8 @@ impl Tokens {
 
 fn generate_secret() -> SecretString {
     let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    // As rand 0.8's `OsRng::fill_bytes` did, a failing OS random source panics.
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes).expect("the operating system's random source failed");
     SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 

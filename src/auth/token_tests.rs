@@ -32,6 +32,16 @@ fn a_missing_secret_is_generated_and_differs_per_instance() {
 }
 
 #[test]
+fn an_empty_secret_is_no_key() {
+    let settings = AuthSettings { token_secret: Some(SecretString::from("")), ..AuthSettings::default() };
+    assert!(matches!(Tokens::new(&settings, AuthMode::Local), Err(AuthError::Config(_))));
+    let empty = Tokens::from_secret(&SecretString::from(""));
+    assert!(matches!(empty.issue_access(&UserIdentity::new("1", "x")), Err(AuthError::SigningUnavailable(_))));
+    let token = Tokens::from_secret(&secret()).issue_access(&UserIdentity::new("1", "x")).unwrap().token;
+    assert_eq!(empty.decode(&token), Err(AuthError::InvalidToken));
+}
+
+#[test]
 fn rotation_keeps_the_family_and_pair_reports_expiry() {
     let tokens = Tokens::from_secret(&secret());
     let user = UserIdentity::new("1", "x");

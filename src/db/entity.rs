@@ -50,8 +50,25 @@ impl Ctx<'_> {
         key: &str,
         build: impl FnOnce() -> Result<String, DbError>,
     ) -> Result<String, DbError> {
+        self.statement_binding(key, None, build)
+    }
+
+    /// As [`Self::statement`], for a statement with an app's filter that binds `params`
+    /// values: a `?` count that differs is refused here ([`DbError::ParamCount`]), never
+    /// sent (sqlx 0.9's MySQL driver refuses it after queueing the reply it expects,
+    /// and that connection then waits for the reply forever).
+    pub(crate) fn statement_binding(
+        &self,
+        key: &str,
+        params: Option<usize>,
+        build: impl FnOnce() -> Result<String, DbError>,
+    ) -> Result<String, DbError> {
         let kind = self.kind();
-        Ok(self.db.inner.entity_sql.get_or_build(key, || translate(kind, &build()?))?.sql.clone())
+        let t = self.db.inner.entity_sql.get_or_build(key, || translate(kind, &build()?))?;
+        match params {
+            Some(got) if got != t.placeholders => Err(DbError::ParamCount { expected: t.placeholders, got }),
+            _ => Ok(t.sql.clone()),
+        }
     }
 
     /// The table's schema from the caches, else from the database; `None` if it is missing.
@@ -195,12 +212,12 @@ impl Ctx<'_> {
         let kind = self.kind();
         let soft = schema.has("deleted_at");
         let key = find.cache_key("find", table, soft);
-        let sql = self.statement(&key, || {
+        let params: Vec<Param> = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();
+        let sql = self.statement_binding(&key, Some(params.len()), || {
             find.check_clauses(kind)?;
             let tail = find.tail_sql(kind)?;
             Ok(format!("SELECT * FROM {}{}{tail}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
-        let params: Vec<Param> = find.params.iter().chain(&find.tail_params()).cloned().map(Param::from_json).collect();
         if let (true, Some(filter)) = (self.db.inner.warn_full_scans, &find.where_clause) {
             self.db.check_scan(table, &key, filter, &sql, &params);
         }
@@ -249,11 +266,11 @@ impl Ctx<'_> {
         }
         let kind = self.kind();
         let soft = schema.has("deleted_at");
-        let sql = self.statement(&find.cache_key("count", table, soft), || {
+        let params: Vec<Param> = find.params.iter().cloned().map(Param::from_json).collect();
+        let sql = self.statement_binding(&find.cache_key("count", table, soft), Some(params.len()), || {
             find.check_clauses(kind)?;
             Ok(format!("SELECT COUNT(*) AS n FROM {}{}", quote_unchecked(kind, table), find.where_sql(kind, soft)))
         })?;
-        let params = find.params.iter().cloned().map(Param::from_json).collect();
         let rows = self.target.fetch(sql, params, false).await?;
         Ok(rows.first().and_then(|r| r.get("n")).and_then(Value::as_u64).unwrap_or(0))
     }

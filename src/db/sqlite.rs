@@ -310,7 +310,7 @@ fn rows_of(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<Vec<R
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(error)? {
         // Read after the first step: a schema change recompiles the statement there.
-        let names = names.get_or_insert_with(|| row.as_ref().column_names().into_iter().map(str::to_owned).collect());
+        let names = names.get_or_insert_with(|| row.as_ref().column_names().map(str::to_owned).collect());
         let mut map = Row::new();
         for (i, name) in names.iter().enumerate() {
             map.insert(name.clone(), json(row.get_ref(i).map_err(error)?));

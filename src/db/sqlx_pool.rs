@@ -3,6 +3,10 @@
 //! [`TxBackend`](super::backend::TxBackend). Each engine's file expands
 //! [`sqlx_pool_backend!`] with its sqlx types, next to its own `bind` and `row`
 //! functions, which the expansion calls with [`error`] from here.
+//!
+//! Statements reach sqlx wrapped in `AssertSqlSafe` (sqlx 0.9 refuses a dynamic
+//! string otherwise): the `Db` façade builds them from the dialect's templates and
+//! checked identifiers, and values are always bound, never spliced.
 
 /// Defines `$backend` (a pool) and `$tx` (one of its transactions) for sqlx
 /// database `$db`.
@@ -33,7 +37,7 @@ macro_rules! sqlx_pool_backend {
                 let mut conn = self.pool.acquire().await.map_err(error)?;
                 let done = crate::db::sqlx_pool::once_more_if_stale!(
                     conn,
-                    bind(sqlx::query(&sql), &params).execute(&mut *conn)
+                    bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &params).execute(&mut *conn)
                 );
                 Ok(done.rows_affected())
             }
@@ -42,7 +46,7 @@ macro_rules! sqlx_pool_backend {
                 let mut conn = self.pool.acquire().await.map_err(error)?;
                 let rows = crate::db::sqlx_pool::once_more_if_stale!(
                     conn,
-                    bind(sqlx::query(&sql), &params).fetch_all(&mut *conn)
+                    bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &params).fetch_all(&mut *conn)
                 );
                 rows.iter().map(row).collect()
             }
@@ -69,12 +73,12 @@ macro_rules! sqlx_pool_backend {
         #[async_trait::async_trait]
         impl crate::db::backend::TxBackend for $tx {
             async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-                let done = bind(sqlx::query(&sql), &params).execute(&mut *self.tx).await;
+                let done = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), &params).execute(&mut *self.tx).await;
                 Ok(crate::db::sqlx_pool::in_transaction(&mut *self.tx, done).await?.rows_affected())
             }
 
             async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
-                let rows = bind(sqlx::query(&sql), &params).fetch_all(&mut *self.tx).await;
+                let rows = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), &params).fetch_all(&mut *self.tx).await;
                 let rows = crate::db::sqlx_pool::in_transaction(&mut *self.tx, rows).await?;
                 rows.iter().map(row).collect()
             }
@@ -82,7 +86,7 @@ macro_rules! sqlx_pool_backend {
             async fn execute_unprepared(&mut self, sql: String) -> Result<(), DbError> {
                 // A statement without arguments goes as text (PostgreSQL's simple query, MySQL's
                 // COM_QUERY): never prepared, so DDL that cannot be prepared runs too.
-                sqlx::Executor::execute(&mut *self.tx, sql.as_str()).await.map(drop).map_err(error)
+                sqlx::Executor::execute(&mut *self.tx, sqlx::AssertSqlSafe(sql)).await.map(drop).map_err(error)
             }
 
             async fn commit(self: Box<Self>) -> Result<(), DbError> {

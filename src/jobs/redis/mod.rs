@@ -61,7 +61,7 @@ impl RedisQueue {
     /// # Errors
     /// The URL is malformed or Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, JobError> {
-        let client = redis::Client::open(url).map_err(storage)?;
+        let client = crate::redis_conn::client(url).map_err(storage)?;
         let conn = crate::redis_conn::connect(url).await.map_err(storage)?;
         let acked = |body: &str| Script::new(&format!("{HOLDS}{body}"));
         Ok(Self {
