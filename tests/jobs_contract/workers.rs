@@ -68,19 +68,23 @@ pub(crate) async fn stopped_workers_hand_back_what_they_claimed_ahead(e: &Engine
     let (client, _) = e.worker(reg, quick()).await;
     let jobs = (0..total).map(|n| ("count".to_owned(), n, EnqueueOptions::new()));
     let ids: Vec<String> = client.enqueue_many(jobs).await.unwrap().into_iter().map(|j| j.job_id).collect();
-    let stop = Arc::new(tokio::sync::Notify::new());
+    // A watch, not a Notify: a worker that has not polled its stop signal yet when the
+    // test stops them still sees it (notify_waiters only reaches those waiting).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let halfway = half.notified();
     let workers: Vec<_> = (0..3)
         .map(|_| {
-            let stop = Arc::clone(&stop);
+            let mut stopped = stopped.clone();
             let worker = Worker::new(client.clone(), e.db.db.clone());
-            tokio::spawn(worker.run_until_stopped(async move { stop.notified().await }))
+            tokio::spawn(worker.run_until_stopped(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
         })
         .collect();
     tokio::time::timeout(Duration::from_secs(60), halfway).await.expect("half the jobs ran");
-    stop.notify_waiters();
+    stop.send(true).unwrap();
     for w in workers {
-        w.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), w).await.expect("a worker stops when told").unwrap();
     }
     for id in &ids {
         let job = client.status(id).await.unwrap().unwrap();
