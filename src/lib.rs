@@ -31,8 +31,9 @@ pub(crate) mod response_hook;
 pub mod service;
 pub mod settings;
 pub mod streaming;
+/// The test kit (`test-util` feature); it lives beside the service it builds.
 #[cfg(feature = "test-util")]
-pub mod testing;
+pub use service::testing;
 pub(crate) mod timestamp;
 
 /// A hash map for the kernel's in-process caches (tables, columns, statements,

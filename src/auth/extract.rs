@@ -1,8 +1,8 @@
 //! The identity extractors: [`CurrentUser`], [`OptionalUser`], [`AdminUser`].
 //!
 //! They take the [`Auth`] handle from the router's state (any state `S` with
-//! `Auth: FromRef<S>`: the [`Kernel`](crate::Kernel) of a service's routers, or
-//! `Auth` itself in an axum app built without [`Service`](crate::Service)), call
+//! `Auth: FromRef<S>`: the kernel state of a service's routers, or `Auth` itself in
+//! a plain axum app), call
 //! [`Auth::authenticate`] once per request (the result is cached in the request's
 //! extensions, so a handler may take several of them), and record the user id in
 //! the request's log context.
@@ -24,7 +24,7 @@
 //! async fn admin_action(admin: AdminUser) -> String {
 //!     admin.id.clone()
 //! }
-//! let _app: axum::Router<app_kernel::Kernel> = axum::Router::new()
+//! let _app: axum::Router<app_kernel::auth::Auth> = axum::Router::new()
 //!     .route("/profile", axum::routing::get(profile))
 //!     .route("/admin", axum::routing::post(admin_action));
 //! ```
@@ -40,7 +40,7 @@ use crate::error::ApiError;
 
 /// The authenticated caller (the spec's `get_current_user`).
 ///
-/// It takes [`Auth`] from the router's state (`Router<Kernel>` in a service, or
+/// It takes [`Auth`] from the router's state (the kernel state in a service, or
 /// any state with `Auth: FromRef<S>`), so a route whose router has no auth does
 /// not compile, rather than failing at run time:
 ///
@@ -53,10 +53,10 @@ use crate::error::ApiError;
 ///
 /// ```
 /// use app_kernel::auth::CurrentUser;
-/// use app_kernel::Kernel;
+/// use app_kernel::auth::Auth;
 /// use axum::routing::get;
 ///
-/// let app: axum::Router<Kernel> = axum::Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() }));
+/// let app: axum::Router<Auth> = axum::Router::new().route("/me", get(|user: CurrentUser| async move { user.id.clone() }));
 /// ```
 ///
 /// It derefs to [`UserIdentity`] (`user.id`, `user.is_admin()`). The identity is

@@ -1,4 +1,4 @@
-//! [`Auth`]: the authentication handle the [`Kernel`](crate::Kernel) holds: the
+//! [`Auth`]: the authentication handle a service holds: the
 //! settings, the token signer/verifier, the identity source and the login throttle.
 //!
 //! [`Auth::authenticate`] is the one place a request's credentials are read:

@@ -23,6 +23,7 @@ mod handle;
 mod identity;
 mod identity_cache;
 mod issued;
+mod key_routes;
 mod keys;
 mod own_token;
 mod password;

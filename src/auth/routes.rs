@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json, Router};
 use http::request::Parts;
@@ -21,10 +21,11 @@ use http::{header, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::key_routes;
 use super::store::{NewUser, UserStore};
 use super::{
-    check_dummy, check_password, AdminUser, Auth, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity,
-    MAX_PASSWORD_BYTES, USER_ROLE,
+    check_dummy, check_password, Auth, AuthError, AuthMode, CurrentUser, TokenPair, UserIdentity, MAX_PASSWORD_BYTES,
+    USER_ROLE,
 };
 use crate::api_doc::DocRoutes;
 use crate::client_addr::TrustedProxies;
@@ -69,13 +70,15 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
             .documented(routes!(change_password))
             .documented(routes!(logout));
     }
-    let routes = routes.documented(routes!(create_key, list_keys)).documented(routes!(revoke_key));
+    let routes = routes
+        .documented(routes!(key_routes::create_key, key_routes::list_keys))
+        .documented(routes!(key_routes::revoke_key));
     routes.mount(Router::new(), prefix, doc).with_state(state)
 }
 
-type Store = State<UserStore>;
+pub(super) type Store = State<UserStore>;
 
-fn invalid(field: &str, msg: &str, kind: &str) -> FieldError {
+pub(super) fn invalid(field: &str, msg: &str, kind: &str) -> FieldError {
     FieldError { loc: vec!["body".into(), field.into()], msg: msg.into(), kind: kind.into() }
 }
 
@@ -323,50 +326,6 @@ async fn change_password(
 async fn logout(State(store): Store, user: CurrentUser) -> Result<Json<Value>, ApiError> {
     store.end_sessions(&user.id).await?;
     Ok(Json(json!({"message": "Logged out successfully"})))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-struct NewKeyBody {
-    name: String,
-    #[serde(default)]
-    user_id: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api-keys", tag = "auth", security(("bearer" = [])), request_body = NewKeyBody, responses(
-    (status = 201, description = "the key (shown once) and its record"), (status = 403, description = "admin role required")))]
-async fn create_key(State(store): Store, admin: AdminUser, Json(body): Json<NewKeyBody>) -> Result<Response, ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(ApiError::validation(vec![invalid("name", "Name must be 1 to 255 characters", "string_length")]));
-    }
-    let owner = body.user_id.unwrap_or_else(|| admin.id.clone());
-    if store.get_user(&owner).await?.is_none() {
-        return Err(ApiError::validation(vec![invalid("user_id", "No such user", "value_error")]));
-    }
-    let (key, info) = store.create_api_key(name, &owner).await?;
-    let resource = format!("api_keys/{}", info.id);
-    let details = json!({"name": info.name, "prefix": info.prefix, "user_id": info.user_id});
-    store.audit().record(Some(&admin.id), names::AUDIT_API_KEY_CREATE, Some(&resource), details).await?;
-    let mut body = serde_json::to_value(&info).map_err(ApiError::internal)?;
-    body["key"] = Value::String(key.expose().to_owned());
-    Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-#[utoipa::path(get, path = "/api-keys", tag = "auth", security(("bearer" = [])), responses(
-    (status = 200, description = "the keys, without secrets: {\"items\": [ApiKeyInfo]}"), (status = 403, description = "admin role required")))]
-async fn list_keys(State(store): Store, _admin: AdminUser) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"items": store.list_api_keys().await?})))
-}
-
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "auth", security(("bearer" = [])), params(("id" = String, Path, description = "the key's id")), responses(
-    (status = 204, description = "revoked"), (status = 404, description = "no such key"), (status = 403, description = "admin role required")))]
-async fn revoke_key(State(store): Store, admin: AdminUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    if !store.revoke_api_key(&id).await? {
-        return Err(ApiError::not_found("No live API key with this id"));
-    }
-    let resource = format!("api_keys/{id}");
-    store.audit().record(Some(&admin.id), names::AUDIT_API_KEY_REVOKE, Some(&resource), json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The bodies that hold passwords print without them.

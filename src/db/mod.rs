@@ -34,6 +34,7 @@ mod audit;
 mod backend;
 pub(crate) mod dialect;
 mod entity;
+mod entity_api;
 mod error;
 mod find;
 mod migrate;

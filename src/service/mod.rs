@@ -17,6 +17,8 @@ mod kernel;
 mod routes;
 mod server;
 pub mod stack;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod watchdog;
 
 use std::future::Future;

@@ -1,0 +1,156 @@
+//! The idempotency store contract, on every store: in process; Redis when
+//! `KERNEL_TEST_REDIS_URL` is set; SQL on SQLite, and on PostgreSQL and MariaDB when
+//! their URLs are set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app_kernel::reliability::{Begin, IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse};
+
+use super::common;
+
+/// The stores under test, and the databases of the SQL ones (dropped by `done`).
+struct Stores {
+    list: Vec<(&'static str, Arc<dyn IdempotencyStore>)>,
+    dbs: Vec<common::db::TestDb>,
+}
+
+impl Stores {
+    async fn done(self) {
+        for db in self.dbs {
+            db.finish().await;
+        }
+    }
+}
+
+/// The SQL store on each engine configured, each keeping `per_caller` keys per caller.
+async fn sql_stores(test: &str, per_caller: usize) -> Stores {
+    use app_kernel::db::DatabaseKind;
+    use app_kernel::reliability::SqlIdempotencyStore;
+    let mut out = Stores { list: Vec::new(), dbs: Vec::new() };
+    for (name, kind) in
+        [("sqlite", DatabaseKind::Sqlite), ("postgres", DatabaseKind::Postgres), ("mysql", DatabaseKind::Mysql)]
+    {
+        let Some(db) = common::db::TestDb::new(kind, test).await else { continue };
+        let store = SqlIdempotencyStore::open(db.db.clone()).await.expect("table").with_max_keys_per_caller(per_caller);
+        out.list.push((name, Arc::new(store)));
+        out.dbs.push(db);
+    }
+    out
+}
+
+/// Every store, each keeping `per_caller` keys per caller.
+async fn stores(test: &str, per_caller: usize) -> Stores {
+    let mut all = sql_stores(test, per_caller).await;
+    all.list.push(("memory", Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller))));
+    all.list.extend(redis_store(test, per_caller).await);
+    all
+}
+
+/// The Redis store, when configured.
+async fn redis_store(test: &str, per_caller: usize) -> Vec<(&'static str, Arc<dyn IdempotencyStore>)> {
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut out: Vec<(&'static str, Arc<dyn IdempotencyStore>)> = Vec::new();
+    #[cfg(feature = "redis")]
+    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
+        let prefix = format!("{}:", common::unique_name("idem"));
+        let store = app_kernel::reliability::RedisIdempotencyStore::connect(&url, &prefix).await.expect("redis");
+        out.push(("redis", Arc::new(store.with_max_keys_per_caller(per_caller))));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = (test, per_caller);
+    out
+}
+
+#[tokio::test]
+async fn a_store_starts_once_then_answers_running_done_or_other() {
+    let (short, day) = (Duration::from_millis(300), Duration::from_secs(86_400));
+    let stores = stores("a_store_starts_once", 10).await;
+    for (name, store) in &stores.list {
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Started, "{name}");
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Running, "{name}");
+        assert_eq!(store.begin("u", "k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
+        assert_eq!(store.begin("v", "k", "fp2", day).await.unwrap(), Begin::Started, "{name}: another caller's key");
+        let response = StoredResponse {
+            status: 201,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{\"n\":1}".to_vec(),
+        };
+        store.finish("u", "k", Record::done("fp1".into(), response.clone()), day).await.unwrap();
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Done(response), "{name}");
+        assert_eq!(store.begin("u", "k", "fp2", day).await.unwrap(), Begin::OtherRequest, "{name}");
+        store.forget("u", "k").await.unwrap();
+        assert_eq!(store.begin("u", "k", "fp2", short).await.unwrap(), Begin::Started, "{name}: forgotten");
+        // A running record of an instance that died lets the key go after its ttl.
+        tokio::time::sleep(short + Duration::from_millis(100)).await;
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Started, "{name}: expired");
+        // An answer too large to keep is remembered by its status only.
+        store.finish("u", "k", Record::too_large("fp1".into(), 201), day).await.unwrap();
+        assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::TooLarge(201), "{name}");
+    }
+    stores.done().await;
+}
+
+#[tokio::test]
+async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
+    let day = Duration::from_secs(86_400);
+    let stores = stores("a_store_keeps_a_bounded_number", 3).await;
+    for (name, store) in &stores.list {
+        for key in ["a", "b", "c"] {
+            assert_eq!(store.begin("u", key, "fp", day).await.unwrap(), Begin::Started, "{name}");
+        }
+        assert_eq!(store.begin("other", "x", "fp", day).await.unwrap(), Begin::Started, "{name}");
+        // A fourth key of `u` pushes out its oldest ("a"), and nobody else's.
+        assert_eq!(store.begin("u", "d", "fp", day).await.unwrap(), Begin::Started, "{name}");
+        assert_eq!(store.begin("u", "b", "fp", day).await.unwrap(), Begin::Running, "{name}: b kept");
+        assert_eq!(store.begin("u", "d", "fp", day).await.unwrap(), Begin::Running, "{name}: d kept");
+        assert_eq!(store.begin("other", "x", "fp", day).await.unwrap(), Begin::Running, "{name}: other kept");
+        // A finished record that was evicted meanwhile is not brought back.
+        assert_eq!(store.begin("u", "e", "fp", day).await.unwrap(), Begin::Started, "{name}");
+        let ok = StoredResponse { status: 200, headers: vec![], body: b"late".to_vec() };
+        store.finish("u", "b", Record::done("fp".into(), ok), day).await.unwrap();
+        assert_eq!(store.begin("u", "a", "fp", day).await.unwrap(), Begin::Started, "{name}: a was evicted");
+        assert_eq!(store.begin("u", "c", "fp", day).await.unwrap(), Begin::Started, "{name}: c was evicted");
+        assert_eq!(store.begin("u", "b", "fp", day).await.unwrap(), Begin::Started, "{name}: b was evicted");
+    }
+    stores.done().await;
+}
+
+/// Two instances on one database and no Redis: a burst of 20 requests with one key,
+/// half through each instance's own pool, starts the work exactly once.
+#[tokio::test]
+async fn two_instances_on_one_database_start_a_key_once() {
+    use app_kernel::reliability::SqlIdempotencyStore;
+    let day = Duration::from_secs(86_400);
+    let stores = sql_stores("two_instances_on_one_database", 1000).await;
+    for (db, (name, _)) in stores.dbs.iter().zip(&stores.list) {
+        let one = SqlIdempotencyStore::open(db.connect(app_kernel::db::SchemaPolicy::Closed).await).await.unwrap();
+        let two = SqlIdempotencyStore::open(db.connect(app_kernel::db::SchemaPolicy::Closed).await).await.unwrap();
+        let burst = (0..20).map(|i| {
+            let store = if i % 2 == 0 { one.clone() } else { two.clone() };
+            async move { store.begin("user:ann", "burst", "fp", day).await.unwrap() }
+        });
+        let answers = futures::future::join_all(burst).await;
+        let started = answers.iter().filter(|a| **a == Begin::Started).count();
+        assert_eq!(started, 1, "{name}: {answers:?}");
+        assert!(answers.iter().all(|a| matches!(a, Begin::Started | Begin::Running)), "{name}: {answers:?}");
+    }
+    stores.done().await;
+}
+
+#[tokio::test]
+async fn the_memory_store_holds_a_bounded_number_of_bytes() {
+    let day = Duration::from_secs(86_400);
+    let store = MemoryIdempotencyStore::default().with_max_bytes(10_000);
+    for i in 0..10 {
+        let key = format!("k{i}");
+        assert_eq!(store.begin(&format!("caller{i}"), &key, "fp", day).await.unwrap(), Begin::Started);
+        let big = StoredResponse { status: 200, headers: vec![], body: vec![b'x'; 3000] };
+        store.finish(&format!("caller{i}"), &key, Record::done("fp".into(), big), day).await.unwrap();
+    }
+    // Three records of 3 KB fit in 10 KB: the newest stay, the oldest went.
+    assert!(matches!(store.begin("caller9", "k9", "fp", day).await.unwrap(), Begin::Done(_)));
+    assert!(matches!(store.begin("caller7", "k7", "fp", day).await.unwrap(), Begin::Done(_)));
+    assert_eq!(store.begin("caller0", "k0", "fp", day).await.unwrap(), Begin::Started);
+    assert_eq!(store.begin("caller5", "k5", "fp", day).await.unwrap(), Begin::Started);
+}
