@@ -25,6 +25,7 @@ pub mod error;
 pub mod jobs;
 pub mod observability;
 #[cfg(feature = "redis")]
+pub(crate) mod random;
 pub(crate) mod redis_conn;
 pub mod reliability;
 pub(crate) mod response_hook;

@@ -17,7 +17,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand::TryRng as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -43,8 +42,7 @@ impl ApiKey {
     /// A new random key and the hash to store. Show the key to its owner once.
     pub fn generate() -> (Self, ApiKeyHash) {
         let mut bytes = [0u8; KEY_BYTES];
-        // As rand 0.8's `OsRng::fill_bytes` did, a failing OS random source panics.
-        rand::rngs::SysRng.try_fill_bytes(&mut bytes).expect("the operating system's random source failed");
+        crate::random::fill(&mut bytes);
         let key = Self(SecretString::from(format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))));
         let hash = key.hash();
         (key, hash)

@@ -23,7 +23,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::TryRng as _;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::claims::{Claims, TokenType};
@@ -333,8 +332,7 @@ impl Tokens {
 
 fn generate_secret() -> SecretString {
     let mut bytes = [0u8; 32];
-    // As rand 0.8's `OsRng::fill_bytes` did, a failing OS random source panics.
-    rand::rngs::SysRng.try_fill_bytes(&mut bytes).expect("the operating system's random source failed");
+    crate::random::fill(&mut bytes);
     SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 

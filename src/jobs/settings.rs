@@ -73,7 +73,7 @@ impl JobSettings {
     /// failed together do not retry together.
     pub fn backoff_with_jitter(&self, attempt: u32) -> Duration {
         let base = self.backoff(attempt);
-        let jitter = base.mul_f64(rand::random::<f64>() * 0.25);
+        let jitter = base.mul_f64(crate::random::unit() * 0.25);
         (base + jitter).min(self.backoff_max.max(base))
     }
 }
