@@ -11,8 +11,7 @@ use app_kernel::auth::{
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use data_encoding::BASE64URL_NOPAD as URL_SAFE_NO_PAD;
 use http::{header, Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
@@ -45,7 +44,7 @@ fn access_claims(tokens: &Tokens) -> Claims {
 }
 
 fn b64(json: &serde_json::Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).unwrap())
+    URL_SAFE_NO_PAD.encode(&serde_json::to_vec(json).unwrap())
 }
 
 /// Replaces one character in the middle of `part` (0 header, 1 payload, 2 signature).
@@ -143,7 +142,7 @@ fn every_abusive_token_is_refused_with_the_right_error() {
 /// the header's keys in another order. Signed with `secret` over its own segments.
 fn pyjwt_style(claims: &Claims, secret: &[u8]) -> String {
     let head = b64(&serde_json::json!({"alg": "HS256", "typ": "JWT"}));
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
+    let body = URL_SAFE_NO_PAD.encode(&serde_json::to_vec(claims).unwrap());
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     let tag = ring::hmac::sign(&key, format!("{head}.{body}").as_bytes());
     format!("{head}.{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))

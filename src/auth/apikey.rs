@@ -15,8 +15,7 @@
 //! assert!(ApiKey::parse("ak_short").is_err());
 //! ```
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use data_encoding::BASE64URL_NOPAD as URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -43,7 +42,7 @@ impl ApiKey {
     pub fn generate() -> (Self, ApiKeyHash) {
         let mut bytes = [0u8; KEY_BYTES];
         crate::random::fill(&mut bytes);
-        let key = Self(SecretString::from(format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))));
+        let key = Self(SecretString::from(format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes))));
         let hash = key.hash();
         (key, hash)
     }
@@ -58,7 +57,7 @@ impl ApiKey {
         if body.len() != ENCODED_LEN {
             return Err(AuthError::InvalidApiKey);
         }
-        match URL_SAFE_NO_PAD.decode(body) {
+        match URL_SAFE_NO_PAD.decode(body.as_bytes()) {
             Ok(bytes) if bytes.len() == KEY_BYTES => Ok(Self(SecretString::from(raw.to_owned()))),
             _ => Err(AuthError::InvalidApiKey),
         }

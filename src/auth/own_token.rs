@@ -11,8 +11,7 @@
 //! is not handled here and goes through `jsonwebtoken`'s full verification with the
 //! pinned algorithm.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use data_encoding::BASE64URL_NOPAD as URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
 
 use super::claims::Claims;
@@ -63,7 +62,7 @@ impl OwnTokens {
         if header != self.header {
             return Check::Foreign;
         }
-        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else { return Check::Forged };
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature.as_bytes()) else { return Check::Forged };
         match ring::hmac::verify(&self.key, message.as_bytes(), &signature) {
             Ok(()) => Check::Signed(claims),
             Err(_) => Check::Forged,
@@ -76,7 +75,7 @@ impl OwnTokens {
     /// leeway, then issuer and audience (an audience in a token when none is
     /// configured is refused).
     pub(super) fn claims(&self, segment: &str, now: u64) -> Result<Claims, AuthError> {
-        let json = URL_SAFE_NO_PAD.decode(segment).map_err(|_| AuthError::InvalidToken)?;
+        let json = URL_SAFE_NO_PAD.decode(segment.as_bytes()).map_err(|_| AuthError::InvalidToken)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| AuthError::InvalidToken)?;
         if (self.issuer.is_some() && claims.iss.is_none()) || (self.audience.is_some() && claims.aud.is_empty()) {
             return Err(AuthError::InvalidToken);
@@ -103,7 +102,6 @@ impl OwnTokens {
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine as _;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::json;
 

@@ -20,7 +20,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -333,7 +332,7 @@ impl Tokens {
 fn generate_secret() -> SecretString {
     let mut bytes = [0u8; 32];
     crate::random::fill(&mut bytes);
-    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    SecretString::from(data_encoding::BASE64URL_NOPAD.encode(&bytes))
 }
 
 fn now_secs() -> u64 {

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -210,12 +209,12 @@ fn event(mut row: Row) -> AuditEvent {
 }
 
 fn encode_cursor(created_at: &str, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}|{id}"))
+    data_encoding::BASE64URL_NOPAD.encode(format!("{created_at}|{id}").as_bytes())
 }
 
 fn decode_cursor(cursor: &str) -> Result<(String, String), DbError> {
     let bad = || DbError::InvalidInput { field: "cursor", message: "not a cursor from a previous page".into() };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let bytes = data_encoding::BASE64URL_NOPAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (created_at, id) = text.split_once('|').ok_or_else(bad)?;
     Ok((created_at.to_owned(), id.to_owned()))

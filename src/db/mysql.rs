@@ -6,7 +6,6 @@
 //! the schema inside a transaction ([`DbError::SchemaChangeInTransaction`]);
 //! `save_many` prepares the schema before it starts its transaction.
 
-use base64::Engine as _;
 use serde_json::Value;
 use sqlx::mysql::{MySql, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{Column, Row as _, TypeInfo};
@@ -62,10 +61,8 @@ fn row(r: &MySqlRow) -> Result<Row, DbError> {
             // anything else as base64.
             "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON"
             | "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => bytes()?.map(|b| {
-                String::from_utf8(b).map_or_else(
-                    |e| Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
-                    Value::String,
-                )
+                String::from_utf8(b)
+                    .map_or_else(|e| Value::String(data_encoding::BASE64.encode(e.as_bytes())), Value::String)
             }),
             "DATETIME" | "TIMESTAMP" => {
                 r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))

@@ -4,7 +4,6 @@
 //! arrays and objects as `JSONB`. A null whose column is unknown is sent untyped, so
 //! the server infers its type as it does for a literal `NULL`.
 
-use base64::Engine as _;
 use serde_json::Value;
 use sqlx::encode::IsNull;
 use sqlx::postgres::{PgArgumentBuffer, PgPool, PgPoolOptions, PgRow, PgTypeInfo, Postgres};
@@ -86,10 +85,9 @@ fn row(r: &PgRow) -> Result<Row, DbError> {
                 r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
             }
             "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
-            "BYTEA" => r
-                .try_get::<Option<Vec<u8>>, _>(i)
-                .map_err(e)?
-                .map(|b| Value::String(base64::engine::general_purpose::STANDARD.encode(b))),
+            "BYTEA" => {
+                r.try_get::<Option<Vec<u8>>, _>(i).map_err(e)?.map(|b| Value::String(data_encoding::BASE64.encode(&b)))
+            }
             "VOID" => None,
             other => {
                 return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() })

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, OpenFlags, ToSql};
 use tokio::sync::{OwnedMutexGuard, Semaphore};
@@ -327,7 +326,7 @@ fn json(value: ValueRef<'_>) -> serde_json::Value {
         ValueRef::Integer(i) => Value::from(i),
         ValueRef::Real(f) => float(f),
         ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        ValueRef::Blob(b) => Value::String(data_encoding::BASE64.encode(b)),
     }
 }
 

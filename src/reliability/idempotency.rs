@@ -310,15 +310,14 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 }
 
 mod base64_bytes {
-    use base64::Engine as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        s.serialize_str(&data_encoding::BASE64.encode(bytes))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+        data_encoding::BASE64.decode(text.as_bytes()).map_err(serde::de::Error::custom)
     }
 }

@@ -3,14 +3,11 @@
 //! works with no network).
 
 use axum::Router;
-use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
-use http::HeaderValue;
-use tower_http::compression::CompressionLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use super::docs_response::DocsResponses;
 use crate::service::Kernel;
 
 /// The document: `doc` (the operations of every mounted route, each documented
@@ -34,16 +31,6 @@ pub(crate) fn document(kernel: &Kernel, mut doc: Document, app_docs: Vec<Documen
     doc
 }
 
-/// What the `/docs` page may load: its own assets and document only (Swagger UI
-/// styles elements inline and draws its icons from `data:` URLs).
-const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
-
-/// How long a browser keeps the Swagger UI assets: they change only with the
-/// kernel's version (a day, then a cheap revalidation).
-const DOCS_MAX_AGE: &str = "public, max-age=86400";
-
 /// `/openapi.json` and `/docs`: the page loads nothing from elsewhere (its CSP
 /// allows this origin only) and validates nothing against a third party
 /// (Swagger UI's validator badge is off: it would send the document's URL to
@@ -53,8 +40,6 @@ pub(crate) fn routes(kernel: &Kernel, doc: Document) -> Router<Kernel> {
     let f = &kernel.settings().features;
     let config = Config::default().validator_url("none");
     let ui = SwaggerUi::new(f.docs_path.clone()).url(f.openapi_path.clone(), doc).config(config);
-    Router::from(ui)
-        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static(DOCS_MAX_AGE)))
-        .layer(SetResponseHeaderLayer::overriding(CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)))
-        .layer(CompressionLayer::new())
+    let answer = axum::middleware::from_fn_with_state(DocsResponses::default(), super::docs_response::layer);
+    Router::from(ui).layer(answer)
 }

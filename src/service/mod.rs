@@ -13,6 +13,7 @@ mod boot_error;
 mod builder;
 mod cli;
 mod docs;
+mod docs_response;
 mod kernel;
 mod routes;
 mod server;

@@ -70,6 +70,16 @@ async fn every_examples_openapi_document_lists_its_routes_and_is_valid() {
         let bundle = bundle.await.unwrap();
         assert_eq!(bundle.headers()["content-encoding"], "gzip");
         assert!(bundle.headers()["cache-control"].to_str().unwrap().contains("max-age="));
+        assert!(bundle.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+        let gzipped = bundle.bytes().await.unwrap();
+        let plain = client.get(svc.url("/docs/swagger-ui-bundle.js")).header("accept-encoding", "identity").send();
+        let plain = plain.await.unwrap();
+        assert!(plain.headers().get("content-encoding").is_none(), "{name}: compressed without being asked");
+        let plain = plain.bytes().await.unwrap();
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut unzipped).unwrap();
+        assert!(gzipped.len() < plain.len() / 2 && plain.len() > 100_000, "{} -> {}", plain.len(), gzipped.len());
+        assert!(unzipped == plain, "{name}: the gzipped bundle is not the bundle");
         svc.stop();
     }
 }
