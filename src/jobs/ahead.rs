@@ -145,6 +145,7 @@ mod tests {
             error: None,
             created_at: 0,
             updated_at: 0,
+            trace_parent: None,
         };
         ClaimedJob { job, token: "tok".to_owned() }
     }

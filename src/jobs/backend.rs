@@ -116,6 +116,9 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// Now (Unix ms).
     pub now: i64,
+    /// The W3C `traceparent` of the span that enqueued it (a request's), which the
+    /// worker continues; `None` outside a trace.
+    pub trace_parent: Option<String>,
 }
 
 /// A job as stored.
@@ -149,6 +152,8 @@ pub struct JobRecord {
     pub created_at: i64,
     /// Last changed (Unix ms).
     pub updated_at: i64,
+    /// The W3C `traceparent` stored at enqueue (see [`NewJob::trace_parent`]).
+    pub trace_parent: Option<String>,
 }
 
 /// A job a worker claimed: the record and the lease token that proves the claim.

@@ -257,6 +257,8 @@ impl JobClient {
             user_id: o.user_id,
             unique_key: o.unique_key,
             now,
+            // The span this task runs (a request's, or a job's for a follow-up job).
+            trace_parent: crate::observability::trace_context::current().map(|t| t.traceparent()),
         })
     }
 }

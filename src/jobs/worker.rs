@@ -29,6 +29,7 @@ use super::ahead::Ahead;
 use super::backend::{now_ms, ClaimedJob, FailOutcome};
 use super::{JobClient, JobContext, TaskError};
 use crate::db::Db;
+use crate::observability::trace_context::{self, TraceContext};
 
 /// What one [`Worker::run_once`] did, by job id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +67,18 @@ enum Outcome {
     Retried,
     Dead,
     Lost,
+}
+
+impl Outcome {
+    /// The outcome's name (the job span's `outcome` attribute).
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Retried => "retried",
+            Self::Dead => "dead",
+            Self::Lost => "lost",
+        }
+    }
 }
 
 /// Runs jobs: [`run_once`](Self::run_once) for tests, [`run_until_stopped`](Self::run_until_stopped)
@@ -210,9 +223,22 @@ impl Worker {
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
+    /// Runs one claimed job and acks it (see [`run_claimed`](Self::run_claimed)) as a
+    /// span of the trace stored with it: every log line of the job, the task's own
+    /// included, carries its `trace_id`.
+    async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
+        let trace = TraceContext::for_job(&claimed.job.id, claimed.job.trace_parent.as_deref());
+        let span = crate::observability::otel::JobSpan::start(&claimed.job.task, &claimed.job.id, claimed.job.attempts);
+        let outcome = trace_context::scope(trace, self.run_claimed(claimed, acks)).await;
+        if let Some(span) = span {
+            span.end(&trace, outcome.as_str());
+        }
+        outcome
+    }
+
     /// Runs one claimed job and acks it: a success through `acks` when given (the
     /// acker writes it with others), else directly, like every failure.
-    async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
+    async fn run_claimed(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
         let ClaimedJob { job, token } = claimed;
         let backend = self.client.backend();
         let settings = self.client.settings();

@@ -1,8 +1,9 @@
 //! The kernel's log line formats: JSON (one object per line) and pretty, both
-//! carrying the `request_id` and `user_id` of the request being served.
+//! carrying the `request_id` and `user_id` of the request being served, and the
+//! `trace_id` of the request or job (see [`trace_context`](super::trace_context)).
 //!
 //! The JSON line is written directly (no intermediate map):
-//! `{"timestamp":..,"level":..,"target":..,"message":..,<fields>,"request_id":..,"user_id":..,"span":{..}}`.
+//! `{"timestamp":..,"level":..,"target":..,"message":..,<fields>,"request_id":..,"user_id":..,"trace_id":..,"span":{..}}`.
 //! It is written once per request by the access log, so it is kept cheap: the
 //! timestamp's date and time are formatted once per second, numbers go through
 //! `itoa`/`ryu`, and strings with nothing to escape are copied whole.
@@ -120,6 +121,19 @@ fn push_request_context(line: &mut String) {
             push_json_str(line, user);
         }
     });
+    push_trace_id(line);
+}
+
+/// `,"trace_id":"<32 hex>"` when the task runs a traced request or job.
+fn push_trace_id(line: &mut String) {
+    let len = line.len();
+    line.push_str(",\"trace_id\":\"");
+    // Hex digits: nothing to escape.
+    if super::trace_context::push_current_trace_id(line) {
+        line.push('"');
+    } else {
+        line.truncate(len);
+    }
 }
 
 fn json_line<S, N>(line: &mut String, ctx: &FmtContext<'_, S, N>, event: &Event<'_>)
@@ -167,6 +181,9 @@ where
             None => write!(w, " request_id={id}"),
         })
         .transpose()?;
+        if let Some(trace) = super::trace_context::current() {
+            write!(w, " trace_id={}", trace.trace_id_hex())?;
+        }
         w.write_char('\n')
     }
 }

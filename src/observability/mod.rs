@@ -1,4 +1,4 @@
-//! Observability: request ids, structured logs, request metrics, readiness checks.
+//! Observability: request ids, trace context, structured logs, request metrics, readiness checks.
 //!
 //! Metric and log-field names are API: they are constants in [`names`].
 
@@ -9,7 +9,9 @@ pub mod log_sink;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub(crate) mod otel;
 pub mod request_id;
 mod settings;
+pub mod trace_context;
 
 pub use settings::{LogFormat, ObservabilitySettings};

@@ -9,6 +9,11 @@
 //!
 //! An incoming id is kept only if it is 1..=128 characters of `[A-Za-z0-9._:-]`,
 //! so a client cannot inject log lines or headers through it.
+//!
+//! The same layer honours W3C `traceparent` (see [`trace_context`](super::trace_context)):
+//! the request runs as a span of the caller's trace (or of a new one when the header
+//! is absent or malformed), every log line carries its `trace_id`, and the response
+//! carries the request span's `traceparent`.
 
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -17,6 +22,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
+use super::trace_context::{self, TraceContext, TraceParent, TRACEPARENT_HEADER};
 use crate::response_hook::{HookFuture, ResponseHook};
 
 /// `x-request-id`.
@@ -112,7 +118,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = HookFuture<TaskLocalFuture<RequestContext, S::Future>, EchoHeader>;
+    type Future = HookFuture<TaskLocalFuture<RequestContext, TaskLocalFuture<TraceContext, S::Future>>, EchoHeader>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -123,19 +129,32 @@ where
             Some(v) if is_valid(v.as_bytes()) => RequestId(v.clone()),
             _ => RequestId::generate(),
         };
-        let echo = EchoHeader(id.0.clone());
+        let parent = req.headers().get(&TRACEPARENT_HEADER).and_then(|v| TraceParent::parse(v.as_bytes()));
+        let trace = TraceContext::child_of(parent.as_ref());
+        let echo = EchoHeader { id: id.0.clone(), trace, span: super::otel::RequestSpan::start(&req) };
         let context = RequestContext { id, user_id: OnceLock::new() };
-        HookFuture::new(CURRENT.scope(context, self.inner.call(req)), echo)
+        HookFuture::new(CURRENT.scope(context, trace_context::scope(trace, self.inner.call(req))), echo)
     }
 }
 
-/// Echoes the request id on the response.
+/// Echoes the request id and the request span's `traceparent` on the response.
 #[derive(Debug)]
-pub struct EchoHeader(HeaderValue);
+pub struct EchoHeader {
+    id: HeaderValue,
+    trace: TraceContext,
+    span: Option<super::otel::RequestSpan>,
+}
 
 impl<B> ResponseHook<B> for EchoHeader {
     fn on_response(self, response: &mut Response<B>) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, self.0);
+        if let Some(span) = self.span {
+            span.end(&self.trace, response.status().as_u16());
+        }
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID_HEADER, self.id);
+        if let Ok(traceparent) = HeaderValue::from_str(&self.trace.traceparent()) {
+            headers.insert(TRACEPARENT_HEADER, traceparent);
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod lifecycle;
+mod trace;
 mod workers;
 
 use std::collections::HashMap;
@@ -125,9 +126,12 @@ contract!(
     running_worker_drains_a_batch,
     stopped_workers_hand_back_what_they_claimed_ahead,
     idle_worker_wakes_on_enqueue,
+    trace_context_is_stored_and_continued,
+    an_old_jobs_table_is_upgraded_in_place,
 );
 
 mod suite {
     pub(crate) use super::lifecycle::*;
+    pub(crate) use super::trace::*;
     pub(crate) use super::workers::*;
 }

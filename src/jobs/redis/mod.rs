@@ -101,6 +101,7 @@ fn record(h: &HashMap<String, String>) -> Result<JobRecord, JobError> {
         error: h.get("error").cloned(),
         created_at: n("created_at"),
         updated_at: n("updated_at"),
+        trace_parent: h.get("trace_parent").cloned(),
     })
 }
 
@@ -138,7 +139,8 @@ impl QueueBackend for RedisQueue {
                     .arg(job.timeout_ms)
                     .arg(job.user_id.as_deref().unwrap_or(""))
                     .arg(job.unique_key.as_deref().unwrap_or(""))
-                    .arg(job.now);
+                    .arg(job.now)
+                    .arg(job.trace_parent.as_deref().unwrap_or(""));
             }
             let mut conn = self.conn.clone();
             let batch: Vec<String> = inv.invoke_async(&mut conn).await.map_err(storage)?;

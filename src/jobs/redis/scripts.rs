@@ -4,13 +4,14 @@
 //! the caller's token still holds the running job; `COMPLETE_MANY` makes the same test
 //! for each job of its batch.
 
-/// Enqueues a batch: ARGV holds 10 values per job. Publishes one wake-up
+/// Enqueues a batch: ARGV holds 11 values per job (the 11th, the job's
+/// `traceparent`, may be empty). Publishes one wake-up
 /// on `wake` when any job is due now.
 pub(super) const ENQUEUE: &str = r"
 local p = KEYS[1]
 local out = {}
 local due = false
-for i = 1, #ARGV, 10 do
+for i = 1, #ARGV, 11 do
   local id, uk, now = ARGV[i], ARGV[i + 8], tonumber(ARGV[i + 9])
   local existing = uk ~= '' and redis.call('GET', p .. 'unique:' .. uk)
   if existing then
@@ -23,6 +24,7 @@ for i = 1, #ARGV, 10 do
       'timeout_ms', ARGV[i + 6], 'created_at', now, 'updated_at', now)
     if ARGV[i + 7] ~= '' then redis.call('HSET', h, 'user_id', ARGV[i + 7]) end
     if uk ~= '' then redis.call('HSET', h, 'unique_key', uk) end
+    if ARGV[i + 10] ~= '' then redis.call('HSET', h, 'trace_parent', ARGV[i + 10]) end
     local run_at = tonumber(ARGV[i + 4])
     if run_at <= now then
       redis.call('ZADD', p .. 'ready', tonumber(ARGV[i + 3]) * 1e13 + run_at, id)

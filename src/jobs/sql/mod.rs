@@ -42,8 +42,13 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS [kernel_jobs] (
     [result] TEXT,
     [error] TEXT,
     [created_at] BIGINT NOT NULL,
-    [updated_at] BIGINT NOT NULL
+    [updated_at] BIGINT NOT NULL,
+    [trace_parent] VARCHAR(64)
 )";
+
+/// The column added after the table's first release: databases created before it
+/// get it at open (see [`SqlQueue::open`]).
+const TRACE_COLUMN: &str = "[trace_parent] VARCHAR(64)";
 
 const INDEX: &str = "CREATE INDEX IF NOT EXISTS [kernel_jobs_due] ON [kernel_jobs] ([status], [priority], [run_at])";
 const MYSQL_INDEX: &str = "INDEX [kernel_jobs_due] ([status], [priority], [run_at])";
@@ -86,6 +91,7 @@ impl SqlQueue {
             DatabaseKind::Sqlite => (SCHEMA.to_owned(), vec![INDEX.to_owned()]),
         };
         db.execute_schema(&schema).await?;
+        upgrade(&db).await?;
         for index in &indexes {
             db.execute_schema(index).await?;
         }
@@ -93,13 +99,35 @@ impl SqlQueue {
     }
 }
 
+/// Upgrades a `kernel_jobs` created before `trace_parent` in place: the column is
+/// added when a read of it fails. Every engine has `ALTER TABLE .. ADD COLUMN`, and a
+/// nullable column without a default changes no existing row. Two processes opening
+/// an old database at once may both try; the loser's error is ignored once the
+/// column reads.
+async fn upgrade(db: &Db) -> Result<(), JobError> {
+    // Qualified: SQLite reads an unknown, unqualified "column" as a string literal.
+    let probe = "SELECT [kernel_jobs].[trace_parent] FROM [kernel_jobs] WHERE 1 = 0";
+    if db.fetch_all(probe, &[]).await.is_ok() {
+        return Ok(());
+    }
+    let added = db.execute_schema(&format!("ALTER TABLE [kernel_jobs] ADD COLUMN {TRACE_COLUMN}")).await;
+    match (added, db.fetch_all(probe, &[]).await) {
+        (_, Ok(_)) => {
+            tracing::info!(table = JOBS_TABLE, column = "trace_parent", "jobs table upgraded");
+            Ok(())
+        }
+        (Err(e), Err(_)) => Err(e.into()),
+        (Ok(()), Err(e)) => Err(e.into()),
+    }
+}
+
 const INSERT_HEAD: &str = "INSERT INTO [kernel_jobs] ([id], [task], [payload], [status], [priority], [run_at], \
-    [attempts], [max_attempts], [timeout_ms], [user_id], [unique_key], [created_at], [updated_at]) VALUES";
-const INSERT_ROW: &str = "(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)";
+    [attempts], [max_attempts], [timeout_ms], [user_id], [unique_key], [created_at], [updated_at], [trace_parent]) VALUES";
+const INSERT_ROW: &str = "(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)";
 /// One job's `INSERT`.
 static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("{INSERT_HEAD} {INSERT_ROW}"));
 
-/// Rows per multi-row `INSERT` of `enqueue_many`: 12 parameters each, far below every
+/// Rows per multi-row `INSERT` of `enqueue_many`: 13 parameters each, far below every
 /// engine's limit on parameters per statement.
 const INSERT_ROWS: usize = 200;
 
@@ -117,6 +145,7 @@ fn insert_params(job: &NewJob) -> Vec<Value> {
         json!(job.unique_key),
         json!(job.now),
         json!(job.now),
+        json!(job.trace_parent),
     ]
 }
 
@@ -203,6 +232,7 @@ fn record(row: &Row) -> Result<JobRecord, JobError> {
         error: opt_text(row, "error"),
         created_at: int(row, "created_at"),
         updated_at: int(row, "updated_at"),
+        trace_parent: opt_text(row, "trace_parent"),
     })
 }
 
@@ -211,7 +241,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 const COLUMNS: &str = "[id], [task], [payload], [status], [priority], [run_at], [attempts], [max_attempts], \
-    [timeout_ms], [user_id], [result], [error], [created_at], [updated_at]";
+    [timeout_ms], [user_id], [result], [error], [created_at], [updated_at], [trace_parent]";
 
 #[async_trait::async_trait]
 impl QueueBackend for SqlQueue {
