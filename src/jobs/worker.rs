@@ -29,6 +29,7 @@ use super::ahead::Ahead;
 use super::backend::{now_ms, ClaimedJob, FailOutcome};
 use super::{JobClient, JobContext, TaskError};
 use crate::db::Db;
+use crate::observability::otel::JobSpan;
 use crate::observability::trace_context::{self, TraceContext};
 
 /// What one [`Worker::run_once`] did, by job id.
@@ -228,12 +229,16 @@ impl Worker {
     /// included, carries its `trace_id`.
     async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
         let trace = TraceContext::for_job(&claimed.job.id, claimed.job.trace_parent.as_deref());
-        let span = crate::observability::otel::JobSpan::start(&claimed.job.task, &claimed.job.id, claimed.job.attempts);
-        let outcome = trace_context::scope(trace, self.run_claimed(claimed, acks)).await;
-        if let Some(span) = span {
-            span.end(&trace, outcome.as_str());
+        let span = JobSpan::start(&claimed.job.task, &claimed.job.id, claimed.job.attempts);
+        let work = self.run_claimed(claimed, acks);
+        match span {
+            Some(span) => {
+                let outcome = trace_context::scope(trace, JobSpan::wrap(&trace, work)).await;
+                span.end(&trace, outcome.as_str());
+                outcome
+            }
+            None => trace_context::scope(trace, work).await,
         }
-        outcome
     }
 
     /// Runs one claimed job and acks it: a success through `acks` when given (the

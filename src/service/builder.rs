@@ -254,7 +254,12 @@ impl ServiceBuilder {
             }
             None => self.config.unwrap_or_default().into_settings(&self.name)?,
         };
+        // Before the subscriber, which then also exports the app's spans.
+        let exporting = crate::observability::otel::install(&self.name);
         logging::init(&settings.observability);
+        if exporting {
+            tracing::info!("exporting spans over OTLP");
+        }
         let _ = metrics::prometheus();
         let mut database = settings.database.clone();
         database.warn_full_scans |= settings.debug; // a development aid: see db::DatabaseSettings

@@ -71,6 +71,7 @@ impl ServiceBuilder {
     /// Start-up failed (settings, database, hooks, bind).
     pub async fn run(self) -> Result<(), BootError> {
         let result = self.run_command(Cli::parse()).await;
+        crate::observability::otel::flush();
         crate::observability::log_sink::flush();
         if let Err(e) = &result {
             eprintln!("error: {e}");

@@ -131,6 +131,7 @@ impl Service {
         builder::run_hooks(on_shutdown, &kernel).await;
         kernel.db().close().await;
         tracing::info!("stopped");
+        crate::observability::otel::flush();
         crate::observability::log_sink::flush();
         Ok(())
     }

@@ -1,37 +1,118 @@
 //! Spans of requests and jobs, exported over OTLP/HTTP (cargo feature `otel`).
 //!
-//! Export is off unless the feature is compiled in and `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; without it, [`RequestSpan`] and
-//! [`JobSpan`] are never created and cost nothing. Placeholder until the exporter lands.
+//! Export is on only when the feature is compiled in and `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set at start-up; the rest of the
+//! standard `OTEL_*` environment (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_EXPORTER_OTLP_PROTOCOL`, `_HEADERS`, `_TIMEOUT`, `OTEL_TRACES_SAMPLER`,
+//! `OTEL_BSP_*`) is read by the OpenTelemetry SDK. Otherwise [`RequestSpan`] and
+//! [`JobSpan`] are never created and the request path pays one relaxed load.
+//!
+//! The exported spans carry the ids of [`trace_context`](super::trace_context): the
+//! request's span id is the one its response's `traceparent` names, so a job's span
+//! (a child of the request's) and the `trace_id` of every log line match what the
+//! collector received. A task's own `tracing` spans are exported too, as children of
+//! its job's span.
 
 use http::Request;
 
 use super::trace_context::TraceContext;
 
+#[cfg(feature = "otel")]
+mod export;
+#[cfg(feature = "otel")]
+mod http_client;
+
+#[cfg(feature = "otel")]
+pub(crate) use export::{flush, install, layer};
+
+/// Without the `otel` feature: nothing to install.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn install(_service_name: &str) -> bool {
+    false
+}
+
+/// Without the `otel` feature: nothing to flush.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn flush() {}
+
+/// Without the `otel` feature: no layer.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn layer() -> Option<tracing_subscriber::layer::Identity> {
+    None
+}
+
 /// The span of one request, ended with its status (see `request_id`).
 #[derive(Debug)]
-pub(crate) struct RequestSpan(());
+pub(crate) struct RequestSpan {
+    #[cfg(feature = "otel")]
+    inner: export::Started,
+}
 
 impl RequestSpan {
-    /// `Some` when spans are exported.
-    pub(crate) fn start<B>(_req: &Request<B>) -> Option<Self> {
-        None
+    /// `Some` when spans are exported: notes the start, the method and the route template.
+    pub(crate) fn start<B>(req: &Request<B>) -> Option<Self> {
+        #[cfg(feature = "otel")]
+        {
+            export::Started::request(req).map(|inner| Self { inner })
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = req;
+            None
+        }
     }
 
     /// Records the span, with the response's status.
-    pub(crate) fn end(self, _trace: &TraceContext, _status: u16) {}
+    pub(crate) fn end(self, trace: &TraceContext, status: u16) {
+        #[cfg(feature = "otel")]
+        self.inner.end_request(trace, status);
+        #[cfg(not(feature = "otel"))]
+        let _ = (trace, status);
+    }
 }
 
 /// The span of one attempt of a job, ended with its outcome (see `jobs::Worker`).
 #[derive(Debug)]
-pub(crate) struct JobSpan(());
+pub(crate) struct JobSpan {
+    #[cfg(feature = "otel")]
+    inner: export::Started,
+}
 
 impl JobSpan {
     /// `Some` when spans are exported.
-    pub(crate) fn start(_task: &str, _job_id: &str, _attempt: u32) -> Option<Self> {
-        None
+    pub(crate) fn start(task: &str, job_id: &str, attempt: u32) -> Option<Self> {
+        #[cfg(feature = "otel")]
+        {
+            export::Started::job(task, job_id, attempt).map(|inner| Self { inner })
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = (task, job_id, attempt);
+            None
+        }
+    }
+
+    /// Runs `fut` (the task) with this span as OpenTelemetry's current context, so the
+    /// task's own `tracing` spans become its children.
+    #[cfg(feature = "otel")]
+    pub(crate) fn wrap<F: std::future::Future>(
+        trace: &TraceContext,
+        fut: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        export::with_context(trace, fut)
+    }
+
+    /// Without the `otel` feature: `fut` itself.
+    #[cfg(not(feature = "otel"))]
+    pub(crate) fn wrap<F: std::future::Future>(_trace: &TraceContext, fut: F) -> F {
+        fut
     }
 
     /// Records the span, with the attempt's outcome.
-    pub(crate) fn end(self, _trace: &TraceContext, _outcome: &str) {}
+    pub(crate) fn end(self, trace: &TraceContext, outcome: &str) {
+        #[cfg(feature = "otel")]
+        self.inner.end_job(trace, outcome);
+        #[cfg(not(feature = "otel"))]
+        let _ = (trace, outcome);
+    }
 }
