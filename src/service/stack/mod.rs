@@ -6,7 +6,7 @@
 //!
 //! | # | Part | What it guarantees |
 //! |---|---|---|
-//! | 1 | `request_id` | every response has `X-Request-ID`; every log line of the request has it |
+//! | 1 | `request_id` | every response has `X-Request-ID` and `traceparent`; every log line of the request has both ids |
 //! | 2 | `access_log` + `http_metrics` | one log line and the metrics per request, labelled by route template |
 //! | 3 | `security_headers` | nosniff, DENY, referrer policy; no-store and CSP on API responses; HSTS when on |
 //! | 4 | `cors` | wildcard never with credentials; an explicit list with credentials |
