@@ -18,12 +18,16 @@ use axum::body::Body;
 use axum::routing::post;
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
 
 async fn ship(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
     tracing::info!(order = %payload["order"], job = %ctx.job_id, "shipping the order");
+    // The task's own span: exported as a child of the job's.
+    tracing::info_span!("pack_parcel", job = %ctx.job_id).in_scope(|| tracing::info!("packed"));
     if payload["fail"] == true {
         return Err(TaskError::new("carrier refused"));
     }
@@ -123,15 +127,19 @@ async fn one_trace_id_follows_a_request_into_its_job_logs_and_exported_spans() {
     std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
     std::env::set_var("OTEL_SERVICE_NAME", "traces-test");
+    // The app's own subscriber (lines captured here), with the kernel's OTLP layer:
+    // the exporter is installed first, as an app with its own subscriber does.
+    assert!(app_kernel::observability::otel::install("traces"), "export is on once the endpoint is set");
     let lines = Lines::default();
     let sink = lines.clone();
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter("info")
         .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
         .event_format(JsonLine)
         .with_writer(move || sink.clone())
-        .try_init()
-        .expect("the test's log subscriber");
+        .finish()
+        .with(app_kernel::observability::otel::layer());
+    subscriber.try_init().expect("the test's log subscriber");
 
     let dir = tempfile::tempdir().unwrap();
     let service = app_kernel::Service::builder("traces")
@@ -196,13 +204,15 @@ async fn one_trace_id_follows_a_request_into_its_job_logs_and_exported_spans() {
     // The spans: the request's (a child of the caller's span) and the job's (a child
     // of the request's), both in the caller's trace.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let (request, job) = loop {
+    let (request, job, task) = loop {
         let all = spans(&received);
         let in_trace: Vec<&Value> = all.iter().filter(|s| s["traceId"] == CALLER_TRACE).collect();
-        let request = in_trace.iter().find(|s| s["spanId"] == request_span.parent_id_hex().as_str()).copied().cloned();
-        let job = in_trace.iter().find(|s| attribute(s, "job.id").is_some()).copied().cloned();
-        if let (Some(r), Some(j)) = (request.clone(), job.clone()) {
-            break (r, j);
+        let find = |test: &dyn Fn(&Value) -> bool| in_trace.iter().find(|s| test(s)).map(|s| (*s).clone());
+        let request = find(&|s| s["spanId"] == request_span.parent_id_hex().as_str());
+        let job = find(&|s| attribute(s, "job.id").is_some());
+        let task = find(&|s| s["name"] == "pack_parcel");
+        if let (Some(r), Some(j), Some(t)) = (request, job, task) {
+            break (r, j, t);
         }
         assert!(Instant::now() < deadline, "spans of trace {CALLER_TRACE} not received; got {all:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -217,6 +227,7 @@ async fn one_trace_id_follows_a_request_into_its_job_logs_and_exported_spans() {
     assert_eq!(attribute(&job, "job.task").unwrap()["stringValue"], "ship");
     assert_eq!(int_attribute(&job, "job.attempt"), Some(1));
     assert_eq!(attribute(&job, "job.outcome").unwrap()["stringValue"], "completed");
+    assert_eq!(task["parentSpanId"], job["spanId"], "the task's span is the job's child: {task}");
     let body = received.lock().unwrap()[0].clone();
     let resource = &body["resourceSpans"][0]["resource"]["attributes"];
     assert!(

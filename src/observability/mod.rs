@@ -9,7 +9,7 @@ pub mod log_sink;
 pub mod logging;
 pub mod metrics;
 pub mod names;
-pub(crate) mod otel;
+pub mod otel;
 pub mod request_id;
 mod settings;
 pub mod trace_context;

@@ -42,7 +42,7 @@ const ENDPOINT_VARS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EX
 /// Needs a Tokio runtime (the exporter's requests run on it). `service_name` is the
 /// resource's `service.name` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
 /// names one.
-pub(crate) fn install(service_name: &str) -> bool {
+pub fn install(service_name: &str) -> bool {
     if PIPELINE.get().is_some() {
         return true;
     }
@@ -78,8 +78,9 @@ pub(crate) fn install(service_name: &str) -> bool {
     true
 }
 
-/// Exports the spans still batched (at shutdown); waits for the export to finish.
-pub(crate) fn flush() {
+/// Exports the spans still batched (the service does at shutdown); waits for the
+/// export to finish.
+pub fn flush() {
     if let Some(p) = PIPELINE.get() {
         if let Err(e) = p.provider.force_flush() {
             tracing::warn!(error = %e, "exporting the last spans failed");
@@ -87,8 +88,9 @@ pub(crate) fn flush() {
     }
 }
 
-/// The `tracing` layer that exports the app's own spans, when export is on.
-pub(crate) fn layer<S>() -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>>
+/// The `tracing` layer that exports the app's own spans, when export is on (after
+/// [`install`]); `None` otherwise.
+pub fn layer<S>() -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {

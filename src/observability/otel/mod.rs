@@ -4,14 +4,18 @@
 //! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set at start-up; the rest of the
 //! standard `OTEL_*` environment (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_EXPORTER_OTLP_PROTOCOL`, `_HEADERS`, `_TIMEOUT`, `OTEL_TRACES_SAMPLER`,
-//! `OTEL_BSP_*`) is read by the OpenTelemetry SDK. Otherwise [`RequestSpan`] and
-//! [`JobSpan`] are never created and the request path pays one relaxed load.
+//! `OTEL_BSP_*`) is read by the OpenTelemetry SDK. Otherwise no span is created and the
+//! request path pays one atomic load.
 //!
 //! The exported spans carry the ids of [`trace_context`](super::trace_context): the
 //! request's span id is the one its response's `traceparent` names, so a job's span
 //! (a child of the request's) and the `trace_id` of every log line match what the
 //! collector received. A task's own `tracing` spans are exported too, as children of
 //! its job's span.
+//!
+//! The service installs all of this at start-up. An app that installs its own
+//! `tracing` subscriber calls [`install`] first and adds [`layer`] to it, so that its
+//! own spans are exported too.
 
 use http::Request;
 
@@ -23,21 +27,22 @@ mod export;
 mod http_client;
 
 #[cfg(feature = "otel")]
-pub(crate) use export::{flush, install, layer};
+pub use export::{flush, install, layer};
 
-/// Without the `otel` feature: nothing to install.
+/// Starts exporting when an OTLP endpoint is configured (here: never, the `otel`
+/// feature is off); whether spans are exported.
 #[cfg(not(feature = "otel"))]
-pub(crate) fn install(_service_name: &str) -> bool {
+pub fn install(_service_name: &str) -> bool {
     false
 }
 
-/// Without the `otel` feature: nothing to flush.
+/// Exports the spans still batched (here: none, the `otel` feature is off).
 #[cfg(not(feature = "otel"))]
-pub(crate) fn flush() {}
+pub fn flush() {}
 
-/// Without the `otel` feature: no layer.
+/// The `tracing` layer that exports the app's spans (here: none, the `otel` feature is off).
 #[cfg(not(feature = "otel"))]
-pub(crate) fn layer() -> Option<tracing_subscriber::layer::Identity> {
+pub fn layer() -> Option<tracing_subscriber::layer::Identity> {
     None
 }
 
