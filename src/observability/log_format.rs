@@ -334,6 +334,23 @@ mod tests {
         assert_eq!(parsed["route"], "/api/v1/widgets/{id}");
     }
 
+    #[test]
+    fn a_traced_tasks_lines_carry_its_trace_id() {
+        use crate::observability::trace_context::{self, TraceContext, TraceParent};
+        let parent = TraceParent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let trace = TraceContext::child_of(parent.as_ref());
+        let mut line = String::new();
+        futures::executor::block_on(trace_context::scope(trace, async {
+            access_line(&mut line, std::time::SystemTime::now(), "GET", "/x", 200, 5);
+        }));
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{line}");
+        let mut untraced = String::new();
+        access_line(&mut untraced, std::time::SystemTime::now(), "GET", "/x", 200, 5);
+        let parsed: serde_json::Value = serde_json::from_str(&untraced).unwrap();
+        assert!(parsed.get("trace_id").is_none(), "{untraced}");
+    }
+
     struct WriteInto(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for WriteInto {

@@ -152,7 +152,7 @@ impl<B> ResponseHook<B> for EchoHeader {
         }
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID_HEADER, self.id);
-        if let Ok(traceparent) = HeaderValue::from_str(&self.trace.traceparent()) {
+        if let Ok(traceparent) = HeaderValue::from_bytes(&self.trace.traceparent_bytes()) {
             headers.insert(TRACEPARENT_HEADER, traceparent);
         }
     }

@@ -30,7 +30,7 @@ pub const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static("traceparent"
 /// The only version of the header this parser accepts.
 const VERSION: &[u8; 2] = b"00";
 /// `00-` + 32 + `-` + 16 + `-` + 2.
-const HEADER_LEN: usize = 55;
+pub const HEADER_LEN: usize = 55;
 
 tokio::task_local! {
     static CURRENT: TraceContext;
@@ -147,13 +147,16 @@ impl TraceContext {
     /// The `traceparent` naming this span as the parent: what the response carries
     /// and what a job enqueued in this span stores.
     pub fn traceparent(&self) -> String {
-        let mut out = String::with_capacity(HEADER_LEN);
-        out.push_str("00-");
-        push_hex(&mut out, &self.trace_id);
-        out.push('-');
-        push_hex(&mut out, &self.span_id);
-        out.push('-');
-        push_hex(&mut out, &[self.flags]);
+        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
+    }
+
+    /// [`traceparent`](Self::traceparent) as bytes, without an allocation.
+    pub fn traceparent_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [b'-'; HEADER_LEN];
+        out[..2].copy_from_slice(VERSION);
+        hex_into(&mut out[3..35], &self.trace_id);
+        hex_into(&mut out[36..52], &self.span_id);
+        hex_into(&mut out[53..55], &[self.flags]);
         out
     }
 
@@ -178,11 +181,25 @@ pub(crate) fn push_current_trace_id(line: &mut String) -> bool {
     CURRENT.try_with(|c| push_hex(line, &c.trace_id)).is_ok()
 }
 
+/// Random bytes drawn from the OS ([`crate::random`]) 512 at a time per thread: ids are
+/// made on every request, and one system call per id would be most of their cost.
+/// Ids are not secrets, so bytes waiting in memory are fine.
 fn random_id<const N: usize>() -> [u8; N] {
+    const POOL: usize = 512;
+    thread_local! {
+        static BYTES: std::cell::RefCell<([u8; POOL], usize)> = const { std::cell::RefCell::new(([0; POOL], POOL)) };
+    }
     let mut id = [0u8; N];
     // All zeros is invalid; 2^-64 at worst, but never emit it.
     while id == [0; N] {
-        crate::random::fill(&mut id);
+        BYTES.with_borrow_mut(|(pool, used)| {
+            if *used + N > POOL {
+                crate::random::fill(pool);
+                *used = 0;
+            }
+            id.copy_from_slice(&pool[*used..*used + N]);
+            *used += N;
+        });
     }
     id
 }
@@ -203,12 +220,21 @@ fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Lower-case hex digits, from a table: written on every log line of a traced task.
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    // Written on every log line of a traced task: a table, no formatting machinery.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+/// Writes `bytes` as hex into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 
