@@ -7,7 +7,8 @@
 //! owner's work. `enqueue_many` stores a batch of jobs without unique keys with
 //! multi-row `INSERT`s in one transaction. PostgreSQL has its own indexes and
 //! statements (`postgres.rs`), and wakes idle workers when a due job is stored
-//! (`wake.rs`); the other engines' workers find new jobs by polling.
+//! (`wake.rs`); the other engines' workers find new jobs by polling. A table made by an
+//! older kernel gets the newer columns when the queue opens (`upgrade.rs`).
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
 mod claim;
 mod postgres;
+mod upgrade;
 mod wake;
 
 /// The jobs table.
@@ -45,10 +47,6 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS [kernel_jobs] (
     [updated_at] BIGINT NOT NULL,
     [trace_parent] VARCHAR(64)
 )";
-
-/// The column added after the table's first release: databases created before it
-/// get it at open (see [`SqlQueue::open`]).
-const TRACE_COLUMN: &str = "[trace_parent] VARCHAR(64)";
 
 const INDEX: &str = "CREATE INDEX IF NOT EXISTS [kernel_jobs_due] ON [kernel_jobs] ([status], [priority], [run_at])";
 const MYSQL_INDEX: &str = "INDEX [kernel_jobs_due] ([status], [priority], [run_at])";
@@ -91,33 +89,11 @@ impl SqlQueue {
             DatabaseKind::Sqlite => (SCHEMA.to_owned(), vec![INDEX.to_owned()]),
         };
         db.execute_schema(&schema).await?;
-        upgrade(&db).await?;
+        upgrade::add_missing_columns(&db).await?;
         for index in &indexes {
             db.execute_schema(index).await?;
         }
         Ok(Self { db })
-    }
-}
-
-/// Upgrades a `kernel_jobs` created before `trace_parent` in place: the column is
-/// added when a read of it fails. Every engine has `ALTER TABLE .. ADD COLUMN`, and a
-/// nullable column without a default changes no existing row. Two processes opening
-/// an old database at once may both try; the loser's error is ignored once the
-/// column reads.
-async fn upgrade(db: &Db) -> Result<(), JobError> {
-    // Qualified: SQLite reads an unknown, unqualified "column" as a string literal.
-    let probe = "SELECT [kernel_jobs].[trace_parent] FROM [kernel_jobs] WHERE 1 = 0";
-    if db.fetch_all(probe, &[]).await.is_ok() {
-        return Ok(());
-    }
-    let added = db.execute_schema(&format!("ALTER TABLE [kernel_jobs] ADD COLUMN {TRACE_COLUMN}")).await;
-    match (added, db.fetch_all(probe, &[]).await) {
-        (_, Ok(_)) => {
-            tracing::info!(table = JOBS_TABLE, column = "trace_parent", "jobs table upgraded");
-            Ok(())
-        }
-        (Err(e), Err(_)) => Err(e.into()),
-        (Ok(()), Err(e)) => Err(e.into()),
     }
 }
 
