@@ -255,10 +255,12 @@ impl ServiceBuilder {
             None => self.config.unwrap_or_default().into_settings(&self.name)?,
         };
         // Before the subscriber, which then also exports the app's spans.
-        let exporting = crate::observability::otel::install(&self.name);
+        let exporting = crate::observability::otel::start(&self.name);
         logging::init(&settings.observability);
-        if exporting {
-            tracing::info!("exporting spans over OTLP");
+        match exporting {
+            Ok(true) => tracing::info!("exporting spans over OTLP"),
+            Ok(false) => {}
+            Err(why) => tracing::warn!(reason = %why, "OTLP export off"),
         }
         let _ = metrics::prometheus();
         let mut database = settings.database.clone();

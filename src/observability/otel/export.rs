@@ -41,27 +41,34 @@ const ENDPOINT_VARS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EX
 /// Starts exporting when an OTLP endpoint is configured; whether spans are exported.
 /// Needs a Tokio runtime (the exporter's requests run on it). `service_name` is the
 /// resource's `service.name` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
-/// names one.
+/// names one. Why a configured export could not start is written to standard error.
 pub fn install(service_name: &str) -> bool {
+    start(service_name).unwrap_or_else(|why| {
+        eprintln!("app-kernel: OTLP export off: {why}");
+        false
+    })
+}
+
+/// [`install`], saying why a configured export could not start (the service logs it).
+pub(crate) fn start(service_name: &str) -> Result<bool, String> {
     if PIPELINE.get().is_some() {
-        return true;
+        return Ok(true);
     }
-    let configured = ENDPOINT_VARS.iter().any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
-    if !configured {
-        return false;
+    let Some(endpoint) = ENDPOINT_VARS.iter().find_map(|v| std::env::var(v).ok().filter(|e| !e.is_empty())) else {
+        return Ok(false);
+    };
+    if !endpoint.starts_with("http://") {
+        return Err(format!(
+            "the endpoint {endpoint} is not plain http:// (the kernel's exporter speaks no TLS: send to a collector or agent beside the service)"
+        ));
     }
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+    let runtime =
+        tokio::runtime::Handle::try_current().map_err(|_| "no Tokio runtime to send spans from".to_owned())?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(HyperClient::new(runtime))
         .build()
-    {
-        Ok(exporter) => exporter,
-        Err(e) => {
-            eprintln!("app-kernel: OTLP export off: {e}");
-            return false;
-        }
-    };
+        .map_err(|e| e.to_string())?;
     let named = std::env::var_os("OTEL_SERVICE_NAME").is_some()
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
     let mut resource = Resource::builder();
@@ -75,7 +82,7 @@ pub fn install(service_name: &str) -> bool {
         .build();
     let tracer = provider.tracer("app-kernel");
     PIPELINE.get_or_init(|| Pipeline { provider, tracer });
-    true
+    Ok(true)
 }
 
 /// Exports the spans still batched (the service does at shutdown); waits for the

@@ -27,6 +27,8 @@ mod export;
 mod http_client;
 
 #[cfg(feature = "otel")]
+pub(crate) use export::start;
+#[cfg(feature = "otel")]
 pub use export::{flush, install, layer};
 
 /// Starts exporting when an OTLP endpoint is configured (here: never, the `otel`
@@ -34,6 +36,12 @@ pub use export::{flush, install, layer};
 #[cfg(not(feature = "otel"))]
 pub fn install(_service_name: &str) -> bool {
     false
+}
+
+/// Without the `otel` feature: never exporting.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn start(_service_name: &str) -> Result<bool, String> {
+    Ok(false)
 }
 
 /// Exports the spans still batched (here: none, the `otel` feature is off).
