@@ -351,6 +351,28 @@ mod tests {
         assert!(parsed.get("trace_id").is_none(), "{untraced}");
     }
 
+    #[test]
+    fn the_pretty_line_carries_the_trace_id_too() {
+        use crate::observability::trace_context::{self, TraceContext};
+        use std::sync::{Arc, Mutex};
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(PrettyLine::default())
+            .with_writer(move || WriteInto(sink.clone()))
+            .finish();
+        let trace = TraceContext::root_with_trace_id([0xab; 16]);
+        tracing::subscriber::with_default(subscriber, || {
+            futures::executor::block_on(trace_context::scope(trace, async { tracing::info!("inside") }));
+            tracing::info!("outside");
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(&format!(" trace_id={}", "ab".repeat(16))), "{text}");
+        assert!(!lines[1].contains("trace_id"), "{text}");
+    }
+
     struct WriteInto(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for WriteInto {
