@@ -66,6 +66,8 @@ pub enum JobStatus {
     Done,
     /// Failed `max_attempts` times; `error` holds the last error.
     Dead,
+    /// Cancelled by an admin before it ran (see [`QueueBackend::cancel_job`]); never runs.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -77,6 +79,7 @@ impl JobStatus {
             Self::Retry => "retry",
             Self::Done => "done",
             Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -88,6 +91,7 @@ impl JobStatus {
             "retry" => Self::Retry,
             "done" => Self::Done,
             "dead" => Self::Dead,
+            "cancelled" => Self::Cancelled,
             _ => return None,
         })
     }
@@ -176,7 +180,9 @@ pub enum FailOutcome {
 
 /// A queue engine. Every engine passes the same contract suite (`tests/jobs_contract.rs`).
 ///
-/// Lifecycle: `pending` -> `running` (under a lease) -> `done` | `retry` -> ... | `dead`.
+/// Lifecycle: `pending` -> `running` (under a lease) -> `done` | `retry` -> ... | `dead`;
+/// an admin may retry a `retry` or `dead` job (it is `pending` again) and cancel a
+/// `pending` or `retry` one (it is `cancelled`, finished unrun).
 /// A running job whose lease expired is claimable again, with a new token; the old
 /// token's acks are then refused (they return `false`).
 #[async_trait::async_trait]
@@ -218,7 +224,8 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn release(&self, id: &str, token: &str, now: i64) -> Result<bool, JobError>;
     /// One job.
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError>;
-    /// Deletes done and dead jobs last changed before `before` (Unix ms); returns how many.
+    /// Deletes done, dead and cancelled jobs last changed before `before` (Unix ms);
+    /// returns how many.
     async fn prune(&self, before: i64) -> Result<u64, JobError>;
     /// Wake-ups for an idle worker: the value changes when jobs may have become due
     /// (an enqueue, a hand-back), from any process. `None` (the default) when the engine
@@ -227,6 +234,16 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// A page of jobs matching `filter`, newest first (by id: UUID v7 ids sort by
+    /// creation), for the admins' jobs view. A page may hold fewer than `limit` jobs
+    /// and still have a next one: follow [`JobPage::next`] until it is `None`.
+    async fn list_jobs(&self, filter: &super::admin::JobFilter) -> Result<super::admin::JobPage, JobError>;
+    /// An admin's retry: a `retry` or `dead` job becomes `pending`, due at `now`, with
+    /// one attempt more if it had used them all (`max_attempts` rises to `attempts + 1`).
+    async fn retry_job(&self, id: &str, now: i64) -> Result<super::admin::JobChange, JobError>;
+    /// An admin's cancel: a `pending` or `retry` job becomes `cancelled` (finished,
+    /// never run; its unique key is freed). A claimed (`running`) job is refused.
+    async fn cancel_job(&self, id: &str, now: i64) -> Result<super::admin::JobChange, JobError>;
 }
 
 /// Now, in Unix milliseconds.

@@ -26,6 +26,9 @@
 //! ```
 
 mod acks;
+mod admin;
+pub(crate) mod admin_page;
+pub(crate) mod admin_routes;
 mod ahead;
 mod backend;
 mod client;
@@ -40,6 +43,7 @@ mod sql;
 mod wakeups;
 mod worker;
 
+pub use admin::{JobChange, JobFilter, JobPage, DEFAULT_PAGE, MAX_PAGE};
 pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 pub use client::{EnqueueOptions, Enqueued, JobClient};
 pub use context::JobContext;

@@ -31,7 +31,8 @@ pub(crate) struct JobView {
     updated_at: String,
 }
 
-fn rfc3339(ms: i64) -> String {
+/// A stored time (Unix ms) as the routes show it: RFC 3339, UTC, milliseconds.
+pub(super) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()

@@ -43,6 +43,10 @@ pub(crate) fn kernel_routes(kernel: &Kernel, doc: &mut OpenApi) -> Router<Kernel
     if f.enable_audit_routes {
         router = router.merge(super::audit_route::router(kernel.db(), kernel.auth().clone(), prefix, doc));
     }
+    if f.enable_jobs_admin {
+        router = crate::jobs::admin_routes::routes().mount(router, prefix, doc);
+        router = router.merge(crate::jobs::admin_page::router(prefix));
+    }
     router
 }
 

@@ -135,6 +135,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("KERNEL_AUTH_MODE", "local, apikey, external", "local", "how callers authenticate"),
     var("KERNEL_ALLOW_SIGNUP", BOOL, "false", "same as ALLOW_SELF_SIGNUP"),
     var("KERNEL_ENABLE_AUDIT", BOOL, "false", "mount GET /audit for admins"),
+    var("KERNEL_ENABLE_JOBS_ADMIN", BOOL, "true", "mount the admins' jobs view (/admin/jobs and its JSON routes)"),
 ];
 
 /// The table as a Markdown table, for docs and `--help`.

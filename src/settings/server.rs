@@ -116,6 +116,9 @@ pub struct FeatureSettings {
     pub auth_prefix: String,
     /// Mount `GET /audit` for admins (default off).
     pub enable_audit_routes: bool,
+    /// Mount the admins' jobs view: the JSON routes under `{api_prefix}/admin/jobs`
+    /// and the page at `/admin/jobs` (default on; every route requires an admin).
+    pub enable_jobs_admin: bool,
     /// Mount `/openapi.json` and `/docs` (default on).
     pub enable_docs: bool,
     /// OpenAPI document path.
@@ -139,6 +142,7 @@ impl Default for FeatureSettings {
             allow_self_signup: false,
             auth_prefix: "/auth".into(),
             enable_audit_routes: false,
+            enable_jobs_admin: true,
             enable_docs: true,
             openapi_path: "/openapi.json".into(),
             docs_path: "/docs".into(),

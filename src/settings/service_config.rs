@@ -221,6 +221,7 @@ impl ServiceConfig {
         f.enable_auth_routes = env.bool("KERNEL_ENABLE_AUTH")?.unwrap_or(f.enable_auth_routes);
         f.auth_mode = env.parse("KERNEL_AUTH_MODE", AuthMode::parse)?.unwrap_or(f.auth_mode);
         f.enable_audit_routes = env.bool("KERNEL_ENABLE_AUDIT")?.unwrap_or(f.enable_audit_routes);
+        f.enable_jobs_admin = env.bool("KERNEL_ENABLE_JOBS_ADMIN")?.unwrap_or(f.enable_jobs_admin);
         let signup = env.bool("KERNEL_ALLOW_SIGNUP")?;
         c.allow_self_signup = signup.unwrap_or(c.allow_self_signup);
         c.features.allow_self_signup = c.allow_self_signup;

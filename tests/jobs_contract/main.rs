@@ -6,6 +6,7 @@
 //! prefix. Nothing
 //! sleeps to wait for a job: the worker is stepped with `run_once`.
 
+mod admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod lifecycle;
@@ -128,9 +129,13 @@ contract!(
     idle_worker_wakes_on_enqueue,
     trace_context_is_stored_and_continued,
     an_old_jobs_table_is_upgraded_in_place,
+    admin_list_filters_and_pages,
+    admin_retry_and_cancel,
+    admin_changes_never_touch_a_claimed_job,
 );
 
 mod suite {
+    pub(crate) use super::admin::*;
     pub(crate) use super::lifecycle::*;
     pub(crate) use super::trace::*;
     pub(crate) use super::workers::*;

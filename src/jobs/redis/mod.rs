@@ -3,8 +3,9 @@
 //! Keys, under the configured prefix (`app:` by default) + `jobs:`:
 //! `ready` (due jobs, score `priority * 1e13 + run_at_ms`, so the best priority and
 //! then the oldest come first), `delayed` (score `run_at_ms`), `leases` (running jobs,
-//! score = lease deadline), `finished` (done and dead, score = when, for pruning),
-//! `job:{id}` (a hash) and `unique:{key}` (the job holding a unique key).
+//! score = lease deadline), `finished` (done, dead and cancelled, score = when, for pruning),
+//! `job:{id}` (a hash), `unique:{key}` (the job holding a unique key) and `ids` (every
+//! stored job's id, score 0, read in lexicographic order by the jobs view: `admin.rs`).
 //! Each operation is one script, so a claim, an ack or a hand-back is atomic; a claim
 //! first moves due delayed jobs and expired leases back to `ready`. Enqueues of due jobs
 //! and hand-backs publish on channel `wake`, which idle workers subscribe to, so they
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
 use super::JobError;
 
+mod admin;
 mod scripts;
 mod wake;
 
@@ -267,5 +269,17 @@ impl QueueBackend for RedisQueue {
                 return Ok(total);
             }
         }
+    }
+
+    async fn list_jobs(&self, filter: &super::JobFilter) -> Result<super::JobPage, JobError> {
+        self.list_page(filter).await
+    }
+
+    async fn retry_job(&self, id: &str, now: i64) -> Result<super::JobChange, JobError> {
+        self.admin_change(&admin::RETRY, id, now).await
+    }
+
+    async fn cancel_job(&self, id: &str, now: i64) -> Result<super::JobChange, JobError> {
+        self.admin_change(&admin::CANCEL, id, now).await
     }
 }

@@ -25,6 +25,7 @@ for i = 1, #ARGV, 11 do
     if ARGV[i + 7] ~= '' then redis.call('HSET', h, 'user_id', ARGV[i + 7]) end
     if uk ~= '' then redis.call('HSET', h, 'unique_key', uk) end
     if ARGV[i + 10] ~= '' then redis.call('HSET', h, 'trace_parent', ARGV[i + 10]) end
+    redis.call('ZADD', p .. 'ids', 0, id) -- the jobs view's index (see admin.rs)
     local run_at = tonumber(ARGV[i + 4])
     if run_at <= now then
       redis.call('ZADD', p .. 'ready', tonumber(ARGV[i + 3]) * 1e13 + run_at, id)
@@ -150,6 +151,7 @@ local ids = redis.call('ZRANGEBYSCORE', p .. 'finished', '-inf', '(' .. ARGV[1],
 for _, id in ipairs(ids) do
   redis.call('DEL', p .. 'job:' .. id)
   redis.call('ZREM', p .. 'finished', id)
+  redis.call('ZREM', p .. 'ids', id)
 end
 return #ids
 ";

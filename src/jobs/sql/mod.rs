@@ -18,6 +18,7 @@ use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Prio
 use super::JobError;
 use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
+mod admin;
 mod claim;
 mod postgres;
 mod upgrade;
@@ -376,9 +377,26 @@ impl QueueBackend for SqlQueue {
         Ok(self
             .db
             .execute(
-                "DELETE FROM [kernel_jobs] WHERE [status] IN (?, ?) AND [updated_at] < ?",
-                &[json!(JobStatus::Done.as_str()), json!(JobStatus::Dead.as_str()), json!(before)],
+                "DELETE FROM [kernel_jobs] WHERE [status] IN (?, ?, ?) AND [updated_at] < ?",
+                &[
+                    json!(JobStatus::Done.as_str()),
+                    json!(JobStatus::Dead.as_str()),
+                    json!(JobStatus::Cancelled.as_str()),
+                    json!(before),
+                ],
             )
             .await?)
+    }
+
+    async fn list_jobs(&self, filter: &super::JobFilter) -> Result<super::JobPage, JobError> {
+        self.list_page(filter).await
+    }
+
+    async fn retry_job(&self, id: &str, now: i64) -> Result<super::JobChange, JobError> {
+        self.retry_now(id, now).await
+    }
+
+    async fn cancel_job(&self, id: &str, now: i64) -> Result<super::JobChange, JobError> {
+        self.cancel_waiting(id, now).await
     }
 }

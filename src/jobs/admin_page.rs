@@ -1,0 +1,72 @@
+//! The admins' jobs page at `/admin/jobs`: an HTML page, its script and its styles,
+//! compiled into the binary. The page holds no data: it asks the admin for an access
+//! token (kept in the tab's `sessionStorage`) and reads and changes jobs through the
+//! admin-only JSON routes (`admin_routes.rs`), so it is served to anyone, as `/docs`
+//! is. Its CSP allows this origin's script, styles and requests only, with no inline
+//! script or style; the script builds the DOM with `textContent` only (job payloads
+//! and errors are attacker-controlled text).
+
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use http::HeaderValue;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Where the page is served.
+pub(crate) const PAGE_PATH: &str = "/admin/jobs";
+
+const INDEX: &str = include_str!("admin_page/index.html");
+const SCRIPT: &str = include_str!("admin_page/app.js");
+const STYLE: &str = include_str!("admin_page/app.css");
+
+/// What the page may load: its own script and styles, requests to this origin; no
+/// inline script or style, no frames, no forms sent anywhere.
+pub(crate) const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Escapes text for an HTML attribute value.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page, its script and its styles; the page's JSON routes live under `api_prefix`.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(api_prefix: &str) -> Router<S> {
+    let page = INDEX.replace("{{PAGE}}", PAGE_PATH).replace("{{API}}", &escape(api_prefix));
+    let asset = |body: &'static str, kind: &'static str| {
+        move || async move { ([(CONTENT_TYPE, HeaderValue::from_static(kind))], body).into_response() }
+    };
+    Router::new()
+        .route(PAGE_PATH, get(move || async move { Html(page.clone()).into_response() }))
+        .route(&format!("{PAGE_PATH}/app.js"), get(asset(SCRIPT, "text/javascript; charset=utf-8")))
+        .route(&format!("{PAGE_PATH}/app.css"), get(asset(STYLE, "text/css; charset=utf-8")))
+        .layer(SetResponseHeaderLayer::overriding(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)))
+        .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .layer(SetResponseHeaderLayer::overriding(REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_prefix_is_escaped_and_the_script_never_writes_html() {
+        assert_eq!(super::escape("/a\"<b>&'"), "/a&quot;&lt;b&gt;&amp;&#39;");
+        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "onclick"] {
+            assert!(!super::SCRIPT.contains(sink), "app.js uses {sink}");
+            assert!(!super::INDEX.contains(sink), "index.html uses {sink}");
+        }
+        assert!(!super::INDEX.contains("<script>"), "no inline script");
+        assert!(!super::INDEX.contains("style="), "no inline style");
+    }
+}
