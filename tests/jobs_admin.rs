@@ -242,3 +242,21 @@ fn base64_url(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+/// With an empty API prefix the JSON list has `/admin/jobs`, and the page moves to
+/// `/admin/jobs/page`.
+#[tokio::test]
+async fn with_an_empty_prefix_the_page_moves_aside() {
+    let app = TestApp::builder(Service::builder("jobs_admin_root").task("echo", echo))
+        .settings(|s| s.server.api_prefix = String::new())
+        .build()
+        .await;
+    let admin = app.admin("root").await;
+    let job = enqueue(&app, "echo", json!({})).await;
+    let list: Value = app.get("/admin/jobs").bearer(&admin.access_token).send().await.assert_status(200).json();
+    assert_eq!(list["items"][0]["id"], json!(job));
+    let page = app.get("/admin/jobs/page").send().await;
+    assert!(page.assert_status(200).text().contains(r#"<script src="/admin/jobs/page/app.js""#), "{}", page.text());
+    app.get("/admin/jobs/page/app.js").send().await.assert_status(200);
+    app.get(&format!("/admin/jobs/{job}")).bearer(&admin.access_token).send().await.assert_status(200);
+}

@@ -70,6 +70,7 @@ fn every_variable_is_read() {
         ("KERNEL_AUTH_MODE", "apikey"),
         ("KERNEL_ALLOW_SIGNUP", "true"),
         ("KERNEL_ENABLE_AUDIT", "on"),
+        ("KERNEL_ENABLE_JOBS_ADMIN", "no"),
     ])
     .unwrap();
     assert_eq!(c.jwt_secret.as_ref().unwrap().expose_secret(), "s3cret-s3cret-s3cret-s3cret-s3cret!");
@@ -103,6 +104,7 @@ fn every_variable_is_read() {
     assert_eq!(f.protect_metrics, MetricsProtection::Internal);
     assert_eq!(f.auth_mode, AuthMode::ApiKey);
     assert!(f.allow_self_signup && f.enable_audit_routes);
+    assert!(!f.enable_jobs_admin);
 
     // The URL decides the engine over DATABASE_TYPE.
     let settings = c.into_settings("shop").unwrap();
@@ -152,6 +154,7 @@ const BAD: &[(&str, &str)] = &[
     ("KERNEL_AUTH_MODE", "oauth"),
     ("KERNEL_ALLOW_SIGNUP", "sure"),
     ("KERNEL_ENABLE_AUDIT", "nah"),
+    ("KERNEL_ENABLE_JOBS_ADMIN", "maybe"),
 ];
 
 #[test]

@@ -1,5 +1,6 @@
-//! The admins' jobs page at `/admin/jobs`: an HTML page, its script and its styles,
-//! compiled into the binary. The page holds no data: it asks the admin for an access
+//! The admins' jobs page at `/admin/jobs` (`/admin/jobs/page` when the API prefix is
+//! empty, as the JSON list then has `/admin/jobs`): an HTML page, its script and its
+//! styles, compiled into the binary. The page holds no data: it asks the admin for an access
 //! token (kept in the tab's `sessionStorage`) and reads and changes jobs through the
 //! admin-only JSON routes (`admin_routes.rs`), so it is served to anyone, as `/docs`
 //! is. Its CSP allows this origin's script, styles and requests only, with no inline
@@ -13,8 +14,14 @@ use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRE
 use http::HeaderValue;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Where the page is served.
-pub(crate) const PAGE_PATH: &str = "/admin/jobs";
+/// Where the page is served: `/admin/jobs`, unless the JSON routes are there (an
+/// empty `api_prefix`).
+pub(crate) fn page_path(api_prefix: &str) -> &'static str {
+    match api_prefix.is_empty() {
+        true => "/admin/jobs/page",
+        false => "/admin/jobs",
+    }
+}
 
 const INDEX: &str = include_str!("admin_page/index.html");
 const SCRIPT: &str = include_str!("admin_page/app.js");
@@ -43,14 +50,15 @@ fn escape(text: &str) -> String {
 
 /// The page, its script and its styles; the page's JSON routes live under `api_prefix`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(api_prefix: &str) -> Router<S> {
-    let page = INDEX.replace("{{PAGE}}", PAGE_PATH).replace("{{API}}", &escape(api_prefix));
+    let path = page_path(api_prefix);
+    let page = INDEX.replace("{{PAGE}}", path).replace("{{API}}", &escape(api_prefix));
     let asset = |body: &'static str, kind: &'static str| {
         move || async move { ([(CONTENT_TYPE, HeaderValue::from_static(kind))], body).into_response() }
     };
     Router::new()
-        .route(PAGE_PATH, get(move || async move { Html(page.clone()).into_response() }))
-        .route(&format!("{PAGE_PATH}/app.js"), get(asset(SCRIPT, "text/javascript; charset=utf-8")))
-        .route(&format!("{PAGE_PATH}/app.css"), get(asset(STYLE, "text/css; charset=utf-8")))
+        .route(path, get(move || async move { Html(page.clone()).into_response() }))
+        .route(&format!("{path}/app.js"), get(asset(SCRIPT, "text/javascript; charset=utf-8")))
+        .route(&format!("{path}/app.css"), get(asset(STYLE, "text/css; charset=utf-8")))
         .layer(SetResponseHeaderLayer::overriding(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)))
         .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .layer(SetResponseHeaderLayer::overriding(REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
