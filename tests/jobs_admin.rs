@@ -152,6 +152,23 @@ async fn admins_retry_cancel_and_purge_jobs() {
     assert_eq!(purged.assert_status(200).json::<Value>(), json!({"deleted": 2}), "the dead and the cancelled job");
     problem(&send(Method::GET, format!("/api/v1/admin/jobs/{dead}")).await, 404, "not_found");
     send(Method::GET, format!("/api/v1/admin/jobs/{pending}")).await.assert_status(200);
+
+    let trail: Vec<(String, Option<String>, Option<String>)> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action.starts_with("jobs."))
+        .map(|e| (e.action, e.actor, e.resource))
+        .collect();
+    let root = Some(admin.id.clone());
+    for expected in [
+        ("jobs.retry".to_owned(), root.clone(), Some(format!("jobs/{dead}"))),
+        ("jobs.cancel".to_owned(), root.clone(), Some(format!("jobs/{waiting}"))),
+        ("jobs.purge".to_owned(), root.clone(), None),
+    ] {
+        assert!(trail.contains(&expected), "{expected:?} not in the audit trail {trail:?}");
+    }
+    assert_eq!(trail.len(), 4, "refused changes are not audited (two purges): {trail:?}");
 }
 
 #[tokio::test]

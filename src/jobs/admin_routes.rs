@@ -11,8 +11,11 @@
 //! Every route requires an admin (401 without a token, 403 for another role): it is
 //! the first thing each handler extracts. A job a worker holds (`running`) is never
 //! changed: retry and cancel answer 409. Bad input is a 422 naming the parameter.
+//! Each change is written to the audit trail (`jobs.retry`, `jobs.cancel`,
+//! `jobs.purge`, the admin as actor); the change is made first, so a trail that
+//! cannot be written is logged as a warning and the answer still says what was done.
 
-use axum::extract::{FromRef, Path, Query};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::Json;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,9 @@ use super::backend::{now_ms, JobRecord, JobStatus, Priority};
 use super::routes::rfc3339;
 use super::JobClient;
 use crate::auth::{AdminUser, Auth};
+use crate::db::{AuditLog, Db};
 use crate::error::{ApiError, FieldError};
+use crate::observability::names;
 
 /// A job as an admin sees it: every stored field, times in RFC 3339.
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,12 +169,18 @@ async fn list(_admin: AdminUser, jobs: JobClient, Query(q): Query<ListQuery>) ->
     responses((status = 200, description = "how many finished jobs were deleted", body = Purged),
     (status = 401, description = "no or bad token"), (status = 403, description = "admin role required"),
     (status = 422, description = "`before` missing or not an RFC 3339 time")))]
-async fn purge(_admin: AdminUser, jobs: JobClient, Query(q): Query<PurgeQuery>) -> Result<Json<Purged>, ApiError> {
+async fn purge(
+    admin: AdminUser,
+    jobs: JobClient,
+    State(db): State<Db>,
+    Query(q): Query<PurgeQuery>,
+) -> Result<Json<Purged>, ApiError> {
     let before = q.before.as_deref().ok_or_else(|| invalid("before", "required: an RFC 3339 time"))?;
     let before = chrono::DateTime::parse_from_rfc3339(before)
         .map_err(|_| invalid("before", "must be an RFC 3339 time, such as 2024-01-31T00:00:00Z"))?;
     let deleted = jobs.backend().prune(before.timestamp_millis()).await?;
-    tracing::info!(deleted, before = %before, "finished jobs purged");
+    let details = serde_json::json!({"before": before.to_rfc3339(), "deleted": deleted});
+    audit(&db, &admin, names::AUDIT_JOBS_PURGE, None, details).await;
     Ok(Json(Purged { deleted }))
 }
 
@@ -205,12 +216,16 @@ async fn changed(jobs: &JobClient, id: &str, change: JobChange, allowed: &str) -
     responses((status = 200, description = "the job, pending and due now", body = AdminJob),
     (status = 401, description = "no or bad token"), (status = 403, description = "admin role required"),
     (status = 404, description = "no such job"), (status = 409, description = "the job is not retry or dead")))]
-async fn retry(admin: AdminUser, jobs: JobClient, Path(id): Path<String>) -> Result<Json<AdminJob>, ApiError> {
+async fn retry(
+    admin: AdminUser,
+    jobs: JobClient,
+    State(db): State<Db>,
+    Path(id): Path<String>,
+) -> Result<Json<AdminJob>, ApiError> {
     let change = jobs.backend().retry_job(&id, now_ms()).await?;
-    if change == JobChange::Changed {
-        tracing::info!(job_id = %id, admin = %admin.0.id, "job retried by an admin");
-    }
-    changed(&jobs, &id, change, "retry or dead").await
+    let job = changed(&jobs, &id, change, "retry or dead").await?;
+    audit(&db, &admin, names::AUDIT_JOB_RETRY, Some(&id), serde_json::json!({"task": job.task})).await;
+    Ok(job)
 }
 
 #[utoipa::path(post, path = "/admin/jobs/{id}/cancel", tag = "jobs-admin", security(("bearer" = [])),
@@ -218,12 +233,24 @@ async fn retry(admin: AdminUser, jobs: JobClient, Path(id): Path<String>) -> Res
     responses((status = 200, description = "the job, cancelled", body = AdminJob),
     (status = 401, description = "no or bad token"), (status = 403, description = "admin role required"),
     (status = 404, description = "no such job"), (status = 409, description = "the job is not pending or retry")))]
-async fn cancel(admin: AdminUser, jobs: JobClient, Path(id): Path<String>) -> Result<Json<AdminJob>, ApiError> {
+async fn cancel(
+    admin: AdminUser,
+    jobs: JobClient,
+    State(db): State<Db>,
+    Path(id): Path<String>,
+) -> Result<Json<AdminJob>, ApiError> {
     let change = jobs.backend().cancel_job(&id, now_ms()).await?;
-    if change == JobChange::Changed {
-        tracing::info!(job_id = %id, admin = %admin.0.id, "job cancelled by an admin");
+    let job = changed(&jobs, &id, change, "pending or retry").await?;
+    audit(&db, &admin, names::AUDIT_JOB_CANCEL, Some(&id), serde_json::json!({"task": job.task})).await;
+    Ok(job)
+}
+
+/// Writes an admin's change to the audit trail (see the module docs).
+async fn audit(db: &Db, admin: &AdminUser, action: &str, job: Option<&str>, details: Value) {
+    let resource = job.map(|id| format!("jobs/{id}"));
+    if let Err(e) = AuditLog::new(db.clone()).record(Some(&admin.0.id), action, resource.as_deref(), details).await {
+        tracing::warn!(error = %e, action, "audit event not written");
     }
-    changed(&jobs, &id, change, "pending or retry").await
 }
 
 /// The admins' jobs routes, to mount under the API prefix.
@@ -232,6 +259,7 @@ where
     S: Clone + Send + Sync + 'static,
     JobClient: FromRef<S>,
     Auth: FromRef<S>,
+    Db: FromRef<S>,
 {
     crate::api_doc::DocRoutes::default()
         .documented(utoipa_axum::routes!(list, purge))

@@ -41,6 +41,12 @@ pub const AUDIT_API_KEY_CREATE: &str = "auth.api_key.create";
 pub const AUDIT_API_KEY_REVOKE: &str = "auth.api_key.revoke";
 /// Audit action: an existing account was made an admin by `promote-admin`.
 pub const AUDIT_ADMIN_PROMOTE: &str = "auth.admin_promote";
+/// Audit action: an admin retried a failed or dead job (the jobs view).
+pub const AUDIT_JOB_RETRY: &str = "jobs.retry";
+/// Audit action: an admin cancelled a waiting job (the jobs view).
+pub const AUDIT_JOB_CANCEL: &str = "jobs.cancel";
+/// Audit action: an admin purged finished jobs (the jobs view).
+pub const AUDIT_JOBS_PURGE: &str = "jobs.purge";
 
 /// Log target of the one line per request.
 pub const ACCESS_LOG_TARGET: &str = "http.access";
