@@ -194,6 +194,9 @@ async fn hostile_input_gets_a_precise_4xx() {
         let body = problem(&res, 422, "validation_failed");
         assert_eq!(body["errors"][0]["loc"], json!(["query", field]), "{method} {path}: {body}");
     }
+    let twice = app.get("/api/v1/admin/jobs?limit=1&limit=2").bearer(&admin.access_token).send().await;
+    assert!(twice.status().is_client_error(), "{}", twice.text());
+    assert_eq!(twice.header("content-type"), Some("application/problem+json"));
     // A well-formed cursor naming an id that does not exist is just a place in the order.
     let res = app.get(&format!("/api/v1/admin/jobs?cursor={forged}")).bearer(&admin.access_token).send().await;
     assert_eq!(res.assert_status(200).json::<Value>()["items"], json!([]));

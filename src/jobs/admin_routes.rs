@@ -93,11 +93,13 @@ pub(crate) struct Purged {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    /// Only jobs in this status: pending, running, retry, done, dead, cancelled.
+    /// Only jobs in this status.
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
     /// Only jobs of this task.
     task: Option<String>,
     /// Jobs per page, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -108,6 +110,7 @@ pub(crate) struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PurgeQuery {
     /// Delete jobs finished before this RFC 3339 time (required).
+    #[param(value_type = String, format = DateTime, required = true)]
     before: Option<String>,
 }
 
