@@ -259,8 +259,7 @@ async fn the_view_can_be_turned_off() {
 }
 
 fn base64_url(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    data_encoding::BASE64URL_NOPAD.encode(text.as_bytes())
 }
 
 /// With an empty API prefix the JSON list has `/admin/jobs`, and the page moves to

@@ -7,12 +7,11 @@
 //! script or style; the script builds the DOM with `textContent` only (job payloads
 //! and errors are attacker-controlled text).
 
-use axum::response::{Html, IntoResponse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use http::HeaderValue;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Where the page is served: `/admin/jobs`, unless the JSON routes are there (an
 /// empty `api_prefix`).
@@ -48,21 +47,27 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// One of the page's files, with the page's headers.
+fn file(body: String, kind: &'static str) -> Response {
+    let headers = [
+        (CONTENT_TYPE, HeaderValue::from_static(kind)),
+        (CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)),
+        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    (headers, body).into_response()
+}
+
 /// The page, its script and its styles; the page's JSON routes live under `api_prefix`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(api_prefix: &str) -> Router<S> {
     let path = page_path(api_prefix);
     let page = INDEX.replace("{{PAGE}}", path).replace("{{API}}", &escape(api_prefix));
-    let asset = |body: &'static str, kind: &'static str| {
-        move || async move { ([(CONTENT_TYPE, HeaderValue::from_static(kind))], body).into_response() }
-    };
+    let serve = |body: String, kind: &'static str| get(move || async move { file(body, kind) });
     Router::new()
-        .route(path, get(move || async move { Html(page.clone()).into_response() }))
-        .route(&format!("{path}/app.js"), get(asset(SCRIPT, "text/javascript; charset=utf-8")))
-        .route(&format!("{path}/app.css"), get(asset(STYLE, "text/css; charset=utf-8")))
-        .layer(SetResponseHeaderLayer::overriding(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)))
-        .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .layer(SetResponseHeaderLayer::overriding(REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .route(path, serve(page, "text/html; charset=utf-8"))
+        .route(&format!("{path}/app.js"), serve(SCRIPT.to_owned(), "text/javascript; charset=utf-8"))
+        .route(&format!("{path}/app.css"), serve(STYLE.to_owned(), "text/css; charset=utf-8"))
 }
 
 #[cfg(test)]
