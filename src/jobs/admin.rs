@@ -14,8 +14,8 @@ pub const DEFAULT_PAGE: usize = 50;
 /// The most jobs one page may hold.
 pub const MAX_PAGE: usize = 200;
 
-/// Which jobs to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which jobs to list (the default: every job, [`DEFAULT_PAGE`] per page).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFilter {
     /// Only jobs in this status.
     pub status: Option<JobStatus>,
@@ -25,6 +25,12 @@ pub struct JobFilter {
     pub before: Option<String>,
     /// At most this many jobs (engines clamp it to 1..=[`MAX_PAGE`]).
     pub limit: usize,
+}
+
+impl Default for JobFilter {
+    fn default() -> Self {
+        Self { status: None, task: None, before: None, limit: DEFAULT_PAGE }
+    }
 }
 
 impl JobFilter {
