@@ -236,7 +236,7 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
     }
     /// A page of jobs matching `filter`, newest first (by id: UUID v7 ids sort by
     /// creation), for the admins' jobs view. A page may hold fewer than `limit` jobs
-    /// and still have a next one: follow [`JobPage::next`] until it is `None`.
+    /// and still have a next one: follow [`JobPage::next`](super::JobPage::next) until it is `None`.
     async fn list_jobs(&self, filter: &super::admin::JobFilter) -> Result<super::admin::JobPage, JobError>;
     /// An admin's retry: a `retry` or `dead` job becomes `pending`, due at `now`, with
     /// one attempt more if it had used them all (`max_attempts` rises to `attempts + 1`).

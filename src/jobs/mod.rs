@@ -11,6 +11,8 @@
 //! lease -> `done` | `retry` (after exponential backoff) | `dead` (after `max_attempts`).
 //! A job is never lost: a worker that dies stops renewing its lease and the job is
 //! claimed again when it expires; the dead worker's late acks are refused.
+//! Admins list jobs, retry a `retry` or `dead` one and cancel a `pending` or `retry` one
+//! (status `cancelled`: it never runs) from the jobs view (`admin_routes`, `admin_page`).
 //! Engines: the service's database (`kernel_jobs`, [`SqlQueue`]) by default, Redis
 //! (`RedisQueue`, feature `redis`) when `REDIS_URL` is set.
 //!
