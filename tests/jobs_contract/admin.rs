@@ -170,3 +170,20 @@ pub(crate) async fn admin_changes_never_touch_a_claimed_job(e: &Engine) {
         }
     }
 }
+
+/// A filter that matches one old job behind thousands of others still reaches it by
+/// following the pages (on Redis a call examines a bounded number of ids, so pages
+/// may come back short or empty before it).
+pub(crate) async fn admin_sparse_filter_reaches_old_jobs(e: &Engine) {
+    let client = e.client(registry(), quick()).await;
+    let old = client.enqueue("boom", json!({}), EnqueueOptions::new()).await.unwrap().job_id;
+    let many: Vec<_> = (0..2500).map(|n| ("echo".to_owned(), json!(n), EnqueueOptions::new())).collect();
+    client.enqueue_many(many).await.unwrap();
+    let filter = JobFilter { task: Some("boom".into()), limit: 10, ..JobFilter::default() };
+    assert_eq!(all_pages(&client, filter).await, vec![old.clone()], "{}", e.name);
+    let pending = JobFilter { status: Some(JobStatus::Pending), limit: 200, ..JobFilter::default() };
+    let every = all_pages(&client, pending).await;
+    assert_eq!(every.len(), 2501, "{}", e.name);
+    assert_eq!(every.last(), Some(&old), "{}: oldest last", e.name);
+    assert_eq!(every.iter().collect::<HashSet<_>>().len(), 2501, "{}: no job twice", e.name);
+}

@@ -132,6 +132,7 @@ contract!(
     admin_list_filters_and_pages,
     admin_retry_and_cancel,
     admin_changes_never_touch_a_claimed_job,
+    admin_sparse_filter_reaches_old_jobs,
 );
 
 mod suite {
