@@ -5,6 +5,7 @@
 //! with its error (as text: it holds markup), clicks Retry, and the JSON API shows
 //! the job pending again. The page's CSP (no inline script) must report no violation.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,9 @@ use serde_json::{json, Value};
 /// The W3C name of an element reference in WebDriver answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// `chromedriver` on a free port, killed when dropped.
+/// `chromedriver` on a free port, in a process group of its own with the browsers it
+/// starts: the whole group is killed when dropped, a failed test included (a session
+/// left open would otherwise leave its chromium running).
 struct Driver {
     child: Child,
     url: String,
@@ -24,6 +27,8 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -41,6 +46,7 @@ async fn start_driver(http: &reqwest::Client) -> Driver {
     let port = free_port();
     let child = Command::new(binary)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -157,6 +163,7 @@ async fn an_admin_sees_a_dead_job_in_the_browser_and_retries_it() {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-breakpad",
                      format!("--user-data-dir={}", profile.path().display())],
         },
         "goog:loggingPrefs": {"browser": "ALL"},
