@@ -108,7 +108,8 @@ async fn admins_list_filter_and_page_through_jobs() {
     let one: Value = get(format!("/api/v1/admin/jobs/{}", ids[4])).await.assert_status(200).json();
     assert_eq!(one["result"], json!({"echo": {"n": 0}}));
     assert_eq!(one["status"], "done");
-    for key in ["payload", "max_attempts", "timeout_ms", "priority", "run_at", "updated_at", "user_id"] {
+    for key in ["payload", "max_attempts", "timeout_ms", "priority", "run_at", "updated_at", "user_id", "trace_parent"]
+    {
         assert!(one.get(key).is_some(), "{key} missing from {one}");
     }
     problem(&get("/api/v1/admin/jobs/no-such-job".into()).await, 404, "not_found");

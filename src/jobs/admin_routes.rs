@@ -49,6 +49,8 @@ pub(crate) struct AdminJob {
     run_at: String,
     created_at: String,
     updated_at: String,
+    /// The W3C `traceparent` the job was enqueued under, when it was.
+    trace_parent: Option<String>,
 }
 
 impl From<JobRecord> for AdminJob {
@@ -68,6 +70,7 @@ impl From<JobRecord> for AdminJob {
             run_at: rfc3339(j.run_at),
             created_at: rfc3339(j.created_at),
             updated_at: rfc3339(j.updated_at),
+            trace_parent: j.trace_parent,
         }
     }
 }

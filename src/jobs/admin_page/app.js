@@ -113,7 +113,7 @@
     const dl = $('detail-fields');
     dl.replaceChildren();
     for (const name of ['task', 'status', 'priority', 'attempts', 'max_attempts', 'timeout_ms', 'user_id',
-      'run_at', 'created_at', 'updated_at', 'error', 'payload', 'result']) {
+      'run_at', 'created_at', 'updated_at', 'trace_parent', 'error', 'payload', 'result']) {
       field(dl, name, job[name] === undefined ? null : job[name]);
     }
     $('detail-retry').hidden = !canRetry(job);

@@ -1,4 +1,5 @@
-//! The admins' jobs view on the SQL queue: list, retry, cancel.
+//! The admins' jobs view on the SQL queue: list, retry, cancel, and the deletion of
+//! finished jobs (`prune`, the view's purge).
 //!
 //! A list is one `SELECT` ordered by the primary key (newest id first), one row more
 //! than the page to tell whether another page follows. A retry or a cancel is one
@@ -86,6 +87,16 @@ impl SqlQueue {
             json!(JobStatus::Retry.as_str()),
         ];
         self.change(id, sql, &params).await
+    }
+
+    /// Deletes done, dead and cancelled jobs last changed before `before` (see
+    /// [`QueueBackend::prune`]).
+    pub(super) async fn delete_finished(&self, before: i64) -> Result<u64, JobError> {
+        let finished = [JobStatus::Done, JobStatus::Dead, JobStatus::Cancelled];
+        let mut params: Vec<Value> = finished.iter().map(|s| json!(s.as_str())).collect();
+        params.push(json!(before));
+        let sql = "DELETE FROM [kernel_jobs] WHERE [status] IN (?, ?, ?) AND [updated_at] < ?";
+        Ok(self.db.execute(sql, &params).await?)
     }
 
     /// Runs a guarded `UPDATE` of job `id`; when it hits nothing, says why.

@@ -374,18 +374,7 @@ impl QueueBackend for SqlQueue {
     }
 
     async fn prune(&self, before: i64) -> Result<u64, JobError> {
-        Ok(self
-            .db
-            .execute(
-                "DELETE FROM [kernel_jobs] WHERE [status] IN (?, ?, ?) AND [updated_at] < ?",
-                &[
-                    json!(JobStatus::Done.as_str()),
-                    json!(JobStatus::Dead.as_str()),
-                    json!(JobStatus::Cancelled.as_str()),
-                    json!(before),
-                ],
-            )
-            .await?)
+        self.delete_finished(before).await
     }
 
     async fn list_jobs(&self, filter: &super::JobFilter) -> Result<super::JobPage, JobError> {
