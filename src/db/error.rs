@@ -158,6 +158,11 @@ pub enum DbError {
     /// The database could not be reached or opened.
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The database server cannot be reached (refused, restarting, a dropped
+    /// connection), or no connection was free within the acquire timeout. A client
+    /// gets 503 `database_unavailable` with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The pool was closed with [`Db::close`](crate::db::Db::close).
     #[error("the database pool is closed")]
     Closed,
@@ -184,6 +189,20 @@ pub enum DbError {
 impl DbError {
     pub(crate) fn query(e: impl std::fmt::Display) -> Self {
         Self::Query(e.to_string())
+    }
+
+    /// Whether the database could not be reached (see [`DbError::Unavailable`]):
+    /// what other modules' errors check to answer 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// The answer for an unreachable database: 503 `database_unavailable`, with
+    /// `Retry-After: 1`; the cause goes to the log only.
+    pub fn unavailable_answer(cause: &impl std::fmt::Display) -> ApiError {
+        tracing::warn!(error = %cause, "database unavailable");
+        ApiError::unavailable("database_unavailable", "The database is unavailable; try again shortly")
+            .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
     }
 }
 
@@ -224,6 +243,7 @@ impl From<DbError> for ApiError {
             DbError::ReservedTable { .. } | DbError::UnsafeFilter(_) => ApiError::bad_request(e.to_string()),
             DbError::NotFound { .. } => ApiError::not_found(e.to_string()),
             DbError::Conflict(_) => ApiError::conflict("conflict", "A record with the same unique value exists"),
+            DbError::Unavailable(_) => DbError::unavailable_answer(&e),
             DbError::SchemaChanged => ApiError::unavailable("schema_changed", "The data changed shape; try again")
                 .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1")),
             _ => ApiError::internal(e),
@@ -252,6 +272,9 @@ mod tests {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let changed = ApiError::from(DbError::SchemaChanged);
         assert_eq!(changed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let down = ApiError::from(DbError::Unavailable("pool timed out".into()));
+        assert_eq!((down.status(), down.code()), (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"));
+        assert!(!down.detail().contains("pool"));
         let internal = ApiError::from(DbError::Query("SELECT secret FROM t".into()));
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!internal.detail().contains("SELECT"));
