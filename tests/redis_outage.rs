@@ -112,6 +112,7 @@ async fn a_dead_redis_costs_one_fast_failure_and_sharing_returns_after_its_resta
     settings.redis.url = Some(redis.url().into());
     settings.redis.key_prefix = common::unique_name("outage") + ":";
     settings.reliability.rate_limit_requests = 1_000_000; // counted on every request, never reached
+    settings.features.ready_check_timeout = Duration::from_millis(500);
     let api = Router::new()
         .route("/orders", routing::post(place_order))
         .route("/ping", routing::get(ping))
@@ -131,6 +132,9 @@ async fn a_dead_redis_costs_one_fast_failure_and_sharing_returns_after_its_resta
     let (status, again, replayed) = order(&http, &base, "before-1").await;
     assert_eq!((status, &again, replayed), (200, &first, true));
     assert_eq!(http.get(format!("{base}/api/v1/stream")).send().await.unwrap().status(), 200);
+    let (status, ready) = readyz(&http, &base).await;
+    assert_eq!((status, &ready["checks"]["redis"]["healthy"]), (200, &json!(true)), "{ready}");
+    assert!(ready["checks"]["redis"]["latency_ms"].is_u64(), "{ready}");
 
     // Four clients under load, each request with a fresh key; only the requests sent
     // while Redis is down are recorded.
@@ -171,6 +175,10 @@ async fn a_dead_redis_costs_one_fast_failure_and_sharing_returns_after_its_resta
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "stream_leases_unavailable");
     assert!(started.elapsed() < Duration::from_millis(500), "lease refused in {:?}", started.elapsed());
+    // Readiness names Redis as the dependency that is down.
+    let (status, ready) = readyz(&http, &base).await;
+    assert_eq!((status, &ready["checks"]["redis"]["healthy"]), (503, &json!(false)), "{ready}");
+    assert_eq!(ready["checks"]["database"]["healthy"], true, "{ready}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     down.store(false, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
@@ -214,6 +222,17 @@ async fn a_dead_redis_costs_one_fast_failure_and_sharing_returns_after_its_resta
         assert!(Instant::now() < deadline, "stream leases still refused after Redis came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while readyz(&http, &base).await.0 != 200 {
+        assert!(Instant::now() < deadline, "/readyz still 503 after Redis came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = stop_tx.send(());
     let _ = server.await;
+}
+
+/// `GET /readyz`: the status and the report.
+async fn readyz(http: &reqwest::Client, base: &str) -> (u16, Value) {
+    let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
 }
