@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use app_kernel::db::{DatabaseKind, Find, SchemaPolicy};
-use app_kernel::{ApiError, Db};
+use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
+use app_kernel::{ApiError, Db, Service};
 use axum::body::Body;
 use axum::routing;
 use axum::{Json, Router};
@@ -119,6 +120,14 @@ async fn count(db: Db) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "count": db.count_entities("notes", Find::new()).await? })))
 }
 
+async fn noop(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    Ok(json!({}))
+}
+
+async fn enqueue(jobs: JobClient) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "job_id": jobs.enqueue("noop", json!({}), EnqueueOptions::new()).await?.job_id })))
+}
+
 fn post_note(title: &str) -> Request<Body> {
     Request::post("/api/v1/notes")
         .header("content-type", "application/json")
@@ -137,14 +146,14 @@ async fn timed<F: std::future::Future<Output = common::Reply>>(bound: Duration, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart() {
     let Some(pg) = OwnPostgres::start() else { return };
-    let notes = Router::new().route("/notes", routing::post(save).get(count));
-    let svc = common::service(vec![notes], |s| {
-        s.database.kind = DatabaseKind::Postgres;
-        s.database.url = Some(pg.url().into());
-        s.database.pool_size = 4;
-        s.database.schema = SchemaPolicy::additive();
-    })
-    .await;
+    let api = Router::new().route("/notes", routing::post(save).get(count)).route("/jobs", routing::post(enqueue));
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(dir.path());
+    settings.database.kind = DatabaseKind::Postgres;
+    settings.database.url = Some(pg.url().into());
+    settings.database.pool_size = 4;
+    settings.database.schema = SchemaPolicy::additive();
+    let svc = Service::builder("db_outage").settings(settings).router(api).task("noop", noop).build().await.unwrap();
     let router = svc.router();
     assert_eq!(send(&router, post_note("before")).await.status, 200);
     assert_eq!(get(&router, "/api/v1/notes").await.json()["count"], 1);
@@ -158,7 +167,10 @@ async fn postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restar
         let reply = timed(bound, send(&router, post_note("during"))).await;
         assert_problem(&reply, 503, "database_unavailable");
     }
-    // The auth routes read the user store: the same answer, not a 500.
+    // Enqueueing a job (the queue lives in the database) and the auth routes (the
+    // user store): the same answer, not a 500.
+    let reply = timed(bound, call(&router, "POST", "/api/v1/jobs", None, None)).await;
+    assert_problem(&reply, 503, "database_unavailable");
     let login = json!({ "username": "nobody", "password": "not-a-password" });
     let reply = timed(bound, call(&router, "POST", "/api/v1/auth/login", None, Some(login))).await;
     assert_problem(&reply, 503, "database_unavailable");
@@ -182,5 +194,6 @@ async fn postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restar
         assert_eq!(send(&router, post_note(&format!("after {i}"))).await.status, 200);
     }
     assert_eq!(get(&router, "/api/v1/notes").await.json()["count"], 9);
+    assert_eq!(call(&router, "POST", "/api/v1/jobs", None, None).await.status, 200);
     assert_eq!(get(&router, "/readyz").await.status, 200);
 }
