@@ -188,8 +188,9 @@ pub(crate) fn error(e: sqlx::Error) -> super::DbError {
 /// Whether `e` says the server cannot be reached or dropped the connection, rather
 /// than refusing the statement: no connection within the acquire timeout, a socket
 /// or TLS failure, a connection cut mid-answer, or the server's own "connection
-/// exception" (SQLSTATE class 08) or "operator intervention" (class 57: shutting
-/// down, starting up, terminated by the administrator).
+/// exception" (SQLSTATE class 08; MySQL's shutdown is 08S01) or PostgreSQL's
+/// shutting down, crashed or starting up (57P01 to 57P03; not 57014, a statement
+/// cancelled by its own timeout).
 fn is_unreachable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut
@@ -197,7 +198,9 @@ fn is_unreachable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
         _ => false,
     }
 }
