@@ -1,7 +1,8 @@
 //! Why a database operation failed, and what a client sees of it.
 //!
 //! Caller mistakes (a bad identifier, a value of the wrong type, an unknown field)
-//! become 4xx answers with a precise message; everything else is a 500 whose cause
+//! become 4xx answers with a precise message; a database that cannot be reached is a
+//! 503 `database_unavailable` with `Retry-After`; everything else is a 500. The cause
 //! (engine message, SQL) goes to the log and never to the client.
 
 use crate::db::DatabaseKind;
