@@ -242,3 +242,27 @@ pub(crate) async fn readiness_check(url: &str) -> Result<crate::observability::h
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_breaker_fails_at_once_then_lets_one_probe_through() {
+        let breaker = Breaker::new("test");
+        assert!(matches!(breaker.admit(), Ok(false)), "closed: commands go");
+        let down: RedisError = std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+        assert!(unreachable(&down));
+        breaker.opened(&down);
+        let refused = breaker.admit().expect_err("open: fails at once");
+        assert!(unreachable(&refused), "a store sees the fast failure as Redis being unreachable");
+        // The cool-down is over: one probe goes, the commands beside it still fail.
+        *breaker.retry_at.lock().unwrap() = Some(Instant::now());
+        assert!(matches!(breaker.admit(), Ok(true)), "the probe");
+        assert!(breaker.admit().is_err(), "only one probe per cool-down");
+        breaker.closed();
+        assert!(matches!(breaker.admit(), Ok(false)), "an answered probe closes it");
+        let refusal: RedisError = (redis::ErrorKind::Client, "NOSCRIPT").into();
+        assert!(!unreachable(&refusal), "a refused command says Redis is there");
+    }
+}
