@@ -1,15 +1,32 @@
 //! The one way the kernel opens Redis: a reconnecting [`ConnectionManager`] that
 //! gives up quickly when Redis is down at start-up (a few seconds, not minutes of
 //! the library's default retries), and times out a command that gets no answer.
+//!
+//! The stores of the throttle, the rate limit, idempotency and the stream leases
+//! reach Redis through a [`Keyspace`], whose connection sits behind a breaker: a
+//! command gets [`STORE_RESPONSE_TIMEOUT`] to answer, and after a failure to reach
+//! Redis every command of that keyspace fails at once for [`COOL_DOWN`], after
+//! which one command probes Redis again (success closes the breaker). A dead Redis
+//! thus costs a request one fast failure, never a reconnect wait; each store then
+//! does what it documents (the rate limit and idempotency let the request through,
+//! the leases refuse the stream).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 /// How long one connection attempt may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a command may wait for its answer.
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a command of a [`Keyspace`] store may wait for its answer (a reconnect
+/// included): the store's work is one round trip to a nearby Redis.
+pub(crate) const STORE_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long a [`Keyspace`]'s commands fail at once after Redis could not be reached,
+/// before one command probes it again.
+pub(crate) const COOL_DOWN: Duration = Duration::from_secs(1);
 
 /// A client for `url` whose connections turn TCP keepalive on (the system's timings),
 /// as redis 0.27 did by default; 1.x leaves it off unless asked.
@@ -61,7 +78,7 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// stream leases share.
 #[derive(Clone)]
 pub(crate) struct Keyspace {
-    conn: ConnectionManager,
+    conn: GuardedConn,
     prefix: String,
 }
 
@@ -76,8 +93,9 @@ impl Keyspace {
     ///
     /// # Errors
     /// As [`connect_url`].
-    pub(crate) async fn connect(url: &str, prefix: &str, store: &str) -> Result<Self, redis::RedisError> {
-        Ok(Self { conn: connect_url(url).await?, prefix: format!("{prefix}{store}:") })
+    pub(crate) async fn connect(url: &str, prefix: &str, store: &'static str) -> Result<Self, redis::RedisError> {
+        let conn = GuardedConn { conn: connect_url(url).await?, breaker: Arc::new(Breaker::new(store)) };
+        Ok(Self { conn, prefix: format!("{prefix}{store}:") })
     }
 
     /// The full name of `key`.
@@ -85,10 +103,127 @@ impl Keyspace {
         [self.prefix.as_str(), key].concat()
     }
 
-    /// A handle for one command (connection managers are cheap to clone).
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// A handle for one command (cheap to clone), behind the keyspace's breaker.
+    pub(crate) fn conn(&self) -> GuardedConn {
         self.conn.clone()
     }
+}
+
+/// A [`ConnectionManager`] behind a [`Breaker`]: what [`Keyspace::conn`] hands out.
+#[derive(Clone)]
+pub(crate) struct GuardedConn {
+    conn: ConnectionManager,
+    breaker: Arc<Breaker>,
+}
+
+impl GuardedConn {
+    /// Runs `attempt` on the connection if the breaker lets it through, under
+    /// [`STORE_RESPONSE_TIMEOUT`], and tells the breaker whether Redis answered.
+    async fn run<T, F, Fut>(&self, attempt: F) -> redis::RedisResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let probe = self.breaker.admit()?;
+        let mut result = answered_in_time(attempt(self.conn.clone())).await;
+        // A connection manager whose last reconnect failed answers the next command with
+        // that old failure and only then reconnects: a probe refused so is tried once
+        // more (a refused command never reached Redis, so it did not run).
+        if probe && result.as_ref().is_err_and(RedisError::is_connection_refusal) {
+            result = answered_in_time(attempt(self.conn.clone())).await;
+        }
+        match &result {
+            Err(e) if unreachable(e) => self.breaker.opened(e),
+            _ => self.breaker.closed(),
+        }
+        result
+    }
+}
+
+async fn answered_in_time<T>(
+    command: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    match tokio::time::timeout(STORE_RESPONSE_TIMEOUT, command).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis did not answer in time").into()),
+    }
+}
+
+impl ConnectionLike for GuardedConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(self.run(move |mut conn| async move { conn.req_packed_command(cmd).await }))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(self.run(move |mut conn| async move { conn.req_packed_commands(pipeline, offset, count).await }))
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+/// Whether Redis is taken as reachable: closed (commands go through), or open until
+/// `retry_at`, when one command is let through as a probe and the next probe is
+/// pushed [`COOL_DOWN`] further (so a probe that never finishes blocks nothing).
+#[derive(Debug)]
+struct Breaker {
+    store: &'static str,
+    retry_at: Mutex<Option<Instant>>,
+}
+
+impl Breaker {
+    fn new(store: &'static str) -> Self {
+        Self { store, retry_at: Mutex::new(None) }
+    }
+
+    /// Whether a command may go: `Ok(false)` when closed, `Ok(true)` for the probe of
+    /// an open breaker, an error (at once) otherwise.
+    fn admit(&self) -> redis::RedisResult<bool> {
+        let mut retry_at = self.retry_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *retry_at {
+            None => Ok(false),
+            Some(at) if Instant::now() >= at => {
+                *retry_at = Some(Instant::now() + COOL_DOWN);
+                Ok(true)
+            }
+            Some(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "redis unreachable: failing fast until the next probe",
+            )
+            .into()),
+        }
+    }
+
+    fn opened(&self, e: &RedisError) {
+        let mut retry_at = self.retry_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if retry_at.is_none() {
+            tracing::warn!(store = self.store, error = %e, "redis unreachable; its commands fail at once until a probe answers");
+        }
+        *retry_at = Some(Instant::now() + COOL_DOWN);
+    }
+
+    fn closed(&self) {
+        let mut retry_at = self.retry_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if retry_at.take().is_some() {
+            tracing::info!(store = self.store, "redis reachable again");
+        }
+    }
+}
+
+/// Whether `e` says Redis could not be reached (refused, dropped, timed out), not
+/// that it refused a command.
+fn unreachable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
 }
 
 /// A readiness check called `redis` that pings Redis at `url` on a connection of
@@ -106,4 +241,28 @@ pub(crate) async fn readiness_check(url: &str) -> Result<crate::observability::h
             Ok(format!("redis {}", pong.to_lowercase()))
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_breaker_fails_at_once_then_lets_one_probe_through() {
+        let breaker = Breaker::new("test");
+        assert!(matches!(breaker.admit(), Ok(false)), "closed: commands go");
+        let down: RedisError = std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+        assert!(unreachable(&down));
+        breaker.opened(&down);
+        let refused = breaker.admit().expect_err("open: fails at once");
+        assert!(unreachable(&refused), "a store sees the fast failure as Redis being unreachable");
+        // The cool-down is over: one probe goes, the commands beside it still fail.
+        *breaker.retry_at.lock().unwrap() = Some(Instant::now());
+        assert!(matches!(breaker.admit(), Ok(true)), "the probe");
+        assert!(breaker.admit().is_err(), "only one probe per cool-down");
+        breaker.closed();
+        assert!(matches!(breaker.admit(), Ok(false)), "an answered probe closes it");
+        let refusal: RedisError = (redis::ErrorKind::Client, "NOSCRIPT").into();
+        assert!(!unreachable(&refusal), "a refused command says Redis is there");
+    }
 }

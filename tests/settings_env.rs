@@ -22,6 +22,7 @@ fn defaults_follow_the_spec() {
     assert!(!c.allow_self_signup);
     assert_eq!(c.database_type, DatabaseKind::Sqlite);
     assert_eq!(c.database_host, "localhost");
+    assert_eq!(c.database_acquire_timeout, std::time::Duration::from_millis(1000));
     assert_eq!(c.cors_origins, ["*"]);
     assert_eq!((c.rate_limit_requests, c.rate_limit_window), (100, 60));
     assert!(!c.debug);
@@ -45,6 +46,7 @@ fn every_variable_is_read() {
         ("DATABASE_PORT", "3307"),
         ("DATABASE_USER", "app"),
         ("DATABASE_PASSWORD", "pw"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "250"),
         ("REDIS_URL", "redis://127.0.0.1:6379/0"),
         ("REDIS_KEY_PREFIX", "shop:"),
         ("CORS_ORIGINS", "http://localhost:3000, https://app.example.com"),
@@ -85,6 +87,7 @@ fn every_variable_is_read() {
     assert_eq!(c.database_port, Some(3307));
     assert_eq!(c.database_user.as_deref(), Some("app"));
     assert_eq!(c.database_password.as_ref().unwrap().expose_secret(), "pw");
+    assert_eq!(c.database_acquire_timeout, std::time::Duration::from_millis(250));
     assert_eq!(c.redis_url.as_ref().unwrap().expose_secret(), "redis://127.0.0.1:6379/0");
     assert_eq!(c.redis_key_prefix, "shop:");
     assert_eq!(c.cors_origins, ["http://localhost:3000", "https://app.example.com"]);
@@ -127,6 +130,7 @@ const BAD: &[(&str, &str)] = &[
     ("DATABASE_TYPE", "oracle"),
     ("DATABASE_PORT", "70000"),
     ("DATABASE_SCHEMA", "auto"),
+    ("DATABASE_ACQUIRE_TIMEOUT_MS", "0"),
     ("DATABASE_SCHEMA_MAX_COLUMNS", "0"),
     ("DATABASE_SCHEMA_MAX_NEW_COLUMNS", "many"),
     ("REDIS_URL", "http://localhost:6379"),

@@ -83,6 +83,9 @@ pub enum AuthError {
     /// The auth settings cannot be used (bad PEM key, missing key).
     #[error("auth configuration: {0}")]
     Config(String),
+    /// The user store's database cannot be reached; becomes a 503 `database_unavailable`.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
     /// Something the caller cannot fix (hashing failed, a store is down); becomes a 500.
     #[error("internal auth error: {0}")]
     Internal(String),
@@ -109,6 +112,7 @@ impl AuthError {
             Self::SignupDisabled => "signup_disabled",
             Self::Conflict(_) => "conflict",
             Self::InvalidUsername => "invalid_username",
+            Self::DatabaseUnavailable(_) => "database_unavailable",
             Self::SigningUnavailable(_) | Self::Config(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -126,7 +130,7 @@ impl AuthError {
             | Self::InactiveUser
             | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::WrongPassword => StatusCode::BAD_REQUEST,
             Self::NotAdmin | Self::Forbidden | Self::SignupDisabled => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -138,6 +142,9 @@ impl AuthError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
+        if let AuthError::DatabaseUnavailable(cause) = &e {
+            return crate::db::DbError::unavailable_answer(cause);
+        }
         let status = e.status();
         if status.is_server_error() && !matches!(e, AuthError::Busy { .. }) {
             return ApiError::internal(e);
@@ -162,6 +169,7 @@ mod tests {
             (AuthError::TokenExpired, 401, "token_expired"),
             (AuthError::InvalidToken, 401, "invalid_token"),
             (AuthError::WrongTokenType { expected: "access" }, 401, "wrong_token_type"),
+            (AuthError::DatabaseUnavailable("pool timed out".into()), 503, "database_unavailable"),
             (AuthError::InvalidCredentials, 401, "invalid_credentials"),
             (AuthError::NotAdmin, 403, "not_admin"),
             (AuthError::SignupDisabled, 403, "signup_disabled"),

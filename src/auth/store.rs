@@ -95,6 +95,7 @@ impl From<DbError> for AuthError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Conflict(_) => AuthError::Conflict("Username or email already registered".into()),
+            e if e.is_unavailable() => AuthError::DatabaseUnavailable(e.to_string()),
             e => AuthError::Internal(e.to_string()),
         }
     }

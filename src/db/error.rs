@@ -1,7 +1,8 @@
 //! Why a database operation failed, and what a client sees of it.
 //!
 //! Caller mistakes (a bad identifier, a value of the wrong type, an unknown field)
-//! become 4xx answers with a precise message; everything else is a 500 whose cause
+//! become 4xx answers with a precise message; a database that cannot be reached is a
+//! 503 `database_unavailable` with `Retry-After`; everything else is a 500. The cause
 //! (engine message, SQL) goes to the log and never to the client.
 
 use crate::db::DatabaseKind;
@@ -158,6 +159,11 @@ pub enum DbError {
     /// The database could not be reached or opened.
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The database server cannot be reached (refused, restarting, a dropped
+    /// connection), or no connection was free within the acquire timeout. A client
+    /// gets 503 `database_unavailable` with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The pool was closed with [`Db::close`](crate::db::Db::close).
     #[error("the database pool is closed")]
     Closed,
@@ -184,6 +190,20 @@ pub enum DbError {
 impl DbError {
     pub(crate) fn query(e: impl std::fmt::Display) -> Self {
         Self::Query(e.to_string())
+    }
+
+    /// Whether the database could not be reached (see [`DbError::Unavailable`]):
+    /// what other modules' errors check to answer 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// The answer for an unreachable database: 503 `database_unavailable`, with
+    /// `Retry-After: 1`; the cause goes to the log only.
+    pub fn unavailable_answer(cause: &impl std::fmt::Display) -> ApiError {
+        tracing::warn!(error = %cause, "database unavailable");
+        ApiError::unavailable("database_unavailable", "The database is unavailable; try again shortly")
+            .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
     }
 }
 
@@ -224,6 +244,7 @@ impl From<DbError> for ApiError {
             DbError::ReservedTable { .. } | DbError::UnsafeFilter(_) => ApiError::bad_request(e.to_string()),
             DbError::NotFound { .. } => ApiError::not_found(e.to_string()),
             DbError::Conflict(_) => ApiError::conflict("conflict", "A record with the same unique value exists"),
+            DbError::Unavailable(_) => DbError::unavailable_answer(&e),
             DbError::SchemaChanged => ApiError::unavailable("schema_changed", "The data changed shape; try again")
                 .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1")),
             _ => ApiError::internal(e),
@@ -252,6 +273,9 @@ mod tests {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let changed = ApiError::from(DbError::SchemaChanged);
         assert_eq!(changed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let down = ApiError::from(DbError::Unavailable("pool timed out".into()));
+        assert_eq!((down.status(), down.code()), (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"));
+        assert!(!down.detail().contains("pool"));
         let internal = ApiError::from(DbError::Query("SELECT secret FROM t".into()));
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!internal.detail().contains("SELECT"));

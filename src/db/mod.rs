@@ -72,7 +72,7 @@ pub use error::DbError;
 pub use find::{Cmp, Find};
 pub use migrate::{AppliedMigration, MigrateError, MigrationState, MigrationStatus, Migrations};
 pub use schema_policy::{SchemaLimits, SchemaPolicy};
-pub use settings::{DatabaseKind, DatabaseSettings, SqliteSynchronous};
+pub use settings::{DatabaseKind, DatabaseSettings, SqliteSynchronous, DEFAULT_ACQUIRE_TIMEOUT, MAX_ACQUIRE_TIMEOUT};
 pub use table::EntityTable;
 pub use transaction::Transaction;
 pub use value::ColumnKind;
@@ -240,9 +240,9 @@ async fn open(kind: DatabaseKind, url: &str, settings: &DatabaseSettings) -> Res
             Ok(Box::new(pool))
         }
         #[cfg(feature = "postgres")]
-        DatabaseKind::Postgres => Ok(Box::new(postgres::PgBackend::connect(url, settings.pool_size).await?)),
+        DatabaseKind::Postgres => Ok(Box::new(postgres::PgBackend::connect(url, settings).await?)),
         #[cfg(feature = "mysql")]
-        DatabaseKind::Mysql => Ok(Box::new(mysql::MySqlBackend::connect(url, settings.pool_size).await?)),
+        DatabaseKind::Mysql => Ok(Box::new(mysql::MySqlBackend::connect(url, settings).await?)),
         #[allow(unreachable_patterns)]
         kind => Err(DbError::EngineNotCompiled { kind, feature: kind.feature() }),
     }

@@ -49,6 +49,11 @@ impl DatabaseKind {
     }
 }
 
+/// The default of [`DatabaseSettings::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
+/// The longest [`DatabaseSettings::acquire_timeout`] accepted.
+pub const MAX_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// SQLite's `synchronous` pragma in WAL mode.
 ///
 /// `Normal` (the default) is safe against a crash of the process: a committed
@@ -84,6 +89,10 @@ pub struct DatabaseSettings {
     pub password: Option<SecretString>,
     /// Connections for server engines; readers for SQLite (default 8).
     pub pool_size: u32,
+    /// Server engines: the longest a statement waits for a pool connection, including
+    /// opening one (default 1 s, at most 60 s). Past it, or when the server cannot
+    /// be reached, the request gets 503 `database_unavailable` instead of waiting.
+    pub acquire_timeout: std::time::Duration,
     /// SQLite durability (default `Normal`).
     pub sqlite_synchronous: SqliteSynchronous,
     /// What a save may change in the schema (default [`SchemaPolicy::Closed`]: nothing;
@@ -106,6 +115,7 @@ impl Default for DatabaseSettings {
             user: None,
             password: None,
             pool_size: 8,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             sqlite_synchronous: SqliteSynchronous::Normal,
             schema: SchemaPolicy::Closed,
             warn_full_scans: false,

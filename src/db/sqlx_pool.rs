@@ -19,14 +19,18 @@ macro_rules! sqlx_pool_backend {
         }
 
         impl $backend {
-            /// Connects `pool_size` connections at most.
-            pub(crate) async fn connect(url: &str, pool_size: u32) -> Result<Self, DbError> {
+            /// Connects `settings.pool_size` connections at most. A statement waits at
+            /// most `settings.acquire_timeout` for a connection (opening one included),
+            /// and an idle connection is pinged before it is handed out, so one the
+            /// server dropped (a restart) is replaced rather than failing a request.
+            pub(crate) async fn connect(url: &str, settings: &crate::db::DatabaseSettings) -> Result<Self, DbError> {
                 let pool = <$options>::new()
-                    .max_connections(pool_size.max(1))
-                    .acquire_timeout(std::time::Duration::from_secs(30))
-                    .connect(url)
-                    .await
+                    .max_connections(settings.pool_size.max(1))
+                    .acquire_timeout(settings.acquire_timeout)
+                    .test_before_acquire(true)
+                    .connect_lazy(url)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
+                crate::db::sqlx_pool::first_connection(&pool).await?;
                 Ok(Self { pool })
             }
         }
@@ -102,6 +106,27 @@ macro_rules! sqlx_pool_backend {
 
 pub(crate) use sqlx_pool_backend;
 
+/// How long start-up waits for a server that refuses connections (one starting
+/// beside the service, say) before it gives up; a request never waits this long.
+const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens the pool's first connection, retrying while the server cannot be reached,
+/// for [`BOOT_WAIT`] at most; any other refusal (a wrong password, a missing
+/// database) stops start-up at once.
+pub(crate) async fn first_connection<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Result<(), super::DbError> {
+    let deadline = std::time::Instant::now() + BOOT_WAIT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_unreachable(&e) && std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(super::DbError::Connect(e.to_string())),
+        }
+    }
+}
+
 /// Runs the statement `$run` (an expression that uses the pool connection `$conn`);
 /// when the server refuses a statement that connection cached because its table's
 /// columns changed since (PostgreSQL: "cached plan must not change result type",
@@ -155,7 +180,27 @@ pub(crate) fn error(e: sqlx::Error) -> super::DbError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(d.message().to_owned()),
         sqlx::Error::PoolClosed => DbError::Closed,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Connect(e.to_string()),
+        _ if is_unreachable(&e) => DbError::Unavailable(e.to_string()),
         _ => DbError::query(e),
+    }
+}
+
+/// Whether `e` says the server cannot be reached or dropped the connection, rather
+/// than refusing the statement: no connection within the acquire timeout, a socket
+/// or TLS failure, a connection cut mid-answer, or the server's own "connection
+/// exception" (SQLSTATE class 08; MySQL's shutdown is 08S01) or PostgreSQL's
+/// shutting down, crashed or starting up (57P01 to 57P03; not 57014, a statement
+/// cancelled by its own timeout).
+fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
     }
 }

@@ -18,10 +18,16 @@ pub enum JobError {
     /// The queue's storage (database or Redis) failed.
     #[error("job queue storage: {0}")]
     Storage(String),
+    /// The queue's database cannot be reached; a client gets 503 `database_unavailable`.
+    #[error("job queue storage: database unavailable: {0}")]
+    DatabaseUnavailable(String),
 }
 
 impl From<crate::db::DbError> for JobError {
     fn from(e: crate::db::DbError) -> Self {
+        if e.is_unavailable() {
+            return Self::DatabaseUnavailable(e.to_string());
+        }
         Self::Storage(e.to_string())
     }
 }
@@ -31,6 +37,7 @@ impl From<JobError> for ApiError {
         match e {
             JobError::UnknownTask(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_task", e.to_string()),
             JobError::InvalidPayload(_) => ApiError::bad_request(e.to_string()),
+            JobError::DatabaseUnavailable(_) => crate::db::DbError::unavailable_answer(&e),
             _ => ApiError::internal(e),
         }
     }

@@ -82,6 +82,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "closed",
         "whether a save may create tables and add columns (additive: development)",
     ),
+    var(
+        "DATABASE_ACQUIRE_TIMEOUT_MS",
+        "an integer 1..=60000 (milliseconds)",
+        "1000",
+        "server engines: longest wait for a pool connection before a 503 database_unavailable",
+    ),
     var("DATABASE_SCHEMA_MAX_COLUMNS", "a positive integer", "64", "additive: columns a save may take a table to"),
     var("DATABASE_SCHEMA_MAX_NEW_COLUMNS", "a positive integer", "16", "additive: columns one save may add"),
     secret("REDIS_URL", "redis://... or rediss://...", "unset", "Redis for shared limits, leases and jobs"),

@@ -114,6 +114,13 @@ impl KernelSettings {
         if self.reliability.idempotency_max_keys_per_caller == 0 {
             return Err(SettingsError::rejected("IDEMPOTENCY_MAX_KEYS_PER_CALLER", "must be positive"));
         }
+        let wait = self.database.acquire_timeout;
+        if wait.is_zero() || wait > crate::db::MAX_ACQUIRE_TIMEOUT {
+            return Err(SettingsError::rejected(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                format!("is {} ms; use 1..=60000 ms (default 1000)", wait.as_millis()),
+            ));
+        }
         if self.streaming.max_concurrent_per_user == 0 || self.streaming.lease_ttl_seconds == 0 {
             return Err(SettingsError::rejected(
                 "streaming.max_concurrent_per_user/lease_ttl_seconds",

@@ -46,6 +46,8 @@ pub struct ServiceConfig {
     pub database_password: Option<SecretString>,
     /// What a save may change in the schema (default closed).
     pub database_schema: SchemaPolicy,
+    /// Longest wait for a pool connection (default 1 s).
+    pub database_acquire_timeout: std::time::Duration,
     /// Redis URL: shares limits, leases and jobs across instances.
     pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key (default `app:`).
@@ -109,6 +111,7 @@ impl Default for ServiceConfig {
             database_user: None,
             database_password: None,
             database_schema: SchemaPolicy::Closed,
+            database_acquire_timeout: crate::db::DEFAULT_ACQUIRE_TIMEOUT,
             redis_url: None,
             redis_key_prefix: "app:".into(),
             cors_origins: vec!["*".into()],
@@ -182,6 +185,9 @@ impl ServiceConfig {
         c.database_user = env.string("DATABASE_USER");
         c.database_password = secret("DATABASE_PASSWORD");
         c.database_schema = env.parse("DATABASE_SCHEMA", SchemaPolicy::parse)?.unwrap_or(c.database_schema);
+        c.database_acquire_timeout = env
+            .parse("DATABASE_ACQUIRE_TIMEOUT_MS", |s| s.parse().ok().filter(|ms| (1..=60_000).contains(ms)))?
+            .map_or(c.database_acquire_timeout, std::time::Duration::from_millis);
         let max_columns: Option<usize> = env.positive("DATABASE_SCHEMA_MAX_COLUMNS")?;
         let max_new: Option<usize> = env.positive("DATABASE_SCHEMA_MAX_NEW_COLUMNS")?;
         if let SchemaPolicy::Additive(limits) = &mut c.database_schema {
@@ -261,6 +267,7 @@ impl ServiceConfig {
             user: self.database_user,
             password: self.database_password,
             schema: self.database_schema,
+            acquire_timeout: self.database_acquire_timeout,
             ..DatabaseSettings::default()
         };
         if let Some(url) = &s.database.url {

@@ -1,0 +1,313 @@
+//! A PostgreSQL outage degrades instead of stalling: while the server is down every
+//! request that needs the database gets a 503 `database_unavailable` problem with
+//! `Retry-After` within the acquire timeout (never a 500, never a hang), and once the
+//! server is back the same process serves again within about a second.
+//!
+//! Each test runs a server of its own on a spare port, in a temp dir: a PostgreSQL
+//! cluster (`initdb` + `pg_ctl`, stopped with `-m immediate`) and a MariaDB server
+//! (`mariadb-install-db` + `mariadbd`, killed with SIGKILL); the machine's shared
+//! servers are never stopped.
+#![cfg(any(feature = "postgres", feature = "mysql"))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app_kernel::db::{DatabaseKind, Find, SchemaPolicy};
+use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, TaskError};
+use app_kernel::{ApiError, Db, Service};
+use axum::body::Body;
+use axum::routing;
+use axum::{Json, Router};
+use common::{assert_problem, call, get, send};
+use http::Request;
+use serde_json::{json, Map, Value};
+
+/// A database server of the test's own that the scenario stops and starts again.
+trait OwnServer {
+    fn kind(&self) -> DatabaseKind;
+    fn url(&self) -> String;
+    /// Stops it at once, with no clean goodbye to its clients.
+    fn stop_server(&mut self);
+    fn start_server(&mut self);
+}
+
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A PostgreSQL cluster of the test's own, stopped (immediately) and removed when dropped.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+/// The directory of PostgreSQL's server programs (Debian: `/usr/lib/postgresql/N/bin`).
+fn pg_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl OwnPostgres {
+    /// Starts a cluster, or `None` (a reported skip) when PostgreSQL's server
+    /// programs are not installed and services are not required.
+    fn start() -> Option<Self> {
+        if pg_bin().is_none() {
+            assert!(!common::services_required(), "initdb/pg_ctl not found under /usr/lib/postgresql");
+            common::skipped("db_outage (PostgreSQL server programs not installed)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        if is_root() {
+            // initdb refuses to run as root: the cluster belongs to `postgres`.
+            let ok = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().unwrap().success();
+            assert!(ok, "chown the cluster directory to postgres");
+        }
+        let mut pg = Self { dir, port: spare_port() };
+        let data = pg.data();
+        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        pg.start_server();
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Runs one of PostgreSQL's programs (as `postgres` when the test runs as root).
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = Self::command(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn command(program: &str) -> Command {
+        let program = pg_bin().expect("pg bin").join(program);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        }
+    }
+}
+
+impl OwnServer for OwnPostgres {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Postgres
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn stop_server(&mut self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn start_server(&mut self) {
+        let dir = self.dir.path().display().to_string();
+        let options = format!("-p {} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
+        let log = Path::new(&dir).join("server.log").display().to_string();
+        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "30", "start"]);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        // Already stopped when the test failed during the outage: nothing to do.
+        let _ = Self::command("pg_ctl").args(["-D", &self.data(), "-m", "immediate", "stop"]).output();
+    }
+}
+
+/// A MariaDB server of the test's own (`--skip-grant-tables`: any user, no
+/// password), killed and removed when dropped.
+struct OwnMariaDb {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnMariaDb {
+    /// Starts a server, or `None` (a reported skip) when MariaDB is not installed and
+    /// services are not required.
+    fn start() -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = format!("--datadir={}", dir.path().join("data").display());
+        let installed = Command::new("mariadb-install-db")
+            .args(["--no-defaults", &data, "--skip-test-db", "--auth-root-authentication-method=normal"])
+            .args(is_root().then_some("--user=root"))
+            .output();
+        match installed {
+            Ok(out) if out.status.success() => {}
+            failed => {
+                assert!(!common::services_required(), "mariadb-install-db failed: {failed:?}");
+                common::skipped("db_outage (MariaDB server not installed)");
+                return None;
+            }
+        }
+        let mut db = Self { dir, port: spare_port(), child: None };
+        db.start_server();
+        let out = Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-P", &db.port.to_string(), "-u", "root", "-e", "CREATE DATABASE outage"])
+            .output()
+            .expect("the mariadb client");
+        assert!(out.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&out.stderr));
+        Some(db)
+    }
+}
+
+impl OwnServer for OwnMariaDb {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Mysql
+    }
+
+    fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/outage", self.port)
+    }
+
+    fn stop_server(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn start_server(&mut self) {
+        let dir = self.dir.path();
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .args([&format!("--port={}", self.port), "--bind-address=127.0.0.1", "--skip-grant-tables"])
+            .args(["--skip-log-bin", "--innodb-buffer-pool-size=16M"])
+            .args(is_root().then_some("--user=root"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mariadbd did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnMariaDb {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+async fn save(db: Db, Json(body): Json<Map<String, Value>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(db.save_entity("notes", body).await?)))
+}
+
+async fn count(db: Db) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "count": db.count_entities("notes", Find::new()).await? })))
+}
+
+async fn noop(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    Ok(json!({}))
+}
+
+async fn enqueue(jobs: JobClient) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "job_id": jobs.enqueue("noop", json!({}), EnqueueOptions::new()).await?.job_id })))
+}
+
+fn post_note(title: &str) -> Request<Body> {
+    Request::post("/api/v1/notes")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "title": title }).to_string()))
+        .expect("request")
+}
+
+/// Answers `send` within `bound`, and how long it took.
+async fn timed<F: std::future::Future<Output = common::Reply>>(bound: Duration, send: F) -> common::Reply {
+    let started = Instant::now();
+    let reply = tokio::time::timeout(bound, send).await.unwrap_or_else(|_| panic!("no answer within {bound:?}"));
+    assert!(started.elapsed() < bound, "answered in {:?}", started.elapsed());
+    reply
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart() {
+    let Some(mut pg) = OwnPostgres::start() else { return };
+    outage_and_recovery(&mut pg).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart() {
+    let Some(mut db) = OwnMariaDb::start() else { return };
+    outage_and_recovery(&mut db).await;
+}
+
+/// Serves a kernel on `server`, stops the server, checks the answers during the
+/// outage, starts it again and checks the same process serves.
+async fn outage_and_recovery(server: &mut impl OwnServer) {
+    let api = Router::new().route("/notes", routing::post(save).get(count)).route("/jobs", routing::post(enqueue));
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(dir.path());
+    settings.database.kind = server.kind();
+    settings.database.url = Some(server.url().into());
+    settings.database.pool_size = 4;
+    settings.database.schema = SchemaPolicy::additive();
+    let svc = Service::builder("db_outage").settings(settings).router(api).task("noop", noop).build().await.unwrap();
+    let router = svc.router();
+    assert_eq!(send(&router, post_note("before")).await.status, 200);
+    assert_eq!(get(&router, "/api/v1/notes").await.json()["count"], 1);
+
+    server.stop_server();
+    let bound = Duration::from_millis(1500);
+    for round in 0..3 {
+        let reply = timed(bound, get(&router, "/api/v1/notes")).await;
+        assert_problem(&reply, 503, "database_unavailable");
+        assert_eq!(reply.header("retry-after"), Some("1"), "round {round}");
+        let reply = timed(bound, send(&router, post_note("during"))).await;
+        assert_problem(&reply, 503, "database_unavailable");
+    }
+    // Enqueueing a job (the queue lives in the database) and the auth routes (the
+    // user store): the same answer, not a 500.
+    let reply = timed(bound, call(&router, "POST", "/api/v1/jobs", None, None)).await;
+    assert_problem(&reply, 503, "database_unavailable");
+    let login = json!({ "username": "nobody", "password": "not-a-password" });
+    let reply = timed(bound, call(&router, "POST", "/api/v1/auth/login", None, Some(login))).await;
+    assert_problem(&reply, 503, "database_unavailable");
+    let ready = timed(Duration::from_secs(3), get(&router, "/readyz")).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+
+    server.start_server();
+    let back = Instant::now();
+    loop {
+        let reply = timed(bound, get(&router, "/api/v1/notes")).await;
+        if reply.status == 200 {
+            assert_eq!(reply.json()["count"], 1, "the note saved before the outage is there");
+            break;
+        }
+        assert_problem(&reply, 503, "database_unavailable");
+        assert!(back.elapsed() < Duration::from_secs(3), "still 503 {:?} after the restart", back.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // No broken connection is handed out again: every pool slot serves.
+    for i in 0..8 {
+        assert_eq!(send(&router, post_note(&format!("after {i}"))).await.status, 200);
+    }
+    assert_eq!(get(&router, "/api/v1/notes").await.json()["count"], 9);
+    assert_eq!(call(&router, "POST", "/api/v1/jobs", None, None).await.status, 200);
+    assert_eq!(get(&router, "/readyz").await.status, 200);
+}
