@@ -141,6 +141,7 @@ const BAD: &[(&str, &str)] = &[
     ("SHUTDOWN_DRAIN_SECONDS", "-1"),
     ("IDLE_TIMEOUT", "-1"),
     ("MAX_CONNECTIONS", "0"),
+    ("WORKER_HTTP_ADDR", "localhost:9100"),
     ("LOG_LEVEL", "loud"),
     ("LOG_FORMAT", "xml"),
     ("ADMIN_EMAIL", "root"),

@@ -31,6 +31,7 @@ mod backend;
 mod client;
 mod context;
 mod error;
+mod metrics;
 #[cfg(feature = "redis")]
 mod redis;
 mod registry;
@@ -40,7 +41,7 @@ mod sql;
 mod wakeups;
 mod worker;
 
-pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
+pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend, QueueDepth};
 pub use client::{EnqueueOptions, Enqueued, JobClient};
 pub use context::JobContext;
 pub use error::{JobError, TaskError, INTERNAL_ERROR};

@@ -106,7 +106,9 @@ impl Worker {
     /// The claim failed (storage down).
     pub async fn run_once(&self) -> Result<RunReport, super::JobError> {
         let settings = self.client.settings();
-        let claimed = self.client.backend().claim(&self.id, self.concurrency, settings.lease, now_ms()).await?;
+        let now = now_ms();
+        let claimed = self.client.backend().claim(&self.id, self.concurrency, settings.lease, now).await?;
+        self.client.job_metrics().claimed(&claimed, now);
         let outcomes = futures::future::join_all(claimed.into_iter().map(|c| {
             let id = c.job.id.clone();
             self.execute(c, None).map(move |o| (id, o))
@@ -155,9 +157,12 @@ impl Worker {
             }
             let want = ahead.claim_size(self.concurrency.saturating_sub(running.len()), tokio::time::Instant::now());
             if want > 0 {
-                let claimed_at = tokio::time::Instant::now();
-                match self.client.backend().claim(&self.id, want, settings.lease, now_ms()).await {
-                    Ok(jobs) => ahead.add(jobs, want, claimed_at),
+                let (claimed_at, now) = (tokio::time::Instant::now(), now_ms());
+                match self.client.backend().claim(&self.id, want, settings.lease, now).await {
+                    Ok(jobs) => {
+                        self.client.job_metrics().claimed(&jobs, now);
+                        ahead.add(jobs, want, claimed_at);
+                    }
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
                 }
             }
@@ -210,9 +215,30 @@ impl Worker {
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
+    /// Runs one claimed job and acks it (see [`attempt`](Self::attempt)), counting it
+    /// in its task's metrics.
+    async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
+        let series = self.client.job_metrics().task(&claimed.job.task);
+        series.started.increment(1);
+        let outcome = self.attempt(claimed, acks).await;
+        match outcome {
+            Outcome::Completed => series.completed.increment(1),
+            Outcome::Retried => {
+                series.failed.increment(1);
+                series.retried.increment(1);
+            }
+            Outcome::Dead => {
+                series.failed.increment(1);
+                series.dead.increment(1);
+            }
+            Outcome::Lost => {}
+        }
+        outcome
+    }
+
     /// Runs one claimed job and acks it: a success through `acks` when given (the
     /// acker writes it with others), else directly, like every failure.
-    async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
+    async fn attempt(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
         let ClaimedJob { job, token } = claimed;
         let backend = self.client.backend();
         let settings = self.client.settings();
@@ -234,6 +260,7 @@ impl Worker {
             }
         };
         let timeout = Duration::from_millis(job.timeout_ms.max(1));
+        let began = std::time::Instant::now();
         let run = tokio::time::timeout(timeout, AssertUnwindSafe(work).catch_unwind());
         let lease = settings.lease;
         let heartbeat = async {
@@ -257,6 +284,7 @@ impl Worker {
             },
             () = heartbeat => Err("lease heartbeat stopped".to_owned()),
         };
+        self.client.job_metrics().task(&job.task).run.record(began.elapsed().as_secs_f64());
         let now = now_ms();
         let result = match (result, acks) {
             (Ok(result), Some(acks)) => {

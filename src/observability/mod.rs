@@ -1,4 +1,5 @@
-//! Observability: request ids, structured logs, request metrics, readiness checks.
+//! Observability: request ids, structured logs, metrics (HTTP, jobs, database,
+//! reliability, logins, `process_*`), readiness checks.
 //!
 //! Metric and log-field names are API: they are constants in [`names`].
 
@@ -9,6 +10,7 @@ pub mod log_sink;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod process;
 pub mod request_id;
 mod settings;
 

@@ -8,6 +8,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod depth;
 mod lifecycle;
 mod workers;
 
@@ -125,9 +126,11 @@ contract!(
     running_worker_drains_a_batch,
     stopped_workers_hand_back_what_they_claimed_ahead,
     idle_worker_wakes_on_enqueue,
+    queue_depth_counts_unfinished_jobs,
 );
 
 mod suite {
+    pub(crate) use super::depth::*;
     pub(crate) use super::lifecycle::*;
     pub(crate) use super::workers::*;
 }
