@@ -205,6 +205,45 @@ async fn logins_are_counted_by_outcome() {
     assert_eq!(count("success").await - good, 1.0);
 }
 
+/// A request over the rate limit, a replayed `Idempotency-Key` and a key reused with
+/// another body are each counted once.
+#[tokio::test]
+async fn rate_limit_refusals_and_idempotency_replays_are_counted() {
+    let widgets = axum::Router::new().route("/widgets", axum::routing::post(|| async { "made" }));
+    let svc = common::service(vec![widgets], |s| {
+        s.features.protect_metrics = MetricsProtection::None;
+        s.reliability.rate_limit_requests = 3;
+    })
+    .await;
+    let router = svc.router();
+    let counts = || async {
+        let all = samples(&common::get(&router, "/metrics").await.text());
+        [
+            value(&all, "kernel_rate_limit_refusals_total"),
+            value(&all, "kernel_idempotency_replays_total"),
+            value(&all, r#"kernel_idempotency_conflicts_total{reason="key_reused"}"#),
+        ]
+    };
+    let post = |body: &'static str| {
+        http::Request::post("/api/v1/widgets")
+            .header("idempotency-key", "metrics-key-1")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let before = counts().await;
+    let statuses = [
+        common::send(&router, post("{}")).await.status.as_u16(),
+        common::send(&router, post("{}")).await.status.as_u16(),
+        common::send(&router, post(r#"{"other":1}"#)).await.status.as_u16(),
+        common::send(&router, post("{}")).await.status.as_u16(),
+    ];
+    assert_eq!(statuses, [200, 200, 422, 429], "made, replayed, key reused, over the limit of 3");
+    let after = counts().await;
+    let moved: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(moved, [1.0, 1.0, 1.0], "refusals, replays, key reused");
+}
+
 /// The example's binary (built by `cargo test`, or `cargo build --all-features --examples`).
 fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();

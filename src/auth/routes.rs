@@ -219,24 +219,8 @@ async fn login(
     LoginBody(creds): LoginBody,
 ) -> Result<Json<TokenPair>, ApiError> {
     let result = check_login(store, auth, ip, creds).await;
-    count_login(&result);
+    super::login_metrics::count(&result);
     result
-}
-
-/// Counts a login attempt in `kernel_auth_logins_total` by how it ended (its error's
-/// stable code decides, not its text).
-fn count_login(result: &Result<Json<TokenPair>, ApiError>) {
-    let outcome = match result {
-        Ok(_) => "success",
-        Err(e) => match e.code() {
-            "invalid_credentials" => "bad_credentials",
-            "login_throttled" => "throttled",
-            "server_busy" => "busy",
-            _ if e.status().is_client_error() => "invalid",
-            _ => "error",
-        },
-    };
-    metrics::counter!(names::AUTH_LOGINS_TOTAL, names::LABEL_OUTCOME => outcome).increment(1);
 }
 
 async fn check_login(
