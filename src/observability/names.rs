@@ -18,9 +18,11 @@ pub const ENTITY_SCHEMA_REFUSALS_TOTAL: &str = "kernel_entity_schema_refusals_to
 /// table, by `table`.
 pub const ENTITY_FULL_SCANS_TOTAL: &str = "kernel_entity_full_scans_total";
 
-/// Counter: jobs enqueued, by `task`.
+/// Counter: jobs enqueued, by `task` (`enqueue_in` counts at the insert, even if the
+/// app's transaction is rolled back later).
 pub const JOBS_ENQUEUED_TOTAL: &str = "kernel_jobs_enqueued_total";
-/// Counter: job attempts a worker started, by `task`.
+/// Counter: job attempts a worker started, by `task` (an attempt whose ack was refused
+/// because its lease passed to another worker is counted here only).
 pub const JOBS_STARTED_TOTAL: &str = "kernel_jobs_started_total";
 /// Counter: jobs that finished successfully, by `task`.
 pub const JOBS_COMPLETED_TOTAL: &str = "kernel_jobs_completed_total";
@@ -32,7 +34,8 @@ pub const JOBS_RETRIED_TOTAL: &str = "kernel_jobs_retried_total";
 /// Counter: jobs that failed their last attempt, by `task`.
 pub const JOBS_DEAD_TOTAL: &str = "kernel_jobs_dead_total";
 /// Histogram: seconds from when a job was due (`run_at`: its enqueue, its delay or its
-/// retry time) to its claim by a worker, by `task`.
+/// retry time) to its claim by a worker, by `task`. A job claimed again after a lease
+/// expired counts from its `run_at` too.
 pub const JOBS_PICKUP_LATENCY_SECONDS: &str = "kernel_jobs_pickup_latency_seconds";
 /// Histogram: seconds one attempt of a job ran, by `task`.
 pub const JOBS_RUN_DURATION_SECONDS: &str = "kernel_jobs_run_duration_seconds";
