@@ -48,6 +48,8 @@ pub const JOBS_QUEUE_DEPTH: &str = "kernel_jobs_queue_depth";
 /// sampled at scrape time.
 pub const DB_POOL_CONNECTIONS: &str = "kernel_db_pool_connections";
 /// Counter: statements that waited for a pool connection (none was free), by `engine`.
+/// On PostgreSQL and MySQL the start of a transaction is not counted (sqlx opens it on
+/// a connection of its own choosing); on SQLite it is (it waits for the writer).
 pub const DB_POOL_ACQUIRE_WAITS_TOTAL: &str = "kernel_db_pool_acquire_waits_total";
 /// Histogram: seconds a statement waited for a pool connection, by `engine` (only the
 /// waits: a connection that was free at once is not recorded).
