@@ -24,8 +24,8 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod observability;
-#[cfg(feature = "redis")]
 pub(crate) mod random;
+#[cfg(feature = "redis")]
 pub(crate) mod redis_conn;
 pub mod reliability;
 pub(crate) mod response_hook;
