@@ -37,6 +37,7 @@ pub(crate) struct SqliteBackend {
     /// `None` in memory (no WAL).
     checkpoints: Option<Checkpoints>,
     checkpoint_thread: Mutex<Option<CheckpointThread>>,
+    waits: crate::db::metrics::Waits,
 }
 
 #[derive(Debug)]
@@ -78,14 +79,15 @@ impl SqliteBackend {
                 size: count,
             })
         });
-        Ok(Self { writer, readers, checkpoints, checkpoint_thread: Mutex::new(thread) })
+        let waits = crate::db::metrics::Waits::new("sqlite");
+        Ok(Self { writer, readers, checkpoints, checkpoint_thread: Mutex::new(thread), waits })
     }
 
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        let guard = lock_writer(&self.writer).await;
+        let guard = lock_writer(&self.writer, &self.waits).await;
         let result = tokio::task::spawn_blocking(move || {
             let conn = guard.as_ref().ok_or(DbError::Closed)?;
             if !conn.is_autocommit() {
@@ -114,7 +116,7 @@ impl SqliteBackend {
             Err(_) => {
                 let since = std::time::Instant::now();
                 let permit = readers.permits.clone().acquire_owned().await.map_err(|_| DbError::Closed);
-                crate::db::metrics::waited("sqlite", since);
+                self.waits.waited(since);
                 permit?
             }
         };
@@ -164,7 +166,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
-        let guard = Some(lock_writer(&self.writer).await);
+        let guard = Some(lock_writer(&self.writer, &self.waits).await);
         let mut tx = SqliteTx { guard, checkpoints: self.checkpoints.clone() };
         tx.with(|conn| {
             if !conn.is_autocommit() {
@@ -211,13 +213,13 @@ impl Backend for SqliteBackend {
 
 /// The writer: at once when it is free, else after a wait (counted and timed, see
 /// `db::metrics`).
-async fn lock_writer(writer: &Writer) -> OwnedMutexGuard<Option<Connection>> {
+async fn lock_writer(writer: &Writer, waits: &crate::db::metrics::Waits) -> OwnedMutexGuard<Option<Connection>> {
     if let Ok(guard) = Arc::clone(writer).try_lock_owned() {
         return guard;
     }
     let since = std::time::Instant::now();
     let guard = Arc::clone(writer).lock_owned().await;
-    crate::db::metrics::waited("sqlite", since);
+    waits.waited(since);
     guard
 }
 

@@ -16,6 +16,7 @@ macro_rules! sqlx_pool_backend {
         #[derive(Debug)]
         pub(crate) struct $backend {
             pool: $pool,
+            waits: crate::db::metrics::Waits,
         }
 
         impl $backend {
@@ -27,7 +28,7 @@ macro_rules! sqlx_pool_backend {
                     .connect(url)
                     .await
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Self { pool })
+                Ok(Self { pool, waits: crate::db::metrics::Waits::new($engine) })
             }
 
             /// A connection: a free one at once, else waiting for one (the wait is
@@ -38,7 +39,7 @@ macro_rules! sqlx_pool_backend {
                 }
                 let since = std::time::Instant::now();
                 let conn = self.pool.acquire().await.map_err(error);
-                crate::db::metrics::waited($engine, since);
+                self.waits.waited(since);
                 conn
             }
         }
