@@ -147,6 +147,7 @@ const BAD: &[(&str, &str)] = &[
     ("SHUTDOWN_DRAIN_SECONDS", "-1"),
     ("IDLE_TIMEOUT", "-1"),
     ("MAX_CONNECTIONS", "0"),
+    ("WORKER_HTTP_ADDR", "localhost:9100"),
     ("LOG_LEVEL", "loud"),
     ("LOG_FORMAT", "xml"),
     ("ADMIN_EMAIL", "root"),
@@ -272,4 +273,17 @@ fn external_token_settings_come_from_the_environment() {
     assert_eq!((auth.issuer.as_deref(), auth.audience.as_deref()), (Some("https://id.example.com/"), Some("widgets")));
     assert!(auth.trust_role_claim);
     assert!(!config(&[]).unwrap().into_settings("svc").unwrap().auth.trust_role_claim, "off unless asked");
+}
+
+#[test]
+fn the_worker_http_address_is_off_by_default_and_a_port_alone_binds_loopback() {
+    let worker_addr = |value: Option<&str>| {
+        let pairs: Vec<(&str, &str)> = value.map(|v| ("WORKER_HTTP_ADDR", v)).into_iter().collect();
+        let settings = config(&pairs).unwrap().into_settings("svc").unwrap();
+        settings.server.worker_http_addr.map(|a| a.to_string())
+    };
+    assert_eq!(worker_addr(None), None);
+    assert_eq!(worker_addr(Some("9100")).as_deref(), Some("127.0.0.1:9100"));
+    assert_eq!(worker_addr(Some("0.0.0.0:9100")).as_deref(), Some("0.0.0.0:9100"));
+    assert_eq!(worker_addr(Some("[::1]:9100")).as_deref(), Some("[::1]:9100"));
 }

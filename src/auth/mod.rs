@@ -25,6 +25,7 @@ mod identity_cache;
 mod issued;
 mod key_routes;
 mod keys;
+mod login_metrics;
 mod own_token;
 mod password;
 mod refresh;

@@ -218,6 +218,17 @@ async fn login(
     ClientIp(ip): ClientIp,
     LoginBody(creds): LoginBody,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let result = check_login(store, auth, ip, creds).await;
+    super::login_metrics::count(&result);
+    result
+}
+
+async fn check_login(
+    store: UserStore,
+    auth: Auth,
+    ip: Option<IpAddr>,
+    creds: Credentials,
+) -> Result<Json<TokenPair>, ApiError> {
     let mut errors = Vec::new();
     too_long("username", &creds.username, MAX_LOGIN_BYTES, &mut errors);
     too_long("password", &creds.password, MAX_PASSWORD_BYTES, &mut errors);

@@ -24,6 +24,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn listen(&self, _channel: &str) -> Result<Option<Notifications>, DbError> {
         Ok(None)
     }
+    /// The pool's connections in use and idle, now.
+    fn pool_stats(&self) -> crate::db::metrics::PoolStats;
 }
 
 /// A stream with an item per notification received; an error when the connection
@@ -58,16 +60,18 @@ pub(crate) enum Target<'a> {
 
 impl Target<'_> {
     pub(crate) async fn execute(&mut self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-        match self {
+        let done = match self {
             Self::Pool(b) => b.execute(sql, params).await,
             Self::Tx(t) => t.execute(sql, params).await,
-        }
+        };
+        done.inspect_err(crate::db::metrics::failed)
     }
 
     pub(crate) async fn fetch(&mut self, sql: String, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError> {
-        match self {
+        let rows = match self {
             Self::Pool(b) => b.fetch(sql, params, writes).await,
             Self::Tx(t) => t.fetch(sql, params).await,
-        }
+        };
+        rows.inspect_err(crate::db::metrics::failed)
     }
 }

@@ -37,6 +37,7 @@ mod entity;
 mod entity_api;
 mod error;
 mod find;
+mod metrics;
 mod migrate;
 #[cfg(feature = "mysql")]
 mod mysql;

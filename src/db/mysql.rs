@@ -16,7 +16,15 @@ use crate::db::DbError;
 
 type Query<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
 
-super::sqlx_pool::sqlx_pool_backend!(MySqlBackend, MySqlTx, MySql, MySqlPool, MySqlPoolOptions, "A MySQL pool.");
+super::sqlx_pool::sqlx_pool_backend!(
+    MySqlBackend,
+    MySqlTx,
+    MySql,
+    MySqlPool,
+    MySqlPoolOptions,
+    "mysql",
+    "A MySQL pool."
+);
 
 /// MySQL has no notifications.
 #[allow(clippy::unused_async)]

@@ -16,7 +16,15 @@ use crate::db::DbError;
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-super::sqlx_pool::sqlx_pool_backend!(PgBackend, PgTx, Postgres, PgPool, PgPoolOptions, "A PostgreSQL pool.");
+super::sqlx_pool::sqlx_pool_backend!(
+    PgBackend,
+    PgTx,
+    Postgres,
+    PgPool,
+    PgPoolOptions,
+    "postgres",
+    "A PostgreSQL pool."
+);
 
 /// A NULL with no declared type: the server infers it from where it is used.
 struct UntypedNull;

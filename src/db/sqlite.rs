@@ -36,6 +36,7 @@ pub(crate) struct SqliteBackend {
     /// `None` in memory (no WAL).
     checkpoints: Option<Checkpoints>,
     checkpoint_thread: Mutex<Option<CheckpointThread>>,
+    waits: crate::db::metrics::Waits,
 }
 
 #[derive(Debug)]
@@ -43,6 +44,8 @@ struct Readers {
     path: String,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// How many readers there are.
+    size: usize,
 }
 
 impl SqliteBackend {
@@ -72,16 +75,18 @@ impl SqliteBackend {
                 path: path.to_owned(),
                 idle: Mutex::new(idle),
                 permits: Arc::new(Semaphore::new(count)),
+                size: count,
             })
         });
-        Ok(Self { writer, readers, checkpoints, checkpoint_thread: Mutex::new(thread) })
+        let waits = crate::db::metrics::Waits::new("sqlite");
+        Ok(Self { writer, readers, checkpoints, checkpoint_thread: Mutex::new(thread), waits })
     }
 
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        let guard = self.writer.clone().lock_owned().await;
+        let guard = lock_writer(&self.writer, &self.waits).await;
         let result = tokio::task::spawn_blocking(move || {
             let conn = guard.as_ref().ok_or(DbError::Closed)?;
             if !conn.is_autocommit() {
@@ -105,7 +110,15 @@ impl SqliteBackend {
         f: impl FnOnce(&Connection) -> Result<Option<T>, DbError> + Send + 'static,
     ) -> Result<Option<T>, DbError> {
         let Some(readers) = self.readers.clone() else { return self.write(f).await };
-        let permit = readers.permits.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
+        let permit = match readers.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let since = std::time::Instant::now();
+                let permit = readers.permits.clone().acquire_owned().await.map_err(|_| DbError::Closed);
+                self.waits.waited(since);
+                permit?
+            }
+        };
         tokio::task::spawn_blocking(move || {
             let idle = readers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
             // A reader is missing only if one panicked mid-call; it is replaced.
@@ -152,7 +165,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError> {
-        let guard = Some(self.writer.clone().lock_owned().await);
+        let guard = Some(lock_writer(&self.writer, &self.waits).await);
         let mut tx = SqliteTx { guard, checkpoints: self.checkpoints.clone() };
         tx.with(|conn| {
             if !conn.is_autocommit() {
@@ -173,6 +186,17 @@ impl Backend for SqliteBackend {
         crate::db::sqlite_changes::watch(conn).map(Some)
     }
 
+    fn pool_stats(&self) -> crate::db::metrics::PoolStats {
+        let writer_idle = u64::from(self.writer.try_lock().is_ok());
+        let (readers_idle, readers) = self.readers.as_ref().map_or((0, 0), |r| (r.permits.available_permits(), r.size));
+        let readers_idle = u64::try_from(readers_idle).unwrap_or(0);
+        let readers = u64::try_from(readers).unwrap_or(0);
+        crate::db::metrics::PoolStats {
+            in_use: (1 - writer_idle) + readers.saturating_sub(readers_idle),
+            idle: writer_idle + readers_idle,
+        }
+    }
+
     async fn close(&self) {
         if let Some(readers) = &self.readers {
             readers.permits.close();
@@ -184,6 +208,18 @@ impl Backend for SqliteBackend {
             let _ = tokio::task::spawn_blocking(move || thread.stop()).await;
         }
     }
+}
+
+/// The writer: at once when it is free, else after a wait (counted and timed, see
+/// `db::metrics`).
+async fn lock_writer(writer: &Writer, waits: &crate::db::metrics::Waits) -> OwnedMutexGuard<Option<Connection>> {
+    if let Ok(guard) = Arc::clone(writer).try_lock_owned() {
+        return guard;
+    }
+    let since = std::time::Instant::now();
+    let guard = Arc::clone(writer).lock_owned().await;
+    waits.waited(since);
+    guard
 }
 
 /// A transaction: it owns the writer until commit, rollback or drop.

@@ -11,11 +11,12 @@
 /// Defines `$backend` (a pool) and `$tx` (one of its transactions) for sqlx
 /// database `$db`.
 macro_rules! sqlx_pool_backend {
-    ($backend:ident, $tx:ident, $db:ty, $pool:ty, $options:ty, $doc:literal) => {
+    ($backend:ident, $tx:ident, $db:ty, $pool:ty, $options:ty, $engine:literal, $doc:literal) => {
         #[doc = $doc]
         #[derive(Debug)]
         pub(crate) struct $backend {
             pool: $pool,
+            waits: crate::db::metrics::Waits,
         }
 
         impl $backend {
@@ -31,14 +32,28 @@ macro_rules! sqlx_pool_backend {
                     .connect_lazy(url)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 crate::db::sqlx_pool::first_connection(&pool).await?;
-                Ok(Self { pool })
+                Ok(Self { pool, waits: crate::db::metrics::Waits::new($engine) })
+            }
+
+            /// A connection, through `acquire` so that an idle one is pinged first
+            /// (`try_acquire` would skip that and hand out one a restarted server
+            /// dropped); when none was idle, the wait is counted and timed (see
+            /// `db::metrics`).
+            async fn conn(&self) -> Result<sqlx::pool::PoolConnection<$db>, DbError> {
+                let waits = self.pool.num_idle() == 0;
+                let since = std::time::Instant::now();
+                let conn = self.pool.acquire().await.map_err(error);
+                if waits {
+                    self.waits.waited(since);
+                }
+                conn
             }
         }
 
         #[async_trait::async_trait]
         impl crate::db::backend::Backend for $backend {
             async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError> {
-                let mut conn = self.pool.acquire().await.map_err(error)?;
+                let mut conn = self.conn().await?;
                 let done = crate::db::sqlx_pool::once_more_if_stale!(
                     conn,
                     bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &params).execute(&mut *conn)
@@ -47,7 +62,7 @@ macro_rules! sqlx_pool_backend {
             }
 
             async fn fetch(&self, sql: String, params: Vec<Param>, _writes: bool) -> Result<Vec<Row>, DbError> {
-                let mut conn = self.pool.acquire().await.map_err(error)?;
+                let mut conn = self.conn().await?;
                 let rows = crate::db::sqlx_pool::once_more_if_stale!(
                     conn,
                     bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &params).fetch_all(&mut *conn)
@@ -65,6 +80,12 @@ macro_rules! sqlx_pool_backend {
 
             async fn listen(&self, channel: &str) -> Result<Option<crate::db::backend::Notifications>, DbError> {
                 listen(&self.pool, channel).await
+            }
+
+            fn pool_stats(&self) -> crate::db::metrics::PoolStats {
+                let idle = u64::try_from(self.pool.num_idle()).unwrap_or(0);
+                let size = u64::from(self.pool.size());
+                crate::db::metrics::PoolStats { in_use: size.saturating_sub(idle), idle }
             }
         }
 

@@ -178,6 +178,27 @@ pub enum FailOutcome {
     Dead,
 }
 
+/// The unfinished jobs of a queue, by where they wait. Pending and retrying jobs are
+/// `due` once their `run_at` has come and `scheduled` before; finished jobs (done,
+/// dead) are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Pending or retrying jobs whose `run_at` has come: the backlog workers drain.
+    pub due: u64,
+    /// Pending or retrying jobs whose `run_at` is still ahead (delayed jobs, retries
+    /// in their backoff).
+    pub scheduled: u64,
+    /// Jobs claimed by a worker (an expired lease included, until it is claimed again).
+    pub running: u64,
+}
+
+impl QueueDepth {
+    /// The counts as `(state, count)` pairs, the `state` label's values.
+    pub fn by_state(self) -> [(&'static str, u64); 3] {
+        [("due", self.due), ("scheduled", self.scheduled), ("running", self.running)]
+    }
+}
+
 /// A queue engine. Every engine passes the same contract suite (`tests/jobs_contract.rs`).
 ///
 /// Lifecycle: `pending` -> `running` (under a lease) -> `done` | `retry` -> ... | `dead`;
@@ -244,6 +265,10 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug + 'static {
     /// An admin's cancel: a `pending` or `retry` job becomes `cancelled` (finished,
     /// never run; its unique key is freed). A claimed (`running`) job is refused.
     async fn cancel_job(&self, id: &str, now: i64) -> Result<super::admin::JobChange, JobError>;
+    /// Counts the unfinished jobs at `now` (Unix ms): due, scheduled and running (see
+    /// [`QueueDepth`]), for the `kernel_jobs_queue_depth` gauge. Finished jobs are never
+    /// read, so the count costs as much with millions of them as with none.
+    async fn queue_depth(&self, now: i64) -> Result<QueueDepth, JobError>;
 }
 
 /// Now, in Unix milliseconds.

@@ -90,6 +90,7 @@ struct Inner {
     registry: JobRegistry,
     settings: JobSettings,
     sql: bool,
+    metrics: super::metrics::JobMetrics,
 }
 
 impl std::fmt::Debug for JobClient {
@@ -105,7 +106,7 @@ impl JobClient {
     /// A client over `backend`. `sql` says whether it stores jobs in the service's
     /// database (which makes [`enqueue_in`](Self::enqueue_in) possible).
     pub fn new(backend: Arc<dyn QueueBackend>, registry: JobRegistry, settings: JobSettings, sql: bool) -> Self {
-        Self { inner: Arc::new(Inner { backend, registry, settings, sql }) }
+        Self { inner: Arc::new(Inner { backend, registry, settings, sql, metrics: Default::default() }) }
     }
 
     /// A client on the SQL queue in `db` (creates table `kernel_jobs` if needed).
@@ -186,6 +187,7 @@ impl JobClient {
     ) -> Result<Enqueued, JobError> {
         let job = self.prepare(task, payload, options)?;
         let job_id = self.inner.backend.enqueue(job).await?;
+        self.inner.metrics.task(task).enqueued.increment(1);
         Ok(Enqueued { job_id })
     }
 
@@ -202,7 +204,11 @@ impl JobClient {
     ) -> Result<Vec<Enqueued>, JobError> {
         let prepared =
             jobs.into_iter().map(|(t, p, o)| self.prepare(&t, p, o)).collect::<Result<Vec<_>, JobError>>()?;
+        let tasks: Vec<String> = prepared.iter().map(|j| j.task.clone()).collect();
         let ids = self.inner.backend.enqueue_many(prepared).await?;
+        for task in &tasks {
+            self.inner.metrics.task(task).enqueued.increment(1);
+        }
         Ok(ids.into_iter().map(|job_id| Enqueued { job_id }).collect())
     }
 
@@ -223,6 +229,8 @@ impl JobClient {
         }
         let job = self.prepare(task, payload, options)?;
         let job_id = super::sql::insert_in(tx, job).await?;
+        // Counted when inserted: a transaction rolled back later still counts.
+        self.inner.metrics.task(task).enqueued.increment(1);
         Ok(Enqueued { job_id })
     }
 
@@ -232,6 +240,17 @@ impl JobClient {
     /// The queue failed.
     pub async fn status(&self, job_id: &str) -> Result<Option<JobRecord>, JobError> {
         self.inner.backend.get(job_id).await
+    }
+
+    /// The jobs' metric handles, shared with this client's workers.
+    pub(crate) fn job_metrics(&self) -> &super::metrics::JobMetrics {
+        &self.inner.metrics
+    }
+
+    /// Samples the queue depth into `kernel_jobs_queue_depth` (a `/metrics` scrape
+    /// calls it), unless a sample is younger than a few seconds.
+    pub async fn sample_queue_depth(&self) {
+        self.inner.metrics.sample_depth(&*self.inner.backend).await;
     }
 
     fn prepare(&self, task: &str, payload: impl Serialize, o: EnqueueOptions) -> Result<NewJob, JobError> {

@@ -36,6 +36,7 @@ mod backend;
 mod client;
 mod context;
 mod error;
+mod metrics;
 #[cfg(feature = "redis")]
 mod redis;
 mod registry;
@@ -46,7 +47,7 @@ mod wakeups;
 mod worker;
 
 pub use admin::{JobChange, JobFilter, JobPage, DEFAULT_PAGE, MAX_PAGE};
-pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
+pub use backend::{now_ms, ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend, QueueDepth};
 pub use client::{EnqueueOptions, Enqueued, JobClient};
 pub use context::JobContext;
 pub use error::{JobError, TaskError, INTERNAL_ERROR};

@@ -120,7 +120,9 @@ impl Worker {
     /// The claim failed (storage down).
     pub async fn run_once(&self) -> Result<RunReport, super::JobError> {
         let settings = self.client.settings();
-        let claimed = self.client.backend().claim(&self.id, self.concurrency, settings.lease, now_ms()).await?;
+        let now = now_ms();
+        let claimed = self.client.backend().claim(&self.id, self.concurrency, settings.lease, now).await?;
+        self.client.job_metrics().claimed(&claimed, now);
         let outcomes = futures::future::join_all(claimed.into_iter().map(|c| {
             let id = c.job.id.clone();
             self.execute(c, None).map(move |o| (id, o))
@@ -169,9 +171,12 @@ impl Worker {
             }
             let want = ahead.claim_size(self.concurrency.saturating_sub(running.len()), tokio::time::Instant::now());
             if want > 0 {
-                let claimed_at = tokio::time::Instant::now();
-                match self.client.backend().claim(&self.id, want, settings.lease, now_ms()).await {
-                    Ok(jobs) => ahead.add(jobs, want, claimed_at),
+                let (claimed_at, now) = (tokio::time::Instant::now(), now_ms());
+                match self.client.backend().claim(&self.id, want, settings.lease, now).await {
+                    Ok(jobs) => {
+                        self.client.job_metrics().claimed(&jobs, now);
+                        ahead.add(jobs, want, claimed_at);
+                    }
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
                 }
             }
@@ -224,13 +229,13 @@ impl Worker {
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
-    /// Runs one claimed job and acks it (see [`run_claimed`](Self::run_claimed)) as a
+    /// Runs one claimed job and acks it (see [`counted`](Self::counted)) as a
     /// span of the trace stored with it: every log line of the job, the task's own
     /// included, carries its `trace_id`.
     async fn execute(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
         let trace = TraceContext::for_job(&claimed.job.id, claimed.job.trace_parent.as_deref());
         let span = JobSpan::start(&claimed.job.task, &claimed.job.id, claimed.job.attempts);
-        let work = self.run_claimed(claimed, acks);
+        let work = self.counted(claimed, acks);
         match span {
             Some(span) => {
                 let outcome = trace_context::scope(trace, JobSpan::wrap(&trace, work)).await;
@@ -239,6 +244,27 @@ impl Worker {
             }
             None => trace_context::scope(trace, work).await,
         }
+    }
+
+    /// Runs one claimed job and acks it (see [`run_claimed`](Self::run_claimed)), counting it
+    /// in its task's metrics.
+    async fn counted(&self, claimed: ClaimedJob, acks: Option<&mpsc::Sender<Completion>>) -> Outcome {
+        let series = self.client.job_metrics().task(&claimed.job.task);
+        series.started.increment(1);
+        let outcome = self.run_claimed(claimed, acks).await;
+        match outcome {
+            Outcome::Completed => series.completed.increment(1),
+            Outcome::Retried => {
+                series.failed.increment(1);
+                series.retried.increment(1);
+            }
+            Outcome::Dead => {
+                series.failed.increment(1);
+                series.dead.increment(1);
+            }
+            Outcome::Lost => {}
+        }
+        outcome
     }
 
     /// Runs one claimed job and acks it: a success through `acks` when given (the
@@ -265,6 +291,7 @@ impl Worker {
             }
         };
         let timeout = Duration::from_millis(job.timeout_ms.max(1));
+        let began = std::time::Instant::now();
         let run = tokio::time::timeout(timeout, AssertUnwindSafe(work).catch_unwind());
         let lease = settings.lease;
         let heartbeat = async {
@@ -288,6 +315,7 @@ impl Worker {
             },
             () = heartbeat => Err("lease heartbeat stopped".to_owned()),
         };
+        self.client.job_metrics().task(&job.task).run.record(began.elapsed().as_secs_f64());
         let now = now_ms();
         let result = match (result, acks) {
             (Ok(result), Some(acks)) => {

@@ -1,5 +1,9 @@
 //! The Prometheus recorder: installed once per process, shared by every service
-//! in it, rendered by the `/metrics` route.
+//! in it, rendered by the `/metrics` route (the API's, and the worker's own port).
+//!
+//! Every family is described (`# HELP`, `# TYPE`) from [`names::METRICS`] when the
+//! recorder is installed, and every histogram gets buckets (the exporter would render
+//! one without buckets as a summary).
 
 use std::sync::OnceLock;
 
@@ -12,6 +16,10 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Latency buckets in seconds, from 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Job pickup and run time buckets in seconds, from 5 ms to an hour.
+const JOB_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
 /// The process's Prometheus handle, installing the global recorder on first use.
 ///
 /// If another recorder was installed first (by the app), the kernel still renders
@@ -19,9 +27,16 @@ const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(names::HTTP_REQUEST_DURATION_SECONDS.into()), LATENCY_BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let buckets = [
+                (names::HTTP_REQUEST_DURATION_SECONDS, LATENCY_BUCKETS),
+                (names::DB_POOL_ACQUIRE_WAIT_SECONDS, LATENCY_BUCKETS),
+                (names::JOBS_PICKUP_LATENCY_SECONDS, JOB_BUCKETS),
+                (names::JOBS_RUN_DURATION_SECONDS, JOB_BUCKETS),
+            ];
+            let builder = buckets.into_iter().fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                b.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
+                    .unwrap_or_else(|_| PrometheusBuilder::new())
+            });
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
@@ -32,12 +47,14 @@ pub fn prometheus() -> PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!(names::HTTP_REQUESTS_TOTAL, "Finished HTTP requests");
-    metrics::describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, metrics::Unit::Seconds, "HTTP request latency");
-    metrics::describe_gauge!(names::HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being served");
-    metrics::describe_counter!(names::READINESS_CHECK_FAILURES_TOTAL, "Readiness checks that failed");
-    metrics::describe_counter!(names::ENTITY_SCHEMA_REFUSALS_TOTAL, "Entity saves refused by the schema policy");
-    metrics::describe_counter!(names::ENTITY_FULL_SCANS_TOTAL, "Filtered finds that read every row of a large table");
+    for m in names::METRICS {
+        let help = m.help;
+        match m.kind {
+            names::MetricKind::Counter => metrics::describe_counter!(m.name, help),
+            names::MetricKind::Gauge => metrics::describe_gauge!(m.name, help),
+            names::MetricKind::Histogram => metrics::describe_histogram!(m.name, help),
+        }
+    }
 }
 
 /// Drains the histograms' sample buffers into their buckets every few seconds, as

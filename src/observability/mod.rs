@@ -1,4 +1,5 @@
-//! Observability: request ids, trace context, structured logs, request metrics, readiness checks.
+//! Observability: request ids, trace context, structured logs, metrics (HTTP, jobs,
+//! database, reliability, logins, `process_*`), readiness checks.
 //!
 //! Metric and log-field names are API: they are constants in [`names`].
 
@@ -10,6 +11,7 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod otel;
+pub mod process;
 pub mod request_id;
 mod settings;
 pub mod trace_context;

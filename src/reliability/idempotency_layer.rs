@@ -35,6 +35,7 @@ use tower::{Layer, Service};
 
 use super::idempotency::{Begin, IdempotencyStore, Record, StoredResponse};
 use crate::error::ApiError;
+use crate::observability::names;
 
 /// The request header that names a key.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -181,26 +182,35 @@ where
             shared.store_failed(&e);
             inner.call(request).await
         }
-        Ok(Begin::Running) => Ok(ApiError::conflict(
-            "idempotency_in_progress",
-            "A request with this Idempotency-Key is still being processed; retry later",
-        )
-        .into_response()),
-        Ok(Begin::OtherRequest) => Ok(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used with a different request (method, path or body)",
-        )
-        .into_response()),
-        Ok(Begin::Done(stored)) => Ok(replay(stored)),
-        Ok(Begin::TooLarge(status)) => Ok(ApiError::conflict(
-            "idempotency_response_not_kept",
-            format!(
-                "The first request with this Idempotency-Key was answered with status {status}, but its response \
-                 was too large to keep; it is not run again: read the result instead"
+        Ok(Begin::Running) => Ok(conflict(
+            "in_progress",
+            ApiError::conflict(
+                "idempotency_in_progress",
+                "A request with this Idempotency-Key is still being processed; retry later",
             ),
-        )
-        .into_response()),
+        )),
+        Ok(Begin::OtherRequest) => Ok(conflict(
+            "key_reused",
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request (method, path or body)",
+            ),
+        )),
+        Ok(Begin::Done(stored)) => {
+            metrics::counter!(names::IDEMPOTENCY_REPLAYS_TOTAL).increment(1);
+            Ok(replay(stored))
+        }
+        Ok(Begin::TooLarge(status)) => Ok(conflict(
+            "response_not_kept",
+            ApiError::conflict(
+                "idempotency_response_not_kept",
+                format!(
+                    "The first request with this Idempotency-Key was answered with status {status}, but its response \
+                 was too large to keep; it is not run again: read the result instead"
+                ),
+            ),
+        )),
         Ok(Begin::Started) => {
             let response = inner.call(request).await?;
             Ok(shared.keep(&caller, &key, fingerprint, response).await)
@@ -266,6 +276,7 @@ impl Shared {
     }
 
     fn store_failed(&self, e: &super::ReliabilityError) {
+        metrics::counter!(names::IDEMPOTENCY_STORE_FAILURES_TOTAL).increment(1);
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures.is_power_of_two() {
             tracing::warn!(error = %e, failures, "idempotency store unavailable; requests run without their key");
@@ -306,6 +317,12 @@ fn too_large(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// A refusal for the request's key, counted in `kernel_idempotency_conflicts_total`.
+fn conflict(reason: &'static str, error: ApiError) -> Response {
+    metrics::counter!(names::IDEMPOTENCY_CONFLICTS_TOTAL, names::LABEL_REASON => reason).increment(1);
+    error.into_response()
 }
 
 fn replay(stored: StoredResponse) -> Response {

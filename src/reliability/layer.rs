@@ -22,6 +22,7 @@ use tower::{Layer, Service};
 
 use super::rate_limit::{RateDecision, RateLimiter};
 use crate::error::ApiError;
+use crate::observability::names;
 
 /// `RateLimit-Limit`: requests allowed per window.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -149,6 +150,7 @@ where
             let decision = match shared.limiter.check(&caller).await {
                 Ok(decision) => decision,
                 Err(e) => {
+                    metrics::counter!(names::RATE_LIMIT_STORE_FAILURES_TOTAL).increment(1);
                     let failures = shared.failures.fetch_add(1, Ordering::Relaxed) + 1;
                     if failures.is_power_of_two() {
                         tracing::warn!(error = %e, failures, "rate limit store unavailable; requests go on unlimited");
@@ -159,6 +161,7 @@ where
             let mut response = if decision.allowed {
                 inner.call(Request::from_parts(parts, body)).await?
             } else {
+                metrics::counter!(names::RATE_LIMIT_REFUSALS_TOTAL).increment(1);
                 let detail = format!(
                     "Rate limit exceeded: {} requests per {} seconds; retry in {} seconds",
                     decision.limit, shared.window_secs, decision.reset_secs

@@ -103,15 +103,7 @@ impl ServiceBuilder {
                 kernel.db().close().await;
                 done.map_err(|e| admin_error("promote-admin", e))
             }
-            Command::Worker => {
-                tracing::info!(
-                    service = kernel.name(),
-                    "worker ready (no HTTP routes, no rate limit or idempotency stores)"
-                );
-                kernel.worker().run_until_stopped(super::shutdown_signal()).await;
-                kernel.db().close().await;
-                Ok(())
-            }
+            Command::Worker => super::worker_http::run_worker(kernel).await,
             // Answered above, before the kernel starts.
             Command::Migrate { .. } => Ok(()),
         }

@@ -21,6 +21,7 @@ pub mod stack;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod watchdog;
+mod worker_http;
 
 use std::future::Future;
 

@@ -116,9 +116,19 @@ pub(crate) async fn api_index(kernel: Kernel) -> Json<serde_json::Value> {
     (status = 200, description = "Prometheus text format"), (status = 401, description = "no or bad token (admin protection)"), (status = 403, description = "not an admin, or not an internal address")))]
 pub(crate) async fn metrics_text(kernel: Kernel, mut parts: Parts) -> Result<Response, ApiError> {
     authorize_metrics(&kernel, &mut parts).await?;
+    sample(&kernel).await;
     let body = metrics::prometheus().render();
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Brings the sampled families up to date before a render: `process_*`, the pool's
+/// connections, the queue depth (asked of the engine at most every few seconds). Only
+/// scrapes pay for them; requests never do.
+async fn sample(kernel: &Kernel) {
+    crate::observability::process::record();
+    kernel.db().sample_pool();
+    kernel.jobs().sample_queue_depth().await;
 }
 
 async fn authorize_metrics(kernel: &Kernel, parts: &mut Parts) -> Result<(), ApiError> {

@@ -130,6 +130,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "a connection silent this long is closed",
     ),
     var("MAX_CONNECTIONS", "a positive integer", "1024", "connections served at once; more wait"),
+    var(
+        "WORKER_HTTP_ADDR",
+        "a port (binds 127.0.0.1) or IP:port",
+        "unset (off)",
+        "the worker role's own /metrics and /healthz",
+    ),
     var("LOG_LEVEL", "trace, debug, info, warn, error (any case)", "info", "log verbosity"),
     var("LOG_FORMAT", "json, pretty", "json", "log line format"),
     var("ADMIN_EMAIL", "an email address", "unset", "first admin, created at start-up if none exists"),

@@ -44,6 +44,9 @@ pub struct ServerSettings {
     /// header that is not a trusted proxy (for the rate limit, the login throttle and
     /// `internal` metrics).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where the `worker` role serves its own `/metrics` and `/healthz` (default
+    /// `None`: it serves no HTTP). `WORKER_HTTP_ADDR`; a port alone binds loopback.
+    pub worker_http_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -60,6 +63,7 @@ impl Default for ServerSettings {
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: 1024,
             trusted_proxies: Vec::new(),
+            worker_http_addr: None,
         }
     }
 }

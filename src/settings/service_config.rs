@@ -78,6 +78,9 @@ pub struct ServiceConfig {
     pub idle_timeout: Option<std::time::Duration>,
     /// Connections served at once (default 1024).
     pub max_connections: usize,
+    /// The `worker` role's own HTTP address for `/metrics` and `/healthz` (default
+    /// `None`: none).
+    pub worker_http_addr: Option<std::net::SocketAddr>,
     /// Log level (default `info`).
     pub log_level: String,
     /// Log format (default JSON).
@@ -127,6 +130,7 @@ impl Default for ServiceConfig {
             header_read_timeout: super::ServerSettings::default().header_read_timeout,
             idle_timeout: super::ServerSettings::default().idle_timeout,
             max_connections: super::ServerSettings::default().max_connections,
+            worker_http_addr: None,
             log_level: "info".into(),
             log_format: LogFormat::Json,
             admin_email: None,
@@ -215,6 +219,7 @@ impl ServiceConfig {
         c.header_read_timeout = env.parse("HEADER_READ_TIMEOUT", parse_seconds)?.unwrap_or(c.header_read_timeout);
         c.idle_timeout = env.parse("IDLE_TIMEOUT", parse_seconds)?.unwrap_or(c.idle_timeout);
         c.max_connections = env.positive("MAX_CONNECTIONS")?.unwrap_or(c.max_connections);
+        c.worker_http_addr = env.parse("WORKER_HTTP_ADDR", parse_worker_addr)?.or(c.worker_http_addr);
         c.log_level = env.parse("LOG_LEVEL", env::parse_log_level)?.unwrap_or(c.log_level);
         c.log_format = env.parse("LOG_FORMAT", parse_log_format)?.unwrap_or(c.log_format);
         c.admin_email = env.parse("ADMIN_EMAIL", |s| s.contains('@').then(|| s.to_owned()))?;
@@ -246,6 +251,7 @@ impl ServiceConfig {
         s.server.header_read_timeout = self.header_read_timeout;
         s.server.idle_timeout = self.idle_timeout;
         s.server.max_connections = self.max_connections;
+        s.server.worker_http_addr = self.worker_http_addr;
         s.server.trusted_proxies = self.trusted_proxies;
         s.auth.enabled = self.auth_enabled;
         s.auth.token_secret = self.jwt_secret;
@@ -302,6 +308,14 @@ fn parse_host(s: &str) -> Option<String> {
     let ok = s.parse::<std::net::IpAddr>().is_ok()
         || s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     ok.then(|| s.to_owned())
+}
+
+/// `PORT` (on 127.0.0.1) or `IP:PORT` (`[::1]:PORT` for IPv6).
+fn parse_worker_addr(s: &str) -> Option<std::net::SocketAddr> {
+    match s.parse::<u16>() {
+        Ok(port) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => s.parse().ok(),
+    }
 }
 
 /// Whole seconds; 0 is `None` (off).

@@ -9,6 +9,7 @@
 mod admin;
 #[path = "../common/mod.rs"]
 mod common;
+mod depth;
 mod lifecycle;
 mod trace;
 mod workers;
@@ -133,10 +134,12 @@ contract!(
     admin_retry_and_cancel,
     admin_changes_never_touch_a_claimed_job,
     admin_sparse_filter_reaches_old_jobs,
+    queue_depth_counts_unfinished_jobs,
 );
 
 mod suite {
     pub(crate) use super::admin::*;
+    pub(crate) use super::depth::*;
     pub(crate) use super::lifecycle::*;
     pub(crate) use super::trace::*;
     pub(crate) use super::workers::*;

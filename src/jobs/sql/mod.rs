@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend};
+use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend, QueueDepth};
 use super::JobError;
 use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
@@ -387,5 +387,22 @@ impl QueueBackend for SqlQueue {
 
     async fn cancel_job(&self, id: &str, now: i64) -> Result<super::JobChange, JobError> {
         self.cancel_waiting(id, now).await
+    }
+
+    /// Three counts in one statement, each matching a partial index of PostgreSQL
+    /// (`kernel_jobs_waiting`, `kernel_jobs_leases`; the statuses are literals so that
+    /// its cached plan can use them) or a range of `kernel_jobs_due` elsewhere:
+    /// finished jobs are never read.
+    async fn queue_depth(&self, now: i64) -> Result<QueueDepth, JobError> {
+        let (pending, retry, running) =
+            (JobStatus::Pending.as_str(), JobStatus::Retry.as_str(), JobStatus::Running.as_str());
+        let waiting = format!("SELECT COUNT(*) FROM [kernel_jobs] WHERE [status] IN ('{pending}', '{retry}')");
+        let sql = format!(
+            "SELECT ({waiting} AND [run_at] <= ?) AS [due], ({waiting} AND [run_at] > ?) AS [scheduled], \
+             (SELECT COUNT(*) FROM [kernel_jobs] WHERE [status] = '{running}') AS [running]"
+        );
+        let row = self.db.fetch_optional(&sql, &[json!(now), json!(now)]).await?;
+        let count = |col: &str| row.as_ref().map_or(0, |r| u64::try_from(int(r, col)).unwrap_or(0));
+        Ok(QueueDepth { due: count("due"), scheduled: count("scheduled"), running: count("running") })
     }
 }
