@@ -20,6 +20,7 @@ use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
 mod admin;
 mod claim;
+mod depth;
 mod postgres;
 mod upgrade;
 mod wake;
@@ -394,15 +395,6 @@ impl QueueBackend for SqlQueue {
     /// its cached plan can use them) or a range of `kernel_jobs_due` elsewhere:
     /// finished jobs are never read.
     async fn queue_depth(&self, now: i64) -> Result<QueueDepth, JobError> {
-        let (pending, retry, running) =
-            (JobStatus::Pending.as_str(), JobStatus::Retry.as_str(), JobStatus::Running.as_str());
-        let waiting = format!("SELECT COUNT(*) FROM [kernel_jobs] WHERE [status] IN ('{pending}', '{retry}')");
-        let sql = format!(
-            "SELECT ({waiting} AND [run_at] <= ?) AS [due], ({waiting} AND [run_at] > ?) AS [scheduled], \
-             (SELECT COUNT(*) FROM [kernel_jobs] WHERE [status] = '{running}') AS [running]"
-        );
-        let row = self.db.fetch_optional(&sql, &[json!(now), json!(now)]).await?;
-        let count = |col: &str| row.as_ref().map_or(0, |r| u64::try_from(int(r, col)).unwrap_or(0));
-        Ok(QueueDepth { due: count("due"), scheduled: count("scheduled"), running: count("running") })
+        self.depth(now).await
     }
 }
