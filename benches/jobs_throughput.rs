@@ -12,9 +12,9 @@
 //! its `enqueue` call (the pickup latency). Before those, the idle worker's process CPU
 //! over `IDLE` is taken (its threads' run time from `/proc/self/task/*/schedstat`, Linux
 //! only; the bench does nothing else meanwhile): the cost of waiting for work. Every
-//! engine runs `RUNS` times and the table shows the median of each column. Override the counts with `KERNEL_BENCH_JOBS`,
-//! `KERNEL_BENCH_RUNS`, `KERNEL_BENCH_LATENCY_JOBS`, and the worker's `worker_count`
-//! with `KERNEL_BENCH_CONCURRENCY`.
+//! engine runs `RUNS` times and the table shows the median of each column. Override the
+//! counts with `KERNEL_BENCH_JOBS`, `KERNEL_BENCH_RUNS`, `KERNEL_BENCH_LATENCY_JOBS`, and
+//! the worker's `worker_count` with `KERNEL_BENCH_CONCURRENCY`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
