@@ -9,10 +9,12 @@
 //! `JobSettings` (`worker_count` 4, `poll_interval` 500 ms; the drain rate); the total is
 //! `JOBS` over both times. Then, with a worker started and idle, enqueue `LATENCY_JOBS`
 //! jobs one at a time, one every `GAP`; each handler records the time since just before
-//! its `enqueue` call (the pickup latency). Every engine runs `RUNS` times and the table
-//! shows the median of each column. Override the counts with `KERNEL_BENCH_JOBS`,
-//! `KERNEL_BENCH_RUNS`, `KERNEL_BENCH_LATENCY_JOBS`, and the worker's `worker_count`
-//! with `KERNEL_BENCH_CONCURRENCY`.
+//! its `enqueue` call (the pickup latency). Before those, the idle worker's process CPU
+//! over `IDLE` is taken (its threads' run time from `/proc/self/task/*/schedstat`, Linux
+//! only; the bench does nothing else meanwhile): the cost of waiting for work. Every
+//! engine runs `RUNS` times and the table shows the median of each column. Override the
+//! counts with `KERNEL_BENCH_JOBS`, `KERNEL_BENCH_RUNS`, `KERNEL_BENCH_LATENCY_JOBS`, and
+//! the worker's `worker_count` with `KERNEL_BENCH_CONCURRENCY`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,6 +29,18 @@ mod engine;
 
 const BATCH: usize = 500;
 const GAP: Duration = Duration::from_millis(2);
+const IDLE: Duration = Duration::from_secs(3);
+
+/// This process's CPU time so far, summed over its live threads (nanoseconds from
+/// `/proc/self/task/*/schedstat`), if the OS says (Linux).
+fn cpu_time() -> Option<Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
+}
 
 fn count(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -82,6 +96,7 @@ struct Figures {
     total: f64,
     p50_ms: f64,
     p99_ms: f64,
+    idle_cpu_pct: f64,
 }
 
 fn percentile(sorted_us: &[u64], p: f64) -> f64 {
@@ -115,6 +130,12 @@ async fn run(engine: &engine::Engine, jobs: usize, latency_jobs: usize, concurre
     let p = Arc::clone(&probe);
     let idle = tokio::spawn(worker.run_until_stopped(async move { p.reached.notified().await }));
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu0 = cpu_time();
+    tokio::time::sleep(IDLE).await;
+    let idle_cpu_pct = match (cpu0, cpu_time()) {
+        (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / IDLE.as_secs_f64() * 100.0,
+        _ => f64::NAN,
+    };
     let mut tick = tokio::time::interval(GAP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for _ in 0..latency_jobs {
@@ -133,6 +154,7 @@ async fn run(engine: &engine::Engine, jobs: usize, latency_jobs: usize, concurre
         total: rate(jobs, enqueue_time + drain_time),
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
+        idle_cpu_pct,
     }
 }
 
@@ -166,16 +188,17 @@ fn main() {
         rows.push((engine.name, figures));
     }
     println!("\n{jobs} no-op jobs, worker_count {concurrency}, pickup over {latency_jobs} jobs; median of {runs} runs");
-    println!("| engine | enqueue jobs/s | drain jobs/s | total jobs/s | pickup p50 ms | pickup p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| engine | enqueue jobs/s | drain jobs/s | total jobs/s | pickup p50 ms | pickup p99 ms | idle CPU % |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, f) in &rows {
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
             median(f, |f| f.enqueue),
             median(f, |f| f.drain),
             median(f, |f| f.total),
             median(f, |f| f.p50_ms),
             median(f, |f| f.p99_ms),
+            median(f, |f| f.idle_cpu_pct),
         );
     }
 }

@@ -185,6 +185,9 @@ pub(crate) enum ChangeFeed {
     Notifications,
     /// An item after any commit by another connection.
     Commits,
+    /// Nothing to subscribe to: the worker asks whether a job is due, every few
+    /// milliseconds, with one indexed read.
+    DueChecks,
 }
 
 impl DatabaseKind {
@@ -283,13 +286,14 @@ impl DatabaseKind {
     }
 
     /// How an idle job worker hears of new work without polling, if it can: a
-    /// notification the enqueue sends (PostgreSQL), or any commit to the database file,
-    /// which the worker then checks for due jobs (SQLite).
+    /// notification the enqueue sends (PostgreSQL), any commit to the database file,
+    /// which the worker then checks for due jobs (SQLite), or a short-interval check for
+    /// due jobs (MySQL/MariaDB, which can notify no one).
     pub(crate) fn change_feed(self) -> Option<ChangeFeed> {
         match self {
             Self::Postgres => Some(ChangeFeed::Notifications),
             Self::Sqlite => Some(ChangeFeed::Commits),
-            Self::Mysql => None,
+            Self::Mysql => Some(ChangeFeed::DueChecks),
         }
     }
 

@@ -11,7 +11,15 @@
 //!   commit, one indexed read asks whether a job is due, and only then is it a wake-up,
 //!   so the app's own writes never make idle workers take the write lock to claim.
 //!
-//! MySQL has neither: its workers poll.
+//! - MySQL/MariaDB can notify no one: each worker asks, with the same indexed read,
+//!   whether a job is due, every [`CHECK_EVERY`] (or, on a slow server, at least
+//!   [`CHECK_DUTY`] times as long as the last answer took, so the checks hold the
+//!   server's time for one part in twenty at most). Any process's enqueue is seen by the
+//!   next check, and so is a scheduled job whose time has come; a check that finds a job
+//!   due while the worker is busy costs nothing but the check. A failed check ends the
+//!   feed: workers poll at `poll_interval` until a check succeeds again, a second later.
+
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -29,12 +37,24 @@ pub(super) const CHANNEL: &str = "kernel_jobs";
 /// The statement that notifies idle workers.
 pub(super) const NOTIFY: &str = "SELECT pg_notify('kernel_jobs', '')";
 
+/// How often a worker asks whether a job is due where nothing notifies it (MySQL).
+pub(super) const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// The pause between two checks is at least this many times the last check's time.
+pub(super) const CHECK_DUTY: u32 = 20;
+
+/// The longest pause between two checks (a server that slow is polled as often).
+const CHECK_MAX: Duration = Duration::from_millis(500);
+
 /// Forwards the channel's notifications (or the file's commits that leave a job
 /// due) to `tx` until every receiver is gone.
 pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
     wakeups::forward(tx, || {
         let db = db.clone();
         async move {
+            if db.kind().change_feed() == Some(ChangeFeed::DueChecks) {
+                return Ok(Some(due_checks(db)));
+            }
             let notifications = db.listen(CHANNEL).await.map_err(|e| e.to_string())?;
             Ok(notifications.map(|n| -> Messages {
                 let messages = n.map(|item| item.map_err(|e| e.to_string()));
@@ -46,7 +66,7 @@ pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
                             async move { lost || due(&db).await }
                         })
                         .boxed(),
-                    Some(ChangeFeed::Notifications) | None => messages.boxed(),
+                    Some(ChangeFeed::Notifications | ChangeFeed::DueChecks) | None => messages.boxed(),
                 }
             }))
         }
@@ -54,9 +74,32 @@ pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
     .await;
 }
 
+/// An item each time a check finds a job due; an error, and the end, when a check fails.
+fn due_checks(db: Db) -> Messages {
+    futures::stream::unfold((db, CHECK_EVERY), |(db, mut pause)| async move {
+        loop {
+            tokio::time::sleep(pause).await;
+            let asked = Instant::now();
+            let answer = due_now(&db).await;
+            pause = asked.elapsed().saturating_mul(CHECK_DUTY).clamp(CHECK_EVERY, CHECK_MAX);
+            match answer {
+                Ok(false) => {}
+                Ok(true) => return Some((Ok(()), (db, pause))),
+                Err(e) => return Some((Err(e), (db, pause))),
+            }
+        }
+    })
+    .boxed()
+}
+
 /// Whether a pending or retried job is due (a failed read says yes: the claim decides).
 async fn due(db: &Db) -> bool {
+    due_now(db).await.unwrap_or(true)
+}
+
+/// Whether a pending or retried job is due: one indexed read that stops at the first.
+async fn due_now(db: &Db) -> Result<bool, String> {
     let sql = "SELECT 1 AS due FROM [kernel_jobs] WHERE [status] IN (?, ?) AND [run_at] <= ? LIMIT 1";
     let params = [json!(JobStatus::Pending.as_str()), json!(JobStatus::Retry.as_str()), json!(now_ms())];
-    db.fetch_optional(sql, &params).await.map_or(true, |row| row.is_some())
+    db.fetch_optional(sql, &params).await.map(|row| row.is_some()).map_err(|e| e.to_string())
 }
