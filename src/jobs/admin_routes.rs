@@ -203,17 +203,27 @@ async fn one(_admin: AdminUser, jobs: JobClient, Path(id): Path<String>) -> Resu
     Ok(Json(job.into()))
 }
 
-/// The job after a change, or a 404 or 409 saying why it was refused; `allowed`
-/// names the statuses the change applies to.
-async fn changed(jobs: &JobClient, id: &str, change: JobChange, allowed: &str) -> Result<Json<AdminJob>, ApiError> {
-    match change {
-        JobChange::Changed => Ok(Json(jobs.status(id).await?.ok_or_else(no_such_job)?.into())),
-        JobChange::NotFound => Err(no_such_job()),
-        JobChange::Refused(status) => Err(ApiError::conflict(
-            "job_status_conflict",
-            format!("The job is {}; this applies to {allowed} jobs only", status.as_str()),
-        )),
-    }
+/// The job after an admin's change, written to the audit trail as `action`, or a 404
+/// or 409 saying why it was refused; `allowed` names the statuses the change applies to.
+async fn changed(
+    (admin, jobs, db): (&AdminUser, &JobClient, &Db),
+    id: &str,
+    change: JobChange,
+    allowed: &str,
+    action: &str,
+) -> Result<Json<AdminJob>, ApiError> {
+    let job: AdminJob = match change {
+        JobChange::Changed => jobs.status(id).await?.ok_or_else(no_such_job)?.into(),
+        JobChange::NotFound => return Err(no_such_job()),
+        JobChange::Refused(status) => {
+            return Err(ApiError::conflict(
+                "job_status_conflict",
+                format!("The job is {}; this applies to {allowed} jobs only", status.as_str()),
+            ))
+        }
+    };
+    audit(db, admin, action, Some(id), serde_json::json!({"task": job.task})).await;
+    Ok(Json(job))
 }
 
 #[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "jobs-admin", security(("bearer" = [])),
@@ -228,9 +238,7 @@ async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<AdminJob>, ApiError> {
     let change = jobs.backend().retry_job(&id, now_ms()).await?;
-    let job = changed(&jobs, &id, change, "retry or dead").await?;
-    audit(&db, &admin, names::AUDIT_JOB_RETRY, Some(&id), serde_json::json!({"task": job.task})).await;
-    Ok(job)
+    changed((&admin, &jobs, &db), &id, change, "retry or dead", names::AUDIT_JOB_RETRY).await
 }
 
 #[utoipa::path(post, path = "/admin/jobs/{id}/cancel", tag = "jobs-admin", security(("bearer" = [])),
@@ -245,9 +253,7 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<AdminJob>, ApiError> {
     let change = jobs.backend().cancel_job(&id, now_ms()).await?;
-    let job = changed(&jobs, &id, change, "pending or retry").await?;
-    audit(&db, &admin, names::AUDIT_JOB_CANCEL, Some(&id), serde_json::json!({"task": job.task})).await;
-    Ok(job)
+    changed((&admin, &jobs, &db), &id, change, "pending or retry", names::AUDIT_JOB_CANCEL).await
 }
 
 /// Writes an admin's change to the audit trail (see the module docs).
