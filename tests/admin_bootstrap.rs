@@ -3,8 +3,10 @@
 //! so an account someone registered is never made an admin because its email or
 //! name matches; `promote-admin --username` is the explicit way to promote one.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,15 +14,9 @@ use serde_json::{json, Value};
 
 const SECRET: &str = "admin-bootstrap-secret-0123456789abcdef";
 
-fn example_binary() -> PathBuf {
-    // target/debug/deps/admin_bootstrap-HASH -> target/debug/examples/widget_service
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().join("examples").join("widget_service")
-}
-
 /// The widget service's binary with the test environment, in `dir`.
 fn binary(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(example_binary());
+    let mut cmd = Command::new(common::example_binary("widget_service"));
     cmd.env("PORT", "0")
         .env("DATABASE_NAME", dir.join("example.db"))
         .env("JWT_SECRET", SECRET)

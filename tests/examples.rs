@@ -2,40 +2,12 @@
 //! answers with the kernel's routes and headers, and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example's binary, refused when older than a source it is built from (a
-/// `cargo test --test examples` does not rebuild the examples; `cargo test` does).
-fn example_binary(name: &str) -> PathBuf {
-    // target/debug/deps/examples-HASH -> target/debug/examples/NAME
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let binary = dir.join("examples").join(name);
-    let built = std::fs::metadata(&binary).and_then(|m| m.modified());
-    let built = built.unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let newest = newest_change(vec![root.join("src"), root.join("examples"), root.join("Cargo.toml")]);
-    assert!(newest <= built, "{name} is older than its sources: `cargo build --all-features --examples` first");
-    binary
-}
+use common::example_binary;
 
-/// When the newest file below `paths` changed.
-fn newest_change(paths: Vec<PathBuf>) -> std::time::SystemTime {
-    let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    for path in paths {
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
-        if meta.is_dir() {
-            let children: Vec<PathBuf> =
-                std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()).collect();
-            newest = newest.max(newest_change(children));
-        } else if let Ok(modified) = meta.modified() {
-            newest = newest.max(modified);
-        }
-    }
-    newest
-}
+mod common;
 
 /// A command for an example with none of the caller's environment but `PATH`: what
 /// the test sets is all the example sees (no stray `DATABASE_URL` or `REDIS_URL`).

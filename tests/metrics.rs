@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -244,13 +243,6 @@ async fn rate_limit_refusals_and_idempotency_replays_are_counted() {
     assert_eq!(moved, [1.0, 1.0, 1.0], "refusals, replays, key reused");
 }
 
-/// The example's binary (built by `cargo test`, or `cargo build --all-features --examples`).
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join("examples").join(name)
-}
-
 struct Proc {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
@@ -266,7 +258,7 @@ impl Drop for Proc {
 impl Proc {
     /// `order_service` with `args`, in `dir`, once it logged `message` (its `address`).
     fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], message: &str) -> (Self, String) {
-        let binary = example_binary("order_service");
+        let binary = common::example_binary("order_service");
         let mut child = Command::new(&binary)
             .args(args)
             .env_clear()

@@ -158,3 +158,34 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) -> serde_json::Val
     assert_eq!(reply.header("x-request-id"), Some(request_id), "body and header request ids agree");
     body
 }
+
+/// The example's binary, refused when older than a source it is built from (a
+/// `cargo test --test examples` does not rebuild the examples; `cargo test` does).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    // target/debug/deps/TEST-HASH -> target/debug/examples/NAME
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let binary = dir.join("examples").join(name);
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified());
+    let built = built.unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = newest_change(vec![root.join("src"), root.join("examples"), root.join("Cargo.toml")]);
+    assert!(newest <= built, "{name} is older than its sources: `cargo build --all-features --examples` first");
+    binary
+}
+
+/// When the newest file below `paths` changed.
+fn newest_change(paths: Vec<std::path::PathBuf>) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            let children: Vec<std::path::PathBuf> =
+                std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            newest = newest.max(newest_change(children));
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(modified);
+        }
+    }
+    newest
+}
