@@ -21,6 +21,7 @@
 //! assert!(TraceParent::parse(header.to_uppercase().as_bytes()).is_none());
 //! ```
 
+use data_encoding::HEXLOWER;
 use http::HeaderName;
 use tokio::task::futures::TaskLocalFuture;
 
@@ -204,44 +205,24 @@ fn random_id<const N: usize>() -> [u8; N] {
     id
 }
 
+/// Exactly `2 * N` lower-case hex digits (upper case is refused, as the header's
+/// grammar says) as `N` bytes.
 fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(out)
+    (text.len() == 2 * N && HEXLOWER.decode_mut(text, &mut out).is_ok()).then_some(out)
 }
 
-/// Lower-case hex digits, from a table: written on every log line of a traced task.
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
+    HEXLOWER.encode_append(bytes, out);
 }
 
 /// Writes `bytes` as hex into `out` (twice as long).
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
+    HEXLOWER.encode_mut(bytes, out);
 }
 
 fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
+    HEXLOWER.encode(bytes)
 }
 
 #[cfg(test)]
