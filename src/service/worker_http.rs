@@ -59,13 +59,11 @@ async fn serve(
         TcpListener::bind(addr).await.map_err(|source| BootError::Bind { addr: addr.to_string(), source })?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "worker listening");
-    let app = router(kernel).into_make_service_with_connect_info::<SocketAddr>();
     let until = async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(until).await {
-            tracing::warn!(error = %e, "the worker's HTTP server failed");
-        }
-    }))
+    // The API's connection loop, with the same limits (head and idle timeouts, at most
+    // `max_connections`): a port bound beyond loopback is a public port too.
+    let limits = super::server::Limits::new(&kernel.settings().server);
+    Ok(tokio::spawn(super::server::serve(listener, router(kernel), limits, until)))
 }
