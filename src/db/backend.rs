@@ -26,6 +26,20 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     }
     /// The pool's connections in use and idle, now.
     fn pool_stats(&self) -> crate::db::metrics::PoolStats;
+    /// A connection of its own, outside the pool; `None` where the engine has no
+    /// network connections to spare (SQLite), and the pool serves instead.
+    async fn own_connection(&self) -> Result<Option<Box<dyn OwnConnection>>, DbError> {
+        Ok(None)
+    }
+}
+
+/// A connection held by one caller for a statement it repeats many times a second (the
+/// jobs' due checks on MySQL): no pool acquire and no ping before each use, so a
+/// statement costs one round trip. Closed when dropped.
+#[async_trait]
+pub(crate) trait OwnConnection: Send + std::fmt::Debug {
+    /// Runs a statement and returns its rows.
+    async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError>;
 }
 
 /// A stream with an item per notification received; an error when the connection

@@ -32,6 +32,7 @@
 
 mod audit;
 mod backend;
+mod connection;
 pub(crate) mod dialect;
 mod entity;
 mod entity_api;
@@ -68,6 +69,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
+pub(crate) use connection::Connection;
 pub use dialect::{validate_identifier, MAX_IDENTIFIER_LEN};
 pub use error::DbError;
 pub use find::{Cmp, Find};

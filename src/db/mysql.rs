@@ -20,6 +20,7 @@ super::sqlx_pool::sqlx_pool_backend!(
     MySqlBackend,
     MySqlTx,
     MySql,
+    sqlx::mysql::MySqlConnection,
     MySqlPool,
     MySqlPoolOptions,
     "mysql",

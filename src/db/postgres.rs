@@ -20,6 +20,7 @@ super::sqlx_pool::sqlx_pool_backend!(
     PgBackend,
     PgTx,
     Postgres,
+    sqlx::postgres::PgConnection,
     PgPool,
     PgPoolOptions,
     "postgres",

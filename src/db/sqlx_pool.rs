@@ -9,9 +9,9 @@
 //! checked identifiers, and values are always bound, never spliced.
 
 /// Defines `$backend` (a pool) and `$tx` (one of its transactions) for sqlx
-/// database `$db`.
+/// database `$db`, whose connection type is `$conn`.
 macro_rules! sqlx_pool_backend {
-    ($backend:ident, $tx:ident, $db:ty, $pool:ty, $options:ty, $engine:literal, $doc:literal) => {
+    ($backend:ident, $tx:ident, $db:ty, $conn:ty, $pool:ty, $options:ty, $engine:literal, $doc:literal) => {
         #[doc = $doc]
         #[derive(Debug)]
         pub(crate) struct $backend {
@@ -86,6 +86,24 @@ macro_rules! sqlx_pool_backend {
                 let idle = u64::try_from(self.pool.num_idle()).unwrap_or(0);
                 let size = u64::from(self.pool.size());
                 crate::db::metrics::PoolStats { in_use: size.saturating_sub(idle), idle }
+            }
+
+            async fn own_connection(&self) -> Result<Option<Box<dyn crate::db::backend::OwnConnection>>, DbError> {
+                let options = self.pool.connect_options();
+                let conn = sqlx::ConnectOptions::connect(&*options).await.map_err(error)?;
+                Ok(Some(Box::new(conn)))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::db::backend::OwnConnection for $conn {
+            async fn fetch(&mut self, sql: String, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+                let conn = self;
+                let rows = crate::db::sqlx_pool::once_more_if_stale!(
+                    conn,
+                    bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &params).fetch_all(&mut *conn)
+                );
+                rows.iter().map(row).collect()
             }
         }
 

@@ -14,7 +14,8 @@
 //! - MySQL/MariaDB can notify no one: each worker asks, with the same indexed read,
 //!   whether a job is due, every [`CHECK_EVERY`] (or, on a slow server, at least
 //!   [`CHECK_DUTY`] times as long as the last answer took, so the checks hold the
-//!   server's time for one part in twenty at most). Any process's enqueue is seen by the
+//!   server's time for one part in twenty at most), on a connection of the worker's own
+//!   outside the pool, so a check is one round trip. Any process's enqueue is seen by the
 //!   next check, and so is a scheduled job whose time has come; a check that finds a job
 //!   due while the worker is busy costs nothing but the check. A failed check ends the
 //!   feed: workers poll at `poll_interval` until a check succeeds again, a second later.
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 use serde_json::json;
 
 use crate::db::dialect::ChangeFeed;
-use crate::db::Db;
+use crate::db::{Connection, Db};
 use crate::jobs::backend::{now_ms, JobStatus};
 use crate::jobs::wakeups::{self, Messages};
 
@@ -75,21 +76,33 @@ pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
 }
 
 /// An item each time a check finds a job due; an error, and the end, when a check fails.
+/// The checks run on a connection of the feed's own (one round trip each: no pool
+/// acquire, no ping), opened by the first check.
 fn due_checks(db: Db) -> Messages {
-    futures::stream::unfold((db, CHECK_EVERY), |(db, mut pause)| async move {
+    futures::stream::unfold((db, None, CHECK_EVERY), |(db, mut conn, mut pause)| async move {
         loop {
             tokio::time::sleep(pause).await;
             let asked = Instant::now();
-            let answer = due_now(&db).await;
+            let answer = check(&db, &mut conn).await;
             pause = asked.elapsed().saturating_mul(CHECK_DUTY).clamp(CHECK_EVERY, CHECK_MAX);
             match answer {
                 Ok(false) => {}
-                Ok(true) => return Some((Ok(()), (db, pause))),
-                Err(e) => return Some((Err(e), (db, pause))),
+                Ok(true) => return Some((Ok(()), (db, conn, pause))),
+                Err(e) => return Some((Err(e), (db, None, pause))),
             }
         }
     })
     .boxed()
+}
+
+/// One due check on `conn`, opened first if it is not yet.
+async fn check(db: &Db, conn: &mut Option<Connection>) -> Result<bool, String> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(db.own_connection().await.map_err(|e| e.to_string())?),
+    };
+    let row = conn.fetch_optional(DUE, &due_params()).await.map_err(|e| e.to_string())?;
+    Ok(row.is_some())
 }
 
 /// Whether a pending or retried job is due (a failed read says yes: the claim decides).
@@ -99,7 +112,12 @@ async fn due(db: &Db) -> bool {
 
 /// Whether a pending or retried job is due: one indexed read that stops at the first.
 async fn due_now(db: &Db) -> Result<bool, String> {
-    let sql = "SELECT 1 AS due FROM [kernel_jobs] WHERE [status] IN (?, ?) AND [run_at] <= ? LIMIT 1";
-    let params = [json!(JobStatus::Pending.as_str()), json!(JobStatus::Retry.as_str()), json!(now_ms())];
-    db.fetch_optional(sql, &params).await.map(|row| row.is_some()).map_err(|e| e.to_string())
+    db.fetch_optional(DUE, &due_params()).await.map(|row| row.is_some()).map_err(|e| e.to_string())
+}
+
+/// The indexed read that asks whether a pending or retried job is due.
+const DUE: &str = "SELECT 1 AS due FROM [kernel_jobs] WHERE [status] IN (?, ?) AND [run_at] <= ? LIMIT 1";
+
+fn due_params() -> [serde_json::Value; 3] {
+    [json!(JobStatus::Pending.as_str()), json!(JobStatus::Retry.as_str()), json!(now_ms())]
 }
