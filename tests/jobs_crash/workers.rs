@@ -1,0 +1,93 @@
+//! Worker processes: the test binary re-executed as `crash_worker_child`, killed with
+//! SIGKILL (no cleanup at all) or stopped with SIGTERM (the worker's own shutdown).
+//! Whatever is still running when [`Workers`] is dropped (a failed assertion) is killed.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::engine::Target;
+
+/// Worker processes in numbered slots, all on one target.
+pub(crate) struct Workers {
+    target: Target,
+    slots: Vec<Option<Child>>,
+}
+
+impl Workers {
+    pub(crate) fn new(target: Target, slots: usize) -> Self {
+        Self { target, slots: (0..slots).map(|_| None).collect() }
+    }
+
+    /// Starts a worker process in `slot` (empty).
+    pub(crate) fn spawn(&mut self, slot: usize) {
+        assert!(self.slots[slot].is_none(), "slot {slot} is taken");
+        let child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "crash_worker_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .envs(self.target.env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn worker");
+        self.slots[slot] = Some(child);
+    }
+
+    /// The process id of the worker in `slot`.
+    pub(crate) fn pid(&self, slot: usize) -> u32 {
+        self.slots[slot].as_ref().expect("a worker in the slot").id()
+    }
+
+    /// SIGKILLs the worker in `slot` and reaps it.
+    pub(crate) fn sigkill(&mut self, slot: usize) {
+        let mut child = self.slots[slot].take().expect("a worker in the slot");
+        child.kill().expect("SIGKILL"); // SIGKILL on Unix: the worker gets no say
+        child.wait().expect("reap");
+    }
+
+    /// Sends SIGTERM to every worker, then waits up to `within` for them all to exit.
+    ///
+    /// # Errors
+    /// A worker that is still running at the deadline (it is then killed), or that exited
+    /// with a failure.
+    pub(crate) fn sigterm_all(&mut self, within: Duration) -> Result<(), String> {
+        for child in self.slots.iter().flatten() {
+            let pid = child.id().to_string();
+            assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill(1)").success());
+        }
+        let deadline = Instant::now() + within;
+        let mut result = Ok(());
+        for slot in 0..self.slots.len() {
+            let Some(mut child) = self.slots[slot].take() else { continue };
+            match wait_until(&mut child, deadline) {
+                Some(status) if status.success() => {}
+                Some(status) => result = Err(format!("a worker exited with {status} after SIGTERM")),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    result = Err(format!("a worker was still running {within:?} after SIGTERM"));
+                }
+            }
+        }
+        result
+    }
+}
+
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for mut child in self.slots.iter_mut().filter_map(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
