@@ -27,9 +27,11 @@ use scenario::{Plan, GRACE};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the worker process that the worker_kill_loop tests start and kill"]
 async fn crash_worker_child() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     let target = engine::Target::from_env();
     let (db, client) = target.open().await;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let ready = std::env::var(workers::READY_DIR).expect("started by the kill loop");
+    std::fs::write(std::path::Path::new(&ready).join(std::process::id().to_string()), b"").expect("ready marker");
     Worker::new(client, db)
         .run_until_stopped(async move {
             term.recv().await;

@@ -40,6 +40,8 @@ const SLOW_MS: u64 = 2_000;
 const SLOW_JOBS: usize = 2;
 /// The shutdown grace of the workers: a short job finishes in it, a slow one does not.
 pub(crate) const GRACE: Duration = Duration::from_millis(500);
+/// How long after a kill its cut-off jobs are looked up.
+const SETTLE: Duration = Duration::from_millis(300);
 /// The longest wait for a queue to drain.
 const DRAIN_LIMIT: Duration = Duration::from_secs(90);
 
@@ -58,6 +60,10 @@ pub(crate) async fn worker_kill_loop(engine: Engine, plan: Plan) {
         let pid = workers.pid(slot);
         workers.sigkill(slot);
         let killed_at = Instant::now();
+        // A server may still finish a statement the worker sent just before it died
+        // (a run's row, an ack): look once that has settled, well within the lease
+        // (extended every third of it, so at least two thirds are left at the kill).
+        seen.poll_for(&engine, SETTLE).await;
         let cut = seen.started_not_done(&engine, pid).await;
         cut_total += cut.len();
         seen.recovering.push((killed_at, cut));
@@ -118,11 +124,15 @@ pub(crate) async fn worker_kill_loop(engine: Engine, plan: Plan) {
     if never_ran > 0 {
         failures.push(format!("{never_ran} jobs have no recorded run"));
     }
-    let duplicates: usize = runs.values().map(|n| n - 1).sum();
-    let unexpected: Vec<&String> =
-        runs.iter().filter(|(id, n)| **n > 1 && !seen.interrupted.contains(*id)).map(|(id, _)| id).collect();
+    let duplicates: usize = runs.values().map(|pids| pids.len() - 1).sum();
+    let unexpected: Vec<_> = runs
+        .iter()
+        .filter(|(id, pids)| pids.len() > 1 && !seen.interrupted.contains(*id))
+        .map(|(id, pids)| format!("{id} run by {pids:?}"))
+        .collect();
     if !unexpected.is_empty() {
-        failures.push(format!("jobs ran twice without being cut off: {unexpected:?}"));
+        let killed = &seen.killed;
+        failures.push(format!("jobs ran twice without being cut off: {unexpected:?} (killed workers: {killed:?})"));
     }
     if lost > 0 {
         failures.push(format!("{lost} jobs not done"));
@@ -155,12 +165,13 @@ async fn status(engine: &Engine, id: &str) -> Option<JobStatus> {
     engine.client.status(id).await.expect("status").map(|j| j.status)
 }
 
-/// Runs per job, from the side-effect table.
-async fn runs(engine: &Engine) -> HashMap<String, usize> {
-    let rows = engine.db.fetch_all("SELECT [job_id] FROM [crash_runs]", &[]).await.expect("runs");
-    let mut runs = HashMap::new();
+/// The runs of each job, from the side-effect table: the process of each.
+async fn runs(engine: &Engine) -> HashMap<String, Vec<i64>> {
+    let rows = engine.db.fetch_all("SELECT [job_id], [pid] FROM [crash_runs]", &[]).await.expect("runs");
+    let mut runs: HashMap<String, Vec<i64>> = HashMap::new();
     for r in rows {
-        *runs.entry(r["job_id"].as_str().expect("job id").to_owned()).or_default() += 1;
+        let pid = r["pid"].as_i64().expect("pid");
+        runs.entry(r["job_id"].as_str().expect("job id").to_owned()).or_default().push(pid);
     }
     runs
 }
@@ -172,6 +183,8 @@ struct Seen {
     done: HashSet<String>,
     /// Jobs that were running when their worker was killed or stopped: they may run twice.
     interrupted: HashSet<String>,
+    /// The workers killed, by pid.
+    killed: Vec<u32>,
     /// Per kill, when it happened and the jobs it cut off that are not done again yet.
     recovering: Vec<(Instant, Vec<String>)>,
     /// The longest time from a kill until the jobs it cut off were all done.
@@ -181,6 +194,7 @@ struct Seen {
 impl Seen {
     /// The jobs that the (dead) worker `pid` started and did not finish.
     async fn started_not_done(&mut self, engine: &Engine, pid: u32) -> Vec<String> {
+        self.killed.push(pid);
         let rows = engine
             .db
             .fetch_all("SELECT DISTINCT [job_id] FROM [crash_runs] WHERE [pid] = ?", &[json!(pid)])

@@ -1,21 +1,32 @@
 //! Worker processes: the test binary re-executed as `crash_worker_child`, killed with
 //! SIGKILL (no cleanup at all) or stopped with SIGTERM (the worker's own shutdown).
 //! Whatever is still running when [`Workers`] is dropped (a failed assertion) is killed.
+//!
+//! A worker says it is ready (its SIGTERM handler installed, its queue open) with a file
+//! named after its pid in the `READY_DIR` it is given: SIGTERM is sent only to ready
+//! workers, since one still starting would die of the signal's default action.
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::engine::Target;
 
+/// The variable naming the directory where a worker marks itself ready.
+pub(crate) const READY_DIR: &str = "APP_KERNEL_CRASH_READY_DIR";
+/// The longest wait for a worker to start.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
 /// Worker processes in numbered slots, all on one target.
 pub(crate) struct Workers {
     target: Target,
     slots: Vec<Option<Child>>,
+    ready: tempfile::TempDir,
 }
 
 impl Workers {
     pub(crate) fn new(target: Target, slots: usize) -> Self {
-        Self { target, slots: (0..slots).map(|_| None).collect() }
+        let ready = tempfile::tempdir().expect("temp dir");
+        Self { target, slots: (0..slots).map(|_| None).collect(), ready }
     }
 
     /// Starts a worker process in `slot` (empty).
@@ -24,6 +35,7 @@ impl Workers {
         let child = Command::new(std::env::current_exe().expect("test binary"))
             .args(["--exact", "crash_worker_child", "--ignored", "--nocapture", "--test-threads=1"])
             .envs(self.target.env())
+            .env(READY_DIR, self.ready.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -43,12 +55,23 @@ impl Workers {
         child.wait().expect("reap");
     }
 
-    /// Sends SIGTERM to every worker, then waits up to `within` for them all to exit.
+    /// Waits until every worker is ready, sends each SIGTERM, then waits up to `within`
+    /// for them all to exit.
     ///
     /// # Errors
     /// A worker that is still running at the deadline (it is then killed), or that exited
     /// with a failure.
     pub(crate) fn sigterm_all(&mut self, within: Duration) -> Result<(), String> {
+        for child in self.slots.iter().flatten() {
+            let marker = self.ready.path().join(child.id().to_string());
+            let deadline = Instant::now() + START_LIMIT;
+            while !marker.exists() {
+                if Instant::now() >= deadline {
+                    return Err(format!("a worker was not ready {START_LIMIT:?} after its start"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         for child in self.slots.iter().flatten() {
             let pid = child.id().to_string();
             assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill(1)").success());
