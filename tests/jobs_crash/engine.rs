@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, SchemaPolicy};
-use app_kernel::jobs::{JobClient, JobContext, JobRegistry, JobSettings, TaskError};
+use app_kernel::jobs::{now_ms, JobClient, JobContext, JobRegistry, JobSettings, TaskError};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{json, Value};
 
@@ -38,12 +38,12 @@ pub(crate) struct Target {
     pub(crate) grace: Duration,
 }
 
-/// The side effect of a job: one row per run, with the process that ran it.
+/// The side effect of a job: one row per run, with the process that ran it and when
+/// the run started.
 async fn work(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
-    let pid = i64::from(std::process::id());
-    ctx.db()
-        .execute("INSERT INTO [crash_runs] ([job_id], [pid]) VALUES (?, ?)", &[json!(ctx.job_id), json!(pid)])
-        .await?;
+    let (pid, at) = (i64::from(std::process::id()), now_ms());
+    let row = [json!(ctx.job_id), json!(pid), json!(at)];
+    ctx.db().execute("INSERT INTO [crash_runs] ([job_id], [pid], [at]) VALUES (?, ?, ?)", &row).await?;
     tokio::time::sleep(Duration::from_millis(payload["ms"].as_u64().unwrap_or(50))).await;
     Ok(json!("ok"))
 }
@@ -154,9 +154,12 @@ impl Engine {
         };
         let target = Target { kind: settings.kind, db_url, redis, grace };
         let (db, client) = target.open().await;
-        db.execute("CREATE TABLE [crash_runs] ([job_id] VARCHAR(64) NOT NULL, [pid] BIGINT NOT NULL)", &[])
-            .await
-            .expect("side-effect table");
+        db.execute(
+            "CREATE TABLE [crash_runs] ([job_id] VARCHAR(64) NOT NULL, [pid] BIGINT NOT NULL, [at] BIGINT NOT NULL)",
+            &[],
+        )
+        .await
+        .expect("side-effect table");
         Some(Self { name, target, db, client, test_db })
     }
 

@@ -6,8 +6,10 @@
 //! a recovery. Then a SIGTERM round: fresh short jobs and a few slow ones (longer than
 //! the shutdown grace) run when both workers get SIGTERM; each must exit in time, the
 //! short jobs finished and the slow ones handed back, none left running under a lease.
-//! A restarted worker finishes the rest. At the end every job is `done`, and only
-//! jobs cut off by a kill or handed back by a SIGTERM ran more than once.
+//! A restarted worker finishes the rest. At the end every job is `done`, and a job
+//! ran again only after a kill or a SIGTERM of the worker that ran it before: each run
+//! but a job's last is by a worker stopped before the next run started (the side-effect
+//! table records each run's worker and start; a lease lost by a live worker fails this).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -60,6 +62,7 @@ pub(crate) async fn worker_kill_loop(engine: Engine, plan: Plan) {
         let pid = workers.pid(slot);
         workers.sigkill(slot);
         let killed_at = Instant::now();
+        seen.stopped.insert(pid, now_ms());
         // A server may still finish a statement the worker sent just before it died
         // (a run's row, an ack): look once that has settled, well within the lease
         // (extended every third of it, so at least two thirds are left at the kill).
@@ -82,6 +85,7 @@ pub(crate) async fn worker_kill_loop(engine: Engine, plan: Plan) {
     if let Err(e) = seen.until_started(&engine, &slow_ids).await {
         failures.push(e);
     }
+    seen.stopped.extend(workers.pids().into_iter().map(|pid| (pid, now_ms())));
     if let Err(e) = workers.sigterm_all(GRACE + Duration::from_secs(10)) {
         failures.push(e);
     }
@@ -96,7 +100,6 @@ pub(crate) async fn worker_kill_loop(engine: Engine, plan: Plan) {
     if handed_back != SLOW_JOBS {
         failures.push(format!("{handed_back} of {SLOW_JOBS} slow jobs handed back at SIGTERM"));
     }
-    seen.interrupted.extend(slow_ids.iter().cloned());
     workers.spawn(0);
     if let Err(e) = seen.drain(&engine).await {
         failures.push(format!("after SIGTERM: {e}"));
@@ -124,15 +127,15 @@ pub(crate) async fn worker_kill_loop(engine: Engine, plan: Plan) {
     if never_ran > 0 {
         failures.push(format!("{never_ran} jobs have no recorded run"));
     }
-    let duplicates: usize = runs.values().map(|pids| pids.len() - 1).sum();
+    let duplicates: usize = runs.values().map(|r| r.len() - 1).sum();
     let unexpected: Vec<_> = runs
         .iter()
-        .filter(|(id, pids)| pids.len() > 1 && !seen.interrupted.contains(*id))
-        .map(|(id, pids)| format!("{id} run by {pids:?}"))
+        .filter(|(_, r)| !r.windows(2).all(|w| seen.stopped.get(&w[0].pid).is_some_and(|at| *at <= w[1].at)))
+        .map(|(id, r)| format!("{id} run by {r:?}"))
         .collect();
     if !unexpected.is_empty() {
-        let killed = &seen.killed;
-        failures.push(format!("jobs ran twice without being cut off: {unexpected:?} (killed workers: {killed:?})"));
+        let stopped = &seen.stopped;
+        failures.push(format!("jobs ran again while the worker of their previous run was alive: {unexpected:?} (workers stopped: {stopped:?})"));
     }
     if lost > 0 {
         failures.push(format!("{lost} jobs not done"));
@@ -165,13 +168,24 @@ async fn status(engine: &Engine, id: &str) -> Option<JobStatus> {
     engine.client.status(id).await.expect("status").map(|j| j.status)
 }
 
-/// The runs of each job, from the side-effect table: the process of each.
-async fn runs(engine: &Engine) -> HashMap<String, Vec<i64>> {
-    let rows = engine.db.fetch_all("SELECT [job_id], [pid] FROM [crash_runs]", &[]).await.expect("runs");
-    let mut runs: HashMap<String, Vec<i64>> = HashMap::new();
+/// One run of a job: the worker process, and when it started (Unix ms).
+#[derive(Debug)]
+struct Run {
+    pid: u32,
+    at: i64,
+}
+
+/// The runs of each job, in the order they started, from the side-effect table.
+async fn runs(engine: &Engine) -> HashMap<String, Vec<Run>> {
+    let rows = engine.db.fetch_all("SELECT [job_id], [pid], [at] FROM [crash_runs]", &[]).await.expect("runs");
+    let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
     for r in rows {
-        let pid = r["pid"].as_i64().expect("pid");
-        runs.entry(r["job_id"].as_str().expect("job id").to_owned()).or_default().push(pid);
+        let pid = u32::try_from(r["pid"].as_i64().expect("pid")).expect("a pid");
+        let run = Run { pid, at: r["at"].as_i64().expect("start") };
+        runs.entry(r["job_id"].as_str().expect("job id").to_owned()).or_default().push(run);
+    }
+    for r in runs.values_mut() {
+        r.sort_by_key(|run| run.at);
     }
     runs
 }
@@ -181,10 +195,8 @@ async fn runs(engine: &Engine) -> HashMap<String, Vec<i64>> {
 struct Seen {
     /// Jobs seen done (they stay done).
     done: HashSet<String>,
-    /// Jobs that were running when their worker was killed or stopped: they may run twice.
-    interrupted: HashSet<String>,
-    /// The workers killed, by pid.
-    killed: Vec<u32>,
+    /// When each stopped worker was killed or sent SIGTERM (Unix ms), by pid.
+    stopped: HashMap<u32, i64>,
     /// Per kill, when it happened and the jobs it cut off that are not done again yet.
     recovering: Vec<(Instant, Vec<String>)>,
     /// The longest time from a kill until the jobs it cut off were all done.
@@ -194,7 +206,6 @@ struct Seen {
 impl Seen {
     /// The jobs that the (dead) worker `pid` started and did not finish.
     async fn started_not_done(&mut self, engine: &Engine, pid: u32) -> Vec<String> {
-        self.killed.push(pid);
         let rows = engine
             .db
             .fetch_all("SELECT DISTINCT [job_id] FROM [crash_runs] WHERE [pid] = ?", &[json!(pid)])
@@ -206,7 +217,6 @@ impl Seen {
                 cut.push(id.to_owned());
             }
         }
-        self.interrupted.extend(cut.iter().cloned());
         cut
     }
 

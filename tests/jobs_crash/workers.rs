@@ -48,6 +48,11 @@ impl Workers {
         self.slots[slot].as_ref().expect("a worker in the slot").id()
     }
 
+    /// The process ids of the running workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.slots.iter().flatten().map(Child::id).collect()
+    }
+
     /// SIGKILLs the worker in `slot` and reaps it.
     pub(crate) fn sigkill(&mut self, slot: usize) {
         let mut child = self.slots[slot].take().expect("a worker in the slot");
