@@ -1,7 +1,8 @@
 //! The Redis job queue with Redis down: an enqueue fails fast with 503
 //! `jobs_unavailable` (never a hang, never a 500), a worker's claim fails fast, and
-//! both work again once Redis is back on the same port, without a restart. The test's
-//! own `redis-server` is killed, never the machine's shared one.
+//! both work again once Redis is back on the same port, without a restart; a Redis that
+//! stops answering (SIGSTOP) costs the same bounded wait. The test's own `redis-server`
+//! is killed and stopped, never the machine's shared one.
 
 #![cfg(feature = "redis")]
 
@@ -58,5 +59,20 @@ async fn a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again() 
     };
     let report = worker.run_once().await.expect("claim after the restart");
     assert_eq!(report.completed, vec![job.job_id], "the queue runs jobs again");
+
+    // A Redis that holds the connection but answers nothing: the answer limit, not a
+    // refused connection, ends the wait.
+    redis.signal("STOP");
+    let began = Instant::now();
+    let err = client.enqueue("work", json!({}), EnqueueOptions::new()).await.expect_err("Redis answers nothing");
+    let took = began.elapsed();
+    redis.signal("CONT");
+    assert!(took <= BOUND, "enqueue to a stopped Redis took {took:?}");
+    assert_eq!(ApiError::from(err).code(), "jobs_unavailable");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = client.enqueue("work", json!({}), EnqueueOptions::new()).await {
+        assert!(Instant::now() < deadline, "enqueue still failing 5 s after SIGCONT: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     db.finish().await;
 }

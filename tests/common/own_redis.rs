@@ -47,6 +47,13 @@ impl OwnRedis {
         }
     }
 
+    /// Sends it `signal` (`STOP`: it keeps its connections but answers nothing; `CONT`).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server running").id().to_string();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill(1)");
+        assert!(sent.success(), "kill -{signal} redis-server");
+    }
+
     /// Its `redis://` URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
