@@ -14,7 +14,9 @@
 //! The connection sits behind the breaker of `redis_conn`: with Redis down, a command
 //! fails within `QUEUE_RESPONSE_TIMEOUT` and then at once (503 `jobs_unavailable` for
 //! an enqueue) until a probe finds Redis back; a worker's claims fail the same way and
-//! it polls again.
+//! it polls again. A command cut off by the time limit may still have run on a Redis
+//! that was only slow: a caller that retries an enqueue after a 503 should give it a
+//! `unique_key` to be sure of one job.
 
 use std::collections::HashMap;
 use std::time::Duration;
