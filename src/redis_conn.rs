@@ -9,7 +9,9 @@
 //! which one command probes Redis again (success closes the breaker). A dead Redis
 //! thus costs a request one fast failure, never a reconnect wait; each store then
 //! does what it documents (the rate limit and idempotency let the request through,
-//! the leases refuse the stream).
+//! the leases refuse the stream). The job queue's connection is a [`GuardedConn`]
+//! too, with [`QUEUE_RESPONSE_TIMEOUT`] (its scripts move batches of jobs): an
+//! enqueue with Redis down fails within that, then at once until a probe answers.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +26,10 @@ pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a command of a [`Keyspace`] store may wait for its answer (a reconnect
 /// included): the store's work is one round trip to a nearby Redis.
 pub(crate) const STORE_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
-/// How long a [`Keyspace`]'s commands fail at once after Redis could not be reached,
+/// How long a command of the job queue may wait for its answer (a reconnect
+/// included): an enqueue or a claim of a batch is one script on a nearby Redis.
+pub(crate) const QUEUE_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a [`GuardedConn`]'s commands fail at once after Redis could not be reached,
 /// before one command probes it again.
 pub(crate) const COOL_DOWN: Duration = Duration::from_secs(1);
 
@@ -94,7 +99,7 @@ impl Keyspace {
     /// # Errors
     /// As [`connect_url`].
     pub(crate) async fn connect(url: &str, prefix: &str, store: &'static str) -> Result<Self, redis::RedisError> {
-        let conn = GuardedConn { conn: connect_url(url).await?, breaker: Arc::new(Breaker::new(store)) };
+        let conn = GuardedConn::connect(url, store, STORE_RESPONSE_TIMEOUT).await?;
         Ok(Self { conn, prefix: format!("{prefix}{store}:") })
     }
 
@@ -109,28 +114,39 @@ impl Keyspace {
     }
 }
 
-/// A [`ConnectionManager`] behind a [`Breaker`]: what [`Keyspace::conn`] hands out.
+/// A [`ConnectionManager`] behind a [`Breaker`]: what [`Keyspace::conn`] hands out,
+/// and the job queue's connection.
 #[derive(Clone)]
 pub(crate) struct GuardedConn {
     conn: ConnectionManager,
     breaker: Arc<Breaker>,
+    timeout: Duration,
 }
 
 impl GuardedConn {
-    /// Runs `attempt` on the connection if the breaker lets it through, under
-    /// [`STORE_RESPONSE_TIMEOUT`], and tells the breaker whether Redis answered.
+    /// Connects to `url` (see [`connect_url`]); a command waits at most `timeout` for
+    /// its answer, and `store` names the connection in the breaker's log lines.
+    ///
+    /// # Errors
+    /// As [`connect_url`].
+    pub(crate) async fn connect(url: &str, store: &'static str, timeout: Duration) -> redis::RedisResult<Self> {
+        Ok(Self { conn: connect_url(url).await?, breaker: Arc::new(Breaker::new(store)), timeout })
+    }
+
+    /// Runs `attempt` on the connection if the breaker lets it through, under the
+    /// connection's timeout, and tells the breaker whether Redis answered.
     async fn run<T, F, Fut>(&self, attempt: F) -> redis::RedisResult<T>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let probe = self.breaker.admit()?;
-        let mut result = answered_in_time(attempt(self.conn.clone())).await;
+        let mut result = answered_in_time(self.timeout, attempt(self.conn.clone())).await;
         // A connection manager whose last reconnect failed answers the next command with
         // that old failure and only then reconnects: a probe refused so is tried once
         // more (a refused command never reached Redis, so it did not run).
         if probe && result.as_ref().is_err_and(RedisError::is_connection_refusal) {
-            result = answered_in_time(attempt(self.conn.clone())).await;
+            result = answered_in_time(self.timeout, attempt(self.conn.clone())).await;
         }
         match &result {
             Err(e) if unreachable(e) => self.breaker.opened(e),
@@ -141,9 +157,10 @@ impl GuardedConn {
 }
 
 async fn answered_in_time<T>(
+    timeout: Duration,
     command: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> redis::RedisResult<T> {
-    match tokio::time::timeout(STORE_RESPONSE_TIMEOUT, command).await {
+    match tokio::time::timeout(timeout, command).await {
         Ok(result) => result,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis did not answer in time").into()),
     }
@@ -218,7 +235,7 @@ impl Breaker {
 
 /// Whether `e` says Redis could not be reached (refused, dropped, timed out), not
 /// that it refused a command.
-fn unreachable(e: &RedisError) -> bool {
+pub(crate) fn unreachable(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()

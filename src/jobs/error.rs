@@ -21,6 +21,9 @@ pub enum JobError {
     /// The queue's database cannot be reached; a client gets 503 `database_unavailable`.
     #[error("job queue storage: database unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// The queue's Redis cannot be reached; a client gets 503 `jobs_unavailable`.
+    #[error("job queue storage: redis unreachable: {0}")]
+    Unavailable(String),
 }
 
 impl From<crate::db::DbError> for JobError {
@@ -38,6 +41,11 @@ impl From<JobError> for ApiError {
             JobError::UnknownTask(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_task", e.to_string()),
             JobError::InvalidPayload(_) => ApiError::bad_request(e.to_string()),
             JobError::DatabaseUnavailable(_) => crate::db::DbError::unavailable_answer(&e),
+            JobError::Unavailable(_) => {
+                tracing::warn!(error = %e, "job queue unavailable");
+                ApiError::unavailable("jobs_unavailable", "The job queue is unavailable; try again shortly")
+                    .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+            }
             _ => ApiError::internal(e),
         }
     }

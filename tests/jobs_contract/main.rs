@@ -12,6 +12,7 @@ mod common;
 mod depth;
 mod lifecycle;
 mod trace;
+mod transaction;
 mod workers;
 
 use std::collections::HashMap;
@@ -135,6 +136,7 @@ contract!(
     admin_changes_never_touch_a_claimed_job,
     admin_sparse_filter_reaches_old_jobs,
     queue_depth_counts_unfinished_jobs,
+    enqueue_in_follows_its_transaction,
 );
 
 mod suite {
@@ -142,5 +144,6 @@ mod suite {
     pub(crate) use super::depth::*;
     pub(crate) use super::lifecycle::*;
     pub(crate) use super::trace::*;
+    pub(crate) use super::transaction::*;
     pub(crate) use super::workers::*;
 }

@@ -10,11 +10,17 @@
 //! first moves due delayed jobs and expired leases back to `ready`. Enqueues of due jobs
 //! and hand-backs publish on channel `wake`, which idle workers subscribe to, so they
 //! start a new job without waiting for their next poll.
+//!
+//! The connection sits behind the breaker of `redis_conn`: with Redis down, a command
+//! fails within `QUEUE_RESPONSE_TIMEOUT` and then at once (503 `jobs_unavailable` for
+//! an enqueue) until a probe finds Redis back; a worker's claims fail the same way and
+//! it polls again. A command cut off by the time limit may still have run on a Redis
+//! that was only slow: a caller that retries an enqueue after a 503 should give it a
+//! `unique_key` to be sure of one job.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -42,7 +48,7 @@ struct Scripts {
 #[derive(Clone)]
 pub struct RedisQueue {
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: crate::redis_conn::GuardedConn,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -53,7 +59,11 @@ impl std::fmt::Debug for RedisQueue {
     }
 }
 
+/// A failure to reach Redis is [`JobError::Unavailable`] (503), any other a storage error.
 fn storage(e: redis::RedisError) -> JobError {
+    if crate::redis_conn::unreachable(&e) {
+        return JobError::Unavailable(e.to_string());
+    }
     JobError::Storage(e.to_string())
 }
 
@@ -64,7 +74,8 @@ impl RedisQueue {
     /// The URL is malformed or Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, JobError> {
         let client = crate::redis_conn::client(url).map_err(storage)?;
-        let conn = crate::redis_conn::connect(url).await.map_err(storage)?;
+        let timeout = crate::redis_conn::QUEUE_RESPONSE_TIMEOUT;
+        let conn = crate::redis_conn::GuardedConn::connect(url, "jobs", timeout).await.map_err(storage)?;
         let acked = |body: &str| Script::new(&format!("{HOLDS}{body}"));
         Ok(Self {
             client,

@@ -1,0 +1,78 @@
+//! The Redis job queue with Redis down: an enqueue fails fast with 503
+//! `jobs_unavailable` (never a hang, never a 500), a worker's claim fails fast, and
+//! both work again once Redis is back on the same port, without a restart; a Redis that
+//! stops answering (SIGSTOP) costs the same bounded wait. The test's own `redis-server`
+//! is killed and stopped, never the machine's shared one.
+
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use app_kernel::db::DatabaseKind;
+use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, TaskError, Worker};
+use app_kernel::ApiError;
+use common::db::TestDb;
+use common::own_redis::OwnRedis;
+use serde_json::{json, Value};
+
+/// What a request that enqueues may wait with Redis down: the queue's one-second
+/// answer limit, and slack for a busy machine.
+const BOUND: Duration = Duration::from_millis(1_500);
+
+async fn work(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    Ok(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again() {
+    let Some(mut redis) = OwnRedis::start("jobs_redis_outage") else { return };
+    let db = TestDb::new(DatabaseKind::Sqlite, "jobs_redis_outage").await.expect("sqlite");
+    let registry = JobRegistry::new().task("work", work);
+    let client = JobClient::redis(&redis.url(), "outage:", registry, JobSettings::default()).await.expect("queue");
+    let worker = Worker::new(client.clone(), db.db.clone());
+    client.enqueue("work", json!({}), EnqueueOptions::new()).await.expect("enqueue with Redis up");
+
+    redis.kill();
+    for n in 1..=3 {
+        let began = Instant::now();
+        let err = client.enqueue("work", json!({}), EnqueueOptions::new()).await.expect_err("Redis is down");
+        let took = began.elapsed();
+        assert!(took <= BOUND, "enqueue {n} with Redis down took {took:?}");
+        let api = ApiError::from(err);
+        assert_eq!(api.status().as_u16(), 503, "enqueue {n}: {api:?}");
+        assert_eq!(api.code(), "jobs_unavailable");
+    }
+    let began = Instant::now();
+    assert!(worker.run_once().await.is_err(), "a claim with Redis down fails");
+    assert!(began.elapsed() <= BOUND, "a claim with Redis down took {:?}", began.elapsed());
+
+    redis.spawn().expect("restart redis-server");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let job = loop {
+        match client.enqueue("work", json!({}), EnqueueOptions::new()).await {
+            Ok(job) => break job,
+            Err(e) => assert!(Instant::now() < deadline, "enqueue still failing 5 s after the restart: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report = worker.run_once().await.expect("claim after the restart");
+    assert_eq!(report.completed, vec![job.job_id], "the queue runs jobs again");
+
+    // A Redis that holds the connection but answers nothing: the answer limit, not a
+    // refused connection, ends the wait.
+    redis.signal("STOP");
+    let began = Instant::now();
+    let err = client.enqueue("work", json!({}), EnqueueOptions::new()).await.expect_err("Redis answers nothing");
+    let took = began.elapsed();
+    redis.signal("CONT");
+    assert!(took <= BOUND, "enqueue to a stopped Redis took {took:?}");
+    assert_eq!(ApiError::from(err).code(), "jobs_unavailable");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = client.enqueue("work", json!({}), EnqueueOptions::new()).await {
+        assert!(Instant::now() < deadline, "enqueue still failing 5 s after SIGCONT: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.finish().await;
+}
