@@ -159,6 +159,92 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) -> serde_json::Val
     body
 }
 
+/// A child process that is killed (and reaped) when the test ends, passed or failed:
+/// a plain `Child` dropped by a panicking test keeps running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits at most `limit` for `child` to exit; past that it is killed and the test
+/// fails (a process that hangs fails the test instead of hanging the run).
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{what}: {e}")) {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `command` run to its end within `limit` (see [`wait_within`]), with no stdin and
+/// its output read whole.
+pub fn output_within(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = wait_within(&mut child, limit, what);
+    std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
+/// An HTTP client whose every request is bounded: 10 s to connect, 30 s for each
+/// read, so a server that stops answering fails the test instead of hanging it
+/// (`reqwest::Client::new()` waits for ever). A long stream is read as long as bytes come.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
 /// The example's binary, refused when older than a source it is built from (a
 /// `cargo test --test examples` does not rebuild the examples; `cargo test` does).
 pub fn example_binary(name: &str) -> std::path::PathBuf {
