@@ -41,6 +41,58 @@ pub fn unique_name(stem: &str) -> String {
     format!("{stem}_{}", &id[id.len() - 12..])
 }
 
+/// A test's Redis key prefix: every key under it is deleted when this is dropped, when
+/// the test passed or failed (jobs, for one, keep their records with no TTL).
+#[derive(Debug)]
+pub struct RedisKeys {
+    /// The server's URL.
+    pub url: String,
+    /// `<stem>_<unique>:`.
+    pub prefix: String,
+}
+
+impl RedisKeys {
+    /// A new prefix from `stem`, on the server at `url`.
+    pub fn new(url: &str, stem: &str) -> Self {
+        Self { url: url.to_owned(), prefix: format!("{}:", unique_name(stem)) }
+    }
+
+    #[cfg(feature = "redis")]
+    fn delete(&self) -> redis::RedisResult<usize> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let mut con = client.get_connection_with_timeout(std::time::Duration::from_secs(5))?;
+        let (mut cursor, mut deleted) = (0_u64, 0);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut con)?;
+            if !keys.is_empty() {
+                deleted += keys.len();
+                redis::cmd("UNLINK").arg(&keys).query::<()>(&mut con)?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisKeys {
+    /// Never panics (a panic while unwinding aborts); a failure is reported on stderr.
+    fn drop(&mut self) {
+        if let Err(e) = self.delete() {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "left behind: Redis keys {}*: {e}", self.prefix);
+        }
+    }
+}
+
 use app_kernel::settings::KernelSettings;
 use app_kernel::{Kernel, Service};
 use axum::body::Body;
