@@ -14,24 +14,25 @@ use serde_json::{json, Value};
 
 const SECRET: &str = "admin-bootstrap-secret-0123456789abcdef";
 
-/// The widget service's binary with the test environment, in `dir`.
+/// The widget service's binary with the test environment (none of the caller's but
+/// `PATH`), in `dir`.
 fn binary(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(common::example_binary("widget_service"));
-    cmd.env("PORT", "0")
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PORT", "0")
         .env("DATABASE_NAME", dir.join("example.db"))
         .env("JWT_SECRET", SECRET)
         .env("LOG_FORMAT", "json")
         .env("ALLOW_SELF_SIGNUP", "true")
-        .env_remove("ADMIN_EMAIL")
-        .env_remove("ADMIN_PASSWORD")
         .envs(env.iter().copied())
         .current_dir(dir);
     cmd
 }
 
-/// Runs a command of the binary to its end.
+/// Runs a command of the binary to its end (within 60 s).
 fn run(dir: &Path, args: &[&str]) -> Output {
-    binary(dir, &[]).args(args).stdin(Stdio::null()).output().expect("the example is built by `cargo test`")
+    common::output_within(binary(dir, &[]).args(args), Duration::from_secs(60), &format!("widget_service {args:?}"))
 }
 
 struct Server {
@@ -42,16 +43,24 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = binary(dir, env).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child =
+            binary(dir, env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut lines = Vec::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // Bounded even when the service prints nothing (a blocking read was not).
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let Some(Ok(line)) = stdout.next() else { break };
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
             let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
             if v["message"] == "listening" {
                 let base = format!("http://{}", v["address"].as_str().unwrap());
-                std::thread::spawn(move || stdout.for_each(drop));
+                std::thread::spawn(move || rx.into_iter().for_each(drop));
                 return Self { child, base, lines };
             }
             lines.push(v);
@@ -62,7 +71,7 @@ impl Server {
     }
 
     async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = reqwest::Client::new().post(format!("{}/api/v1/auth{path}", self.base)).json(&body);
+        let mut req = common::http_client().post(format!("{}/api/v1/auth{path}", self.base)).json(&body);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
@@ -72,7 +81,7 @@ impl Server {
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let reply =
-            reqwest::Client::new().get(format!("{}/api/v1/auth{path}", self.base)).bearer_auth(token).send().await;
+            common::http_client().get(format!("{}/api/v1/auth{path}", self.base)).bearer_auth(token).send().await;
         let reply = reply.unwrap();
         (reply.status().as_u16(), reply.json().await.unwrap_or(Value::Null))
     }

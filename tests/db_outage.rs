@@ -290,6 +290,7 @@ async fn outage_and_recovery(server: &mut impl OwnServer) {
     assert_problem(&reply, 503, "database_unavailable");
     let ready = timed(Duration::from_secs(3), get(&router, "/readyz")).await;
     assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.json()["checks"]["database"]["healthy"], false, "the database is the check that failed");
 
     server.start_server();
     let back = Instant::now();

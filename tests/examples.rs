@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::example_binary;
+use common::{example_binary, http_client, output_within, wait_within};
 
 mod common;
 
@@ -57,7 +57,7 @@ impl Running {
         self.stopped = true;
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = self.child.wait().unwrap();
+        let status = wait_within(&mut self.child, Duration::from_secs(30), "the example after SIGTERM");
         assert!(status.success(), "exit after SIGTERM: {status}");
     }
 }
@@ -79,6 +79,7 @@ fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running
         .env("ALLOW_SELF_SIGNUP", "true")
         .envs(env.iter().copied())
         .current_dir(dir.path())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -108,7 +109,7 @@ fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running
 #[tokio::test]
 async fn widget_service_serves_every_kernel_route_with_the_contract_headers() {
     let svc = start("widget_service");
-    let client = reqwest::Client::new();
+    let client = http_client();
     for (path, status) in
         [("/healthz", 200), ("/readyz", 200), ("/metrics", 401), ("/openapi.json", 200), ("/docs/", 200), ("/api", 200)]
     {
@@ -148,7 +149,7 @@ async fn widget_service_serves_every_kernel_route_with_the_contract_headers() {
 #[tokio::test]
 async fn manual_init_keeps_the_apps_routes_and_adds_the_kernels() {
     let svc = start("manual_init");
-    let client = reqwest::Client::new();
+    let client = http_client();
     let doc = client.get(svc.url("/documents/7")).send().await.unwrap();
     assert_eq!(doc.status(), 200);
     assert!(doc.headers().contains_key("x-request-id"));
@@ -178,7 +179,7 @@ async fn login(client: &reqwest::Client, svc: &Running, username: &str, password
 async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
     use serde_json::{json, Value};
     let svc = start("widget_service");
-    let client = reqwest::Client::new();
+    let client = http_client();
     assert_eq!(client.get(svc.url("/api/v1/widgets")).send().await.unwrap().status(), 401);
 
     let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
@@ -232,7 +233,7 @@ async fn widgets_belong_to_their_caller_whatever_the_client_sends() {
 async fn projects_service_runs_its_task_in_a_separate_worker_process() {
     use serde_json::{json, Value};
     let svc = start("projects_service");
-    let client = reqwest::Client::new();
+    let client = http_client();
     let admin = login(&client, &svc, "admin@example.com", "admin-password-1").await;
     let project: Value = json_of(
         client
@@ -250,15 +251,18 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {
-        let mut child = example("projects_service")
-            .arg("worker")
-            .env("DATABASE_NAME", svc._dir.path().join("example.db"))
-            .env("JWT_SECRET", "example-secret-example-secret-example!")
-            .env("LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut child = common::KillOnDrop(
+            example("projects_service")
+                .arg("worker")
+                .env("DATABASE_NAME", svc._dir.path().join("example.db"))
+                .env("JWT_SECRET", "example-secret-example-secret-example!")
+                .env("LOG_FORMAT", "json")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
         let stdout = child.stdout.take().unwrap();
         let log = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -281,7 +285,8 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
         (child, log)
     };
     assert!(Command::new("kill").args(["-TERM", &worker.0.id().to_string()]).status().unwrap().success());
-    assert!(worker.0.wait().unwrap().success(), "worker stops cleanly on SIGTERM");
+    let status = wait_within(&mut worker.0, Duration::from_secs(30), "the worker after SIGTERM");
+    assert!(status.success(), "worker stops cleanly on SIGTERM: {status}");
     let log = worker.1.join().unwrap();
     assert!(log.contains("worker ready"), "{log}");
     assert!(!log.contains("kernel ready"), "the worker builds no HTTP side: {log}");
@@ -293,15 +298,15 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 #[tokio::test]
 async fn create_admin_in_apikey_mode_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = example("widget_service")
+    let mut create_admin = example("widget_service");
+    create_admin
         .args(["create-admin", "--email", "root@example.com", "--password", "admin-password-1"])
         .env("KERNEL_AUTH_MODE", "apikey")
         .env("DATABASE_NAME", dir.path().join("example.db"))
         .env("JWT_SECRET", "example-secret-example-secret-example!")
         .env("LOG_LEVEL", "warn")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+        .current_dir(dir.path());
+    let out = output_within(&mut create_admin, Duration::from_secs(60), "create-admin");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let key = stdout
@@ -310,7 +315,7 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
         .unwrap_or_else(|| panic!("no key printed: {stdout}"));
 
     let svc = start_in("widget_service", dir, &[("KERNEL_AUTH_MODE", "apikey")]);
-    let client = reqwest::Client::new();
+    let client = http_client();
     let url = svc.url("/api/v1/auth/api-keys");
     let listed = client.get(&url).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(listed.status(), 200, "the printed key is an admin's");
@@ -327,14 +332,14 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
 fn projects_service_migrate_status_prints_applied_and_pending_files() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = example("projects_service")
+        let mut command = example("projects_service");
+        command
             .args(args)
             .env("DATABASE_NAME", dir.path().join("example.db"))
             .env("JWT_SECRET", "example-secret-example-secret-example!")
             .env("LOG_LEVEL", "warn")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
+            .current_dir(dir.path());
+        let out = output_within(&mut command, Duration::from_secs(60), "projects_service migrate");
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };

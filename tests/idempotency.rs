@@ -159,6 +159,47 @@ async fn a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_bo
     assert_eq!(calls.1.load(Ordering::SeqCst), 0);
 }
 
+/// Keys are scoped per caller: user B sending the key (and body) user A used gets
+/// an answer of its own, not A's; each user's repeat replays their own answer, and
+/// an anonymous caller with the same key is another caller again.
+#[tokio::test]
+async fn one_key_from_two_users_makes_two_effects_and_never_replays_across_them() {
+    let calls = Calls::default();
+    let svc = svc(&calls, |_| {}).await;
+    let kernel = svc.service.kernel().clone();
+    let users = kernel.auth().users().expect("a user store").clone();
+    let token = |name: &'static str| {
+        let (users, kernel) = (users.clone(), kernel.clone());
+        async move {
+            let new = app_kernel::auth::NewUser { username: name, email: None, password: "password-1", role: "user" };
+            let user = users.create_user(&new).await.unwrap();
+            kernel.auth().tokens().issue_access(&user).unwrap().token
+        }
+    };
+    let (alice, bob) = (token("alice").await, token("bob").await);
+    let router = svc.router();
+    let as_user = |bearer: Option<&str>| {
+        let mut req = Request::post("/api/v1/orders")
+            .header("content-type", "application/json")
+            .header("idempotency-key", "same-key");
+        if let Some(bearer) = bearer {
+            req = req.header("authorization", format!("Bearer {bearer}"));
+        }
+        send(&router, req.body(Body::from(json!({"name": "a"}).to_string())).unwrap())
+    };
+    let a = as_user(Some(&alice)).await;
+    let b = as_user(Some(&bob)).await;
+    assert_eq!((a.status, a.json()["n"].clone()), (StatusCode::CREATED, json!(1)), "{}", a.text());
+    assert_eq!((b.status, b.header("idempotent-replayed")), (StatusCode::CREATED, None), "bob got alice's answer");
+    assert_eq!(b.json()["n"], 2, "bob's request ran: {}", b.text());
+    let (a_again, b_again) = (as_user(Some(&alice)).await, as_user(Some(&bob)).await);
+    assert_eq!((a_again.header("idempotent-replayed"), a_again.json()["n"].clone()), (Some("true"), json!(1)));
+    assert_eq!((b_again.header("idempotent-replayed"), b_again.json()["n"].clone()), (Some("true"), json!(2)));
+    let anonymous = as_user(None).await;
+    assert_eq!((anonymous.header("idempotent-replayed"), anonymous.json()["n"].clone()), (None, json!(3)));
+    assert_eq!(calls.0.load(Ordering::SeqCst), 3, "one effect per caller");
+}
+
 /// The auth routes are never idempotent: a refresh token replayed with one key is
 /// refused as reused (and its family revoked), never answered with the same pair;
 /// a login's tokens are not kept, nor a new API key (shown once, in plaintext).

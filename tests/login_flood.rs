@@ -9,10 +9,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
 
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("linux /proc");
@@ -21,10 +23,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// The widget service in `dir`, on a free port, started through `taskset -c CPU` when
-/// `cpu` is given; the child and the base URL of its auth routes.
-fn start(dir: &Path, cpu: Option<&str>) -> (Child, String) {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(Path::parent).unwrap().join("examples").join("widget_service");
+/// `cpu` is given, with none of the caller's environment but `PATH`; the child (killed
+/// when dropped) and the base URL of its auth routes, once it logged `listening`
+/// (within 30 s).
+fn start(dir: &Path, cpu: Option<&str>) -> (common::KillOnDrop, String) {
+    let binary = common::example_binary("widget_service");
     let mut command = match cpu {
         Some(cpu) => {
             let mut taskset = Command::new("taskset");
@@ -34,6 +37,8 @@ fn start(dir: &Path, cpu: Option<&str>) -> (Child, String) {
         None => Command::new(binary),
     };
     let mut child = command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PORT", "0")
         .env("DATABASE_NAME", dir.join("example.db"))
         .env("JWT_SECRET", "login-flood-secret-0123456789abcdef0123")
@@ -41,42 +46,41 @@ fn start(dir: &Path, cpu: Option<&str>) -> (Child, String) {
         .env("ALLOW_SELF_SIGNUP", "true")
         // Every request names its own client address, so none is throttled and all want argon2.
         .env("TRUSTED_PROXIES", "127.0.0.1")
-        .env_remove("ADMIN_EMAIL")
         .current_dir(dir)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("the example is built by `cargo test` (and taskset is installed, when a CPU is given)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("the service logs `listening`").unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = common::KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
         let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
         if v["message"] == "listening" {
-            break format!("http://{}/api/v1/auth", v["address"].as_str().unwrap());
+            // The thread goes on reading (and dropping) the log, so the pipe never fills.
+            std::thread::spawn(move || rx.into_iter().for_each(drop));
+            return (child, format!("http://{}/api/v1/auth", v["address"].as_str().unwrap()));
         }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, base)
-}
-
-/// Kills the service when the test ends, passed or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
+    panic!("the widget service did not log `listening` within 30 s");
 }
 
 #[tokio::test]
 async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer() {
     if !Path::new("/proc/self/status").exists() {
-        eprintln!("skipped: no /proc to read the server's memory from");
+        common::skipped("two_hundred_concurrent_logins (no /proc to read the server's memory from)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = start(dir.path(), None);
+    let (child, base) = start(dir.path(), None);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     let reg = client.post(format!("{base}/register")).json(&json!({"username": "ann", "password": "correct horse"}));
     assert_eq!(reg.send().await.unwrap().status(), 201);
@@ -106,8 +110,7 @@ async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer(
         peak as f64 / 1024.0,
         before as f64 / 1024.0
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(statuses.iter().all(|s| [401, 429, 503].contains(s)), "{statuses:?}");
     assert!(count(401) > 0, "some were checked");
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
@@ -121,15 +124,14 @@ async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer(
 #[tokio::test]
 async fn logins_that_wait_too_long_for_a_hashing_thread_get_503_with_retry_after() {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        eprintln!("skipped: no /proc to find a CPU to pin the server to");
+        common::skipped("logins_that_wait_too_long (no /proc to find a CPU to pin the server to)");
         return;
     };
     // The first CPU this process may run on, e.g. `0` of `Cpus_allowed_list:	0-1`.
     let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list");
     let cpu = allowed.trim().split([',', '-']).next().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let (child, base) = start(dir.path(), Some(&cpu));
-    let _server = Killed(child);
+    let (_server, base) = start(dir.path(), Some(&cpu));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     let reg = client.post(format!("{base}/register")).json(&json!({"username": "ann", "password": "correct horse"}));
     assert_eq!(reg.send().await.unwrap().status(), 201);

@@ -298,7 +298,7 @@ impl Proc {
     fn stop(mut self) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = self.child.wait().unwrap();
+        let status = common::wait_within(&mut self.child, Duration::from_secs(30), "order_service after SIGTERM");
         assert!(status.success(), "exit after SIGTERM: {status}");
     }
 }
@@ -313,7 +313,7 @@ async fn api_and_worker_processes_each_serve_metrics_that_promtool_accepts() {
     let (worker, worker_addr) =
         Proc::start(dir.path(), &["worker"], &[("WORKER_HTTP_ADDR", "127.0.0.1:0")], "worker listening");
     assert!(worker_addr.starts_with("127.0.0.1:"), "{worker_addr}");
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let login = json!({"username": "admin", "password": "admin-password-1"});
     let token: Value = http
         .post(format!("http://{api_addr}/api/v1/auth/login"))

@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use app_kernel::{Service, ServiceConfig};
@@ -25,6 +25,7 @@ async fn child_service() {
     let slow = Router::new().route(
         "/slow",
         get(|| async {
+            println!("SLOW STARTED");
             tokio::time::sleep(Duration::from_millis(1500)).await;
             "finished"
         }),
@@ -44,12 +45,17 @@ async fn child_service() {
     println!("CHILD EXITED CLEANLY");
 }
 
-fn spawn_child(cwd: &std::path::Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+fn spawn_child(cwd: &std::path::Path) -> (common::KillOnDrop, std::sync::mpsc::Receiver<String>) {
+    // None of the caller's environment but PATH: the child's settings are the test's
+    // and its `.env`'s (a stray DATABASE_URL or SHUTDOWN_DRAIN_SECONDS would change it).
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_service", "--ignored", "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env(CHILD, "1")
         .env("DEBUG", "true")
         .current_dir(cwd)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +67,7 @@ fn spawn_child(cwd: &std::path::Path) -> (Child, std::sync::mpsc::Receiver<Strin
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (common::KillOnDrop(child), rx)
 }
 
 fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str) -> String {
@@ -77,7 +83,8 @@ fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str) -> String {
     panic!("child never printed {prefix}");
 }
 
-#[tokio::test]
+// Two threads: the in-flight request runs while this one blocks on the child's lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_and_dotenv_is_read() {
     let cwd = tempfile::tempdir().unwrap();
     std::fs::write(cwd.path().join(".env"), "LOG_FORMAT=pretty\nLOG_LEVEL=warn\n").unwrap();
@@ -85,25 +92,32 @@ async fn sigterm_lets_an_in_flight_request_finish_and_dotenv_is_read() {
     let addr = wait_for(&rx, "LISTENING ");
     assert_eq!(wait_for(&rx, "LOG_FORMAT_IS_PRETTY "), "true", ".env was read");
 
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let in_flight = tokio::spawn({
         let client = client.clone();
         let url = format!("http://{addr}/api/v1/slow");
         async move { client.get(url).send().await?.text().await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for(&rx, "SLOW STARTED");
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
 
-    // While the slow request drains (the child is alive), a new connection is refused.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(child.try_wait().unwrap().is_none(), "the child is draining, not gone");
-    let fresh = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;
-    assert!(child.try_wait().unwrap().is_none(), "the child was still draining when the connection was tried");
-    assert!(fresh.is_err(), "a new connection was accepted after SIGTERM: {fresh:?}");
+    // While the slow request drains (the child is alive), new connections are refused:
+    // tried until one is, within 1 s (the slow request holds the child for 1.5 s).
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the child exited before a new connection was refused");
+        let fresh = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200));
+        if fresh.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new connections were still accepted 1 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the child was still draining when the connection was refused");
     let body = in_flight.await.unwrap().expect("in-flight request completes after SIGTERM");
     assert_eq!(body, "finished");
-    let status = child.wait().unwrap();
+    let status = common::wait_within(&mut child, Duration::from_secs(30), "the child after SIGTERM");
     assert!(status.success(), "child exit: {status}");
     assert_eq!(wait_for(&rx, "CHILD EXITED "), "CLEANLY");
 }

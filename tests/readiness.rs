@@ -64,13 +64,17 @@ async fn readyz_reports_redis_with_its_latency_and_503_when_it_is_down() {
     assert!(started.elapsed() < Duration::from_secs(3), "answered within the check timeout: {:?}", started.elapsed());
 }
 
-/// Sends `GET /readyz` on a new connection; the status, or `None` if refused.
+/// Sends `GET /readyz` on a new connection; the status, or `None` if refused (an
+/// answer that does not come within 5 s fails the test).
 async fn readyz_status(addr: std::net::SocketAddr) -> Option<u16> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
-    let mut head = vec![0u8; 12];
-    s.read_exact(&mut head).await.ok()?;
-    String::from_utf8_lossy(&head[9..12]).parse().ok()
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+        let mut head = vec![0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        String::from_utf8_lossy(&head[9..12]).parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask).await.expect("/readyz answered or refused within 5 s")
 }
 
 #[tokio::test]
@@ -87,8 +91,16 @@ async fn after_sigterm_readyz_is_503_while_the_server_still_accepts_for_the_drai
     }));
     assert_eq!(readyz_status(addr).await, Some(200));
     stop.send(()).unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(readyz_status(addr).await, Some(503), "unready at once, on a new connection: still accepted");
+    // Unready well within the drain delay (800 ms), on a new connection: still accepted.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+    loop {
+        match readyz_status(addr).await {
+            Some(503) => break,
+            status => assert_eq!(status, Some(200), "refused during the drain delay"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz still 200 400 ms after the shutdown began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let ended = tokio::time::timeout(Duration::from_secs(10), server).await.expect("the server stops after the drain");
     ended.unwrap().unwrap();
     assert_eq!(readyz_status(addr).await, None, "refused once the drain delay is over");

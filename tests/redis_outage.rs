@@ -124,7 +124,7 @@ async fn a_dead_redis_costs_one_fast_failure_and_sharing_returns_after_its_resta
     let server = tokio::spawn(svc.serve_with_shutdown(listener, async move {
         let _ = stop_rx.await;
     }));
-    let http = reqwest::Client::new();
+    let http = common::http_client();
 
     // Shared behaviour while Redis is up: a repeat of a key is a replay, not a second order.
     let (status, first, _) = order(&http, &base, "before-1").await;

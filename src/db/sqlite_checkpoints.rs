@@ -27,6 +27,10 @@
 //!
 //! Durability is unchanged: what a commit guarantees depends on `synchronous`, not
 //! on when the WAL is copied back.
+//!
+//! That the WAL is started over under writes that never pause is a rate, measured
+//! against SQLite's own checkpoint by `cargo bench --bench sqlite_wal`, not asserted
+//! by a timed unit test.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -230,37 +234,6 @@ mod tests {
     fn wal_restarts(path: &Path) -> u32 {
         let header = std::fs::read(path).unwrap();
         u32::from_be_bytes(header[12..16].try_into().unwrap())
-    }
-
-    #[test]
-    fn the_wal_is_started_over_under_sustained_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        // No checkpoint by the writer at all, and no fsync: the disk's speed is out of
-        // the timing, and only the thread can start the WAL over.
-        let open = || {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0").unwrap();
-            Ok(conn)
-        };
-        let writer = std::sync::Arc::new(super::Writer::new(Some(open().unwrap())));
-        let (checkpoints, thread) = super::start(open, std::sync::Arc::downgrade(&writer)).unwrap();
-        let insert = |sql: &str| writer.blocking_lock().as_ref().unwrap().execute(sql, []).unwrap();
-        insert("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)");
-        // A writer that never pauses for a second: PASSIVE checkpoints alone never
-        // catch up with it, so without the held-writer step the WAL is never started over.
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(1) {
-            insert("INSERT INTO t (body) VALUES (printf('%.2000c', 'x'))");
-            checkpoints.wrote();
-        }
-        thread.stop();
-        // A cycle takes about 30 ms (25 of them gathering writes): 27-34 restarts here,
-        // also beside two busy loops and a process syncing 256 MB files; without the
-        // held-writer step, 0-11 (when a PASSIVE checkpoint happens to finish between
-        // two writes).
-        let restarts = wal_restarts(&dir.path().join("c.db-wal"));
-        assert!(restarts >= 15, "the WAL was started over {restarts} times in a second of writes");
     }
 
     #[tokio::test]

@@ -4,6 +4,10 @@
 //! URL's `options=-csearch_path=...`. MySQL/MariaDB: a database per test. Server
 //! engines are skipped (or fail, with `KERNEL_TEST_REQUIRE_SERVICES=1` or `true`) when their
 //! `KERNEL_TEST_*_URL` is unset.
+//!
+//! The schema or database is dropped when the `TestDb` is: by [`TestDb::finish`], or,
+//! for a test that panicked or never called it, by `Drop` (on a thread of its own,
+//! bounded in time), so a run leaves nothing behind on the shared servers.
 
 use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, SchemaPolicy};
 use secrecy::SecretString;
@@ -14,8 +18,38 @@ pub struct TestDb {
     /// The handle under test.
     pub db: Db,
     settings: DatabaseSettings,
-    admin: Option<(Db, String)>,
+    cleanup: Option<Cleanup>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// How to drop a server engine's test schema or database.
+#[derive(Debug)]
+struct Cleanup {
+    kind: DatabaseKind,
+    /// The server's URL (not the test database's).
+    url: String,
+    /// `DROP SCHEMA ... CASCADE` or `DROP DATABASE ...`.
+    drop: String,
+}
+
+impl Cleanup {
+    async fn run(&self) -> Result<(), String> {
+        let mut admin = settings(self.kind, &self.url);
+        admin.pool_size = 1;
+        let admin = Db::connect(&admin, "test").await.map_err(|e| e.to_string())?;
+        // A lock held by a test that failed mid-transaction fails the drop instead of hanging it.
+        let bound = match self.kind {
+            DatabaseKind::Postgres => Some("SET lock_timeout = '10s'"),
+            DatabaseKind::Mysql => Some("SET SESSION lock_wait_timeout = 10"),
+            DatabaseKind::Sqlite => None,
+        };
+        if let Some(bound) = bound {
+            admin.execute(bound, &[]).await.map_err(|e| e.to_string())?;
+        }
+        let dropped = admin.execute(&self.drop, &[]).await.map_err(|e| e.to_string());
+        admin.close().await;
+        dropped.map(|_| ())
+    }
 }
 
 fn settings(kind: DatabaseKind, url: &str) -> DatabaseSettings {
@@ -58,24 +92,28 @@ impl TestDb {
                 let mut settings = DatabaseSettings::sqlite(path.to_string_lossy());
                 settings.schema = SchemaPolicy::additive();
                 let db = Db::connect(&settings, "test").await.expect("open sqlite");
-                Some(Self { db, settings, admin: None, _dir: Some(dir) })
+                Some(Self { db, settings, cleanup: None, _dir: Some(dir) })
             }
             DatabaseKind::Postgres => {
                 let url = super::service_url("KERNEL_TEST_POSTGRES_URL", test)?;
                 let admin = Db::connect(&settings(kind, &url), "test").await.expect("connect postgres");
                 admin.execute(&format!("CREATE SCHEMA {name}"), &[]).await.expect("create schema");
+                admin.close().await;
+                let cleanup = Cleanup { kind, drop: format!("DROP SCHEMA {name} CASCADE"), url: url.clone() };
                 let settings = settings(kind, &with_query(&url, &format!("options=-csearch_path%3D{name}")));
                 let db = Db::connect(&settings, "test").await.expect("connect postgres schema");
-                Some(Self { db, settings, admin: Some((admin, format!("DROP SCHEMA {name} CASCADE"))), _dir: None })
+                Some(Self { db, settings, cleanup: Some(cleanup), _dir: None })
             }
             DatabaseKind::Mysql => {
                 let url = super::service_url("KERNEL_TEST_MYSQL_URL", test)?;
                 let admin = Db::connect(&settings(kind, &url), "test").await.expect("connect mysql");
                 let create = format!("CREATE DATABASE {name} CHARACTER SET {charset}");
                 admin.execute(&create, &[]).await.expect("create database");
+                admin.close().await;
+                let cleanup = Cleanup { kind, drop: format!("DROP DATABASE {name}"), url: url.clone() };
                 let settings = settings(kind, &with_database(&url, &name));
                 let db = Db::connect(&settings, "test").await.expect("connect mysql database");
-                Some(Self { db, settings, admin: Some((admin, format!("DROP DATABASE {name}"))), _dir: None })
+                Some(Self { db, settings, cleanup: Some(cleanup), _dir: None })
             }
         }
     }
@@ -100,12 +138,37 @@ impl TestDb {
         Db::connect(&s, "test").await.expect("single-connection handle")
     }
 
-    /// Drops the schema or database.
-    pub async fn finish(self) {
+    /// Closes the handle and drops the schema or database.
+    pub async fn finish(mut self) {
         self.db.close().await;
-        if let Some((admin, drop)) = self.admin {
-            admin.execute(&drop, &[]).await.expect("drop test database");
-            admin.close().await;
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup.run().await.unwrap_or_else(|e| panic!("drop test database ({}): {e}", cleanup.drop));
         }
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the schema or database of a test that did not [`TestDb::finish`] (one that
+    /// panicked, say), on a thread with a runtime of its own: this one may be inside
+    /// the test's runtime, which cannot be blocked on. Never panics (a panic while
+    /// unwinding aborts); a failure is reported on stderr.
+    fn drop(&mut self) {
+        let Some(cleanup) = self.cleanup.take() else { return };
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let result = match runtime {
+                Ok(runtime) => runtime.block_on(cleanup.run()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = done.send(result.map_err(|e| format!("{}: {e}", cleanup.drop)));
+        });
+        let failed = match finished.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(_) => "the drop took over 30 s".to_owned(),
+        };
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), "left behind: {failed}");
     }
 }

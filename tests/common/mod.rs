@@ -42,6 +42,58 @@ pub fn unique_name(stem: &str) -> String {
     format!("{stem}_{}", &id[id.len() - 12..])
 }
 
+/// A test's Redis key prefix: every key under it is deleted when this is dropped, when
+/// the test passed or failed (jobs, for one, keep their records with no TTL).
+#[derive(Debug)]
+pub struct RedisKeys {
+    /// The server's URL.
+    pub url: String,
+    /// `<stem>_<unique>:`.
+    pub prefix: String,
+}
+
+impl RedisKeys {
+    /// A new prefix from `stem`, on the server at `url`.
+    pub fn new(url: &str, stem: &str) -> Self {
+        Self { url: url.to_owned(), prefix: format!("{}:", unique_name(stem)) }
+    }
+
+    #[cfg(feature = "redis")]
+    fn delete(&self) -> redis::RedisResult<usize> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let mut con = client.get_connection_with_timeout(std::time::Duration::from_secs(5))?;
+        let (mut cursor, mut deleted) = (0_u64, 0);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut con)?;
+            if !keys.is_empty() {
+                deleted += keys.len();
+                redis::cmd("UNLINK").arg(&keys).query::<()>(&mut con)?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisKeys {
+    /// Never panics (a panic while unwinding aborts); a failure is reported on stderr.
+    fn drop(&mut self) {
+        if let Err(e) = self.delete() {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "left behind: Redis keys {}*: {e}", self.prefix);
+        }
+    }
+}
+
 use app_kernel::settings::KernelSettings;
 use app_kernel::{Kernel, Service};
 use axum::body::Body;
@@ -158,6 +210,92 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) -> serde_json::Val
     let request_id = body["request_id"].as_str().expect("request_id in body");
     assert_eq!(reply.header("x-request-id"), Some(request_id), "body and header request ids agree");
     body
+}
+
+/// A child process that is killed (and reaped) when the test ends, passed or failed:
+/// a plain `Child` dropped by a panicking test keeps running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits at most `limit` for `child` to exit; past that it is killed and the test
+/// fails (a process that hangs fails the test instead of hanging the run).
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{what}: {e}")) {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `command` run to its end within `limit` (see [`wait_within`]), with no stdin and
+/// its output read whole.
+pub fn output_within(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = wait_within(&mut child, limit, what);
+    std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
+/// An HTTP client whose every request is bounded: 10 s to connect, 30 s for each
+/// read, so a server that stops answering fails the test instead of hanging it
+/// (`reqwest::Client::new()` waits for ever). A long stream is read as long as bytes come.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
 }
 
 /// The example's binary, refused when older than a source it is built from (a

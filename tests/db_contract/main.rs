@@ -3,6 +3,12 @@
 //! SQLite runs in the default run; PostgreSQL and MariaDB/MySQL when
 //! `KERNEL_TEST_POSTGRES_URL` / `KERNEL_TEST_MYSQL_URL` are set (and the `postgres` /
 //! `mysql` features are on). Each test gets its own schema or database.
+//!
+//! The suite runs under a harness of its own (libtest-mimic, `harness = false`), so
+//! that a test of an engine whose URL is not set is reported as ignored with the
+//! reason (`test postgres::... ignored (KERNEL_TEST_POSTGRES_URL not set)`) and counted
+//! as such in the run's closing line, instead of passing having done nothing; with
+//! `KERNEL_TEST_REQUIRE_SERVICES` on it fails. Names, filters and flags are libtest's.
 
 mod audit;
 #[path = "../common/mod.rs"]
@@ -18,6 +24,7 @@ use app_kernel::db::{AuditFilter, AuditLog, DatabaseKind, Db, DbError, Find, Sch
 use app_kernel::ApiError;
 use common::db::TestDb;
 use http::StatusCode;
+use libtest_mimic::{Completion, Trial};
 use serde_json::{json, Value};
 
 use audit::*;
@@ -28,19 +35,13 @@ use transactions::*;
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::run(app_kernel::db::DatabaseKind::Sqlite, stringify!($name), super::$name).await })*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::run(app_kernel::db::DatabaseKind::Postgres, stringify!($name), super::$name).await })*
-        }
-        #[cfg(feature = "mysql")]
-        mod mysql {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::run(app_kernel::db::DatabaseKind::Mysql, stringify!($name), super::$name).await })*
+        /// Every test on every engine built in.
+        fn trials() -> Vec<Trial> {
+            let mut out = Vec::new();
+            for kind in engines() {
+                $(out.push(trial(kind, stringify!($name), $name));)*
+            }
+            out
         }
     };
 }
@@ -82,11 +83,43 @@ contract!(
     a_service_runs_migrations_before_its_tables_and_schema_init,
 );
 
-async fn run<F, Fut>(kind: app_kernel::db::DatabaseKind, name: &str, test: F)
+/// The engines this build can test: SQLite, and PostgreSQL and MySQL with their features.
+fn engines() -> Vec<DatabaseKind> {
+    let mut out = vec![DatabaseKind::Sqlite];
+    #[cfg(feature = "postgres")]
+    out.push(DatabaseKind::Postgres);
+    #[cfg(feature = "mysql")]
+    out.push(DatabaseKind::Mysql);
+    out
+}
+
+/// `ENGINE::NAME`, run on a runtime of its own with a fresh database; ignored at run
+/// time when the engine's URL is not set (a failure if services are required).
+fn trial<F, Fut>(kind: DatabaseKind, name: &'static str, test: F) -> Trial
 where
-    F: FnOnce(TestDb) -> Fut,
+    F: FnOnce(TestDb) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = TestDb>,
 {
-    let Some(t) = TestDb::new(kind, name).await else { return };
-    test(t).await.finish().await;
+    let (engine, var) = match kind {
+        DatabaseKind::Sqlite => ("sqlite", None),
+        DatabaseKind::Postgres => ("postgres", Some("KERNEL_TEST_POSTGRES_URL")),
+        DatabaseKind::Mysql => ("mysql", Some("KERNEL_TEST_MYSQL_URL")),
+    };
+    Trial::ignorable_test(format!("{engine}::{name}"), move || {
+        if let Some(var) = var.filter(|v| std::env::var(v).map_or(true, |url| url.is_empty())) {
+            if !common::services_required() {
+                return Ok(Completion::ignored_with(format!("{var} not set")));
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build()?;
+        runtime.block_on(async {
+            let t = TestDb::new(kind, name).await.expect("a database (or a failure if services are required)");
+            test(t).await.finish().await;
+        });
+        Ok(Completion::Completed)
+    })
+}
+
+fn main() {
+    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials()).exit();
 }

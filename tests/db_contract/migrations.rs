@@ -93,6 +93,7 @@ pub(crate) async fn migrations_apply_in_order_and_once(t: TestDb) -> TestDb {
     };
     assert_eq!((applied[0].version, applied[0].file.as_str()), (3, expected));
     let status = t.db.migration_status(&more).await.unwrap();
+    assert_eq!(status.len(), 4, "{status:?}");
     assert!(status.iter().all(|s| s.state == MigrationState::Applied && s.applied_at.is_some()), "{status:?}");
     t
 }
@@ -240,6 +241,7 @@ pub(crate) async fn a_service_runs_migrations_before_its_tables_and_schema_init(
             .unwrap_or_else(|e| panic!("start {start}: {e}"));
         let db = service.kernel().db().clone();
         let status = db.migration_status(&app_kernel::migrations!("examples/migrations/projects")).await.unwrap();
+        assert_eq!(status.len(), 2, "the example's two files: {status:?}");
         assert!(status.iter().all(|s| s.state == MigrationState::Applied), "{status:?}");
         if start == 0 {
             // The entity API works on the migrated table under the closed schema policy.

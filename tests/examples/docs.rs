@@ -28,7 +28,7 @@ async fn every_examples_openapi_document_lists_its_routes_and_is_valid() {
         ("health_checks", &[]),
         ("streaming_chat", &[("/api/v1/chat/stream", "post")]),
     ];
-    let client = reqwest::Client::new();
+    let client = crate::common::http_client();
     for (name, routes) in apps {
         let svc = super::start(name);
         let doc: serde_json::Value = super::json_of(client.get(svc.url("/openapi.json"))).await;
@@ -56,11 +56,10 @@ async fn every_examples_openapi_document_lists_its_routes_and_is_valid() {
         );
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
-        let check = std::process::Command::new("python3")
-            .args(["-m", "openapi_spec_validator"])
-            .arg(file.path())
-            .output()
-            .unwrap();
+        let mut check = std::process::Command::new("python3");
+        check.args(["-m", "openapi_spec_validator"]).arg(file.path());
+        let check =
+            crate::common::output_within(&mut check, std::time::Duration::from_secs(60), "openapi-spec-validator");
         let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
         assert!(check.status.success(), "{name}: openapi-spec-validator refused the document:\n{said}");
 

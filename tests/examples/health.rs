@@ -18,7 +18,7 @@ async fn readyz_reports_the_apps_checks_healthy_and_unhealthy() {
     let drain = dir.path().join("drain");
     let env = [("UPSTREAM_ADDR", upstream_addr.as_str()), ("DRAIN_FILE", drain.to_str().unwrap())];
     let svc = super::start_in("health_checks", dir, &env);
-    let client = reqwest::Client::new();
+    let client = crate::common::http_client();
     let ready = || async {
         let r = client.get(svc.url("/readyz")).send().await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())

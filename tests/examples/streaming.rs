@@ -30,7 +30,7 @@ async fn next_chunk(stream: &mut reqwest::Response) -> String {
 #[tokio::test]
 async fn streams_past_the_per_user_limit_are_refused_until_one_closes() {
     let svc = super::start("streaming_chat");
-    let client = reqwest::Client::new();
+    let client = crate::common::http_client();
     let token = login(&client, &svc, "admin@example.com", "admin-password-1").await;
 
     let mut streams = Vec::new();

@@ -130,7 +130,7 @@ impl Session<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_sees_a_dead_job_in_the_browser_and_retries_it() {
-    let http = reqwest::Client::new();
+    let http = super::common::http_client();
     let driver = start_driver(&http).await;
 
     let dir = tempfile::tempdir().unwrap();

@@ -32,14 +32,15 @@ use serde_json::{json, Value};
 struct Engine {
     name: &'static str,
     db: TestDb,
-    redis: Option<(String, String)>,
+    /// The Redis engine's server and key prefix (its keys are deleted when it is dropped).
+    redis: Option<common::RedisKeys>,
 }
 
 impl Engine {
     async fn client(&self, registry: JobRegistry, settings: JobSettings) -> JobClient {
         match &self.redis {
             #[cfg(feature = "redis")]
-            Some((url, prefix)) => JobClient::redis(url, prefix, registry, settings).await.expect("redis queue"),
+            Some(keys) => JobClient::redis(&keys.url, &keys.prefix, registry, settings).await.expect("redis queue"),
             #[cfg(not(feature = "redis"))]
             Some(_) => unreachable!(),
             None => JobClient::sql(self.db.db.clone(), registry, settings).await.expect("sql queue"),
@@ -70,7 +71,7 @@ async fn engines(test: &str) -> Vec<Engine> {
     #[cfg(feature = "redis")]
     if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
         let db = TestDb::new(DatabaseKind::Sqlite, test).await.expect("sqlite");
-        out.push(Engine { name: "redis", db, redis: Some((url, format!("{}:", common::unique_name("jobs")))) });
+        out.push(Engine { name: "redis", db, redis: Some(common::RedisKeys::new(&url, "jobs")) });
     }
     out
 }
@@ -106,6 +107,7 @@ macro_rules! contract {
             for engine in engines(stringify!($name)).await {
                 eprintln!("{}: {}", stringify!($name), engine.name);
                 suite::$name(&engine).await;
+                engine.db.finish().await;
             }
         }
     )*};
