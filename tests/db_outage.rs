@@ -201,6 +201,13 @@ async fn outage_and_recovery(server: &mut impl OwnServer) {
         assert_eq!(reply.header("retry-after"), Some("1"), "round {round}");
         let reply = timed(bound, send(&router, post_note("during"))).await;
         assert_problem(&reply, 503, "database_unavailable");
+        // With an Idempotency-Key (its records live in the same database): one wait
+        // for the database, not one for the records and another for the handler.
+        let mut keyed = post_note("keyed");
+        keyed.headers_mut().insert("idempotency-key", format!("during-{round}").parse().unwrap());
+        let reply = timed(bound, send(&router, keyed)).await;
+        assert_problem(&reply, 503, "database_unavailable");
+        assert_eq!(reply.header("retry-after"), Some("1"), "round {round}");
     }
     // Enqueueing a job (the queue lives in the database) and the auth routes (the
     // user store): the same answer, not a 500.
