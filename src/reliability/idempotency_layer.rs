@@ -176,7 +176,10 @@ where
         }
         Err(e) => return Ok(ApiError::bad_request(format!("could not read the body: {e}")).into_response()),
     };
-    let caller = shared.callers.caller(&mut parts).await;
+    let caller = match shared.callers.caller_or_unavailable(&mut parts).await {
+        Ok(caller) => caller,
+        Err(unavailable) => return Ok(unavailable.into_response()),
+    };
     let fingerprint = fingerprint(&parts, &body);
     let request = Request::from_parts(parts, Body::from(body));
     match shared.store.begin(&caller, &key, &fingerprint, shared.running_ttl).await {
