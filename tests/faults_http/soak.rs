@@ -1,9 +1,9 @@
 //! Soak: two widget instances on one PostgreSQL database (no Redis: the SQL
 //! idempotency store), first loaded flat out for a few seconds to measure their
 //! capacity, then at half of it for `KERNEL_TEST_SOAK_SECONDS` (default 600). No
-//! request may fail; the instances' resident memory and the requests' p99 in the
-//! last minute stay within 10 % of the first minute's (a p99 change under 1 ms counts
-//! as flat: below what this machine's scheduling moves from run to run).
+//! request may fail; the instances' resident memory in the last minute stays within
+//! 10 % of the first minute's, and the requests' p99 grows by at most 10 % (plus 1 ms,
+//! below what this machine's scheduling moves from run to run).
 
 use std::time::Duration;
 
@@ -82,7 +82,9 @@ pub(crate) async fn run() {
     verdict
         .check(rate >= target * 0.9, format!("{rate:.0} req/s sent of {target:.0} planned: the clients fell behind"));
     let (p1, p2) = (p99_first.as_secs_f64() * 1e3, p99_last.as_secs_f64() * 1e3);
-    verdict.check(within(p1, p2, 1.0), format!("p99 {p1:.1} ms in the first window, {p2:.1} ms in the last"));
+    // Growth is what a soak looks for; a last minute faster than the first (the other
+    // users of this shared machine quieter) is not a failure.
+    verdict.check(p2 <= p1 * 1.10 + 1.0, format!("p99 {p1:.1} ms in the first window, {p2:.1} ms in the last"));
     verdict.check(
         within(rss_first as f64, rss_last as f64, 0.0),
         format!("RSS {rss_first} KiB first, {rss_last} KiB last"),
