@@ -51,7 +51,8 @@ pub(crate) async fn run() {
     let in_window = |from: Duration, to: Duration| -> Vec<&Sample> {
         record.samples.iter().filter(|s| s.at >= from && s.at < to).collect()
     };
-    let p99_of = |samples: &[&Sample]| quantile(&mut samples.iter().map(|s| s.latency).collect::<Vec<_>>(), 0.99);
+    let q_of = |samples: &[&Sample], q| quantile(&mut samples.iter().map(|s| s.latency).collect::<Vec<_>>(), q);
+    let p99_of = |samples: &[&Sample]| q_of(samples, 0.99);
     let mean_rss = |from: Duration, to: Duration| {
         let v: Vec<u64> = rss.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| *r).collect();
         v.iter().sum::<u64>() / v.len().max(1) as u64
@@ -71,6 +72,8 @@ pub(crate) async fn run() {
     verdict.key("failed", failed.len());
     verdict.key("duplicates", record.duplicates.len());
     verdict.key("window_s", window.as_secs());
+    verdict.key("p50_first_ms", format!("{:.1}", q_of(&first, 0.5).as_secs_f64() * 1e3));
+    verdict.key("p50_last_ms", format!("{:.1}", q_of(&last, 0.5).as_secs_f64() * 1e3));
     verdict.key("p99_first_ms", format!("{:.1}", p99_first.as_secs_f64() * 1e3));
     verdict.key("p99_last_ms", format!("{:.1}", p99_last.as_secs_f64() * 1e3));
     verdict.key("rss_first_kib", rss_first);
