@@ -5,9 +5,11 @@
 //! The stores of the throttle, the rate limit, idempotency and the stream leases
 //! reach Redis through a [`Keyspace`], whose connection sits behind a breaker: a
 //! command gets [`STORE_RESPONSE_TIMEOUT`] to answer, and after a failure to reach
-//! Redis every command of that keyspace fails at once for [`COOL_DOWN`], after
-//! which one command probes Redis again (success closes the breaker). A dead Redis
-//! thus costs a request one fast failure, never a reconnect wait; each store then
+//! Redis every command of that keyspace fails at once; each [`COOL_DOWN`] a `PING`
+//! in the background probes Redis again (an answer closes the breaker), so no
+//! request waits on a reconnect to a dead Redis. A dead Redis thus costs the
+//! requests in flight when it died one failure within the timeout, and the others
+//! an immediate one; each store then
 //! does what it documents (the rate limit and idempotency let the request through,
 //! the leases refuse the stream). The job queue's connection is a [`GuardedConn`]
 //! too, with [`QUEUE_RESPONSE_TIMEOUT`] (its scripts move batches of jobs): an
@@ -30,7 +32,7 @@ pub(crate) const STORE_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// included): an enqueue or a claim of a batch is one script on a nearby Redis.
 pub(crate) const QUEUE_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a [`GuardedConn`]'s commands fail at once after Redis could not be reached,
-/// before one command probes it again.
+/// before a background `PING` probes it again.
 pub(crate) const COOL_DOWN: Duration = Duration::from_secs(1);
 
 /// A client for `url` whose connections turn TCP keepalive on (the system's timings),
@@ -133,27 +135,49 @@ impl GuardedConn {
         Ok(Self { conn: connect_url(url).await?, breaker: Arc::new(Breaker::new(store)), timeout })
     }
 
-    /// Runs `attempt` on the connection if the breaker lets it through, under the
-    /// connection's timeout, and tells the breaker whether Redis answered.
+    /// Runs `attempt` on the connection under the connection's timeout and tells the
+    /// breaker whether Redis answered; with the breaker open, fails at once (and, once
+    /// per cool-down, starts a probe in the background).
     async fn run<T, F, Fut>(&self, attempt: F) -> redis::RedisResult<T>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let probe = self.breaker.admit()?;
-        let mut result = answered_in_time(self.timeout, attempt(self.conn.clone())).await;
-        // A connection manager whose last reconnect failed answers the next command with
-        // that old failure and only then reconnects: a probe refused so is tried once
-        // more (a refused command never reached Redis, so it did not run).
-        if probe && result.as_ref().is_err_and(RedisError::is_connection_refusal) {
-            result = answered_in_time(self.timeout, attempt(self.conn.clone())).await;
+        if self.breaker.admit()? {
+            // The probe is a PING of its own, off the request's path: waiting for a
+            // reconnect to a dead Redis (up to the timeout, each cool-down, per store)
+            // would put that wait in the p99 of every instance during an outage.
+            tokio::spawn(probe(self.conn.clone(), self.breaker.clone(), self.timeout));
+            return Err(failing_fast());
         }
+        let result = answered_in_time(self.timeout, attempt(self.conn.clone())).await;
         match &result {
             Err(e) if unreachable(e) => self.breaker.opened(e),
             _ => self.breaker.closed(),
         }
         result
     }
+}
+
+/// Asks Redis whether it answers again, and tells the breaker.
+async fn probe(conn: ConnectionManager, breaker: Arc<Breaker>, timeout: Duration) {
+    let ping = |mut conn: ConnectionManager| async move { redis::cmd("PING").query_async::<()>(&mut conn).await };
+    let mut result = answered_in_time(timeout, ping(conn.clone())).await;
+    // A connection manager whose last reconnect failed answers the next command with
+    // that old failure and only then reconnects: a probe refused so is tried once more.
+    if result.as_ref().is_err_and(RedisError::is_connection_refusal) {
+        result = answered_in_time(timeout, ping(conn)).await;
+    }
+    match &result {
+        Err(e) if unreachable(e) => breaker.opened(e),
+        _ => breaker.closed(),
+    }
+}
+
+/// The error of a command refused by an open breaker (a store sees Redis as unreachable).
+fn failing_fast() -> RedisError {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "redis unreachable: failing fast until a probe answers")
+        .into()
 }
 
 async fn answered_in_time<T>(
@@ -186,8 +210,8 @@ impl ConnectionLike for GuardedConn {
 }
 
 /// Whether Redis is taken as reachable: closed (commands go through), or open until
-/// `retry_at`, when one command is let through as a probe and the next probe is
-/// pushed [`COOL_DOWN`] further (so a probe that never finishes blocks nothing).
+/// `retry_at`, when one caller starts a probe and the next probe is pushed
+/// [`COOL_DOWN`] further (so a probe that never finishes blocks nothing).
 #[derive(Debug)]
 struct Breaker {
     store: &'static str,
@@ -199,8 +223,9 @@ impl Breaker {
         Self { store, retry_at: Mutex::new(None) }
     }
 
-    /// Whether a command may go: `Ok(false)` when closed, `Ok(true)` for the probe of
-    /// an open breaker, an error (at once) otherwise.
+    /// Whether a command may go: `Ok(false)` when closed, `Ok(true)` when the caller
+    /// is to start the probe of an open breaker (and fail its own command);
+    /// errors at once otherwise.
     fn admit(&self) -> redis::RedisResult<bool> {
         let mut retry_at = self.retry_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match *retry_at {
@@ -209,11 +234,7 @@ impl Breaker {
                 *retry_at = Some(Instant::now() + COOL_DOWN);
                 Ok(true)
             }
-            Some(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "redis unreachable: failing fast until the next probe",
-            )
-            .into()),
+            Some(_) => Err(failing_fast()),
         }
     }
 

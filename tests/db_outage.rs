@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use app_kernel::{ApiError, Db, Service};
 use axum::body::Body;
 use axum::routing;
 use axum::{Json, Router};
+use common::own_server::{is_root, spare_port, OwnPostgres};
 use common::{assert_problem, call, get, send};
 use http::Request;
 use serde_json::{json, Map, Value};
@@ -34,100 +34,21 @@ trait OwnServer {
     fn start_server(&mut self);
 }
 
-fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A PostgreSQL cluster of the test's own, stopped (immediately) and removed when dropped.
-struct OwnPostgres {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-/// The directory of PostgreSQL's server programs (Debian: `/usr/lib/postgresql/N/bin`).
-fn pg_bin() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| Some(e.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-impl OwnPostgres {
-    /// Starts a cluster, or `None` (a reported skip) when PostgreSQL's server
-    /// programs are not installed and services are not required.
-    fn start() -> Option<Self> {
-        if pg_bin().is_none() {
-            assert!(!common::services_required(), "initdb/pg_ctl not found under /usr/lib/postgresql");
-            common::skipped("db_outage (PostgreSQL server programs not installed)");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        if is_root() {
-            // initdb refuses to run as root: the cluster belongs to `postgres`.
-            let ok = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().unwrap().success();
-            assert!(ok, "chown the cluster directory to postgres");
-        }
-        let mut pg = Self { dir, port: spare_port() };
-        let data = pg.data();
-        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-        pg.start_server();
-        Some(pg)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    /// Runs one of PostgreSQL's programs (as `postgres` when the test runs as root).
-    fn run(&self, program: &str, args: &[&str]) {
-        let out = Self::command(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn command(program: &str) -> Command {
-        let program = pg_bin().expect("pg bin").join(program);
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        }
-    }
-}
-
 impl OwnServer for OwnPostgres {
     fn kind(&self) -> DatabaseKind {
         DatabaseKind::Postgres
     }
 
     fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        OwnPostgres::url(self)
     }
 
     fn stop_server(&mut self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+        OwnPostgres::stop_server(self);
     }
 
     fn start_server(&mut self) {
-        let dir = self.dir.path().display().to_string();
-        let options = format!("-p {} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
-        let log = Path::new(&dir).join("server.log").display().to_string();
-        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "30", "start"]);
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        // Already stopped when the test failed during the outage: nothing to do.
-        let _ = Self::command("pg_ctl").args(["-D", &self.data(), "-m", "immediate", "stop"]).output();
+        OwnPostgres::start_server(self);
     }
 }
 
@@ -246,7 +167,7 @@ async fn timed<F: std::future::Future<Output = common::Reply>>(bound: Duration, 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart() {
-    let Some(mut pg) = OwnPostgres::start() else { return };
+    let Some(mut pg) = OwnPostgres::start("db_outage") else { return };
     outage_and_recovery(&mut pg).await;
 }
 
@@ -280,6 +201,13 @@ async fn outage_and_recovery(server: &mut impl OwnServer) {
         assert_eq!(reply.header("retry-after"), Some("1"), "round {round}");
         let reply = timed(bound, send(&router, post_note("during"))).await;
         assert_problem(&reply, 503, "database_unavailable");
+        // With an Idempotency-Key (its records live in the same database): one wait
+        // for the database, not one for the records and another for the handler.
+        let mut keyed = post_note("keyed");
+        keyed.headers_mut().insert("idempotency-key", format!("during-{round}").parse().unwrap());
+        let reply = timed(bound, send(&router, keyed)).await;
+        assert_problem(&reply, 503, "database_unavailable");
+        assert_eq!(reply.header("retry-after"), Some("1"), "round {round}");
     }
     // Enqueueing a job (the queue lives in the database) and the auth routes (the
     // user store): the same answer, not a 500.

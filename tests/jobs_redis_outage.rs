@@ -14,7 +14,7 @@ use app_kernel::db::DatabaseKind;
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, TaskError, Worker};
 use app_kernel::ApiError;
 use common::db::TestDb;
-use common::own_redis::OwnRedis;
+use common::own_server::OwnRedis;
 use serde_json::{json, Value};
 
 /// What a request that enqueues may wait with Redis down: the queue's one-second

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,59 +17,8 @@ use app_kernel::streaming::StreamLeases;
 use app_kernel::{ApiError, Service};
 use axum::routing;
 use axum::{Json, Router};
+use common::own_server::OwnRedis;
 use serde_json::{json, Value};
-
-/// A `redis-server` of the test's own (never the machine's shared one).
-struct OwnRedis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl OwnRedis {
-    /// Starts one on a spare port, or `None` (a reported skip) when `redis-server` is
-    /// not installed and services are not required.
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Self { child: None, port };
-        match redis.spawn() {
-            Ok(()) => Some(redis),
-            Err(e) => {
-                assert!(!common::services_required(), "redis-server cannot be started: {e}");
-                common::skipped(&format!("redis_outage (redis-server: {e})"));
-                None
-            }
-        }
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let port = self.port.to_string();
-        let args = ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
-        self.child = Some(Command::new("redis-server").args(args).stdout(Stdio::null()).spawn()?);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 static ORDERS: AtomicU64 = AtomicU64::new(0);
 
@@ -106,7 +54,7 @@ struct Outage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_costs_one_fast_failure_and_sharing_returns_after_its_restart() {
-    let Some(mut redis) = OwnRedis::start() else { return };
+    let Some(mut redis) = OwnRedis::start("redis_outage") else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut settings = common::test_settings(dir.path());
     settings.redis.url = Some(redis.url().into());

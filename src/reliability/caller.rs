@@ -2,6 +2,7 @@
 
 use crate::auth::Auth;
 use crate::client_addr::{bucket, client_ip, TrustedProxies};
+use crate::error::ApiError;
 
 /// How a layer tells callers apart: by user id when their credentials are good
 /// (checked by `auth`), else by address (looked up behind the trusted proxies).
@@ -26,6 +27,21 @@ impl Callers {
             }
         }
         self.address(parts)
+    }
+
+    /// As [`caller`](Self::caller), except that credentials which cannot be checked
+    /// because the user store is unreachable are that 503, not the address: a record
+    /// kept per caller must not fall to the address of a user it cannot see (and the
+    /// request would only wait for the same database again in its handler).
+    pub(crate) async fn caller_or_unavailable(&self, parts: &mut http::request::Parts) -> Result<String, ApiError> {
+        if let Some(auth) = &self.auth {
+            match crate::auth::identify(parts, auth).await {
+                Ok(Some(user)) => return Ok(["user:", &user.id].concat()),
+                Err(e) if e.status() == http::StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+                Ok(None) | Err(_) => {}
+            }
+        }
+        Ok(self.address(parts))
     }
 
     /// `ip:<address bucket>`, whatever credentials the caller sent.

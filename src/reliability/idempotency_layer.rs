@@ -6,7 +6,9 @@
 //! `idempotency_key_reused`. A key is the caller's own (user id, else address): two
 //! callers never see each other's answers. 5xx answers and streamed bodies are not
 //! kept (a repeat runs again). If the store cannot be asked, the request runs as if
-//! it had no key, and the failure is logged.
+//! it had no key, and the failure is logged; but when the store is the service's SQL
+//! database and that cannot be reached, the request gets 503 `database_unavailable`
+//! at once (running it would wait for the same database a second time).
 //!
 //! Bounded: the body is read no further than `max_body_bytes` (413 past it, even
 //! with the stack's body limit off); a response whose headers and body exceed
@@ -174,10 +176,16 @@ where
         }
         Err(e) => return Ok(ApiError::bad_request(format!("could not read the body: {e}")).into_response()),
     };
-    let caller = shared.callers.caller(&mut parts).await;
+    let caller = match shared.callers.caller_or_unavailable(&mut parts).await {
+        Ok(caller) => caller,
+        Err(unavailable) => return Ok(unavailable.into_response()),
+    };
     let fingerprint = fingerprint(&parts, &body);
     let request = Request::from_parts(parts, Body::from(body));
     match shared.store.begin(&caller, &key, &fingerprint, shared.running_ttl).await {
+        // The SQL store lives in the service's database: running the request without
+        // its key would wait for that database a second time (a full acquire timeout).
+        Err(e @ super::ReliabilityError::DatabaseUnavailable(_)) => Ok(ApiError::from(e).into_response()),
         Err(e) => {
             shared.store_failed(&e);
             inner.call(request).await

@@ -36,7 +36,11 @@ pub struct SqlIdempotencyStore {
 }
 
 fn store(e: crate::db::DbError) -> ReliabilityError {
-    ReliabilityError::Store(format!("database: {e}"))
+    if e.is_unavailable() {
+        ReliabilityError::DatabaseUnavailable(e)
+    } else {
+        ReliabilityError::Store(format!("database: {e}"))
+    }
 }
 
 impl SqlIdempotencyStore {

@@ -117,7 +117,7 @@ impl Service {
             let _ = stopping_tx.send(());
         };
         let limits = server::Limits::new(&kernel.settings().server);
-        let server = server::serve(listener, router, limits, signal);
+        let server = server::serve(listener, router, limits, Some(kernel.clone()), signal);
         let deadline = async move {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;

@@ -7,8 +7,11 @@
 //! - `max_connections`: at most this many connections are served at once; further
 //!   clients wait in the listen backlog until one closes (they are not refused).
 //!
-//! On shutdown the listener closes, every connection finishes its in-flight
-//! requests and closes, and the loop returns once all have.
+//! While the service drains (after SIGTERM, before the listener closes), every HTTP/1
+//! response says `Connection: close`, so a kept-alive client opens its next request on
+//! a new connection, which is still accepted, rather than sending it on one that the
+//! shutdown closes under it. On shutdown the listener closes, every connection
+//! finishes its in-flight requests and closes, and the loop returns once all have.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +33,7 @@ use tokio::sync::{watch, Semaphore};
 use tower::{Layer, ServiceExt};
 
 use super::watchdog::Watchdog;
-use super::ServerSettings;
+use super::{Kernel, ServerSettings};
 
 /// The connection limits of [`ServerSettings`].
 #[derive(Debug, Clone, Copy)]
@@ -51,11 +54,13 @@ impl Limits {
 }
 
 /// Serves `router` on `listener` until `signal` completes, then lets each
-/// connection finish its requests and returns once all are closed.
+/// connection finish its requests and returns once all are closed. While
+/// `draining` (the API's kernel) is draining, HTTP/1 responses close their connection.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    draining: Option<Kernel>,
     signal: impl std::future::Future<Output = ()>,
 ) {
     // As axum::serve does: every handler becomes a route once, not on each request.
@@ -78,6 +83,18 @@ pub(crate) async fn serve(
         let service = Extension(ConnectInfo(peer))
             .layer(router.clone())
             .map_request(|req: http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new));
+        let draining = draining.clone();
+        let service = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let http1 = req.version() <= http::Version::HTTP_11;
+            let (call, draining) = (service.clone().oneshot(req), draining.clone());
+            async move {
+                let mut response = call.await?;
+                if http1 && draining.as_ref().is_some_and(Kernel::is_draining) {
+                    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
         let (mut builder, mut stop, closed) = (builder.clone(), stop_rx.clone(), closed_rx.clone());
         tokio::spawn(async move {
             let (mut watchdog, io, clock) = Watchdog::new(limits, stream);

@@ -65,5 +65,5 @@ async fn serve(
     // The API's connection loop, with the same limits (head and idle timeouts, at most
     // `max_connections`): a port bound beyond loopback is a public port too.
     let limits = super::server::Limits::new(&kernel.settings().server);
-    Ok(tokio::spawn(super::server::serve(listener, router(kernel), limits, until)))
+    Ok(tokio::spawn(super::server::serve(listener, router(kernel), limits, None, until)))
 }

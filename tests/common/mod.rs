@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod db;
-pub mod own_redis;
+pub mod own_server;
 
 /// The URL of a backing service from `var` (`KERNEL_TEST_POSTGRES_URL`, ...).
 ///
