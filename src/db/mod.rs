@@ -35,8 +35,10 @@ mod backend;
 pub(crate) mod dialect;
 mod entity;
 mod entity_api;
+mod entity_list;
 mod error;
 mod find;
+mod json_rows;
 mod metrics;
 mod migrate;
 #[cfg(feature = "mysql")]
@@ -56,6 +58,8 @@ mod sqlite;
 mod sqlite_changes;
 #[cfg(feature = "sqlite")]
 mod sqlite_checkpoints;
+#[cfg(feature = "sqlite")]
+mod sqlite_rows;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sqlx_pool;
 mod table;
@@ -69,6 +73,7 @@ use serde_json::Value;
 
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
 pub use dialect::{validate_identifier, MAX_IDENTIFIER_LEN};
+pub use entity_list::EntityList;
 pub use error::DbError;
 pub use find::{Cmp, Find};
 pub use migrate::{AppliedMigration, MigrateError, MigrationState, MigrationStatus, Migrations};
