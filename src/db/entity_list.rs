@@ -25,9 +25,15 @@ use super::DbError;
 ///     Ok(db.find_entities_json("projects", Find::new().limit(100)).await?)
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EntityList {
     json: Vec<u8>,
+}
+
+impl std::fmt::Debug for EntityList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EntityList").field(&String::from_utf8_lossy(&self.json)).finish()
+    }
 }
 
 impl EntityList {

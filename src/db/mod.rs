@@ -5,8 +5,10 @@
 //!
 //! - **Entities** (the spec's API): [`Db::save_entity`] upserts a JSON object by `id`
 //!   (a UUID v7 when absent) and manages `created_at`/`updated_at`; [`Db::get_entity`],
-//!   [`Db::find_entities`] with a [`Find`], [`Db::count_entities`], [`Db::delete_entity`],
-//!   [`Db::soft_delete_entity`]. Values keep their JSON types. Tables are declared
+//!   [`Db::find_entities`] with a [`Find`] (or [`Db::find_entities_json`], the same rows as
+//!   the JSON bytes they serialize to, an [`EntityList`] a handler answers as it is),
+//!   [`Db::count_entities`], [`Db::delete_entity`], [`Db::soft_delete_entity`]. Values keep
+//!   their JSON types. Tables are declared
 //!   ([`EntityTable`], with their indexes) or made in `schema_init`; under
 //!   [`SchemaPolicy::Additive`] (development) a save creates the table or columns it
 //!   needs, within [`SchemaLimits`]. Field names and the kernel's own tables are
