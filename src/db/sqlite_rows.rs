@@ -60,7 +60,11 @@ fn write(out: &mut Vec<u8>, kind: Option<ColumnKind>, as_text: bool, value: Valu
     match (kind, value) {
         (_, ValueRef::Null) => out.extend_from_slice(b"null"),
         (None, ValueRef::Integer(i)) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-        (None, ValueRef::Text(t)) => write_str(out, &String::from_utf8_lossy(t)),
+        // `from_utf8` first: its check is quicker than the lossy one, which gives the same text.
+        (None, ValueRef::Text(t)) => match std::str::from_utf8(t) {
+            Ok(s) => write_str(out, s),
+            Err(_) => write_str(out, &String::from_utf8_lossy(t)),
+        },
         (Some(ColumnKind::Json), ValueRef::Text(t)) if as_text => match std::str::from_utf8(t) {
             // As `restore`: the text's JSON when it parses, else the text itself.
             Ok(s) => match serde_json::from_str::<serde_json::Value>(s) {
