@@ -49,6 +49,29 @@ async fn widgets_belong_to_their_caller() {
     app.get("/api/v1/widgets").send().await.assert_status(401);
 }
 
+/// The list route answers, byte for byte and with the same content type, what it
+/// answered when it returned `Json(db.find_entities(..))`.
+#[tokio::test]
+async fn the_widget_list_answers_the_bytes_of_the_rows() {
+    let app = TestApp::new(widget_service::service()).await;
+    let ann = app.user("ann").await;
+    let bodies = [
+        json!({"name": "gear", "size": 3, "tags": ["a", "b \"quoted\""]}),
+        json!({"name": "héllo 🌍 </script>\n"}),
+        json!({"name": "cog", "size": -9_007_199_254_740_993_i64, "tags": []}),
+    ];
+    for body in &bodies {
+        app.post("/api/v1/widgets").bearer(&ann.access_token).json(body).send().await.assert_status(200);
+    }
+    let find = app_kernel::db::Find::new().eq("owner", ann.id.as_str()).sort("created_at", true).limit(2).offset(1);
+    let rows = app.kernel().db().find_entities("widgets", find).await.unwrap();
+    let answer = app.get("/api/v1/widgets?limit=2&offset=1").bearer(&ann.access_token).send().await;
+    answer.assert_status(200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.text(), serde_json::to_string(&rows).unwrap());
+    assert_eq!(rows.len(), 2);
+}
+
 #[tokio::test]
 async fn a_project_is_processed_by_its_task_when_jobs_run() {
     let app = TestApp::new(projects_service::service()).await;

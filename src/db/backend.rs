@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use crate::db::json_rows::{write_maps, Columns};
 use crate::db::value::{Param, Row};
 use crate::db::DbError;
 
@@ -15,6 +16,13 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn execute(&self, sql: String, params: Vec<Param>) -> Result<u64, DbError>;
     /// Runs a statement and returns its rows. `writes` routes it to a writer where that matters.
     async fn fetch(&self, sql: String, params: Vec<Param>, writes: bool) -> Result<Vec<Row>, DbError>;
+    /// Runs a read and returns its rows as a JSON array, their values restored as
+    /// `columns` says (see `json_rows`); `None` when `columns` is strict and the rows
+    /// hold a column its schema does not read. An engine with a row reader of its own
+    /// writes the bytes without a map per row; the default goes through the maps.
+    async fn fetch_json(&self, sql: String, params: Vec<Param>, columns: Columns) -> Result<Option<Vec<u8>>, DbError> {
+        write_maps(self.fetch(sql, params, false).await?, &columns)
+    }
     /// Starts a transaction on one connection.
     async fn begin(&self) -> Result<Box<dyn TxBackend>, DbError>;
     /// Closes the pool; later calls fail with [`DbError::Closed`].
@@ -87,5 +95,22 @@ impl Target<'_> {
             Self::Tx(t) => t.fetch(sql, params).await,
         };
         rows.inspect_err(crate::db::metrics::failed)
+    }
+
+    /// As [`Backend::fetch_json`]; a transaction's rows go through the maps.
+    pub(crate) async fn fetch_json(
+        &mut self,
+        sql: String,
+        params: Vec<Param>,
+        columns: Columns,
+    ) -> Result<Option<Vec<u8>>, DbError> {
+        let json = match self {
+            Self::Pool(b) => b.fetch_json(sql, params, columns).await,
+            Self::Tx(t) => match t.fetch(sql, params).await {
+                Ok(rows) => write_maps(rows, &columns),
+                Err(e) => Err(e),
+            },
+        };
+        json.inspect_err(crate::db::metrics::failed)
     }
 }

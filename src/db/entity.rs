@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::db::backend::Target;
 use crate::db::dialect::{ddl_lock, json_as_text, quote_unchecked, validate_entity_table};
+use crate::db::json_rows::Columns;
 use crate::db::schema::{self, TableSchema, Tables};
 use crate::db::schema_change::Change;
 use crate::db::translate::translate;
@@ -209,6 +210,45 @@ impl Ctx<'_> {
     }
 
     async fn find_rows(&mut self, table: &str, schema: &TableSchema, find: &Find) -> Result<Vec<Row>, DbError> {
+        let (sql, params) = self.find_statement(table, schema, find)?;
+        self.target.fetch(sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))
+    }
+
+    /// As [`Self::find`], written as the JSON array of its rows without a map per row
+    /// where the engine allows (the same bytes as the rows `find` answers serialize to).
+    pub(crate) async fn find_json(&mut self, table: &str, find: &Find) -> Result<Vec<u8>, DbError> {
+        validate_entity_table(table)?;
+        find.check_names()?;
+        let Some(schema) = self.lookup(table).await? else { return Ok(b"[]".to_vec()) };
+        if let Some(json) = self.find_json_rows(table, &schema, find, true).await? {
+            return Ok(json);
+        }
+        // A column the cache lacks: as `reread_if_outdated`, read the schema afresh, once.
+        let current = match schema::introspect(self.kind(), &mut self.target, table).await? {
+            Some(current) => {
+                self.remember(table, &current);
+                current
+            }
+            None => schema,
+        };
+        let json = self.find_json_rows(table, &current, find, false).await?;
+        Ok(json.unwrap_or_else(|| b"[]".to_vec()))
+    }
+
+    async fn find_json_rows(
+        &mut self,
+        table: &str,
+        schema: &Arc<TableSchema>,
+        find: &Find,
+        strict: bool,
+    ) -> Result<Option<Vec<u8>>, DbError> {
+        let (sql, params) = self.find_statement(table, schema, find)?;
+        let columns = Columns { schema: schema.clone(), json_as_text: json_as_text(self.kind()), strict };
+        self.target.fetch_json(sql, params, columns).await.inspect_err(|_| self.db.inner.schema.forget(table))
+    }
+
+    /// The statement `find` runs on `table`, and its values.
+    fn find_statement(&self, table: &str, schema: &TableSchema, find: &Find) -> Result<(String, Vec<Param>), DbError> {
         let kind = self.kind();
         let soft = schema.has("deleted_at");
         let key = find.cache_key("find", table, soft);
@@ -221,7 +261,7 @@ impl Ctx<'_> {
         if let (true, Some(filter)) = (self.db.inner.warn_full_scans, &find.where_clause) {
             self.db.check_scan(table, &key, filter, &sql, &params);
         }
-        self.target.fetch(sql, params, false).await.inspect_err(|_| self.db.inner.schema.forget(table))
+        Ok((sql, params))
     }
 
     /// When `rows` hold a column that `schema` lacks, another process added it after

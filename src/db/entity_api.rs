@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::dialect::{validate_entity_table, validate_identifier};
 use super::entity::Ctx;
 use super::value::Row;
-use super::{Db, DbError, Find};
+use super::{Db, DbError, EntityList, Find};
 
 /// The entity API on the pool. Each call is one statement (plus, under auto-schema,
 /// the DDL a new table or field needs).
@@ -80,6 +80,16 @@ impl Db {
     /// A bad table name or `order_by`, a malformed filter, or the engine's refusal.
     pub async fn find_entities(&self, table: &str, find: Find) -> Result<Vec<Row>, DbError> {
         self.ctx().find(table, &find).await
+    }
+
+    /// The entities `find` selects, as the JSON array [`Db::find_entities`]'s rows
+    /// serialize to, byte for byte, written from the driver's rows without a map per
+    /// row: the list path for a handler that answers them as they are.
+    ///
+    /// # Errors
+    /// As [`Db::find_entities`].
+    pub async fn find_entities_json(&self, table: &str, find: Find) -> Result<EntityList, DbError> {
+        self.ctx().find_json(table, &find).await.map(EntityList::new)
     }
 
     /// How many entities `find`'s filter selects (its order and paging are ignored).

@@ -5,8 +5,10 @@
 //!
 //! - **Entities** (the spec's API): [`Db::save_entity`] upserts a JSON object by `id`
 //!   (a UUID v7 when absent) and manages `created_at`/`updated_at`; [`Db::get_entity`],
-//!   [`Db::find_entities`] with a [`Find`], [`Db::count_entities`], [`Db::delete_entity`],
-//!   [`Db::soft_delete_entity`]. Values keep their JSON types. Tables are declared
+//!   [`Db::find_entities`] with a [`Find`] (or [`Db::find_entities_json`], the same rows as
+//!   the JSON bytes they serialize to, an [`EntityList`] a handler answers as it is),
+//!   [`Db::count_entities`], [`Db::delete_entity`], [`Db::soft_delete_entity`]. Values keep
+//!   their JSON types. Tables are declared
 //!   ([`EntityTable`], with their indexes) or made in `schema_init`; under
 //!   [`SchemaPolicy::Additive`] (development) a save creates the table or columns it
 //!   needs, within [`SchemaLimits`]. Field names and the kernel's own tables are
@@ -36,8 +38,10 @@ mod connection;
 pub(crate) mod dialect;
 mod entity;
 mod entity_api;
+mod entity_list;
 mod error;
 mod find;
+mod json_rows;
 mod metrics;
 mod migrate;
 #[cfg(feature = "mysql")]
@@ -57,6 +61,8 @@ mod sqlite;
 mod sqlite_changes;
 #[cfg(feature = "sqlite")]
 mod sqlite_checkpoints;
+#[cfg(feature = "sqlite")]
+mod sqlite_rows;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sqlx_pool;
 mod table;
@@ -71,6 +77,7 @@ use serde_json::Value;
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditPage, AUDIT_TABLE};
 pub(crate) use connection::Connection;
 pub use dialect::{validate_identifier, MAX_IDENTIFIER_LEN};
+pub use entity_list::EntityList;
 pub use error::DbError;
 pub use find::{Cmp, Find};
 pub use migrate::{AppliedMigration, MigrateError, MigrationState, MigrationStatus, Migrations};

@@ -48,40 +48,39 @@ fn bind<'q>(mut q: Query<'q>, params: &'q [Param]) -> Query<'q> {
 }
 
 fn row(r: &MySqlRow) -> Result<Row, DbError> {
-    let mut map = Row::new();
-    for (i, col) in r.columns().iter().enumerate() {
-        let e = error;
-        let name = col.type_info().name();
-        let bytes = || r.try_get_unchecked::<Option<Vec<u8>>, _>(i).map_err(e);
-        let v = match name {
-            "NULL" => None,
-            "BOOLEAN" => r.try_get::<Option<bool>, _>(i).map_err(e)?.map(Value::Bool),
-            "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
-                r.try_get_unchecked::<Option<i64>, _>(i).map_err(e)?.map(Value::from)
-            }
-            n if n.ends_with("UNSIGNED") => r.try_get_unchecked::<Option<u64>, _>(i).map_err(e)?.map(Value::from),
-            "FLOAT" => r.try_get::<Option<f32>, _>(i).map_err(e)?.map(|f| float(f64::from(f))),
-            "DOUBLE" => r.try_get::<Option<f64>, _>(i).map_err(e)?.map(float),
-            "DECIMAL" => bytes()?.map(|b| {
-                let s = String::from_utf8_lossy(&b).into_owned();
-                s.parse::<f64>().map_or(Value::String(s), float)
-            }),
-            // A `_bin` collation flags text columns as binary too: UTF-8 is read as text,
-            // anything else as base64.
-            "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON"
-            | "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => bytes()?.map(|b| {
-                String::from_utf8(b)
-                    .map_or_else(|e| Value::String(data_encoding::BASE64.encode(e.as_bytes())), Value::String)
-            }),
-            "DATETIME" | "TIMESTAMP" => {
-                r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
-            }
-            "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
-            other => {
-                return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() })
-            }
-        };
-        map.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
-    }
-    Ok(map)
+    r.columns().iter().enumerate().map(|(i, col)| Ok((col.name().to_owned(), value(r, i, col)?))).collect()
+}
+
+/// The value of column `i` (`col`) of `r`.
+fn value(r: &MySqlRow, i: usize, col: &<MySql as sqlx::Database>::Column) -> Result<Value, DbError> {
+    let e = error;
+    let name = col.type_info().name();
+    let bytes = || r.try_get_unchecked::<Option<Vec<u8>>, _>(i).map_err(e);
+    let v = match name {
+        "NULL" => None,
+        "BOOLEAN" => r.try_get::<Option<bool>, _>(i).map_err(e)?.map(Value::Bool),
+        "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
+            r.try_get_unchecked::<Option<i64>, _>(i).map_err(e)?.map(Value::from)
+        }
+        n if n.ends_with("UNSIGNED") => r.try_get_unchecked::<Option<u64>, _>(i).map_err(e)?.map(Value::from),
+        "FLOAT" => r.try_get::<Option<f32>, _>(i).map_err(e)?.map(|f| float(f64::from(f))),
+        "DOUBLE" => r.try_get::<Option<f64>, _>(i).map_err(e)?.map(float),
+        "DECIMAL" => bytes()?.map(|b| {
+            let s = String::from_utf8_lossy(&b).into_owned();
+            s.parse::<f64>().map_or(Value::String(s), float)
+        }),
+        // A `_bin` collation flags text columns as binary too: UTF-8 is read as text,
+        // anything else as base64.
+        "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON" | "BINARY"
+        | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => bytes()?.map(|b| {
+            String::from_utf8(b)
+                .map_or_else(|e| Value::String(data_encoding::BASE64.encode(e.as_bytes())), Value::String)
+        }),
+        "DATETIME" | "TIMESTAMP" => {
+            r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
+        }
+        "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
+        other => return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() }),
+    };
+    Ok(v.unwrap_or(Value::Null))
 }

@@ -70,39 +70,38 @@ fn bind<'q>(mut q: Query<'q>, params: &'q [Param]) -> Query<'q> {
 }
 
 fn row(r: &PgRow) -> Result<Row, DbError> {
-    let mut map = Row::new();
-    for (i, col) in r.columns().iter().enumerate() {
-        let e = error;
-        let v = match col.type_info().name() {
-            "BOOL" => r.try_get::<Option<bool>, _>(i).map_err(e)?.map(Value::Bool),
-            "INT2" => r.try_get::<Option<i16>, _>(i).map_err(e)?.map(Value::from),
-            "INT4" => r.try_get::<Option<i32>, _>(i).map_err(e)?.map(Value::from),
-            "INT8" => r.try_get::<Option<i64>, _>(i).map_err(e)?.map(Value::from),
-            "OID" => r.try_get::<Option<sqlx::postgres::types::Oid>, _>(i).map_err(e)?.map(|o| Value::from(o.0)),
-            "FLOAT4" => r.try_get::<Option<f32>, _>(i).map_err(e)?.map(|f| float(f64::from(f))),
-            "FLOAT8" => r.try_get::<Option<f64>, _>(i).map_err(e)?.map(float),
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "UNKNOWN" => {
-                r.try_get_unchecked::<Option<String>, _>(i).map_err(e)?.map(Value::String)
-            }
-            "JSON" | "JSONB" => r.try_get::<Option<Json<Value>>, _>(i).map_err(e)?.map(|j| j.0),
-            "UUID" => r.try_get::<Option<uuid::Uuid>, _>(i).map_err(e)?.map(|u| Value::String(u.to_string())),
-            "TIMESTAMPTZ" => r
-                .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)
-                .map_err(e)?
-                .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
-            "TIMESTAMP" => {
-                r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
-            }
-            "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
-            "BYTEA" => {
-                r.try_get::<Option<Vec<u8>>, _>(i).map_err(e)?.map(|b| Value::String(data_encoding::BASE64.encode(&b)))
-            }
-            "VOID" => None,
-            other => {
-                return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() })
-            }
-        };
-        map.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
-    }
-    Ok(map)
+    r.columns().iter().enumerate().map(|(i, col)| Ok((col.name().to_owned(), value(r, i, col)?))).collect()
+}
+
+/// The value of column `i` (`col`) of `r`.
+fn value(r: &PgRow, i: usize, col: &<Postgres as sqlx::Database>::Column) -> Result<Value, DbError> {
+    let e = error;
+    let v = match col.type_info().name() {
+        "BOOL" => r.try_get::<Option<bool>, _>(i).map_err(e)?.map(Value::Bool),
+        "INT2" => r.try_get::<Option<i16>, _>(i).map_err(e)?.map(Value::from),
+        "INT4" => r.try_get::<Option<i32>, _>(i).map_err(e)?.map(Value::from),
+        "INT8" => r.try_get::<Option<i64>, _>(i).map_err(e)?.map(Value::from),
+        "OID" => r.try_get::<Option<sqlx::postgres::types::Oid>, _>(i).map_err(e)?.map(|o| Value::from(o.0)),
+        "FLOAT4" => r.try_get::<Option<f32>, _>(i).map_err(e)?.map(|f| float(f64::from(f))),
+        "FLOAT8" => r.try_get::<Option<f64>, _>(i).map_err(e)?.map(float),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "UNKNOWN" => {
+            r.try_get_unchecked::<Option<String>, _>(i).map_err(e)?.map(Value::String)
+        }
+        "JSON" | "JSONB" => r.try_get::<Option<Json<Value>>, _>(i).map_err(e)?.map(|j| j.0),
+        "UUID" => r.try_get::<Option<uuid::Uuid>, _>(i).map_err(e)?.map(|u| Value::String(u.to_string())),
+        "TIMESTAMPTZ" => r
+            .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)
+            .map_err(e)?
+            .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+        "TIMESTAMP" => {
+            r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string()))
+        }
+        "DATE" => r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(e)?.map(|t| Value::String(t.to_string())),
+        "BYTEA" => {
+            r.try_get::<Option<Vec<u8>>, _>(i).map_err(e)?.map(|b| Value::String(data_encoding::BASE64.encode(&b)))
+        }
+        "VOID" => None,
+        other => return Err(DbError::UnsupportedType { column: col.name().to_owned(), type_name: other.to_owned() }),
+    };
+    Ok(v.unwrap_or(Value::Null))
 }

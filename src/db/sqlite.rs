@@ -19,8 +19,10 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, ToSql};
 use tokio::sync::{OwnedMutexGuard, Semaphore};
 
 use crate::db::backend::{Backend, TxBackend};
+use crate::db::json_rows::Columns;
 use crate::db::sqlite_checkpoints::{self, CheckpointThread, Checkpoints};
-use crate::db::value::{float, Param, Row};
+use crate::db::sqlite_rows::{json_of, rows_of};
+use crate::db::value::{Param, Row};
 use crate::db::{DbError, SqliteSynchronous};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,6 +163,24 @@ impl Backend for SqliteBackend {
             Some(rows) => Ok(rows),
             // A statement that writes (`UPDATE .. RETURNING`, say) runs on the writer.
             None => self.write(move |conn| fetch(conn, &sql, &params)).await,
+        }
+    }
+
+    async fn fetch_json(&self, sql: String, params: Vec<Param>, columns: Columns) -> Result<Option<Vec<u8>>, DbError> {
+        let (sql, params, columns) = (Arc::new(sql), Arc::new(params), Arc::new(columns));
+        let (query, args, cols) = (Arc::clone(&sql), Arc::clone(&params), Arc::clone(&columns));
+        let json = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&query).map_err(error)?;
+                stmt.readonly().then(|| json_of(&mut stmt, &args, &cols)).transpose()
+            })
+            .await?;
+        match json {
+            Some(json) => Ok(json),
+            None => {
+                self.write(move |conn| json_of(&mut *conn.prepare_cached(&sql).map_err(error)?, &params, &columns))
+                    .await
+            }
         }
     }
 
@@ -339,33 +359,6 @@ fn fetch(conn: &Connection, sql: &str, params: &[Param]) -> Result<Vec<Row>, DbE
     rows_of(&mut stmt, params)
 }
 
-fn rows_of(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<Vec<Row>, DbError> {
-    let mut rows = stmt.query(params_from_iter(params.iter())).map_err(error)?;
-    let mut names: Option<Vec<String>> = None;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(error)? {
-        // Read after the first step: a schema change recompiles the statement there.
-        let names = names.get_or_insert_with(|| row.as_ref().column_names().map(str::to_owned).collect());
-        let mut map = Row::new();
-        for (i, name) in names.iter().enumerate() {
-            map.insert(name.clone(), json(row.get_ref(i).map_err(error)?));
-        }
-        out.push(map);
-    }
-    Ok(out)
-}
-
-fn json(value: ValueRef<'_>) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::from(i),
-        ValueRef::Real(f) => float(f),
-        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::String(data_encoding::BASE64.encode(b)),
-    }
-}
-
 impl ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
@@ -379,7 +372,7 @@ impl ToSql for Param {
     }
 }
 
-fn error(e: rusqlite::Error) -> DbError {
+pub(crate) fn error(e: rusqlite::Error) -> DbError {
     if let rusqlite::Error::SqliteFailure(code, _) = &e {
         let unique = [rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY];
         if unique.contains(&code.extended_code) {

@@ -70,6 +70,20 @@ macro_rules! sqlx_pool_backend {
                 rows.iter().map(row).collect()
             }
 
+            async fn fetch_json(
+                &self,
+                sql: String,
+                params: Vec<Param>,
+                columns: crate::db::json_rows::Columns,
+            ) -> Result<Option<Vec<u8>>, DbError> {
+                let mut conn = self.conn().await?;
+                let rows = crate::db::sqlx_pool::once_more_if_stale!(
+                    conn,
+                    bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &params).fetch_all(&mut *conn)
+                );
+                crate::db::sqlx_pool::json_of(&rows, &columns, value)
+            }
+
             async fn begin(&self) -> Result<Box<dyn crate::db::backend::TxBackend>, DbError> {
                 Ok(Box::new($tx { tx: self.pool.begin().await.map_err(error)? }))
             }
@@ -144,6 +158,29 @@ macro_rules! sqlx_pool_backend {
 }
 
 pub(crate) use sqlx_pool_backend;
+
+/// The rows as a JSON array, each value read by `value` (the engine's reader of one
+/// column) and written without a map per row; `None` as for
+/// [`RowWriter::new`](super::json_rows::RowWriter::new).
+pub(crate) fn json_of<R: sqlx::Row>(
+    rows: &[R],
+    columns: &super::json_rows::Columns,
+    value: impl Fn(&R, usize, &<R::Database as sqlx::Database>::Column) -> Result<serde_json::Value, super::DbError>,
+) -> Result<Option<Vec<u8>>, super::DbError> {
+    use super::json_rows::{write_value, Array, RowWriter};
+    use sqlx::Column as _;
+    let Some(first) = rows.first() else { return Ok(Some(b"[]".to_vec())) };
+    let Some(writer) = RowWriter::new(first.columns().iter().map(|c| c.name()), columns) else { return Ok(None) };
+    let mut array = Array::new();
+    for r in rows {
+        let cols = r.columns();
+        writer.row(array.next_row(), |out, i, kind| {
+            write_value(out, kind, writer.json_as_text(), value(r, i, &cols[i])?);
+            Ok::<_, super::DbError>(())
+        })?;
+    }
+    Ok(Some(array.finish()))
+}
 
 /// How long start-up waits for a server that refuses connections (one starting
 /// beside the service, say) before it gives up; a request never waits this long.

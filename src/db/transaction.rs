@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::db::backend::{Target, TxBackend};
 use crate::db::entity::Ctx;
 use crate::db::schema::Tables;
-use crate::db::{Db, DbError, Find, Row};
+use crate::db::{Db, DbError, EntityList, Find, Row};
 
 /// An open transaction. Rolls back on drop unless committed.
 #[derive(Debug)]
@@ -136,6 +136,14 @@ impl Transaction {
     /// As [`Db::find_entities`].
     pub async fn find_entities(&mut self, table: &str, find: Find) -> Result<Vec<Row>, DbError> {
         self.ctx()?.find(table, &find).await
+    }
+
+    /// As [`Db::find_entities_json`], inside the transaction (through the maps).
+    ///
+    /// # Errors
+    /// As [`Db::find_entities`].
+    pub async fn find_entities_json(&mut self, table: &str, find: Find) -> Result<EntityList, DbError> {
+        self.ctx()?.find_json(table, &find).await.map(EntityList::new)
     }
 
     /// As [`Db::count_entities`], inside the transaction.

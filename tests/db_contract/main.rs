@@ -14,6 +14,7 @@ mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod entity;
+mod list_json;
 mod migrations;
 mod schema_policy;
 mod transactions;
@@ -29,6 +30,7 @@ use serde_json::{json, Value};
 
 use audit::*;
 use entity::*;
+use list_json::*;
 use migrations::*;
 use schema_policy::*;
 use transactions::*;
@@ -66,6 +68,9 @@ contract!(
     bad_identifiers_and_shapes_are_clear_errors,
     sql_shaped_values_are_stored_as_data,
     portable_sql_is_translated,
+    the_list_path_writes_the_bytes_the_rows_serialize_to,
+    the_list_path_sees_columns_added_elsewhere,
+    the_list_path_reads_the_apps_own_tables,
     transaction_commits,
     transaction_rolls_back_on_error,
     transaction_rolls_back_on_drop,
