@@ -9,6 +9,7 @@ sequence: start, login, 100 inserts, then each route's load.
 
 Usage: python3 bench/load.py [--duration 10] [--connections 32] [--rounds 3]
        [--server-env NAME=VALUE ...]   (e.g. MALLOC_ARENA_MAX=2, for both servers)
+       [--kernel-binary PATH]          (a widget_service built elsewhere, another commit's)
 Needs wrk (apt-get install wrk) and taskset.
 """
 import argparse, http.client, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
@@ -137,11 +138,14 @@ def main():
     ap.add_argument("--startup-only", action="store_true", help="measure start-up and idle RSS, no load")
     ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                     help="an environment variable for both servers (allocator settings, say); repeatable")
+    ap.add_argument("--kernel-binary", help="measure this widget_service binary instead of the one built here")
     args = ap.parse_args()
     extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     bins = build()
+    if args.kernel_binary:
+        bins["widget_service"] = os.path.abspath(args.kernel_binary)
     workdir = tempfile.mkdtemp(prefix="kernel-bench-")
     servers = {"kernel": (bins["widget_service"], 18000), "plain": (bins["plain_axum"], 18001)}
 
