@@ -10,6 +10,7 @@ sequence: start, login, 100 inserts, then each route's load.
 Usage: python3 bench/load.py [--duration 10] [--connections 32] [--rounds 3]
        [--server-env NAME=VALUE ...]   (e.g. MALLOC_ARENA_MAX=2, for both servers)
        [--kernel-binary PATH]          (a widget_service built elsewhere, another commit's)
+       [--no-build]                    (use the release binaries as they are)
 Needs wrk (apt-get install wrk) and taskset.
 """
 import argparse, http.client, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
@@ -28,9 +29,10 @@ ROUTES = [
 ]
 
 
-def build():
-    subprocess.run(["cargo", "build", "--release", "--example", "widget_service", "--example", "plain_axum"],
-                   cwd=ROOT, check=True)
+def build(skip=False):
+    if not skip:
+        subprocess.run(["cargo", "build", "--release", "--example", "widget_service", "--example", "plain_axum"],
+                       cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     return {name: os.path.join(target, "release", "examples", name) for name in ("widget_service", "plain_axum")}
 
@@ -139,11 +141,12 @@ def main():
     ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                     help="an environment variable for both servers (allocator settings, say); repeatable")
     ap.add_argument("--kernel-binary", help="measure this widget_service binary instead of the one built here")
+    ap.add_argument("--no-build", action="store_true", help="use the release binaries already built")
     args = ap.parse_args()
     extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    bins = build()
+    bins = build(skip=args.no_build)
     if args.kernel_binary:
         bins["widget_service"] = os.path.abspath(args.kernel_binary)
     workdir = tempfile.mkdtemp(prefix="kernel-bench-")
