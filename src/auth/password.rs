@@ -6,6 +6,8 @@
 //! [`hash_password_async`] / [`check_password`], which run on a few threads of their
 //! own, one per core (so a burst of logins cannot take the process's memory), and
 //! answer [`AuthError::Busy`] (503) when none frees up within [`HASHING_QUEUE_WAIT`].
+//! The 19 MiB are given back to the system once no hash is waiting for a thread: a
+//! login does not leave the process 19 MiB larger.
 //! [`dummy_verify`] costs what a real check costs, so a login for an unknown user
 //! takes as long as a wrong password.
 //!
@@ -19,6 +21,7 @@
 //! assert!(!verify_password("wrong", &hash));
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -45,22 +48,45 @@ fn hasher() -> Argon2<'static> {
 }
 
 thread_local! {
-    /// The argon2 working memory of this thread, allocated once and reused: a
+    /// The argon2 working memory of this thread, reused while hashes queue: a
     /// 19 MiB allocation per hash, freed among other allocations, fragmented the
     /// heap until a burst of 200 logins peaked at 240 MiB even on two threads.
     static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Whether this thread keeps its memory after a hash (the hashing threads do,
+    /// and free it themselves when no hash waits).
+    static KEEPS_BLOCKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+/// The capacity a thread's working memory is reserved with, in blocks of 1 KiB: past
+/// the largest threshold to which glibc's malloc raises its mmap threshold by itself
+/// (32 MiB on 64-bit), so the memory is always a mapping of its own, which freeing
+/// gives back to the system whole. At the OWASP parameters only 19 MiB of it is ever
+/// touched, hence resident. (A 19 MiB allocation is below the threshold once one was
+/// freed, comes from a heap arena instead, and stays resident after it is freed.)
+const BLOCKS_RESERVED: usize = 33 * 1024;
+
+/// argon2 of `password` and `salt` into `out`, in this thread's memory.
 fn argon2_into(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
     BLOCKS.with(|blocks| {
         let mut blocks = blocks.borrow_mut();
         let need = params.block_count();
+        if blocks.capacity() < need {
+            *blocks = Vec::with_capacity(need.max(BLOCKS_RESERVED));
+        }
         if blocks.len() < need {
             blocks.resize(need, Block::default());
         }
-        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need]).is_ok()
+        let hashed = argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need]).is_ok();
+        if !KEEPS_BLOCKS.get() {
+            *blocks = Vec::new();
+        }
+        hashed
     })
+}
+
+/// Gives this thread's argon2 memory back.
+fn free_blocks() {
+    BLOCKS.with(|blocks| *blocks.borrow_mut() = Vec::new());
 }
 
 /// Hashes a password with argon2id and a fresh random salt.
@@ -135,6 +161,8 @@ pub const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(2);
 struct Hashers {
     permits: Arc<Semaphore>,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Calls waiting for a permit: while there are any, a thread keeps its memory for the next.
+    waiting: Arc<AtomicUsize>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -143,28 +171,37 @@ static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
+    let waiting = Arc::new(AtomicUsize::new(0));
     for i in 0..threads {
-        let rx = Arc::clone(&rx);
-        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
-            let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-            let Ok(job) = job else { return };
-            // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        let (rx, waiting) = (Arc::clone(&rx), Arc::clone(&waiting));
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+            KEEPS_BLOCKS.set(true);
+            loop {
+                let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                let Ok(job) = job else { return };
+                // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                if waiting.load(Ordering::Acquire) == 0 {
+                    free_blocks();
+                }
+            }
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start a password hashing thread");
         }
     }
-    Hashers { permits: Arc::new(Semaphore::new(threads)), jobs: Mutex::new(tx) }
+    Hashers { permits: Arc::new(Semaphore::new(threads)), jobs: Mutex::new(tx), waiting }
 });
 
 /// Runs `work` on a hashing thread once one is free (waiting at most [`HASHING_QUEUE_WAIT`]).
 async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
     let hashers = &*HASHERS;
+    let waiting = Waiting::count(&hashers.waiting);
     let permit = match tokio::time::timeout(HASHING_QUEUE_WAIT, Arc::clone(&hashers.permits).acquire_owned()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) | Err(_) => return Err(AuthError::Busy { retry_after: 1 }),
     };
+    drop(waiting);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         let _ = tx.send(work());
@@ -173,6 +210,22 @@ async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static)
     let sent = hashers.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
     sent.map_err(|_| AuthError::Internal("password hashing threads are gone".into()))?;
     rx.await.map_err(|_| AuthError::Internal("password hashing failed".into()))
+}
+
+/// One call counted in [`Hashers::waiting`] while it lives (a cancelled wait included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// [`hash_password`] on a hashing thread.
