@@ -173,7 +173,7 @@ static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
     let rx = Arc::new(Mutex::new(rx));
     let waiting = Arc::new(AtomicUsize::new(0));
     for i in 0..threads {
-        let (rx, waiting) = (Arc::clone(&rx), Arc::clone(&waiting));
+        let rx = Arc::clone(&rx);
         let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
             KEEPS_BLOCKS.set(true);
             loop {
@@ -181,9 +181,6 @@ static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
                 let Ok(job) = job else { return };
                 // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                if waiting.load(Ordering::Acquire) == 0 {
-                    free_blocks();
-                }
             }
         });
         if let Err(e) = spawned {
@@ -203,8 +200,14 @@ async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static)
     };
     drop(waiting);
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let still_waiting = Arc::clone(&hashers.waiting);
     let job: Job = Box::new(move || {
-        let _ = tx.send(work());
+        let answer = work();
+        // Before answering, so that a caller who got its answer finds the memory given back.
+        if still_waiting.load(Ordering::Acquire) == 0 {
+            free_blocks();
+        }
+        let _ = tx.send(answer);
         drop(permit);
     });
     let sent = hashers.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
