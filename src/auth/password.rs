@@ -6,8 +6,9 @@
 //! [`hash_password_async`] / [`check_password`], which run on a few threads of their
 //! own, one per core (so a burst of logins cannot take the process's memory), and
 //! answer [`AuthError::Busy`] (503) when none frees up within [`HASHING_QUEUE_WAIT`].
-//! The 19 MiB are given back to the system once no hash is waiting for a thread: a
-//! login does not leave the process 19 MiB larger.
+//! A hashing thread reuses its 19 MiB for the hashes that come within
+//! [`HASHING_MEMORY_KEPT`] and then gives them back to the system: a login does not
+//! leave the process 19 MiB larger.
 //! [`dummy_verify`] costs what a real check costs, so a login for an unknown user
 //! takes as long as a wrong password.
 //!
@@ -21,14 +22,13 @@
 //! assert!(!verify_password("wrong", &hash));
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AuthError;
 
@@ -53,7 +53,7 @@ thread_local! {
     /// heap until a burst of 200 logins peaked at 240 MiB even on two threads.
     static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Whether this thread keeps its memory after a hash (the hashing threads do,
-    /// and free it themselves when no hash waits).
+    /// and free it themselves after [`HASHING_MEMORY_KEPT`] without a hash).
     static KEEPS_BLOCKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -87,6 +87,11 @@ fn argon2_into(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8]
 /// Gives this thread's argon2 memory back.
 fn free_blocks() {
     BLOCKS.with(|blocks| *blocks.borrow_mut() = Vec::new());
+}
+
+/// Whether this thread holds argon2 memory.
+fn holds_blocks() -> bool {
+    BLOCKS.with(|blocks| blocks.borrow().capacity() > 0)
 }
 
 /// Hashes a password with argon2id and a fresh random salt.
@@ -149,86 +154,96 @@ pub fn dummy_verify(password: &str) -> bool {
 /// refused with [`AuthError::Busy`] (503 with `Retry-After`).
 pub const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a hashing thread keeps its memory after a hash, for the next one.
+pub const HASHING_MEMORY_KEPT: Duration = Duration::from_secs(1);
+
 /// The hashing threads: one per core, each hashing one password at a time.
 ///
 /// Each hash or verification takes [`ARGON2_MEMORY_KIB`] of memory. On tokio's
 /// blocking pool a burst of logins ran hundreds at once (100 logins: 1.8 GiB) and
 /// the allocator kept much of it afterwards, in an arena per thread. Here at most
 /// one per core runs, always on the same few threads, so the memory is bounded by
-/// `cores * 19 MiB` and reused; the rest wait their turn (at most
-/// [`HASHING_QUEUE_WAIT`]). The pool is per process on purpose: the cores and the
-/// memory it guards are the process's, whatever number of services it runs.
+/// `cores * 19 MiB`; the rest wait their turn (at most [`HASHING_QUEUE_WAIT`]). A
+/// thread reuses its memory for the hashes that follow within
+/// [`HASHING_MEMORY_KEPT`] and then gives it back. The pool is per process on
+/// purpose: the cores and the memory it guards are the process's, whatever number
+/// of services it runs.
 struct Hashers {
     permits: Arc<Semaphore>,
-    jobs: Mutex<mpsc::Sender<Job>>,
-    /// Calls waiting for a permit: while there are any, a thread keeps its memory for the next.
-    waiting: Arc<AtomicUsize>,
+    /// Each thread's queue.
+    threads: Vec<mpsc::Sender<Job>>,
+    /// The threads without a job: as many as there are free permits.
+    idle: Arc<Mutex<Vec<usize>>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
 static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let (tx, rx) = mpsc::channel::<Job>();
-    let rx = Arc::new(Mutex::new(rx));
-    let waiting = Arc::new(AtomicUsize::new(0));
-    for i in 0..threads {
-        let rx = Arc::clone(&rx);
+    let count = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut threads = Vec::with_capacity(count);
+    for i in 0..count {
+        let (tx, rx) = mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
             KEEPS_BLOCKS.set(true);
             loop {
-                let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                let Ok(job) = job else { return };
+                let job = if holds_blocks() {
+                    match rx.recv_timeout(HASHING_MEMORY_KEPT) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            free_blocks();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    let Ok(job) = rx.recv() else { return };
+                    job
+                };
                 // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             }
         });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a password hashing thread");
+        match spawned {
+            Ok(_) => threads.push(tx),
+            Err(e) => tracing::error!(error = %e, "cannot start a password hashing thread"),
         }
     }
-    Hashers { permits: Arc::new(Semaphore::new(threads)), jobs: Mutex::new(tx), waiting }
+    let idle = Arc::new(Mutex::new((0..threads.len()).collect()));
+    Hashers { permits: Arc::new(Semaphore::new(threads.len())), threads, idle }
 });
+
+/// A thread's turn: gives the thread back to the idle ones, then the permit, even
+/// when the job panics.
+struct Turn {
+    thread: usize,
+    idle: Arc<Mutex<Vec<usize>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(self.thread);
+    }
+}
 
 /// Runs `work` on a hashing thread once one is free (waiting at most [`HASHING_QUEUE_WAIT`]).
 async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
     let hashers = &*HASHERS;
-    let waiting = Waiting::count(&hashers.waiting);
     let permit = match tokio::time::timeout(HASHING_QUEUE_WAIT, Arc::clone(&hashers.permits).acquire_owned()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) | Err(_) => return Err(AuthError::Busy { retry_after: 1 }),
     };
-    drop(waiting);
+    let gone = || AuthError::Internal("password hashing threads are gone".into());
+    // A permit is a free thread: there are as many of each.
+    let thread = hashers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop().ok_or_else(gone)?;
+    let turn = Turn { thread, idle: Arc::clone(&hashers.idle), _permit: permit };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let still_waiting = Arc::clone(&hashers.waiting);
     let job: Job = Box::new(move || {
-        let answer = work();
-        // Before answering, so that a caller who got its answer finds the memory given back.
-        if still_waiting.load(Ordering::Acquire) == 0 {
-            free_blocks();
-        }
-        let _ = tx.send(answer);
-        drop(permit);
+        let _ = tx.send(work());
+        drop(turn);
     });
-    let sent = hashers.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
-    sent.map_err(|_| AuthError::Internal("password hashing threads are gone".into()))?;
+    hashers.threads[thread].send(job).map_err(|_| gone())?;
     rx.await.map_err(|_| AuthError::Internal("password hashing failed".into()))
-}
-
-/// One call counted in [`Hashers::waiting`] while it lives (a cancelled wait included).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn count(waiting: &'a AtomicUsize) -> Self {
-        waiting.fetch_add(1, Ordering::AcqRel);
-        Self(waiting)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// [`hash_password`] on a hashing thread.
