@@ -3,15 +3,21 @@
 
 Builds both in release, runs each pinned to its own core with wrk pinned to the
 other, and prints per route: req/s, p50, p99, peak RSS and the kernel/plain ratio
-measured in the same run; then start-up time to a ready /readyz and idle RSS.
+measured in the same run; then start-up time to a ready /readyz and idle RSS, and
+the resident memory (and thread count) of both servers after each phase of the
+sequence: start, login, 100 inserts, then each route's load.
 
 Usage: python3 bench/load.py [--duration 10] [--connections 32] [--rounds 3]
+       [--server-env NAME=VALUE ...]   (e.g. MALLOC_ARENA_MAX=2, for both servers)
+       [--kernel-binary PATH]          (a widget_service built elsewhere, another commit's)
+       [--no-build]                    (use the release binaries as they are)
 Needs wrk (apt-get install wrk) and taskset.
 """
 import argparse, http.client, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CORE, LOAD_CORE = "0", "1"
+SETTLE = 1.0  # seconds between the end of a phase and the memory reading: what stays, not a peak
 
 ADMIN = ("bench@example.com", "bench-password-1")
 WIDGET = '{"name":"widget","size":3}'
@@ -23,9 +29,10 @@ ROUTES = [
 ]
 
 
-def build():
-    subprocess.run(["cargo", "build", "--release", "--example", "widget_service", "--example", "plain_axum"],
-                   cwd=ROOT, check=True)
+def build(skip=False):
+    if not skip:
+        subprocess.run(["cargo", "build", "--release", "--example", "widget_service", "--example", "plain_axum"],
+                       cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     return {name: os.path.join(target, "release", "examples", name) for name in ("widget_service", "plain_axum")}
 
@@ -40,7 +47,7 @@ def http_status(port, path):
         return None
 
 
-def start(binary, port, workdir, admin=True):
+def start(binary, port, workdir, admin=True, extra_env=()):
     db = os.path.join(workdir, f"{port}.db")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):
@@ -48,6 +55,7 @@ def start(binary, port, workdir, admin=True):
     # The rate limit stays on (its cost is measured) but never refuses the load.
     env = dict(os.environ, PORT=str(port), DATABASE_NAME=db, JWT_SECRET="bench-secret-bench-secret-bench-secret!",
                LOG_LEVEL="info", RATE_LIMIT_REQUESTS="1000000000")
+    env.update(extra_env)
     if admin:  # creating the first admin costs one argon2 hash at start-up
         env.update(ADMIN_EMAIL=ADMIN[0], ADMIN_PASSWORD=ADMIN[1])
     t0 = time.perf_counter()
@@ -66,6 +74,12 @@ def rss_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def memory(pid):
+    """(resident MiB, threads) of the process, read SETTLE seconds after a phase ends."""
+    time.sleep(SETTLE)
+    return rss_kib(pid, "VmRSS") / 1024, rss_kib(pid, "Threads")
 
 
 def to_ms(value):
@@ -124,10 +138,17 @@ def main():
     ap.add_argument("--startups", type=int, default=7)
     ap.add_argument("--only", default="", help="measure only the routes whose name contains this text")
     ap.add_argument("--startup-only", action="store_true", help="measure start-up and idle RSS, no load")
+    ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for both servers (allocator settings, say); repeatable")
+    ap.add_argument("--kernel-binary", help="measure this widget_service binary instead of the one built here")
+    ap.add_argument("--no-build", action="store_true", help="use the release binaries already built")
     args = ap.parse_args()
+    extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    bins = build()
+    bins = build(skip=args.no_build)
+    if args.kernel_binary:
+        bins["widget_service"] = os.path.abspath(args.kernel_binary)
     workdir = tempfile.mkdtemp(prefix="kernel-bench-")
     servers = {"kernel": (bins["widget_service"], 18000), "plain": (bins["plain_axum"], 18001)}
 
@@ -135,7 +156,7 @@ def main():
     idle_rss = {}
     for _ in range(args.startups):
         for name, (binary, port) in servers.items():
-            proc, ms = start(binary, port, workdir, admin=False)
+            proc, ms = start(binary, port, workdir, admin=False, extra_env=extra_env)
             startup[name].append(ms)
             time.sleep(0.2)
             idle_rss[name] = rss_kib(proc.pid, "VmRSS")
@@ -146,12 +167,21 @@ def main():
             print(f"{name:<8} start-up to ready /readyz: median {statistics.median(startup[name]):.1f} ms "
                   f"(min {min(startup[name]):.1f}); idle RSS {idle_rss[name] / 1024:.1f} MiB")
         return
-    procs = {name: start(binary, port, workdir)[0] for name, (binary, port) in servers.items()}
-    token = login(servers["kernel"][1])  # the plain server checks the same HS256 token
-    for _, port in servers.values():
-        seed(port, token)
+    procs = {name: start(binary, port, workdir, extra_env=extra_env)[0] for name, (binary, port) in servers.items()}
+    # Memory after each phase of the sequence (issue 17's bar: after all of it).
+    phases = []
+
+    def phase(label):
+        phases.append((label, {name: memory(p.pid) for name, p in procs.items()}))
+
     results = {}
     try:
+        phase("started")
+        token = login(servers["kernel"][1])  # the plain server checks the same HS256 token
+        phase("login (kernel only)")
+        for _, port in servers.values():
+            seed(port, token)
+        phase("100 inserts")
         for route, method, path, body in (r for r in ROUTES if args.only in r[0]):
             samples = {k: [] for k in servers}
             for _ in range(args.rounds):
@@ -161,6 +191,7 @@ def main():
                     wrk(port, path, warm, method, body, auth)
                     samples[name].append(wrk(port, path, args, method, body, auth))
             results[route] = {k: tuple(statistics.median(s[i] for s in v) for i in range(3)) for k, v in samples.items()}
+            phase(f"{route} load")
         peak = {name: rss_kib(p.pid, "VmHWM") for name, p in procs.items()}
     finally:
         for p in procs.values():
@@ -179,7 +210,13 @@ def main():
         print(f"{name:<8} start-up to ready /readyz: median {statistics.median(startup[name]):.1f} ms "
               f"(min {min(startup[name]):.1f}); idle RSS {idle_rss[name] / 1024:.1f} MiB; "
               f"peak RSS under load {peak[name] / 1024:.1f} MiB")
-    print(json.dumps({"results": results, "startup_ms": {k: statistics.median(v) for k, v in startup.items()},
+    print(f"\nresident memory {SETTLE:.0f} s after each phase, MiB (threads); "
+          f"each route's phase is {args.rounds} x (2 s warm-up + {args.duration} s)")
+    print(f"{'after':<26}{'kernel':>14}{'plain':>14}{'ratio':>8}")
+    for label, m in phases:
+        (k, kt), (p, pt) = m["kernel"], m["plain"]
+        print(f"{label:<26}{f'{k:.1f} ({kt})':>14}{f'{p:.1f} ({pt})':>14}{k / p:>8.2f}")
+    print(json.dumps({"results": results, "phases_rss_mib_threads": dict(phases), "startup_ms": {k: statistics.median(v) for k, v in startup.items()},
                       "idle_rss_kib": idle_rss, "peak_rss_kib": peak}))
 
 

@@ -52,8 +52,8 @@ pub use issued::{IssuedPair, IssuedToken, TokenPair};
 pub use keys::ApiKeyInfo;
 pub use password::{
     check_dummy, check_password, dummy_verify, dummy_verify_async, hash_password, hash_password_async, verify_password,
-    verify_password_async, ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, HASHING_QUEUE_WAIT,
-    MAX_PASSWORD_BYTES,
+    verify_password_async, ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, HASHING_MEMORY_KEPT,
+    HASHING_QUEUE_WAIT, MAX_PASSWORD_BYTES,
 };
 pub use settings::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use source::{ClaimsIdentity, IdentitySource};

@@ -6,6 +6,9 @@
 //! [`hash_password_async`] / [`check_password`], which run on a few threads of their
 //! own, one per core (so a burst of logins cannot take the process's memory), and
 //! answer [`AuthError::Busy`] (503) when none frees up within [`HASHING_QUEUE_WAIT`].
+//! A hashing thread reuses its 19 MiB for the hashes that come within
+//! [`HASHING_MEMORY_KEPT`] and then gives them back to the system: a login does not
+//! leave the process 19 MiB larger.
 //! [`dummy_verify`] costs what a real check costs, so a login for an unknown user
 //! takes as long as a wrong password.
 //!
@@ -25,7 +28,7 @@ use std::time::Duration;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AuthError;
 
@@ -45,22 +48,50 @@ fn hasher() -> Argon2<'static> {
 }
 
 thread_local! {
-    /// The argon2 working memory of this thread, allocated once and reused: a
+    /// The argon2 working memory of this thread, reused while hashes queue: a
     /// 19 MiB allocation per hash, freed among other allocations, fragmented the
     /// heap until a burst of 200 logins peaked at 240 MiB even on two threads.
     static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Whether this thread keeps its memory after a hash (the hashing threads do,
+    /// and free it themselves after [`HASHING_MEMORY_KEPT`] without a hash).
+    static KEEPS_BLOCKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+/// The capacity a thread's working memory is reserved with, in blocks of 1 KiB: past
+/// the largest threshold to which glibc's malloc raises its mmap threshold by itself
+/// (32 MiB on 64-bit), so the memory is always a mapping of its own, which freeing
+/// gives back to the system whole. At the OWASP parameters only 19 MiB of it is ever
+/// touched, hence resident. (A 19 MiB allocation is below the threshold once one was
+/// freed, comes from a heap arena instead, and stays resident after it is freed.)
+const BLOCKS_RESERVED: usize = 33 * 1024;
+
+/// argon2 of `password` and `salt` into `out`, in this thread's memory.
 fn argon2_into(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
     BLOCKS.with(|blocks| {
         let mut blocks = blocks.borrow_mut();
         let need = params.block_count();
+        if blocks.capacity() < need {
+            *blocks = Vec::with_capacity(need.max(BLOCKS_RESERVED));
+        }
         if blocks.len() < need {
             blocks.resize(need, Block::default());
         }
-        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need]).is_ok()
+        let hashed = argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need]).is_ok();
+        if !KEEPS_BLOCKS.get() {
+            *blocks = Vec::new();
+        }
+        hashed
     })
+}
+
+/// Gives this thread's argon2 memory back.
+fn free_blocks() {
+    BLOCKS.with(|blocks| *blocks.borrow_mut() = Vec::new());
+}
+
+/// Whether this thread holds argon2 memory.
+fn holds_blocks() -> bool {
+    BLOCKS.with(|blocks| blocks.borrow().capacity() > 0)
 }
 
 /// Hashes a password with argon2id and a fresh random salt.
@@ -123,40 +154,77 @@ pub fn dummy_verify(password: &str) -> bool {
 /// refused with [`AuthError::Busy`] (503 with `Retry-After`).
 pub const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a hashing thread keeps its memory after a hash, for the next one.
+pub const HASHING_MEMORY_KEPT: Duration = Duration::from_secs(1);
+
 /// The hashing threads: one per core, each hashing one password at a time.
 ///
 /// Each hash or verification takes [`ARGON2_MEMORY_KIB`] of memory. On tokio's
 /// blocking pool a burst of logins ran hundreds at once (100 logins: 1.8 GiB) and
 /// the allocator kept much of it afterwards, in an arena per thread. Here at most
 /// one per core runs, always on the same few threads, so the memory is bounded by
-/// `cores * 19 MiB` and reused; the rest wait their turn (at most
-/// [`HASHING_QUEUE_WAIT`]). The pool is per process on purpose: the cores and the
-/// memory it guards are the process's, whatever number of services it runs.
+/// `cores * 19 MiB`; the rest wait their turn (at most [`HASHING_QUEUE_WAIT`]). A
+/// thread reuses its memory for the hashes that follow within
+/// [`HASHING_MEMORY_KEPT`] and then gives it back. The pool is per process on
+/// purpose: the cores and the memory it guards are the process's, whatever number
+/// of services it runs.
 struct Hashers {
     permits: Arc<Semaphore>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// Each thread's queue.
+    threads: Vec<mpsc::Sender<Job>>,
+    /// The threads without a job: as many as there are free permits.
+    idle: Arc<Mutex<Vec<usize>>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
 static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let (tx, rx) = mpsc::channel::<Job>();
-    let rx = Arc::new(Mutex::new(rx));
-    for i in 0..threads {
-        let rx = Arc::clone(&rx);
-        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
-            let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-            let Ok(job) = job else { return };
-            // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    let count = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut threads = Vec::with_capacity(count);
+    for i in 0..count {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+            KEEPS_BLOCKS.set(true);
+            loop {
+                let job = if holds_blocks() {
+                    match rx.recv_timeout(HASHING_MEMORY_KEPT) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            free_blocks();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    let Ok(job) = rx.recv() else { return };
+                    job
+                };
+                // A panicking job drops its answer channel (the caller gets an error); the thread lives on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
         });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a password hashing thread");
+        match spawned {
+            Ok(_) => threads.push(tx),
+            Err(e) => tracing::error!(error = %e, "cannot start a password hashing thread"),
         }
     }
-    Hashers { permits: Arc::new(Semaphore::new(threads)), jobs: Mutex::new(tx) }
+    let idle = Arc::new(Mutex::new((0..threads.len()).collect()));
+    Hashers { permits: Arc::new(Semaphore::new(threads.len())), threads, idle }
 });
+
+/// A thread's turn: gives the thread back to the idle ones, then the permit, even
+/// when the job panics.
+struct Turn {
+    thread: usize,
+    idle: Arc<Mutex<Vec<usize>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(self.thread);
+    }
+}
 
 /// Runs `work` on a hashing thread once one is free (waiting at most [`HASHING_QUEUE_WAIT`]).
 async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
@@ -165,13 +233,16 @@ async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static)
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) | Err(_) => return Err(AuthError::Busy { retry_after: 1 }),
     };
+    let gone = || AuthError::Internal("password hashing threads are gone".into());
+    // A permit is a free thread: there are as many of each.
+    let thread = hashers.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop().ok_or_else(gone)?;
+    let turn = Turn { thread, idle: Arc::clone(&hashers.idle), _permit: permit };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         let _ = tx.send(work());
-        drop(permit);
+        drop(turn);
     });
-    let sent = hashers.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
-    sent.map_err(|_| AuthError::Internal("password hashing threads are gone".into()))?;
+    hashers.threads[thread].send(job).map_err(|_| gone())?;
     rx.await.map_err(|_| AuthError::Internal("password hashing failed".into()))
 }
 
