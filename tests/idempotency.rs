@@ -300,3 +300,81 @@ async fn instances_sharing_postgres_without_redis_run_a_key_once() {
     }
     db.finish().await;
 }
+
+/// An idempotency store whose `forget` fails (as an unreachable database does) its
+/// first `fails` times.
+#[derive(Debug)]
+struct ForgetFails {
+    inner: app_kernel::reliability::MemoryIdempotencyStore,
+    fails: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl app_kernel::reliability::IdempotencyStore for ForgetFails {
+    async fn begin(
+        &self,
+        caller: &str,
+        key: &str,
+        fingerprint: &str,
+        running_ttl: Duration,
+    ) -> Result<app_kernel::reliability::Begin, app_kernel::reliability::ReliabilityError> {
+        self.inner.begin(caller, key, fingerprint, running_ttl).await
+    }
+    async fn finish(
+        &self,
+        caller: &str,
+        key: &str,
+        record: app_kernel::reliability::Record,
+        ttl: Duration,
+    ) -> Result<(), app_kernel::reliability::ReliabilityError> {
+        self.inner.finish(caller, key, record, ttl).await
+    }
+    async fn forget(&self, caller: &str, key: &str) -> Result<(), app_kernel::reliability::ReliabilityError> {
+        if self.fails.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(app_kernel::reliability::ReliabilityError::Store("connection refused".into()));
+        }
+        self.inner.forget(caller, key).await
+    }
+}
+
+/// A 5xx whose key cannot be forgotten at that moment (the store's database was
+/// restarting) is answered at once, and the key is forgotten once the store answers
+/// again: a retry then runs, instead of getting 409 `idempotency_in_progress` until
+/// the running record expires (found by the PostgreSQL-restart fault scenario).
+#[tokio::test]
+async fn a_key_the_store_could_not_forget_after_a_5xx_is_forgotten_once_it_answers() {
+    let store = Arc::new(ForgetFails { inner: Default::default(), fails: AtomicUsize::new(2) });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let calls = calls.clone();
+        move || async move {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CREATED,
+            }
+        }
+    };
+    let layer = app_kernel::reliability::IdempotencyLayer::new(
+        store.clone(),
+        "/api/v1",
+        Duration::from_secs(3600),
+        Duration::from_secs(120),
+    );
+    let app = Router::new().route("/api/v1/orders", post(handler)).layer(layer);
+    let post = || Request::post("/api/v1/orders").header("idempotency-key", "k-1").body(Body::from("{}")).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(send(&app, post()).await.status, 503);
+    assert!(started.elapsed() < Duration::from_millis(500), "the 5xx waited for the store: {:?}", started.elapsed());
+    // The store refused the forget twice; the key must be free again soon after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let retried = loop {
+        let reply = send(&app, post()).await;
+        if reply.status != 409 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(retried.status, 201, "the retry ran: {:?}", retried.body);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the handler ran for the first request and the retry");
+    assert_eq!(store.fails.load(Ordering::SeqCst), 0, "both refused forgets were tried again");
+}

@@ -5,7 +5,8 @@
 //! `idempotency_in_progress`; the same key with another request gets 422
 //! `idempotency_key_reused`. A key is the caller's own (user id, else address): two
 //! callers never see each other's answers. 5xx answers and streamed bodies are not
-//! kept (a repeat runs again). If the store cannot be asked, the request runs as if
+//! kept (a repeat runs again; if the store cannot forget the key at that moment, it is
+//! forgotten in the background once the store answers again). If the store cannot be asked, the request runs as if
 //! it had no key, and the failure is logged; but when the store is the service's SQL
 //! database and that cannot be reached, the request gets 503 `database_unavailable`
 //! at once (running it would wait for the same database a second time).
@@ -26,7 +27,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, HttpBody};
 use axum::response::{IntoResponse, Response};
@@ -57,6 +58,14 @@ struct Shared {
     callers: super::Callers,
     failures: AtomicU64,
 }
+
+/// How long an answer whose key is forgotten (a 5xx, a streamed body) waits for the
+/// store before it goes; the forget goes on in the background (see `Shared::forget`).
+const FORGET_WAIT: Duration = Duration::from_millis(100);
+/// The first pause before a failed forget is tried again; each next one doubles.
+const FORGET_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two tries of a forget.
+const FORGET_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The largest response kept unless told otherwise (headers and body).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -221,7 +230,7 @@ where
         )),
         Ok(Begin::Started) => {
             let response = inner.call(request).await?;
-            Ok(shared.keep(&caller, &key, fingerprint, response).await)
+            Ok(Shared::keep(&shared, &caller, &key, fingerprint, response).await)
         }
     }
 }
@@ -252,12 +261,10 @@ impl Shared {
     /// Keeps `response` as the key's record unless it is a 5xx or streamed (then
     /// forgets the key) or too large (then keeps its status only); answers it
     /// whole either way.
-    async fn keep(&self, caller: &str, key: &str, fingerprint: String, response: Response) -> Response {
+    async fn keep(self: &Arc<Self>, caller: &str, key: &str, fingerprint: String, response: Response) -> Response {
         let size = response.body().size_hint().exact();
         if response.status().is_server_error() || size.is_none() {
-            if let Err(e) = self.store.forget(caller, key).await {
-                self.store_failed(&e);
-            }
+            self.forget(caller, key).await;
             return response;
         }
         let headers: Vec<(String, String)> =
@@ -273,7 +280,7 @@ impl Shared {
         }
         let (parts, body) = response.into_parts();
         let Ok(body) = axum::body::to_bytes(body, self.max_record_bytes).await else {
-            let _ = self.store.forget(caller, key).await;
+            self.forget(caller, key).await;
             return ApiError::internal("the response body could not be read").into_response();
         };
         let stored = StoredResponse { status: parts.status.as_u16(), headers, body: body.to_vec() };
@@ -281,6 +288,34 @@ impl Shared {
             self.store_failed(&e);
         }
         Response::from_parts(parts, Body::from(body))
+    }
+
+    /// Forgets the key, so that a repeat runs again. The answer waits for that at most
+    /// [`FORGET_WAIT`]: when the store cannot be reached (its database restarting, say)
+    /// the forget goes on in the background, tried again after growing pauses until it
+    /// lands or the running record has expired anyway. Without that, the record would
+    /// stay "running" and every retry get 409 `idempotency_in_progress` for
+    /// `running_ttl` (a minute or more), the store long back.
+    async fn forget(self: &Arc<Self>, caller: &str, key: &str) {
+        let (shared, caller, key) = (self.clone(), caller.to_owned(), key.to_owned());
+        let mut forgetting = tokio::spawn(async move {
+            let give_up = Instant::now() + shared.running_ttl;
+            let mut pause = FORGET_RETRY_FIRST;
+            loop {
+                let Err(e) = shared.store.forget(&caller, &key).await else { return };
+                if pause == FORGET_RETRY_FIRST {
+                    shared.store_failed(&e);
+                }
+                if Instant::now() + pause >= give_up {
+                    tracing::warn!(error = %e, "an idempotency key could not be forgotten; it expires with its running record");
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(FORGET_RETRY_MAX);
+            }
+        });
+        // Past the wait the task goes on alone (dropping a JoinHandle detaches it).
+        let _ = tokio::time::timeout(FORGET_WAIT, &mut forgetting).await;
     }
 
     fn store_failed(&self, e: &super::ReliabilityError) {
