@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -45,29 +44,14 @@ impl Server {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut child =
             binary(dir, env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let mut lines = Vec::new();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Bounded even when the service prints nothing (a blocking read was not).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
-            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-            if v["message"] == "listening" {
-                let base = format!("http://{}", v["address"].as_str().unwrap());
-                std::thread::spawn(move || rx.into_iter().for_each(drop));
-                return Self { child, base, lines };
-            }
-            lines.push(v);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the service never logged `listening`: {lines:?}");
+        let Some(log) = common::Listening::wait(stdout) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the service never logged `listening` within 30 s");
+        };
+        let lines = log.before.clone();
+        Self { child, base: format!("http://{}", log.drain()), lines }
     }
 
     async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {

@@ -1,7 +1,6 @@
 //! The examples are real programs: each is started as a process on a free port,
 //! answers with the kernel's routes and headers, and stops cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,25 +84,12 @@ fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running
         .spawn()
         .unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if v["message"] == "listening" {
-                let addr = v["address"].as_str().unwrap().to_owned();
-                return Running { child, addr, lines: rx, stopped: false, _dir: dir };
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("{name} never logged `listening`");
+    let Some(log) = common::Listening::wait(stdout) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{name} never logged `listening` within 30 s");
+    };
+    Running { child, addr: log.address, lines: log.after, stopped: false, _dir: dir }
 }
 
 #[tokio::test]

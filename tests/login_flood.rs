@@ -7,7 +7,6 @@
 //!
 //! `cargo test --test login_flood -- --nocapture` prints the figures.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,23 +57,8 @@ fn start(dir: &Path, cpu: Option<&str>) -> (common::KillOnDrop, String) {
         .expect("the example is built by `cargo test` (and taskset is installed, when a CPU is given)");
     let stdout = child.stdout.take().unwrap();
     let child = common::KillOnDrop(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-        if v["message"] == "listening" {
-            // The thread goes on reading (and dropping) the log, so the pipe never fills.
-            std::thread::spawn(move || rx.into_iter().for_each(drop));
-            return (child, format!("http://{}/api/v1/auth", v["address"].as_str().unwrap()));
-        }
-    }
-    panic!("the widget service did not log `listening` within 30 s");
+    let log = common::Listening::wait(stdout).expect("the widget service logged `listening` within 30 s");
+    (child, format!("http://{}/api/v1/auth", log.drain()))
 }
 
 #[tokio::test]

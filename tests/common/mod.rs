@@ -328,3 +328,45 @@ fn newest_change(paths: Vec<std::path::PathBuf>) -> std::time::SystemTime {
     }
     newest
 }
+
+/// A service's JSON log, read on a thread of its own, once it logged `listening`.
+pub struct Listening {
+    /// The `address` of the `listening` line.
+    pub address: String,
+    /// The lines before it, parsed (lines that are not JSON are left out).
+    pub before: Vec<serde_json::Value>,
+    /// The lines after it, as they come.
+    pub after: std::sync::mpsc::Receiver<String>,
+}
+
+impl Listening {
+    /// Reads the log from `stdout` until the line `listening`; `None` when it did not come
+    /// within 30 s (the caller kills the child and fails with what it knows).
+    pub fn wait(stdout: std::process::ChildStdout) -> Option<Self> {
+        use std::io::BufRead as _;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut before = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if v["message"] == "listening" {
+                let address = v["address"].as_str().expect("listening names its address").to_owned();
+                return Some(Self { address, before, after: rx });
+            }
+            before.push(v);
+        }
+        None
+    }
+
+    /// Goes on reading (and dropping) the log, so the pipe never fills.
+    pub fn drain(self) -> String {
+        std::thread::spawn(move || self.after.into_iter().for_each(drop));
+        self.address
+    }
+}
