@@ -82,7 +82,17 @@ pub(crate) async fn run() {
         (quantile(&mut latencies, 0.5), quantile(&mut latencies, 0.99), quantile(&mut latencies, 1.0));
     let failed: Vec<_> = record.samples.iter().filter(|s| !s.ok()).collect();
     let recovered_at = up_at + recovered.unwrap_or(Duration::from_secs(5));
-    let outside = record.duplicates.iter().filter(|d| !d.overlaps(down_at, recovered_at)).count();
+    // Fail-open ends a breaker cool-down (1 s) after the recovery check at the latest: a
+    // command that meets a connection the restart broke after that check opens its store's
+    // breaker once more (one CI run at ~1,100 req/s saw one duplicate outside the outage,
+    // not seen in 13 runs since; `duplicates_at_ms` says where one falls).
+    let fail_open_until = recovered_at + Duration::from_secs(1);
+    let outside: Vec<_> = record.duplicates.iter().filter(|d| !d.overlaps(down_at, fail_open_until)).collect();
+    // When each duplicate outside the outage happened, against the outage's edges (ms from
+    // the start of the load), so a failing run says where to look.
+    let at = |d: Duration| d.as_millis();
+    let outside_at: Vec<String> = outside.iter().map(|d| format!("{}-{}", at(d.first), at(d.second_end))).collect();
+    let outside = outside.len();
     verdict.key("sent", record.samples.len());
     verdict.key("failed", failed.len());
     verdict.key("sent_during_outage", during.len());
@@ -96,6 +106,10 @@ pub(crate) async fn run() {
     verdict.key("max_during_ms", slowest.as_millis());
     verdict.key("duplicates_fail_open", record.duplicates.len() - outside);
     verdict.key("duplicates", outside);
+    if outside > 0 {
+        let edges = format!("{}/{}/{}", at(down_at), at(up_at), at(recovered_at));
+        verdict.key("duplicates_at_ms", format!("{} (down/up/recovered {edges})", outside_at.join(",")));
+    }
     verdict.key("lease_during", format!("{}:{}", lease_down.0, lease_down.1));
     verdict.key("readyz_during", ready_down.0);
     verdict.key("recovery_ms", recovered.map_or("never".into(), |d| d.as_millis().to_string()));
