@@ -16,13 +16,10 @@ const SECRET: &str = "admin-bootstrap-secret-0123456789abcdef";
 /// The widget service's binary with the test environment (none of the caller's but
 /// `PATH`), in `dir`.
 fn binary(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(common::example_binary("widget_service"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PORT", "0")
+    let mut cmd = common::example_command("widget_service");
+    cmd.env("PORT", "0")
         .env("DATABASE_NAME", dir.join("example.db"))
         .env("JWT_SECRET", SECRET)
-        .env("LOG_FORMAT", "json")
         .env("ALLOW_SELF_SIGNUP", "true")
         .envs(env.iter().copied())
         .current_dir(dir);

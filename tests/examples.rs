@@ -4,17 +4,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{example_binary, http_client, output_within, wait_within};
+use common::{http_client, output_within, wait_within};
 
 mod common;
-
-/// A command for an example with none of the caller's environment but `PATH`: what
-/// the test sets is all the example sees (no stray `DATABASE_URL` or `REDIS_URL`).
-fn example(name: &str) -> Command {
-    let mut command = Command::new(example_binary(name));
-    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    command
-}
 
 struct Running {
     child: Child,
@@ -68,11 +60,10 @@ fn start(name: &str) -> Running {
 /// The example `name`, run in `dir` (its database is `dir/example.db`) with the
 /// usual test environment plus `env`, once it logged `listening`.
 fn start_in(name: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running {
-    let mut child = example(name)
+    let mut child = common::example_command(name)
         .env("PORT", "0")
         .env("DATABASE_NAME", dir.path().join("example.db"))
         .env("JWT_SECRET", "example-secret-example-secret-example!")
-        .env("LOG_FORMAT", "json")
         .env("ADMIN_EMAIL", "admin@example.com")
         .env("ADMIN_PASSWORD", "admin-password-1")
         .env("ALLOW_SELF_SIGNUP", "true")
@@ -238,11 +229,10 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
     // The worker is the same binary with the `worker` role, on the same database file.
     let mut worker = {
         let mut child = common::KillOnDrop(
-            example("projects_service")
+            common::example_command("projects_service")
                 .arg("worker")
                 .env("DATABASE_NAME", svc._dir.path().join("example.db"))
                 .env("JWT_SECRET", "example-secret-example-secret-example!")
-                .env("LOG_FORMAT", "json")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -284,7 +274,7 @@ async fn projects_service_runs_its_task_in_a_separate_worker_process() {
 #[tokio::test]
 async fn create_admin_in_apikey_mode_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let mut create_admin = example("widget_service");
+    let mut create_admin = common::example_command("widget_service");
     create_admin
         .args(["create-admin", "--email", "root@example.com", "--password", "admin-password-1"])
         .env("KERNEL_AUTH_MODE", "apikey")
@@ -318,7 +308,7 @@ async fn create_admin_in_apikey_mode_prints_a_working_key() {
 fn projects_service_migrate_status_prints_applied_and_pending_files() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let mut command = example("projects_service");
+        let mut command = common::example_command("projects_service");
         command
             .args(args)
             .env("DATABASE_NAME", dir.path().join("example.db"))

@@ -8,7 +8,7 @@
 //! `cargo test --test login_flood -- --nocapture` prints the figures.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -33,19 +33,16 @@ fn start(dir: &Path, cpu: Option<&str>) -> (common::KillOnDrop, String) {
     let binary = common::example_binary("widget_service");
     let mut command = match cpu {
         Some(cpu) => {
-            let mut taskset = Command::new("taskset");
+            let mut taskset = common::clean_command("taskset");
             taskset.arg("-c").arg(cpu).arg(binary);
             taskset
         }
-        None => Command::new(binary),
+        None => common::clean_command(binary),
     };
     let mut child = command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PORT", "0")
         .env("DATABASE_NAME", dir.join("example.db"))
         .env("JWT_SECRET", "login-flood-secret-0123456789abcdef0123")
-        .env("LOG_FORMAT", "json")
         .env("ALLOW_SELF_SIGNUP", "true")
         // Every request names its own client address, so none is throttled and all want argon2.
         .env("TRUSTED_PROXIES", "127.0.0.1")

@@ -258,15 +258,11 @@ impl Drop for Proc {
 impl Proc {
     /// `order_service` with `args`, in `dir`, once it logged `message` (its `address`).
     fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], message: &str) -> (Self, String) {
-        let binary = common::example_binary("order_service");
-        let mut child = Command::new(&binary)
+        let mut child = common::example_command("order_service")
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("PORT", "0")
             .env("DATABASE_NAME", dir.join("orders.db"))
             .env("JWT_SECRET", "metrics-secret-metrics-secret-metrics!")
-            .env("LOG_FORMAT", "json")
             .env("ADMIN_EMAIL", "admin@example.com")
             .env("ADMIN_PASSWORD", "admin-password-1")
             .envs(env.iter().copied())
@@ -274,7 +270,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e} (examples are built by `cargo test`)", binary.display()));
+            .unwrap_or_else(|e| panic!("order_service: {e} (examples are built by `cargo test`)"));
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

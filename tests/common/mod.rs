@@ -370,3 +370,16 @@ impl Listening {
         self.address
     }
 }
+
+/// The example `name` (see [`example_binary`]) as a [`clean_command`].
+pub fn example_command(name: &str) -> std::process::Command {
+    clean_command(example_binary(name))
+}
+
+/// `program` with none of the caller's environment but `PATH`, logging JSON: what the
+/// test sets is all the process sees (no stray `DATABASE_URL` or `REDIS_URL`).
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("LOG_FORMAT", "json");
+    command
+}

@@ -26,13 +26,10 @@ impl Instance {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = common::own_server::spare_port();
         let log = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
-        let child = Command::new(common::example_binary(example))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        let child = common::example_command(example)
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("JWT_SECRET", SECRET)
-            .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "warn") // the access log (info) would cost the load its CPU
             .env("ALLOW_SELF_SIGNUP", "true")
             .env("RATE_LIMIT_REQUESTS", "100000000") // counted on every request, never reached
