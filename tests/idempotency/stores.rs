@@ -116,6 +116,29 @@ async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
     stores.done().await;
 }
 
+/// A bound of 1,000s is checked on one begin in `max/64` (the SQL store's question
+/// reads that many index entries): a caller past it loses its oldest keys, and holds
+/// about the bound, never much more.
+#[tokio::test]
+async fn the_sql_stores_bound_holds_when_checked_now_and_then() {
+    let day = Duration::from_secs(86_400);
+    let bound = 192; // checked on one begin in 3
+    let stores = sql_stores("the_sql_stores_bound_holds", bound).await;
+    for (db, (name, store)) in stores.dbs.iter().zip(&stores.list) {
+        for i in 0..600 {
+            assert_eq!(store.begin("u", &format!("k{i}"), "fp", day).await.unwrap(), Begin::Started, "{name}");
+        }
+        let count = "SELECT COUNT(*) AS n FROM [kernel_idempotency] WHERE [caller] = ?";
+        let row = db.db.fetch_optional(count, &[serde_json::json!("u")]).await.unwrap().unwrap();
+        let held = row["n"].as_u64().unwrap();
+        // 40 begins in a row without a check: (2/3)^40, about one run in 10 million.
+        assert!((bound as u64..bound as u64 + 40).contains(&held), "{name}: {held} records held, bound {bound}");
+        assert_eq!(store.begin("u", "k599", "fp", day).await.unwrap(), Begin::Running, "{name}: the newest kept");
+        assert_eq!(store.begin("u", "k0", "fp", day).await.unwrap(), Begin::Started, "{name}: the oldest evicted");
+    }
+    stores.done().await;
+}
+
 /// Two instances on one database and no Redis: a burst of 20 requests with one key,
 /// half through each instance's own pool, starts the work exactly once.
 #[tokio::test]
