@@ -23,6 +23,27 @@ fn pg_bin() -> Option<PathBuf> {
     found.pop()
 }
 
+/// The CPU time (user + system) process `pid` has used, in clock ticks (`/proc/PID/stat`),
+/// with its waited-for children's when `waited` is set; 0 once it is gone.
+pub fn process_cpu_ticks(pid: u32, waited: bool) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces), from field 3 (state) on.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(14) + field(15) + if waited { field(16) + field(17) } else { 0 }
+}
+
+/// The live children of process `parent`.
+fn children(parent: u32) -> impl Iterator<Item = u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(move |e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent).then_some(pid)
+    })
+}
+
 /// Whether the test runs as root (PostgreSQL's programs then run as `postgres`).
 pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
@@ -77,6 +98,14 @@ impl OwnPostgres {
 
     fn data(&self) -> String {
         self.dir.path().join("data").display().to_string()
+    }
+
+    /// The CPU time its processes have used, in clock ticks: the postmaster's, its
+    /// exited children's (backends it waited for) and its live children's.
+    pub fn cpu_ticks(&self) -> u64 {
+        let pidfile = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).unwrap_or_default();
+        let Some(postmaster) = pidfile.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else { return 0 };
+        process_cpu_ticks(postmaster, true) + children(postmaster).map(|c| process_cpu_ticks(c, false)).sum::<u64>()
     }
 
     /// Runs one of PostgreSQL's programs (as `postgres` when the test runs as root).

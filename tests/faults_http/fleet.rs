@@ -86,6 +86,11 @@ impl Instance {
         line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 
+    /// The CPU time it has used, in clock ticks.
+    pub(crate) fn cpu_ticks(&self) -> u64 {
+        crate::common::own_server::process_cpu_ticks(self.pid(), false)
+    }
+
     /// The last lines of its log, for a failure message.
     pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
