@@ -122,3 +122,30 @@ fn the_module_graph_has_no_cycle() {
         visit(m, &graph, &mut Vec::new(), &mut done);
     }
 }
+
+/// A test that needs a server gets its URL from the harness (`tests/common/trials.rs`),
+/// which reports the test as ignored when the URL is unset: no test file reads a
+/// `KERNEL_TEST_*` variable itself, so none can skip silently by returning early
+/// (`KERNEL_TEST_SOAK_SECONDS`, a duration, is not a service).
+#[test]
+fn tests_reach_services_only_through_the_harness() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files = Vec::new();
+    rust_files(&tests, &mut files);
+    let needle = ["env::var", "(\"KERNEL_TEST_"].concat();
+    let mut found = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&tests).unwrap().to_string_lossy().replace('\\', "/");
+        if rel.starts_with("common/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let compact: String = line.split_whitespace().collect();
+            if compact.replace("var_os", "var").contains(&needle) && !compact.contains("KERNEL_TEST_SOAK_SECONDS") {
+                found.push(format!("tests/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "KERNEL_TEST_ variables read outside tests/common:\n{}", found.join("\n"));
+}
