@@ -1,14 +1,16 @@
 //! Tests as trials of a harness of the test file's own (libtest-mimic, `harness = false`
 //! in Cargo.toml), so that a test that needs what the machine lacks says so.
 //!
-//! A trial that needs a server whose `KERNEL_TEST_*_URL` is unset, or a program or
-//! capability that is missing (`initdb`/`pg_ctl`, `redis-server`, `mariadbd`, `/proc`), is
-//! reported as `ignored, <reason>` and counted as ignored in the run's closing line; it
-//! never passes having done nothing. With `KERNEL_TEST_REQUIRE_SERVICES` on (`1`, `true`,
-//! `yes`, `on`), a missing URL or server program is a failure (`/proc` is not a service:
-//! without it the trial stays ignored). The URLs a trial needs are handed to its body,
-//! which is the only way a test gets one. Names, filters and flags are libtest's
-//! (`--ignored`, `--exact`, `--nocapture`, `--test-threads`).
+//! A trial that needs a server whose `KERNEL_TEST_*_URL` is unset (or that this build
+//! has no feature for), or a program or capability that is missing (`initdb`/`pg_ctl`,
+//! `redis-server`, `mariadbd`, `/proc`), is reported as `ignored (<reason>)` and counted
+//! as ignored in the run's closing line; it never passes having done nothing. With
+//! `KERNEL_TEST_REQUIRE_SERVICES` on (`1`, `true`, `yes`, `on`), a missing URL or server
+//! program is a failure (`/proc` is not a service: without it the trial stays ignored).
+//! The URLs a trial needs are handed to its body ([`Urls`]); code the body cannot hand
+//! them to asks [`Server::needed_url`], which fails the test when the URL is unset. Names, filters and flags are libtest's
+//! (`--ignored`, `--exact`, `--nocapture`, `--test-threads`); output is not captured
+//! (libtest-mimic has no capture), so a test's prints show in every run.
 //!
 //! ```ignore
 //! fn main() {
