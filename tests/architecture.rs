@@ -149,3 +149,42 @@ fn tests_reach_services_only_through_the_harness() {
     }
     assert!(found.is_empty(), "KERNEL_TEST_ variables read outside tests/common:\n{}", found.join("\n"));
 }
+
+/// A test target on a harness of its own (`harness = false` in Cargo.toml) runs only the
+/// trials its `main` lists: a `#[test]` or `#[tokio::test]` in one of its files would
+/// compile and never run, so there is none.
+#[test]
+fn own_harness_targets_have_no_libtest_attributes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut own_harness = Vec::new();
+    for block in manifest.split("[[").filter(|b| b.starts_with("test]]")) {
+        let name = block.lines().find_map(|l| l.strip_prefix("name = \"")).map(|n| n.trim_end_matches('"'));
+        if block.lines().any(|l| l.replace(' ', "") == "harness=false") {
+            own_harness.push(name.expect("a [[test]] has a name").to_owned());
+        }
+    }
+    assert!(own_harness.len() > 1, "Cargo.toml lists the targets on libtest-mimic: {own_harness:?}");
+    let mut found = Vec::new();
+    for name in own_harness {
+        let mut files = Vec::new();
+        let dir = root.join("tests").join(&name);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+        files.push(root.join("tests").join(format!("{name}.rs")));
+        for file in files.iter().filter(|f| f.exists()) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("#[test]") || line.trim_start().starts_with("#[tokio::test") {
+                    found.push(format!("{}:{}", file.strip_prefix(root).unwrap().display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "libtest attributes in targets on their own harness (list them in main):\n{}",
+        found.join("\n")
+    );
+}
