@@ -2,19 +2,18 @@
 //! `jobs_unavailable` (never a hang, never a 500), a worker's claim fails fast, and
 //! both work again once Redis is back on the same port, without a restart; a Redis that
 //! stops answering (SIGSTOP) costs the same bounded wait. The test's own `redis-server`
-//! is killed and stopped, never the machine's shared one.
-
-#![cfg(feature = "redis")]
+//! is killed and stopped, never the machine's shared one (ignored without
+//! `redis-server` on `PATH`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use app_kernel::db::DatabaseKind;
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, TaskError, Worker};
 use app_kernel::ApiError;
 use common::db::TestDb;
 use common::own_server::OwnRedis;
+use common::trials::{self, test, Program};
 use serde_json::{json, Value};
 
 /// What a request that enqueues may wait with Redis down: the queue's one-second
@@ -25,10 +24,9 @@ async fn work(_: Value, _: JobContext) -> Result<Value, TaskError> {
     Ok(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again() {
-    let Some(mut redis) = OwnRedis::start("jobs_redis_outage") else { return };
-    let db = TestDb::new(DatabaseKind::Sqlite, "jobs_redis_outage").await.expect("sqlite");
+    let mut redis = OwnRedis::launch();
+    let db = TestDb::sqlite().await;
     let registry = JobRegistry::new().task("work", work);
     let client = JobClient::redis(&redis.url(), "outage:", registry, JobSettings::default()).await.expect("queue");
     let worker = Worker::new(client.clone(), db.db.clone());
@@ -75,4 +73,11 @@ async fn a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     db.finish().await;
+}
+
+fn main() {
+    trials::run(vec![test("a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again")
+        .threads(2)
+        .needs_program(Program::RedisServer)
+        .run(|_| a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again())]);
 }

@@ -1,7 +1,9 @@
 //! Servers of a test's own, on spare loopback ports, for the scenarios that stop
 //! them: a PostgreSQL cluster (`initdb` + `pg_ctl`) and a `redis-server`. The
 //! machine's shared servers are never stopped. Each is stopped and removed when
-//! dropped, so a failing test leaves nothing running.
+//! dropped, so a failing test leaves nothing running. A trial that starts one declares
+//! the program with [`super::trials::Test::needs_program`], so it is ignored, not
+//! failed, on a machine without it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +15,7 @@ pub fn spare_port() -> u16 {
 }
 
 /// The directory of PostgreSQL's server programs (Debian: `/usr/lib/postgresql/N/bin`).
-fn pg_bin() -> Option<PathBuf> {
+pub fn pg_bin() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| Some(e.ok()?.path().join("bin")))
@@ -57,14 +59,9 @@ pub struct OwnPostgres {
 }
 
 impl OwnPostgres {
-    /// Starts a cluster, or `None` (a reported skip) when PostgreSQL's server
-    /// programs are not installed and services are not required.
-    pub fn start(test: &str) -> Option<Self> {
-        if pg_bin().is_none() {
-            assert!(!super::services_required(), "initdb/pg_ctl not found under /usr/lib/postgresql");
-            super::skipped(&format!("{test} (PostgreSQL server programs not installed)"));
-            return None;
-        }
+    /// Starts a cluster (the trial needs [`Program::PostgresServer`](super::trials::Program)).
+    pub fn launch() -> Self {
+        assert!(pg_bin().is_some(), "initdb/pg_ctl not found: the trial must declare .needs_program(PostgresServer)");
         let dir = tempfile::tempdir().expect("temp dir");
         if is_root() {
             // initdb refuses to run as root: the cluster belongs to `postgres`.
@@ -75,7 +72,13 @@ impl OwnPostgres {
         let data = pg.data();
         pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
         pg.start_server();
-        Some(pg)
+        pg
+    }
+
+    /// [`OwnPostgres::launch`], for the fault scenarios' call sites (`tests/faults_http/`),
+    /// whose trials declare the program; never `None`.
+    pub fn start(_test: &str) -> Option<Self> {
+        Some(Self::launch())
     }
 
     /// The URL of its `postgres` database.
@@ -141,18 +144,17 @@ pub struct OwnRedis {
 }
 
 impl OwnRedis {
-    /// Starts one on a spare port, or `None` (a reported skip) when `redis-server` is
-    /// not installed and services are not required.
-    pub fn start(test: &str) -> Option<Self> {
+    /// Starts one on a spare port (the trial needs [`Program::RedisServer`](super::trials::Program)).
+    pub fn launch() -> Self {
         let mut redis = Self { child: None, port: spare_port() };
-        match redis.spawn() {
-            Ok(()) => Some(redis),
-            Err(e) => {
-                assert!(!super::services_required(), "redis-server cannot be started: {e}");
-                super::skipped(&format!("{test} (redis-server: {e})"));
-                None
-            }
-        }
+        redis.spawn().unwrap_or_else(|e| panic!("redis-server cannot be started: {e}"));
+        redis
+    }
+
+    /// [`OwnRedis::launch`], for the fault scenarios' call sites (`tests/faults_http/`),
+    /// whose trials declare the program; never `None`.
+    pub fn start(_test: &str) -> Option<Self> {
+        Some(Self::launch())
     }
 
     /// Starts it (again) on its port and returns once it accepts connections.
