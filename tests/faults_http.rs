@@ -50,7 +50,7 @@ fn main() {
             .run(|_| one_at_a_time(faults_http::postgres::run())),
         // A soak: 10 minutes by default (KERNEL_TEST_SOAK_SECONDS); run with --ignored soak.
         scenario("soak_at_half_capacity_stays_flat")
-            .needs(Server::Postgres)
+            .needs_program(Program::PostgresServer)
             .opt_in()
             .run(|_| one_at_a_time(faults_http::soak::run())),
     ]);

@@ -77,7 +77,7 @@ pub(crate) async fn run() {
     let duration = Duration::from_secs(seconds.max(20));
     // First and last minute; a shorter run compares its first and last quarter.
     let window = Duration::from_secs(60).min(duration / 4);
-    let Some(pg) = OwnPostgres::start("faults_http soak") else { return };
+    let pg = OwnPostgres::launch();
     let url = pg.url();
     let env = [("DATABASE_URL", url.as_str())];
     let a = Instance::start("a", "widget_service", &env);

@@ -72,6 +72,10 @@ pub(crate) fn trials() -> Vec<Trial> {
             .on_each(&servers, a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first),
     );
     all.extend(
+        test("stores::the_sql_stores_bound_holds_when_checked_now_and_then")
+            .on_each(&servers[..2], the_sql_stores_bound_holds_when_checked_now_and_then),
+    );
+    all.extend(
         test("stores::two_instances_on_one_database_start_a_key_once")
             .on_each(&servers[..2], two_instances_on_one_database_start_a_key_once),
     );
@@ -137,11 +141,10 @@ async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first(on: 
 /// A bound of 1,000s is checked on one begin in `max/64` (the SQL store's question
 /// reads that many index entries): a caller past it loses its oldest keys, and holds
 /// about the bound, never much more.
-#[tokio::test]
-async fn the_sql_stores_bound_holds_when_checked_now_and_then() {
+async fn the_sql_stores_bound_holds_when_checked_now_and_then(on: Engine) {
     let day = Duration::from_secs(86_400);
     let bound = 192; // checked on one begin in 3
-    let stores = sql_stores("the_sql_stores_bound_holds", bound).await;
+    let stores = sql_stores(&on, bound).await;
     for (db, (name, store)) in stores.dbs.iter().zip(&stores.list) {
         for i in 0..600 {
             assert_eq!(store.begin("u", &format!("k{i}"), "fp", day).await.unwrap(), Begin::Started, "{name}");
