@@ -10,11 +10,14 @@
 //! `JOBS` over both times. Then, with a worker started and idle, enqueue `LATENCY_JOBS`
 //! jobs one at a time, one every `GAP`; each handler records the time since just before
 //! its `enqueue` call (the pickup latency). Before those, the idle worker's process CPU
-//! over `IDLE` is taken (its threads' run time from `/proc/self/task/*/schedstat`, Linux
-//! only; the bench does nothing else meanwhile): the cost of waiting for work. Every
+//! over `IDLE_SECONDS` (3 s) is taken (its threads' run time from
+//! `/proc/self/task/*/schedstat`, Linux only; the bench does nothing else meanwhile):
+//! the cost of waiting for work. Every
 //! engine runs `RUNS` times and the table shows the median of each column. Override the
-//! counts with `KERNEL_BENCH_JOBS`, `KERNEL_BENCH_RUNS`, `KERNEL_BENCH_LATENCY_JOBS`, and
-//! the worker's `worker_count` with `KERNEL_BENCH_CONCURRENCY`.
+//! counts with `KERNEL_BENCH_JOBS`, `KERNEL_BENCH_RUNS`, `KERNEL_BENCH_LATENCY_JOBS`, the
+//! worker's `worker_count` with `KERNEL_BENCH_CONCURRENCY`, and the idle time with
+//! `KERNEL_BENCH_IDLE_SECONDS` (longer, to profile an idle worker: `strace -c -f -p`,
+//! `perf record -p` while the run says it is idle).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,7 +32,8 @@ mod engine;
 
 const BATCH: usize = 500;
 const GAP: Duration = Duration::from_millis(2);
-const IDLE: Duration = Duration::from_secs(3);
+/// How long the idle worker's CPU is taken over, by default.
+const IDLE_SECONDS: usize = 3;
 
 /// This process's CPU time so far, summed over its live threads (nanoseconds from
 /// `/proc/self/task/*/schedstat`), if the OS says (Linux).
@@ -104,7 +108,13 @@ fn percentile(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us[rank - 1] as f64 / 1000.0
 }
 
-async fn run(engine: &engine::Engine, jobs: usize, latency_jobs: usize, concurrency: usize) -> Figures {
+async fn run(
+    engine: &engine::Engine,
+    jobs: usize,
+    latency_jobs: usize,
+    concurrency: usize,
+    idle_for: Duration,
+) -> Figures {
     let probe = Arc::new(Probe::default());
     let mut settings = JobSettings::default();
     settings.worker_count = concurrency;
@@ -130,10 +140,11 @@ async fn run(engine: &engine::Engine, jobs: usize, latency_jobs: usize, concurre
     let p = Arc::clone(&probe);
     let idle = tokio::spawn(worker.run_until_stopped(async move { p.reached.notified().await }));
     tokio::time::sleep(Duration::from_secs(1)).await;
+    eprintln!("{}: idle worker, process {}, for {idle_for:?}", engine.name, std::process::id());
     let cpu0 = cpu_time();
-    tokio::time::sleep(IDLE).await;
+    tokio::time::sleep(idle_for).await;
     let idle_cpu_pct = match (cpu0, cpu_time()) {
-        (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / IDLE.as_secs_f64() * 100.0,
+        (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / idle_for.as_secs_f64() * 100.0,
         _ => f64::NAN,
     };
     let mut tick = tokio::time::interval(GAP);
@@ -174,13 +185,14 @@ fn main() {
     let (jobs, runs) = (count("KERNEL_BENCH_JOBS", 50_000), count("KERNEL_BENCH_RUNS", 3).max(1));
     let latency_jobs = count("KERNEL_BENCH_LATENCY_JOBS", 2_000).max(1);
     let concurrency = count("KERNEL_BENCH_CONCURRENCY", JobSettings::default().worker_count).max(1);
+    let idle_for = Duration::from_secs(count("KERNEL_BENCH_IDLE_SECONDS", IDLE_SECONDS).max(1) as u64);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let engines = engine::configured();
     let mut rows = Vec::new();
     for engine in &engines {
         let figures: Vec<Figures> = (1..=runs)
             .map(|i| {
-                let f = rt.block_on(run(engine, jobs, latency_jobs, concurrency));
+                let f = rt.block_on(run(engine, jobs, latency_jobs, concurrency, idle_for));
                 eprintln!("{} run {i}/{runs}: {f:.1?}", engine.name);
                 f
             })

@@ -6,10 +6,12 @@
 //!   connection of its own (see `jobs::wakeups`). The channel is shared by every schema
 //!   of the database: a notification for another schema's queue costs a worker one
 //!   claim that finds nothing.
-//! - SQLite: each worker watches the file for commits by any process (`PRAGMA
-//!   data_version`, every few milliseconds, on a read connection of its own); after a
-//!   commit, one indexed read asks whether a job is due, and only then is it a wake-up,
-//!   so the app's own writes never make idle workers take the write lock to claim.
+//! - SQLite: each worker watches the file for commits by any process
+//!   (`db::sqlite_changes`: on Linux the OS reports the file's writes and each prompts a
+//!   `PRAGMA data_version` question, so an idle worker with nothing written costs
+//!   nothing; elsewhere the question is asked every 10 ms); after a commit, one indexed
+//!   read asks whether a job is due, and only then is it a wake-up, so the app's own
+//!   writes never make idle workers take the write lock to claim.
 //!
 //! - MySQL/MariaDB can notify no one: each worker asks, with the same indexed read,
 //!   whether a job is due, every [`CHECK_EVERY`] (or, on a slow server, at least

@@ -1,0 +1,63 @@
+//! An idle worker on SQLite or MySQL/MariaDB starts a job that another pool (as another
+//! process would: its own connections, its own writer) enqueued, long before its next
+//! poll: through the file's writes reported by the OS on SQLite, through the due checks
+//! on MySQL. MySQL runs when `KERNEL_TEST_MYSQL_URL` is set.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use app_kernel::db::{DatabaseKind, SchemaPolicy};
+use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, JobStatus, TaskError, Worker};
+use common::db::TestDb;
+use serde_json::Value;
+
+/// The bound of the wake-up contract test (`tests/jobs_contract/workers.rs`): far below
+/// the poll interval, far above a wake-up's milliseconds.
+const BOUND: Duration = Duration::from_secs(10);
+
+fn registry() -> JobRegistry {
+    JobRegistry::new().task("echo", |payload: Value, _: JobContext| async move { Ok::<_, TaskError>(payload) })
+}
+
+async fn another_pools_enqueue_wakes_an_idle_worker(kind: DatabaseKind) {
+    let Some(test_db) = TestDb::new(kind, "another_pools_enqueue_wakes_an_idle_worker").await else { return };
+    let mut settings = JobSettings::default();
+    // The poll never comes within the test: only a wake-up starts the jobs.
+    settings.poll_interval = Duration::from_secs(600);
+    let client = JobClient::sql(test_db.db.clone(), registry(), settings.clone()).await.unwrap();
+    let worker = Worker::new(client.clone(), test_db.db.clone());
+    let other_db = test_db.connect(SchemaPolicy::additive()).await;
+    let other = JobClient::sql(other_db.clone(), registry(), settings).await.unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until_stopped(async move { drop(stopped.await) }));
+    // Not a wait for the job: time for the worker to find the queue empty and idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two jobs, one after the other: the second comes after the worker went idle again.
+    for n in 1..=2 {
+        let job = other.enqueue("echo", n, EnqueueOptions::new()).await.unwrap();
+        let deadline = Instant::now() + BOUND;
+        while other.status(&job.job_id).await.unwrap().unwrap().status != JobStatus::Done {
+            assert!(Instant::now() < deadline, "{kind:?}: the idle worker never started job {n}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    other_db.close().await;
+    test_db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_another_pools_enqueue_wakes_an_idle_worker() {
+    another_pools_enqueue_wakes_an_idle_worker(DatabaseKind::Sqlite).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_another_pools_enqueue_wakes_an_idle_worker() {
+    another_pools_enqueue_wakes_an_idle_worker(DatabaseKind::Mysql).await;
+}
