@@ -8,9 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use app_kernel::db::{DatabaseKind, SchemaPolicy};
+use app_kernel::db::SchemaPolicy;
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, JobStatus, TaskError, Worker};
 use common::db::TestDb;
+use common::trials::{self, test, Engine, Server};
 use serde_json::Value;
 
 /// The bound of the wake-up contract test (`tests/jobs_contract/workers.rs`): far below
@@ -21,8 +22,9 @@ fn registry() -> JobRegistry {
     JobRegistry::new().task("echo", |payload: Value, _: JobContext| async move { Ok::<_, TaskError>(payload) })
 }
 
-async fn another_pools_enqueue_wakes_an_idle_worker(kind: DatabaseKind) {
-    let Some(test_db) = TestDb::new(kind, "another_pools_enqueue_wakes_an_idle_worker").await else { return };
+async fn another_pools_enqueue_wakes_an_idle_worker(on: Engine) {
+    let kind = format!("{on:?}");
+    let test_db = TestDb::new(&on).await;
     let mut settings = JobSettings::default();
     // The poll never comes within the test: only a wake-up starts the jobs.
     settings.poll_interval = Duration::from_secs(600);
@@ -51,13 +53,11 @@ async fn another_pools_enqueue_wakes_an_idle_worker(kind: DatabaseKind) {
     test_db.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_another_pools_enqueue_wakes_an_idle_worker() {
-    another_pools_enqueue_wakes_an_idle_worker(DatabaseKind::Sqlite).await;
-}
-
-#[cfg(feature = "mysql")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_another_pools_enqueue_wakes_an_idle_worker() {
-    another_pools_enqueue_wakes_an_idle_worker(DatabaseKind::Mysql).await;
+/// On SQLite (in process) and on MySQL/MariaDB (`mysql::...`, ignored when its URL is unset).
+fn main() {
+    trials::run(
+        test("another_pools_enqueue_wakes_an_idle_worker")
+            .threads(2)
+            .on_each(&[Server::Mysql], another_pools_enqueue_wakes_an_idle_worker),
+    );
 }
