@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::faults_http::fleet::{tokens, Instance, SharedSchema};
 use crate::faults_http::load::{quantile, Load, Plan, Sample};
+use crate::faults_http::orders::{settle, OrderFleet};
 use crate::faults_http::verdict::Verdict;
 
 const CLIENTS: usize = 8;
@@ -24,12 +25,14 @@ pub(crate) async fn run() {
     let env = [("DATABASE_URL", url.as_str())];
     let a = Instance::start("a", "widget_service", &env);
     let b = Instance::start("b", "widget_service", &env);
+    let OrderFleet { api: orders_api, workers } = OrderFleet::start(&env);
     let http = reqwest::Client::new();
     let mut plan = Plan {
         bases: vec![a.base.clone(), b.base.clone()],
         tokens: tokens(&http, &a, CLIENTS).await,
         clients: CLIENTS,
         pace: None,
+        orders: Some(orders_api.base.clone()),
     };
     let mut verdict = Verdict::new("soak");
 
@@ -47,6 +50,7 @@ pub(crate) async fn run() {
         rss.push((load.now(), a.rss_kib() + b.rss_kib()));
     }
     let record = load.stop().await;
+    let jobs = settle(&orders_api, &url, &record.orders, Duration::from_secs(10)).await;
 
     let in_window = |from: Duration, to: Duration| -> Vec<&Sample> {
         record.samples.iter().filter(|s| s.at >= from && s.at < to).collect()
@@ -79,6 +83,7 @@ pub(crate) async fn run() {
     verdict.key("rss_first_kib", rss_first);
     verdict.key("rss_last_kib", rss_last);
     verdict.key("recovery_ms", 0);
+    jobs.report(record.orders.len(), &mut verdict);
 
     verdict.check(failed.is_empty(), format!("{} requests failed, e.g. {:?}", failed.len(), failed.first()));
     verdict.check(record.duplicates.is_empty(), "a key made two widgets");
@@ -93,5 +98,5 @@ pub(crate) async fn run() {
         format!("RSS {rss_first} KiB first, {rss_last} KiB last"),
     );
     verdict.finish();
-    drop((a, b, schema));
+    drop((a, b, orders_api, workers, schema));
 }
