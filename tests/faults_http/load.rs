@@ -216,11 +216,9 @@ impl Client {
                 self.record.duplicates.push(Duplicate { first: a.at, second_end: self.started.elapsed() });
             }
         }
-        for accepted in [first, second].into_iter().flatten() {
-            if !self.record.orders.iter().rev().take(2).any(|o| o.order_id == accepted.order_id) {
-                self.record.orders.push(accepted);
-            }
-        }
+        // A replay names the first's order: recorded once.
+        let second = second.filter(|b| first.as_ref().is_none_or(|a| a.order_id != b.order_id));
+        self.record.orders.extend(first.into_iter().chain(second));
     }
 
     async fn order_once(&mut self, key: &str) -> Option<AcceptedOrder> {

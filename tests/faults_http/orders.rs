@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use crate::common;
 use crate::faults_http::fleet::Instance;
 use crate::faults_http::load::AcceptedOrder;
@@ -85,11 +87,17 @@ pub(crate) async fn settle(api: &Instance, database_url: &str, accepted: &[Accep
         let rows = tokio::task::block_in_place(|| orders(database_url));
         let processed = |o: &&AcceptedOrder| rows.get(&o.order_id).is_some_and(|(status, _)| status == "processed");
         let lost: Vec<String> = accepted.iter().filter(|o| !processed(o)).map(|o| o.order_id.clone()).collect();
-        for order in accepted.iter().filter(processed) {
-            if jobs.get(order.job_id.as_str()).is_none_or(|(status, _)| status != "done") {
-                jobs.insert(&order.job_id, job_status(&http, api, order).await);
-            }
-        }
+        let unknown = accepted
+            .iter()
+            .filter(processed)
+            .filter(|o| jobs.get(o.job_id.as_str()).is_none_or(|(status, _)| status != "done"));
+        // Sixteen at a time: a soak accepts some ten thousand orders.
+        let asked: Vec<_> = futures::stream::iter(unknown)
+            .map(|o| async { (o.job_id.as_str(), job_status(&http, api, o).await) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        jobs.extend(asked);
         let not_done: Vec<(String, String)> = jobs
             .iter()
             .filter(|(_, (status, _))| status != "done")
