@@ -77,21 +77,27 @@ impl Settled {
 }
 
 /// Waits at most `bound` until every order in `accepted` is processed in the database
-/// at `database_url` (read with `psql`) and its job is `done` (asked of `api`, as its
-/// user), and says what was not.
+/// at `database_url` (read with `psql`) and its job is `done` (read there too when the
+/// queue is that database's `kernel_jobs`, else asked of `api` as its user), and says
+/// what was not.
 pub(crate) async fn settle(api: &Instance, database_url: &str, accepted: &[AcceptedOrder], bound: Duration) -> Settled {
     let started = Instant::now();
     let http = common::http_client();
     let mut jobs: HashMap<&str, (String, u64)> = HashMap::new();
     loop {
-        let rows = tokio::task::block_in_place(|| orders(database_url));
+        let (rows, queued) = tokio::task::block_in_place(|| (orders(database_url), sql_jobs(database_url)));
         let processed = |o: &&AcceptedOrder| rows.get(&o.order_id).is_some_and(|(status, _)| status == "processed");
         let lost: Vec<String> = accepted.iter().filter(|o| !processed(o)).map(|o| o.order_id.clone()).collect();
+        for order in accepted.iter().filter(processed) {
+            if let Some(job) = queued.get(&order.job_id) {
+                jobs.insert(&order.job_id, job.clone());
+            }
+        }
         let unknown = accepted
             .iter()
             .filter(processed)
             .filter(|o| jobs.get(o.job_id.as_str()).is_none_or(|(status, _)| status != "done"));
-        // Sixteen at a time: a soak accepts some ten thousand orders.
+        // On Redis (or not yet done in SQL): sixteen at a time.
         let asked: Vec<_> = futures::stream::iter(unknown)
             .map(|o| async { (o.job_id.as_str(), job_status(&http, api, o).await) })
             .buffer_unordered(16)
@@ -134,16 +140,36 @@ async fn job_status(http: &reqwest::Client, api: &Instance, order: &AcceptedOrde
 /// Every order's status and runs, by id.
 fn orders(database_url: &str) -> HashMap<String, (String, i64)> {
     let sql = "SELECT id, status, COALESCE(runs, 0) FROM orders";
+    let out = psql(database_url, sql);
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    triples(&out.stdout)
+}
+
+/// The SQL queue's `process_order` jobs (status, attempts) by id; none when the queue is
+/// elsewhere (Redis: no `kernel_jobs` table).
+fn sql_jobs(database_url: &str) -> HashMap<String, (String, u64)> {
+    let out = psql(database_url, "SELECT id, status, attempts FROM kernel_jobs WHERE task = 'process_order'");
+    if out.status.success() {
+        triples(&out.stdout)
+    } else {
+        HashMap::new()
+    }
+}
+
+fn psql(database_url: &str, sql: &str) -> std::process::Output {
     let mut psql = Command::new("psql");
     psql.args([database_url, "-At", "-F", " ", "-c", sql]);
-    let out = common::output_within(&mut psql, Duration::from_secs(10), "psql (orders)");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
+    common::output_within(&mut psql, Duration::from_secs(10), "psql")
+}
+
+/// `id text number` lines, by id.
+fn triples<N: std::str::FromStr>(stdout: &[u8]) -> HashMap<String, (String, N)> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .filter_map(|line| {
             let mut parts = line.split(' ');
-            let (id, status, runs) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
-            Some((id.to_owned(), (status.to_owned(), runs)))
+            let (id, text, n) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
+            Some((id.to_owned(), (text.to_owned(), n)))
         })
         .collect()
 }
