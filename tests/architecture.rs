@@ -122,3 +122,69 @@ fn the_module_graph_has_no_cycle() {
         visit(m, &graph, &mut Vec::new(), &mut done);
     }
 }
+
+/// A test that needs a server gets its URL from the harness (`tests/common/trials.rs`),
+/// which reports the test as ignored when the URL is unset: no test file reads a
+/// `KERNEL_TEST_*` variable itself, so none can skip silently by returning early
+/// (`KERNEL_TEST_SOAK_SECONDS`, a duration, is not a service).
+#[test]
+fn tests_reach_services_only_through_the_harness() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files = Vec::new();
+    rust_files(&tests, &mut files);
+    let needle = ["env::var", "(\"KERNEL_TEST_"].concat();
+    let mut found = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&tests).unwrap().to_string_lossy().replace('\\', "/");
+        if rel.starts_with("common/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let compact: String = line.split_whitespace().collect();
+            if compact.replace("var_os", "var").contains(&needle) && !compact.contains("KERNEL_TEST_SOAK_SECONDS") {
+                found.push(format!("tests/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "KERNEL_TEST_ variables read outside tests/common:\n{}", found.join("\n"));
+}
+
+/// A test target on a harness of its own (`harness = false` in Cargo.toml) runs only the
+/// trials its `main` lists: a `#[test]` or `#[tokio::test]` in one of its files would
+/// compile and never run, so there is none.
+#[test]
+fn own_harness_targets_have_no_libtest_attributes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut own_harness = Vec::new();
+    for block in manifest.split("[[").filter(|b| b.starts_with("test]]")) {
+        let name = block.lines().find_map(|l| l.strip_prefix("name = \"")).map(|n| n.trim_end_matches('"'));
+        if block.lines().any(|l| l.replace(' ', "") == "harness=false") {
+            own_harness.push(name.expect("a [[test]] has a name").to_owned());
+        }
+    }
+    assert!(own_harness.len() > 1, "Cargo.toml lists the targets on libtest-mimic: {own_harness:?}");
+    let mut found = Vec::new();
+    for name in own_harness {
+        let mut files = Vec::new();
+        let dir = root.join("tests").join(&name);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+        files.push(root.join("tests").join(format!("{name}.rs")));
+        for file in files.iter().filter(|f| f.exists()) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("#[test]") || line.trim_start().starts_with("#[tokio::test") {
+                    found.push(format!("{}:{}", file.strip_prefix(root).unwrap().display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "libtest attributes in targets on their own harness (list them in main):\n{}",
+        found.join("\n")
+    );
+}

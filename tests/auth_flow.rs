@@ -1,14 +1,14 @@
 //! Authentication on the database, through HTTP: the docs/CONTRACT.md auth routes on
-//! SQLite always, and on PostgreSQL and MariaDB when their URLs are set.
+//! SQLite always, and on PostgreSQL and MariaDB (ignored when their URLs are unset).
 
 mod common;
 
 use app_kernel::auth::AuthMode;
-use app_kernel::db::DatabaseKind;
 use app_kernel::settings::KernelSettings;
 use axum::body::Body;
 use axum::Router;
 use common::db::TestDb;
+use common::trials::{self, test, Engine, Server};
 use common::{assert_problem, call, send, service, Reply};
 use http::Request;
 use serde_json::{json, Value};
@@ -118,14 +118,13 @@ async fn full_flow(router: &Router) {
     assert_eq!(bare.status, 200, "{}", bare.text());
 }
 
-#[tokio::test]
 async fn full_flow_on_sqlite() {
     let svc = service(vec![], open).await;
     full_flow(&svc.router()).await;
 }
 
-async fn full_flow_on(kind: DatabaseKind, test: &str) {
-    let Some(db) = TestDb::new(kind, test).await else { return };
+async fn full_flow_on(engine: Engine) {
+    let db = TestDb::new(&engine).await;
     let settings = db.settings().clone();
     let svc = service(vec![], |s| {
         open(s);
@@ -139,23 +138,19 @@ async fn full_flow_on(kind: DatabaseKind, test: &str) {
     db.finish().await;
 }
 
-#[tokio::test]
-async fn full_flow_on_postgres() {
-    full_flow_on(DatabaseKind::Postgres, "full_flow_on_postgres").await;
+async fn full_flow_on_postgres(url: String) {
+    full_flow_on(Engine::Postgres(url)).await;
 }
 
-#[tokio::test]
-async fn full_flow_on_mysql() {
-    full_flow_on(DatabaseKind::Mysql, "full_flow_on_mysql").await;
+async fn full_flow_on_mysql(url: String) {
+    full_flow_on(Engine::Mysql(url)).await;
 }
 
-#[tokio::test]
 async fn self_signup_is_off_by_default() {
     let svc = service(vec![], |_| {}).await;
     assert_problem(&register(&svc.router(), "ann", None, "correct horse").await, 403, "signup_disabled");
 }
 
-#[tokio::test]
 async fn duplicates_are_409() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -164,7 +159,6 @@ async fn duplicates_are_409() {
     assert_problem(&register(&router, "other", Some("ANN@example.com"), "correct horse").await, 409, "conflict");
 }
 
-#[tokio::test]
 async fn validation_names_each_field() {
     let svc = service(vec![], open).await;
     let body =
@@ -178,7 +172,6 @@ async fn validation_names_each_field() {
     assert_eq!(missing.status, 422);
 }
 
-#[tokio::test]
 async fn login_accepts_the_oauth2_password_form() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -192,7 +185,6 @@ async fn login_accepts_the_oauth2_password_form() {
     assert_eq!(reply.json()["token_type"], "bearer");
 }
 
-#[tokio::test]
 async fn unknown_user_and_wrong_password_get_the_same_answer() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -202,7 +194,6 @@ async fn unknown_user_and_wrong_password_get_the_same_answer() {
     assert_eq!(unknown["detail"], wrong["detail"]);
 }
 
-#[tokio::test]
 async fn repeated_failures_are_throttled() {
     let svc = service(vec![], |s| {
         open(s);
@@ -219,7 +210,6 @@ async fn repeated_failures_are_throttled() {
     assert!(reply.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
 }
 
-#[tokio::test]
 async fn a_reused_refresh_token_revokes_its_family() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -230,7 +220,6 @@ async fn a_reused_refresh_token_revokes_its_family() {
     assert_problem(&post(&router, "/refresh", None, json!({"refresh_token": second})).await, 401, "token_revoked");
 }
 
-#[tokio::test]
 async fn a_deactivated_users_token_is_refused() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -246,7 +235,6 @@ async fn a_deactivated_users_token_is_refused() {
     assert_eq!(right["detail"], wrong["detail"], "no oracle for a deactivated account's password");
 }
 
-#[tokio::test]
 async fn wrong_old_passwords_are_throttled() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -267,7 +255,6 @@ fn with_admin(s: &mut KernelSettings) {
     s.auth.admin_password = Some("admin password".to_owned().into());
 }
 
-#[tokio::test]
 async fn the_audit_route_is_for_admins() {
     let svc = service(vec![], with_admin).await;
     let router = svc.router();
@@ -300,7 +287,6 @@ async fn the_audit_route_is_for_admins() {
     }
 }
 
-#[tokio::test]
 async fn api_keys_are_created_used_and_revoked() {
     let svc = service(vec![], |s| {
         with_admin(s);
@@ -336,7 +322,6 @@ async fn api_keys_are_created_used_and_revoked() {
     assert_eq!(call(&router, "DELETE", &format!("{AUTH}/api-keys/{id}"), Some(&token), None).await.status, 404);
 }
 
-#[tokio::test]
 async fn oversized_credentials_are_422_before_any_work() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -364,7 +349,6 @@ async fn oversized_credentials_are_422_before_any_work() {
     assert_eq!(body["errors"][0]["loc"], json!(["body", "old_password"]));
 }
 
-#[tokio::test]
 async fn usernames_are_canonical_and_unique_in_that_form() {
     let svc = service(vec![], open).await;
     let router = svc.router();
@@ -381,4 +365,29 @@ async fn usernames_are_canonical_and_unique_in_that_form() {
     for spelled in ["alice", "ALICE", "Alice", "ａｌｉｃｅ"] {
         assert_eq!(login(&router, spelled, "correct horse").await.status, 200, "{spelled}");
     }
+}
+
+fn main() {
+    trials::run(vec![
+        test("full_flow_on_sqlite").run(|_| full_flow_on_sqlite()),
+        test("full_flow_on_postgres")
+            .needs(Server::Postgres)
+            .run(|urls| full_flow_on_postgres(urls.get(Server::Postgres))),
+        test("full_flow_on_mysql").needs(Server::Mysql).run(|urls| full_flow_on_mysql(urls.get(Server::Mysql))),
+        test("self_signup_is_off_by_default").run(|_| self_signup_is_off_by_default()),
+        test("duplicates_are_409").run(|_| duplicates_are_409()),
+        test("validation_names_each_field").run(|_| validation_names_each_field()),
+        test("login_accepts_the_oauth2_password_form").run(|_| login_accepts_the_oauth2_password_form()),
+        test("unknown_user_and_wrong_password_get_the_same_answer")
+            .run(|_| unknown_user_and_wrong_password_get_the_same_answer()),
+        test("repeated_failures_are_throttled").run(|_| repeated_failures_are_throttled()),
+        test("a_reused_refresh_token_revokes_its_family").run(|_| a_reused_refresh_token_revokes_its_family()),
+        test("a_deactivated_users_token_is_refused").run(|_| a_deactivated_users_token_is_refused()),
+        test("wrong_old_passwords_are_throttled").run(|_| wrong_old_passwords_are_throttled()),
+        test("the_audit_route_is_for_admins").run(|_| the_audit_route_is_for_admins()),
+        test("api_keys_are_created_used_and_revoked").run(|_| api_keys_are_created_used_and_revoked()),
+        test("oversized_credentials_are_422_before_any_work").run(|_| oversized_credentials_are_422_before_any_work()),
+        test("usernames_are_canonical_and_unique_in_that_form")
+            .run(|_| usernames_are_canonical_and_unique_in_that_form()),
+    ]);
 }

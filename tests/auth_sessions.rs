@@ -2,17 +2,18 @@
 //! password change, logout, deactivation or role change, on the instance that made
 //! the change at once and on another instance of the service (another process with
 //! the same database) within the identity cache's window. SQLite always; PostgreSQL
-//! and MariaDB when their URLs are set.
+//! and MariaDB ignored when their URLs are unset.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use app_kernel::db::{DatabaseKind, DatabaseSettings};
+use app_kernel::db::DatabaseSettings;
 use app_kernel::settings::KernelSettings;
 use app_kernel::Service;
 use axum::Router;
 use common::db::TestDb;
+use common::trials::{self, test, Engine, Server};
 use common::{assert_problem, Reply};
 use serde_json::{json, Value};
 
@@ -56,7 +57,6 @@ fn sqlite(dir: &tempfile::TempDir) -> DatabaseSettings {
     DatabaseSettings::sqlite(dir.path().join("shared.db").display().to_string())
 }
 
-#[tokio::test]
 async fn access_tokens_die_with_password_change_logout_deactivation_and_demotion() {
     let dir = tempfile::tempdir().unwrap();
     let (svcs, _d) = services(sqlite(&dir), 1).await;
@@ -113,27 +113,23 @@ async fn another_instance_refuses_within_the_window(database: DatabaseSettings) 
     }
 }
 
-#[tokio::test]
 async fn another_instance_refuses_within_the_window_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     another_instance_refuses_within_the_window(sqlite(&dir)).await;
 }
 
-#[tokio::test]
-async fn another_instance_refuses_within_the_window_on_postgres() {
-    let Some(db) = TestDb::new(DatabaseKind::Postgres, "sessions_on_postgres").await else { return };
+async fn another_instance_refuses_within_the_window_on_postgres(url: String) {
+    let db = TestDb::new(&Engine::Postgres(url)).await;
     another_instance_refuses_within_the_window(db.settings().clone()).await;
     db.finish().await;
 }
 
-#[tokio::test]
-async fn another_instance_refuses_within_the_window_on_mysql() {
-    let Some(db) = TestDb::new(DatabaseKind::Mysql, "sessions_on_mysql").await else { return };
+async fn another_instance_refuses_within_the_window_on_mysql(url: String) {
+    let db = TestDb::new(&Engine::Mysql(url)).await;
     another_instance_refuses_within_the_window(db.settings().clone()).await;
     db.finish().await;
 }
 
-#[tokio::test]
 async fn the_default_access_token_lives_15_minutes() {
     let dir = tempfile::tempdir().unwrap();
     let settings = app_kernel::ServiceConfig::default().into_settings("svc").unwrap();
@@ -145,7 +141,6 @@ async fn the_default_access_token_lives_15_minutes() {
     assert_eq!(reply.await.json()["expires_in"], 900);
 }
 
-#[tokio::test]
 async fn a_table_made_before_token_versions_gets_the_column() {
     let dir = tempfile::tempdir().unwrap();
     let db = app_kernel::Db::connect(&sqlite(&dir), "old").await.unwrap();
@@ -163,4 +158,22 @@ async fn a_table_made_before_token_versions_gets_the_column() {
     let (_, token) = signed_in(&router, "fay").await;
     assert_eq!(call(&router, "POST", "/logout", Some(&token), None).await.status, 200);
     assert_problem(&me(&router, &token).await, 401, "token_revoked");
+}
+
+fn main() {
+    trials::run(vec![
+        test("access_tokens_die_with_password_change_logout_deactivation_and_demotion")
+            .run(|_| access_tokens_die_with_password_change_logout_deactivation_and_demotion()),
+        test("another_instance_refuses_within_the_window_on_sqlite")
+            .run(|_| another_instance_refuses_within_the_window_on_sqlite()),
+        test("another_instance_refuses_within_the_window_on_postgres")
+            .needs(Server::Postgres)
+            .run(|urls| another_instance_refuses_within_the_window_on_postgres(urls.get(Server::Postgres))),
+        test("another_instance_refuses_within_the_window_on_mysql")
+            .needs(Server::Mysql)
+            .run(|urls| another_instance_refuses_within_the_window_on_mysql(urls.get(Server::Mysql))),
+        test("the_default_access_token_lives_15_minutes").run(|_| the_default_access_token_lives_15_minutes()),
+        test("a_table_made_before_token_versions_gets_the_column")
+            .run(|_| a_table_made_before_token_versions_gets_the_column()),
+    ]);
 }

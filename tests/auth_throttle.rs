@@ -1,6 +1,6 @@
-//! The login throttle's contract, run on every backend: in process, and Redis
-//! when `KERNEL_TEST_REDIS_URL` is set (CI). With Redis, two throttles (two
-//! instances of a service) see each other's failures. Then through HTTP: parallel
+//! The login throttle's contract, run on every backend: in process, and on Redis as
+//! `redis::NAME` (ignored when `KERNEL_TEST_REDIS_URL` is unset). With Redis, two
+//! throttles (two instances of a service) see each other's failures. Then through HTTP: parallel
 //! wrong passwords are verified no more often than the limit, a stranger from
 //! elsewhere cannot lock a user out, and tokens do not lift an address's limit.
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use app_kernel::auth::{AuthError, LoginThrottle, LoginThrottleBackend, LoginThrottleSettings, MemoryLoginThrottle};
 use axum::body::Body;
+use common::trials::{self, test, Engine, Server};
 use http::Request;
 
 fn settings(window: Duration) -> LoginThrottleSettings {
@@ -22,20 +23,18 @@ fn settings(window: Duration) -> LoginThrottleSettings {
     s
 }
 
-/// Each backend, fresh (its own key prefix on Redis).
-async fn backends(test: &str) -> Vec<(&'static str, Arc<dyn LoginThrottleBackend>)> {
-    #[allow(unused_mut)] // only the redis feature adds a backend
-    let mut out: Vec<(&'static str, Arc<dyn LoginThrottleBackend>)> =
-        vec![("memory", Arc::new(MemoryLoginThrottle::new(1000)))];
-    #[cfg(feature = "redis")]
-    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
-        let prefix = format!("{}:", common::unique_name("throttle"));
-        let redis = app_kernel::auth::RedisLoginThrottle::connect(&url, &prefix).await.expect("redis throttle");
-        out.push(("redis", Arc::new(redis)));
+/// The backend of `on`, fresh (its own key prefix on Redis).
+async fn backends(on: Engine) -> Vec<(&'static str, Arc<dyn LoginThrottleBackend>)> {
+    match on {
+        Engine::Local => vec![("memory", Arc::new(MemoryLoginThrottle::new(1000)))],
+        #[cfg(feature = "redis")]
+        Engine::Redis(url) => {
+            let prefix = format!("{}:", common::unique_name("throttle"));
+            let redis = app_kernel::auth::RedisLoginThrottle::connect(&url, &prefix).await.expect("redis throttle");
+            vec![("redis", Arc::new(redis))]
+        }
+        other => panic!("no login throttle on {other:?}"),
     }
-    #[cfg(not(feature = "redis"))]
-    let _ = test;
-    out
 }
 
 fn retry_after<T: std::fmt::Debug>(result: Result<T, AuthError>) -> u64 {
@@ -45,9 +44,8 @@ fn retry_after<T: std::fmt::Debug>(result: Result<T, AuthError>) -> u64 {
     }
 }
 
-#[tokio::test]
-async fn username_limit_per_address_retry_after_and_success_reset() {
-    for (name, backend) in backends("username_limit").await {
+async fn username_limit_per_address_retry_after_and_success_reset(on: Engine) {
+    for (name, backend) in backends(on).await {
         let throttle = LoginThrottle::with_backend(settings(Duration::from_secs(900)), backend);
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
         drop(throttle.begin(Some(ip), "Ann").await.unwrap());
@@ -64,9 +62,8 @@ async fn username_limit_per_address_retry_after_and_success_reset() {
     }
 }
 
-#[tokio::test]
-async fn address_limit_is_not_reset_by_a_success() {
-    for (name, backend) in backends("address_limit").await {
+async fn address_limit_is_not_reset_by_a_success(on: Engine) {
+    for (name, backend) in backends(on).await {
         let throttle = LoginThrottle::with_backend(settings(Duration::from_secs(900)), backend);
         let ip: IpAddr = "198.51.100.7".parse().unwrap();
         let ok = throttle.begin(Some(ip), "d").await.unwrap();
@@ -81,9 +78,8 @@ async fn address_limit_is_not_reset_by_a_success() {
     }
 }
 
-#[tokio::test]
-async fn failures_expire_with_the_window() {
-    for (name, backend) in backends("window_expiry").await {
+async fn failures_expire_with_the_window(on: Engine) {
+    for (name, backend) in backends(on).await {
         let throttle = LoginThrottle::with_backend(settings(Duration::from_millis(400)), backend);
         drop(throttle.begin(None, "eve").await.unwrap());
         drop(throttle.begin(None, "eve").await.unwrap());
@@ -93,9 +89,8 @@ async fn failures_expire_with_the_window() {
     }
 }
 
-#[tokio::test]
-async fn parallel_attempts_reserve_no_more_than_the_limit() {
-    for (name, backend) in backends("parallel_reserve").await {
+async fn parallel_attempts_reserve_no_more_than_the_limit(on: Engine) {
+    for (name, backend) in backends(on).await {
         let throttle = LoginThrottle::with_backend(settings(Duration::from_secs(60)), backend);
         let ip: IpAddr = "192.0.2.50".parse().unwrap();
         let tries = (0..40).map(|_| throttle.begin(Some(ip), "ann"));
@@ -110,9 +105,7 @@ async fn parallel_attempts_reserve_no_more_than_the_limit() {
 }
 
 #[cfg(feature = "redis")]
-#[tokio::test]
-async fn instances_sharing_redis_see_each_others_failures() {
-    let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", "shared_throttle") else { return };
+async fn instances_sharing_redis_see_each_others_failures(url: String) {
     let prefix = format!("{}:", common::unique_name("throttle"));
     let connect = || app_kernel::auth::RedisLoginThrottle::connect(&url, &prefix);
     let one = LoginThrottle::with_backend(settings(Duration::from_secs(60)), Arc::new(connect().await.unwrap()));
@@ -124,7 +117,6 @@ async fn instances_sharing_redis_see_each_others_failures() {
 }
 
 #[cfg(feature = "redis")]
-#[tokio::test]
 async fn an_unreachable_redis_is_a_clear_error() {
     let err = app_kernel::auth::RedisLoginThrottle::connect("redis://127.0.0.1:1", "x:").await.unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
@@ -133,9 +125,7 @@ async fn an_unreachable_redis_is_a_clear_error() {
 }
 
 #[cfg(feature = "redis")]
-#[tokio::test]
-async fn two_services_with_one_redis_url_share_the_login_throttle() {
-    let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", "services_share_throttle") else { return };
+async fn two_services_with_one_redis_url_share_the_login_throttle(url: String) {
     let prefix = format!("{}:", common::unique_name("svc"));
     let with_redis = |s: &mut app_kernel::settings::KernelSettings| {
         s.redis.url = Some(url.clone().into());
@@ -184,7 +174,6 @@ fn open(s: &mut app_kernel::settings::KernelSettings) {
     s.features.allow_self_signup = true;
 }
 
-#[tokio::test]
 async fn parallel_wrong_passwords_are_checked_no_more_often_than_the_limit() {
     let svc = common::service(vec![], open).await;
     let router = svc.router();
@@ -200,7 +189,6 @@ async fn parallel_wrong_passwords_are_checked_no_more_often_than_the_limit() {
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 20, "one address: {statuses:?}");
 }
 
-#[tokio::test]
 async fn a_stranger_elsewhere_cannot_lock_a_user_out() {
     let svc = common::service(vec![], open).await;
     let router = svc.router();
@@ -215,7 +203,6 @@ async fn a_stranger_elsewhere_cannot_lock_a_user_out() {
     assert_eq!(reply.status, 200, "the user, from their own address: {}", reply.text());
 }
 
-#[tokio::test]
 async fn tokens_of_throwaway_accounts_do_not_lift_the_login_limit_of_an_address() {
     let svc = common::service(vec![], |s| {
         open(s);
@@ -237,4 +224,47 @@ async fn tokens_of_throwaway_accounts_do_not_lift_the_login_limit_of_an_address(
     }
     let reply = common::send(&router, login_from(attacker, "throwaway2", "correct horse", Some(&tokens[1]))).await;
     common::assert_problem(&reply, 429, "rate_limited");
+}
+
+fn main() {
+    let mut all = Vec::new();
+    all.extend(
+        test("username_limit_per_address_retry_after_and_success_reset")
+            .on_each(&[Server::Redis], username_limit_per_address_retry_after_and_success_reset),
+    );
+    all.extend(
+        test("address_limit_is_not_reset_by_a_success")
+            .on_each(&[Server::Redis], address_limit_is_not_reset_by_a_success),
+    );
+    all.extend(test("failures_expire_with_the_window").on_each(&[Server::Redis], failures_expire_with_the_window));
+    all.extend(
+        test("parallel_attempts_reserve_no_more_than_the_limit")
+            .on_each(&[Server::Redis], parallel_attempts_reserve_no_more_than_the_limit),
+    );
+    #[cfg(feature = "redis")]
+    all.push(
+        test("instances_sharing_redis_see_each_others_failures")
+            .needs(Server::Redis)
+            .run(|urls| instances_sharing_redis_see_each_others_failures(urls.get(Server::Redis))),
+    );
+    #[cfg(feature = "redis")]
+    all.push(test("an_unreachable_redis_is_a_clear_error").run(|_| an_unreachable_redis_is_a_clear_error()));
+    #[cfg(feature = "redis")]
+    all.push(
+        test("two_services_with_one_redis_url_share_the_login_throttle")
+            .needs(Server::Redis)
+            .run(|urls| two_services_with_one_redis_url_share_the_login_throttle(urls.get(Server::Redis))),
+    );
+    all.push(
+        test("parallel_wrong_passwords_are_checked_no_more_often_than_the_limit")
+            .run(|_| parallel_wrong_passwords_are_checked_no_more_often_than_the_limit()),
+    );
+    all.push(
+        test("a_stranger_elsewhere_cannot_lock_a_user_out").run(|_| a_stranger_elsewhere_cannot_lock_a_user_out()),
+    );
+    all.push(
+        test("tokens_of_throwaway_accounts_do_not_lift_the_login_limit_of_an_address")
+            .run(|_| tokens_of_throwaway_accounts_do_not_lift_the_login_limit_of_an_address()),
+    );
+    trials::run(all);
 }

@@ -6,8 +6,8 @@
 //! Each test runs a server of its own on a spare port, in a temp dir: a PostgreSQL
 //! cluster (`initdb` + `pg_ctl`, stopped with `-m immediate`) and a MariaDB server
 //! (`mariadb-install-db` + `mariadbd`, killed with SIGKILL); the machine's shared
-//! servers are never stopped.
-#![cfg(any(feature = "postgres", feature = "mysql"))]
+//! servers are never stopped. Without those programs the test is ignored.
+#![cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code, unused_imports, unused_mut))]
 
 mod common;
 
@@ -21,6 +21,7 @@ use axum::body::Body;
 use axum::routing;
 use axum::{Json, Router};
 use common::own_server::{is_root, spare_port, OwnPostgres};
+use common::trials::{self, test, Program};
 use common::{assert_problem, call, get, send};
 use http::Request;
 use serde_json::{json, Map, Value};
@@ -61,23 +62,15 @@ struct OwnMariaDb {
 }
 
 impl OwnMariaDb {
-    /// Starts a server, or `None` (a reported skip) when MariaDB is not installed and
-    /// services are not required.
-    fn start() -> Option<Self> {
+    /// Starts a server (the trial needs [`Program::MariadbServer`]).
+    fn launch() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = format!("--datadir={}", dir.path().join("data").display());
         let installed = Command::new("mariadb-install-db")
             .args(["--no-defaults", &data, "--skip-test-db", "--auth-root-authentication-method=normal"])
             .args(is_root().then_some("--user=root"))
             .output();
-        match installed {
-            Ok(out) if out.status.success() => {}
-            failed => {
-                assert!(!common::services_required(), "mariadb-install-db failed: {failed:?}");
-                common::skipped("db_outage (MariaDB server not installed)");
-                return None;
-            }
-        }
+        assert!(installed.as_ref().is_ok_and(|out| out.status.success()), "mariadb-install-db failed: {installed:?}");
         let mut db = Self { dir, port: spare_port(), child: None };
         db.start_server();
         let out = Command::new("mariadb")
@@ -85,7 +78,7 @@ impl OwnMariaDb {
             .output()
             .expect("the mariadb client");
         assert!(out.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&out.stderr));
-        Some(db)
+        db
     }
 }
 
@@ -165,16 +158,14 @@ async fn timed<F: std::future::Future<Output = common::Reply>>(bound: Duration, 
 }
 
 #[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart() {
-    let Some(mut pg) = OwnPostgres::start("db_outage") else { return };
+    let mut pg = OwnPostgres::launch();
     outage_and_recovery(&mut pg).await;
 }
 
 #[cfg(feature = "mysql")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart() {
-    let Some(mut db) = OwnMariaDb::start() else { return };
+    let mut db = OwnMariaDb::launch();
     outage_and_recovery(&mut db).await;
 }
 
@@ -239,4 +230,19 @@ async fn outage_and_recovery(server: &mut impl OwnServer) {
     assert_eq!(get(&router, "/api/v1/notes").await.json()["count"], 9);
     assert_eq!(call(&router, "POST", "/api/v1/jobs", None, None).await.status, 200);
     assert_eq!(get(&router, "/readyz").await.status, 200);
+}
+
+fn main() {
+    trials::run(vec![
+        #[cfg(feature = "postgres")]
+        test("postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart")
+            .threads(2)
+            .needs_program(Program::PostgresServer)
+            .run(|_| postgres_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart()),
+        #[cfg(feature = "mysql")]
+        test("mariadb_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart")
+            .threads(2)
+            .needs_program(Program::MariadbServer)
+            .run(|_| mariadb_down_gets_fast_503s_and_the_pool_serves_again_after_the_restart()),
+    ]);
 }

@@ -1,6 +1,6 @@
-//! `Idempotency-Key`: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set; the SQL store on SQLite, and on PostgreSQL and
-//! MariaDB when their URLs are set), then the HTTP behaviour of docs/CONTRACT.md.
+//! `Idempotency-Key`: the store contract on every store (`idempotency/stores.rs`: in
+//! process, and on PostgreSQL, MariaDB and Redis, each ignored when its URL is unset),
+//! then the HTTP behaviour of docs/CONTRACT.md.
 
 mod common;
 
@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use common::trials::{self, test, Engine, Server};
 use common::{assert_problem, send, service, Reply, TestService};
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -52,7 +53,6 @@ async fn order(svc: &TestService, key: Option<&str>, body: Value) -> Reply {
     send(&svc.router(), req.body(Body::from(body.to_string())).unwrap()).await
 }
 
-#[tokio::test]
 async fn a_repeat_gets_the_first_answer_and_the_handler_runs_once() {
     let calls = Calls::default();
     let svc = svc(&calls, |_| {}).await;
@@ -74,7 +74,6 @@ async fn a_repeat_gets_the_first_answer_and_the_handler_runs_once() {
     assert_problem(&order(&svc, Some("has space"), json!({})).await, 400, "invalid_idempotency_key");
 }
 
-#[tokio::test]
 async fn a_repeat_while_the_first_runs_gets_409_and_a_5xx_is_not_kept() {
     let calls = Calls::default();
     let svc = svc(&calls, |_| {}).await;
@@ -97,7 +96,6 @@ async fn a_repeat_while_the_first_runs_gets_409_and_a_5xx_is_not_kept() {
     assert_eq!(calls.0.load(Ordering::SeqCst), before + 2);
 }
 
-#[tokio::test]
 async fn an_oversize_body_with_a_key_is_413_and_keeps_nothing() {
     let calls = Calls::default();
     let svc = svc(&calls, |s| s.server.max_body_bytes = 64).await;
@@ -107,7 +105,6 @@ async fn an_oversize_body_with_a_key_is_413_and_keeps_nothing() {
     assert_eq!(calls.0.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
 async fn a_response_too_large_to_keep_is_answered_whole_and_a_repeat_does_not_run_again() {
     let calls = Calls::default();
     let svc = svc(&calls, |_| {}).await;
@@ -121,7 +118,6 @@ async fn a_response_too_large_to_keep_is_answered_whole_and_a_repeat_does_not_ru
     assert_eq!(calls.0.load(Ordering::SeqCst), 1, "the repeat did not run the handler again");
 }
 
-#[tokio::test]
 async fn a_caller_keeps_a_bounded_number_of_keys_and_its_newest_replay() {
     let calls = Calls::default();
     let svc = svc(&calls, |s| s.reliability.rate_limit_enabled = false).await;
@@ -140,7 +136,6 @@ async fn a_caller_keeps_a_bounded_number_of_keys_and_its_newest_replay() {
     assert_eq!(calls.0.load(Ordering::SeqCst), 1002);
 }
 
-#[tokio::test]
 async fn a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_body_limit_part() {
     let calls = Calls::default();
     let svc = svc(&calls, |s| {
@@ -162,7 +157,6 @@ async fn a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_bo
 /// Keys are scoped per caller: user B sending the key (and body) user A used gets
 /// an answer of its own, not A's; each user's repeat replays their own answer, and
 /// an anonymous caller with the same key is another caller again.
-#[tokio::test]
 async fn one_key_from_two_users_makes_two_effects_and_never_replays_across_them() {
     let calls = Calls::default();
     let svc = svc(&calls, |_| {}).await;
@@ -203,7 +197,6 @@ async fn one_key_from_two_users_makes_two_effects_and_never_replays_across_them(
 /// The auth routes are never idempotent: a refresh token replayed with one key is
 /// refused as reused (and its family revoked), never answered with the same pair;
 /// a login's tokens are not kept, nor a new API key (shown once, in plaintext).
-#[tokio::test]
 async fn auth_routes_are_excluded_from_idempotency() {
     let svc = service(vec![], |s| {
         s.features.allow_self_signup = true;
@@ -255,9 +248,7 @@ async fn auth_routes_are_excluded_from_idempotency() {
 
 /// Two instances on one Redis replay each other's answers.
 #[cfg(feature = "redis")]
-#[tokio::test]
-async fn instances_sharing_redis_replay_each_others_answers() {
-    let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", "instances_sharing_redis_replay") else { return };
+async fn instances_sharing_redis_replay_each_others_answers(url: String) {
     let prefix = format!("{}:", common::unique_name("idem"));
     let calls = Calls::default();
     let edit = |s: &mut app_kernel::settings::KernelSettings| {
@@ -275,12 +266,8 @@ async fn instances_sharing_redis_replay_each_others_answers() {
 /// Two instances on one PostgreSQL database and no Redis keep the promise through
 /// the database: a burst of 20 requests with one key, half to each, runs the
 /// handler once; every other answer is its replay or 409 while it runs.
-#[tokio::test]
-async fn instances_sharing_postgres_without_redis_run_a_key_once() {
-    let Some(db) = common::db::TestDb::new(app_kernel::db::DatabaseKind::Postgres, "instances_sharing_postgres").await
-    else {
-        return;
-    };
+async fn instances_sharing_postgres_without_redis_run_a_key_once(url: String) {
+    let db = common::db::TestDb::new(&Engine::Postgres(url)).await;
     let calls = Calls::default();
     let edit = |s: &mut app_kernel::settings::KernelSettings| {
         s.database = db.settings().clone();
@@ -341,7 +328,6 @@ impl app_kernel::reliability::IdempotencyStore for ForgetFails {
 /// restarting) is answered at once, and the key is forgotten once the store answers
 /// again: a retry then runs, instead of getting 409 `idempotency_in_progress` until
 /// the running record expires (found by the PostgreSQL-restart fault scenario).
-#[tokio::test]
 async fn a_key_the_store_could_not_forget_after_a_5xx_is_forgotten_once_it_answers() {
     let store = Arc::new(ForgetFails { inner: Default::default(), fails: AtomicUsize::new(2) });
     let calls = Arc::new(AtomicUsize::new(0));
@@ -377,4 +363,41 @@ async fn a_key_the_store_could_not_forget_after_a_5xx_is_forgotten_once_it_answe
     assert_eq!(retried.status, 201, "the retry ran: {:?}", retried.body);
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the handler ran for the first request and the retry");
     assert_eq!(store.fails.load(Ordering::SeqCst), 0, "both refused forgets were tried again");
+}
+
+fn main() {
+    let mut all = vec![
+        test("a_repeat_gets_the_first_answer_and_the_handler_runs_once")
+            .run(|_| a_repeat_gets_the_first_answer_and_the_handler_runs_once()),
+        test("a_repeat_while_the_first_runs_gets_409_and_a_5xx_is_not_kept")
+            .run(|_| a_repeat_while_the_first_runs_gets_409_and_a_5xx_is_not_kept()),
+        test("an_oversize_body_with_a_key_is_413_and_keeps_nothing")
+            .run(|_| an_oversize_body_with_a_key_is_413_and_keeps_nothing()),
+        test("a_response_too_large_to_keep_is_answered_whole_and_a_repeat_does_not_run_again")
+            .run(|_| a_response_too_large_to_keep_is_answered_whole_and_a_repeat_does_not_run_again()),
+        test("a_caller_keeps_a_bounded_number_of_keys_and_its_newest_replay")
+            .run(|_| a_caller_keeps_a_bounded_number_of_keys_and_its_newest_replay()),
+        test("a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_body_limit_part")
+            .run(|_| a_keyed_body_is_read_no_further_than_max_body_bytes_even_without_the_body_limit_part()),
+        test("one_key_from_two_users_makes_two_effects_and_never_replays_across_them")
+            .run(|_| one_key_from_two_users_makes_two_effects_and_never_replays_across_them()),
+        test("auth_routes_are_excluded_from_idempotency").run(|_| auth_routes_are_excluded_from_idempotency()),
+    ];
+    #[cfg(feature = "redis")]
+    all.push(
+        test("instances_sharing_redis_replay_each_others_answers")
+            .needs(Server::Redis)
+            .run(|urls| instances_sharing_redis_replay_each_others_answers(urls.get(Server::Redis))),
+    );
+    all.push(
+        test("instances_sharing_postgres_without_redis_run_a_key_once")
+            .needs(Server::Postgres)
+            .run(|urls| instances_sharing_postgres_without_redis_run_a_key_once(urls.get(Server::Postgres))),
+    );
+    all.push(
+        test("a_key_the_store_could_not_forget_after_a_5xx_is_forgotten_once_it_answers")
+            .run(|_| a_key_the_store_could_not_forget_after_a_5xx_is_forgotten_once_it_answers()),
+    );
+    all.extend(stores::trials());
+    trials::run(all);
 }

@@ -4,20 +4,18 @@
 //! stops answering (SIGSTOP) costs the same bounded wait. A job that finishes while
 //! Redis is down is acked once it is back: done, run once, without waiting for its
 //! lease. The test's own `redis-server` is killed and stopped, never the machine's
-//! shared one.
-
-#![cfg(feature = "redis")]
+//! shared one (ignored without `redis-server` on `PATH`).
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use app_kernel::db::DatabaseKind;
 use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, JobStatus, TaskError, Worker};
 use app_kernel::ApiError;
 use common::db::TestDb;
 use common::own_server::OwnRedis;
+use common::trials::{self, test, Program};
 use serde_json::{json, Value};
 
 /// What a request that enqueues may wait with Redis down: the queue's one-second
@@ -28,10 +26,9 @@ async fn work(_: Value, _: JobContext) -> Result<Value, TaskError> {
     Ok(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again() {
-    let Some(mut redis) = OwnRedis::start("jobs_redis_outage") else { return };
-    let db = TestDb::new(DatabaseKind::Sqlite, "jobs_redis_outage").await.expect("sqlite");
+    let mut redis = OwnRedis::launch();
+    let db = TestDb::sqlite().await;
     let registry = JobRegistry::new().task("work", work);
     let client = JobClient::redis(&redis.url(), "outage:", registry, JobSettings::default()).await.expect("queue");
     let worker = Worker::new(client.clone(), db.db.clone());
@@ -91,12 +88,11 @@ async fn slow(_: Value, _: JobContext) -> Result<Value, TaskError> {
     Ok(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back() {
     // Kept in an append-only file, as a deployment with jobs on Redis runs it: the
     // running job's record survives the kill.
-    let Some(mut redis) = OwnRedis::start_persistent("jobs_redis_outage ack") else { return };
-    let db = TestDb::new(DatabaseKind::Sqlite, "jobs_redis_outage_ack").await.expect("sqlite");
+    let mut redis = OwnRedis::launch_persistent();
+    let db = TestDb::sqlite().await;
     let registry = JobRegistry::new().task("slow", slow);
     let client = JobClient::redis(&redis.url(), "ack:", registry, JobSettings::default()).await.expect("queue");
     let job = client.enqueue("slow", json!({}), EnqueueOptions::new()).await.expect("enqueue with Redis up");
@@ -119,4 +115,17 @@ async fn a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back() {
     assert_eq!(stored.status, JobStatus::Done);
     assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
     db.finish().await;
+}
+
+fn main() {
+    trials::run(vec![
+        test("a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again")
+            .threads(2)
+            .needs_program(Program::RedisServer)
+            .run(|_| a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again()),
+        test("a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back")
+            .threads(2)
+            .needs_program(Program::RedisServer)
+            .run(|_| a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back()),
+    ]);
 }

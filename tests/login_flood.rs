@@ -5,12 +5,14 @@
 //! A login that finds every hashing thread busy for `HASHING_QUEUE_WAIT` is answered
 //! 503 `server_busy` with `Retry-After` instead of waiting its turn without end.
 //!
-//! `cargo test --test login_flood -- --nocapture` prints the figures.
+//! `cargo test --test login_flood -- --nocapture` prints the figures. The tests read
+//! the server's memory or CPUs from `/proc`: without it they are ignored.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::trials::{self, test, Program};
 use serde_json::{json, Value};
 
 mod common;
@@ -58,12 +60,7 @@ fn start(dir: &Path, cpu: Option<&str>) -> (common::KillOnDrop, String) {
     (child, format!("http://{}/api/v1/auth", log.drain()))
 }
 
-#[tokio::test]
 async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer() {
-    if !Path::new("/proc/self/status").exists() {
-        common::skipped("two_hundred_concurrent_logins (no /proc to read the server's memory from)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let (child, base) = start(dir.path(), None);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
@@ -106,12 +103,8 @@ async fn two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer(
 /// server runs on one CPU, so it has one hashing thread; 400 logins at once ask it for
 /// 400 argon2id verifications (19 MiB written twice each, tens of milliseconds on
 /// any machine: at 10 ms, 4 s of work), so those still waiting after 2 s are refused.
-#[tokio::test]
 async fn logins_that_wait_too_long_for_a_hashing_thread_get_503_with_retry_after() {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        common::skipped("logins_that_wait_too_long (no /proc to find a CPU to pin the server to)");
-        return;
-    };
+    let status = std::fs::read_to_string("/proc/self/status").expect("linux /proc");
     // The first CPU this process may run on, e.g. `0` of `Cpus_allowed_list:	0-1`.
     let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list");
     let cpu = allowed.trim().split([',', '-']).next().unwrap().to_owned();
@@ -154,12 +147,7 @@ async fn logins_that_wait_too_long_for_a_hashing_thread_get_503_with_retry_after
 /// A login does not leave the process larger by argon2's 19 MiB: a hashing thread
 /// gives its memory back once no hash came for `HASHING_MEMORY_KEPT` (1 s) (issue
 /// 17: the first hash used to keep the service at 31 MiB instead of 12).
-#[tokio::test]
 async fn logins_one_at_a_time_give_argon2s_memory_back() {
-    if !Path::new("/proc/self/status").exists() {
-        common::skipped("logins_one_at_a_time_give_argon2s_memory_back (no /proc to read the server's memory from)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let (server, base) = start(dir.path(), None);
     let pid = server.id();
@@ -196,4 +184,18 @@ async fn logins_one_at_a_time_give_argon2s_memory_back() {
 #[allow(clippy::cast_precision_loss)]
 fn kib_mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+fn main() {
+    trials::run(vec![
+        test("two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer")
+            .needs_program(Program::Proc)
+            .run(|_| two_hundred_concurrent_logins_stay_under_100_mib_and_all_get_an_answer()),
+        test("logins_that_wait_too_long_for_a_hashing_thread_get_503_with_retry_after")
+            .needs_program(Program::Proc)
+            .run(|_| logins_that_wait_too_long_for_a_hashing_thread_get_503_with_retry_after()),
+        test("logins_one_at_a_time_give_argon2s_memory_back")
+            .needs_program(Program::Proc)
+            .run(|_| logins_one_at_a_time_give_argon2s_memory_back()),
+    ]);
 }

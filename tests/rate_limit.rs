@@ -1,6 +1,7 @@
-//! The API rate limit: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set), then the HTTP behaviour of docs/CONTRACT.md, and what
-//! the reliability layers do while their store is down.
+//! The API rate limit: the store contract on every store (in process; on Redis as
+//! `redis::NAME`, ignored when `KERNEL_TEST_REDIS_URL` is unset), then the HTTP
+//! behaviour of docs/CONTRACT.md, and what the reliability layers do while their store
+//! is down.
 
 mod common;
 
@@ -15,28 +16,26 @@ use app_kernel::reliability::{
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
+use common::trials::{self, test, Engine, Server};
 use common::{assert_problem, send, service, Reply, TestService};
 use http::Request;
 
-/// Each store under test, by name; Redis stores get a key prefix of their own.
-async fn stores(test: &str) -> Vec<(&'static str, Arc<dyn RateLimitStore>)> {
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-    let mut out: Vec<(&'static str, Arc<dyn RateLimitStore>)> =
-        vec![("memory", Arc::new(MemoryRateLimitStore::default()))];
-    #[cfg(feature = "redis")]
-    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
-        let prefix = format!("{}:", common::unique_name("rl"));
-        let store = app_kernel::reliability::RedisRateLimitStore::connect(&url, &prefix).await.expect("redis");
-        out.push(("redis", Arc::new(store)));
+/// The store of `on`, by name: in process, or on Redis with a key prefix of its own.
+async fn stores(on: Engine) -> Vec<(&'static str, Arc<dyn RateLimitStore>)> {
+    match on {
+        Engine::Local => vec![("memory", Arc::new(MemoryRateLimitStore::default()))],
+        #[cfg(feature = "redis")]
+        Engine::Redis(url) => {
+            let prefix = format!("{}:", common::unique_name("rl"));
+            let store = app_kernel::reliability::RedisRateLimitStore::connect(&url, &prefix).await.expect("redis");
+            vec![("redis", Arc::new(store))]
+        }
+        other => panic!("no rate limit store on {other:?}"),
     }
-    #[cfg(not(feature = "redis"))]
-    let _ = test;
-    out
 }
 
-#[tokio::test]
-async fn a_store_counts_each_key_in_its_own_window() {
-    for (name, store) in stores("a_store_counts_each_key_in_its_own_window").await {
+async fn a_store_counts_each_key_in_its_own_window(on: Engine) {
+    for (name, store) in stores(on).await {
         let window = Duration::from_secs(1);
         let counts: Vec<u64> =
             [store.hit("a", window).await, store.hit("a", window).await, store.hit("b", window).await]
@@ -52,9 +51,8 @@ async fn a_store_counts_each_key_in_its_own_window() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_store_loses_no_count_under_concurrent_hits() {
-    for (name, store) in stores("a_store_loses_no_count_under_concurrent_hits").await {
+async fn a_store_loses_no_count_under_concurrent_hits(on: Engine) {
+    for (name, store) in stores(on).await {
         let hits: Vec<_> = (0..100)
             .map(|_| {
                 let store = store.clone();
@@ -109,7 +107,6 @@ async fn token(svc: &TestService, username: &str) -> String {
     kernel.auth().tokens().issue_access(&user).expect("token").token
 }
 
-#[tokio::test]
 async fn api_routes_count_down_then_answer_429_with_retry_after() {
     let svc = limited(|_| {}).await;
     let mut remaining = Vec::new();
@@ -139,7 +136,6 @@ async fn api_routes_count_down_then_answer_429_with_retry_after() {
     }
 }
 
-#[tokio::test]
 async fn authenticated_callers_are_counted_by_user() {
     let svc = limited(|_| {}).await;
     let (ann, bob) = (token(&svc, "ann").await, token(&svc, "bob").await);
@@ -156,7 +152,6 @@ async fn authenticated_callers_are_counted_by_user() {
     assert_eq!(limit_headers(&bad).1, Some("1"));
 }
 
-#[tokio::test]
 async fn the_limit_can_be_turned_off() {
     let svc = limited(|s| s.reliability.rate_limit_enabled = false).await;
     for _ in 0..10 {
@@ -168,9 +163,7 @@ async fn the_limit_can_be_turned_off() {
 
 /// Two instances of a service on one Redis count each caller together.
 #[cfg(feature = "redis")]
-#[tokio::test]
-async fn instances_sharing_redis_share_each_callers_count() {
-    let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", "instances_sharing_redis") else { return };
+async fn instances_sharing_redis_share_each_callers_count(url: String) {
     let prefix = format!("{}:", common::unique_name("rl"));
     let instance = || {
         let (url, prefix) = (url.clone(), prefix.clone());
@@ -197,7 +190,6 @@ async fn call_from(svc: &TestService, peer: &str, forwarded_for: &str) -> Reply 
     send(&svc.router(), req).await
 }
 
-#[tokio::test]
 async fn behind_a_trusted_proxy_each_client_counts_apart_and_others_cannot_pose_as_one() {
     let svc = limited(|s| s.server.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
     let left = |r: &Reply| r.header("ratelimit-remaining").map(str::to_owned);
@@ -247,7 +239,6 @@ impl IdempotencyStore for Down {
     }
 }
 
-#[tokio::test]
 async fn with_its_store_down_each_layer_lets_requests_through() {
     let limiter = RateLimiter::new(1, Duration::from_secs(60), Arc::new(Down));
     let limited = plain().layer(RateLimitLayer::new(limiter, "", Vec::new(), 60));
@@ -269,4 +260,38 @@ async fn with_its_store_down_each_layer_lets_requests_through() {
         assert_eq!((r.status.as_u16(), r.header("idempotent-replayed")), (200, None), "run as if it had no key");
     }
     assert_eq!(counted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+fn main() {
+    let mut all = Vec::new();
+    all.extend(
+        test("a_store_counts_each_key_in_its_own_window")
+            .on_each(&[Server::Redis], a_store_counts_each_key_in_its_own_window),
+    );
+    all.extend(
+        test("a_store_loses_no_count_under_concurrent_hits")
+            .threads(4)
+            .on_each(&[Server::Redis], a_store_loses_no_count_under_concurrent_hits),
+    );
+    all.push(
+        test("api_routes_count_down_then_answer_429_with_retry_after")
+            .run(|_| api_routes_count_down_then_answer_429_with_retry_after()),
+    );
+    all.push(test("authenticated_callers_are_counted_by_user").run(|_| authenticated_callers_are_counted_by_user()));
+    all.push(test("the_limit_can_be_turned_off").run(|_| the_limit_can_be_turned_off()));
+    #[cfg(feature = "redis")]
+    all.push(
+        test("instances_sharing_redis_share_each_callers_count")
+            .needs(Server::Redis)
+            .run(|urls| instances_sharing_redis_share_each_callers_count(urls.get(Server::Redis))),
+    );
+    all.push(
+        test("behind_a_trusted_proxy_each_client_counts_apart_and_others_cannot_pose_as_one")
+            .run(|_| behind_a_trusted_proxy_each_client_counts_apart_and_others_cannot_pose_as_one()),
+    );
+    all.push(
+        test("with_its_store_down_each_layer_lets_requests_through")
+            .run(|_| with_its_store_down_each_layer_lets_requests_through()),
+    );
+    trials::run(all);
 }

@@ -1,51 +1,21 @@
-//! Readiness reports every configured dependency and turns 503 for the drain.
+//! Readiness reports every configured dependency and turns 503 for the drain. The
+//! Redis test runs a `redis-server` of its own (ignored without one on `PATH`).
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use app_kernel::Service;
+use common::own_server::OwnRedis;
+use common::trials::{self, test, Program};
 use common::{get as get_path, test_settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A `redis-server` of the test's own on a spare port (the machine's shared one is
-/// never stopped), killed when dropped.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian's redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[tokio::test]
 async fn readyz_reports_redis_with_its_latency_and_503_when_it_is_down() {
-    let redis = OwnRedis::start();
+    let redis = OwnRedis::launch();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
-    settings.redis.url = Some(format!("redis://127.0.0.1:{}", redis.port).into());
+    settings.redis.url = Some(redis.url().into());
     settings.features.ready_check_timeout = Duration::from_millis(500);
     let svc = Service::builder("readiness").settings(settings).build().await.unwrap();
     let router = svc.router();
@@ -77,7 +47,6 @@ async fn readyz_status(addr: std::net::SocketAddr) -> Option<u16> {
     tokio::time::timeout(Duration::from_secs(5), ask).await.expect("/readyz answered or refused within 5 s")
 }
 
-#[tokio::test]
 async fn after_sigterm_readyz_is_503_while_the_server_still_accepts_for_the_drain_delay() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
@@ -104,4 +73,14 @@ async fn after_sigterm_readyz_is_503_while_the_server_still_accepts_for_the_drai
     let ended = tokio::time::timeout(Duration::from_secs(10), server).await.expect("the server stops after the drain");
     ended.unwrap().unwrap();
     assert_eq!(readyz_status(addr).await, None, "refused once the drain delay is over");
+}
+
+fn main() {
+    trials::run(vec![
+        test("readyz_reports_redis_with_its_latency_and_503_when_it_is_down")
+            .needs_program(Program::RedisServer)
+            .run(|_| readyz_reports_redis_with_its_latency_and_503_when_it_is_down()),
+        test("after_sigterm_readyz_is_503_while_the_server_still_accepts_for_the_drain_delay")
+            .run(|_| after_sigterm_readyz_is_503_while_the_server_still_accepts_for_the_drain_delay()),
+    ]);
 }

@@ -1,6 +1,6 @@
-//! Stream leases: the store contract on every store (in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set; SQL on SQLite, and on PostgreSQL and MariaDB when
-//! their URLs are set), the guard's release on drop and keep-alive,
+//! Stream leases: the store contract on every store (in process: memory, SQL on SQLite;
+//! on PostgreSQL, MariaDB and Redis as `SERVER::NAME`, each ignored when its
+//! `KERNEL_TEST_*_URL` is unset), the guard's release on drop and keep-alive,
 //! and a streaming route that holds a lease while its body is open.
 
 mod common;
@@ -13,6 +13,7 @@ use app_kernel::streaming::{LeaseStore, MemoryLeaseStore, StreamError, StreamLea
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
+use common::trials::{self, test, Engine, Server};
 use common::{assert_problem, send, service};
 use futures::StreamExt;
 use http::Request;
@@ -33,46 +34,39 @@ impl Stores {
     }
 }
 
-/// The SQL store on each engine configured, with the database each lives in.
-async fn sql_stores(test: &str) -> Stores {
-    use app_kernel::db::DatabaseKind;
-    let mut out = Stores { list: Vec::new(), dbs: Vec::new() };
-    for (name, kind) in
-        [("sqlite", DatabaseKind::Sqlite), ("postgres", DatabaseKind::Postgres), ("mysql", DatabaseKind::Mysql)]
-    {
-        let Some(db) = common::db::TestDb::new(kind, test).await else { continue };
-        let store = app_kernel::streaming::SqlLeaseStore::open(db.db.clone()).await.expect("tables");
-        out.list.push((name, Arc::new(store)));
-        out.dbs.push(db);
-    }
-    out
+/// The SQL store on `on`'s database (SQLite for [`Engine::Local`]), with the database.
+async fn sql_stores(on: &Engine) -> Stores {
+    let name = match on {
+        Engine::Local => "sqlite",
+        Engine::Postgres(_) => "postgres",
+        Engine::Mysql(_) => "mysql",
+        Engine::Redis(_) => return Stores { list: Vec::new(), dbs: Vec::new() },
+    };
+    let db = common::db::TestDb::new(on).await;
+    let store = app_kernel::streaming::SqlLeaseStore::open(db.db.clone()).await.expect("tables");
+    Stores { list: vec![(name, Arc::new(store))], dbs: vec![db] }
 }
 
-/// Each store under test, by name; Redis stores get a key prefix of their own.
-async fn stores(test: &str) -> Stores {
-    let mut all = sql_stores(test).await;
-    all.list.extend(memory_and_redis(test).await);
+/// Every store of `on` (in process: memory and SQLite), by name; Redis stores get a
+/// key prefix of their own.
+async fn stores(on: &Engine) -> Stores {
+    let mut all = sql_stores(on).await;
+    match on {
+        Engine::Local => all.list.push(("memory", Arc::new(MemoryLeaseStore::default()))),
+        #[cfg(feature = "redis")]
+        Engine::Redis(url) => {
+            let prefix = format!("{}:", common::unique_name("sl"));
+            let store = app_kernel::streaming::RedisLeaseStore::connect(url, &prefix).await.expect("redis");
+            all.list.push(("redis", Arc::new(store)));
+        }
+        _ => {}
+    }
     all
 }
 
-async fn memory_and_redis(test: &str) -> Vec<(&'static str, Arc<dyn LeaseStore>)> {
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-    let mut out: Vec<(&'static str, Arc<dyn LeaseStore>)> = vec![("memory", Arc::new(MemoryLeaseStore::default()))];
-    #[cfg(feature = "redis")]
-    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
-        let prefix = format!("{}:", common::unique_name("sl"));
-        let store = app_kernel::streaming::RedisLeaseStore::connect(&url, &prefix).await.expect("redis");
-        out.push(("redis", Arc::new(store)));
-    }
-    #[cfg(not(feature = "redis"))]
-    let _ = test;
-    out
-}
-
-#[tokio::test]
-async fn a_store_holds_at_most_max_leases_per_user() {
+async fn a_store_holds_at_most_max_leases_per_user(on: Engine) {
     let ttl = Duration::from_secs(60);
-    let stores = stores("a_store_holds_at_most_max_leases_per_user").await;
+    let stores = stores(&on).await;
     for (name, store) in &stores.list {
         assert!(store.acquire("ann", "a1", 2, ttl).await.unwrap(), "{name}");
         assert!(store.acquire("ann", "a2", 2, ttl).await.unwrap(), "{name}");
@@ -85,10 +79,9 @@ async fn a_store_holds_at_most_max_leases_per_user() {
     stores.done().await;
 }
 
-#[tokio::test]
-async fn an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on() {
+async fn an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on(on: Engine) {
     let ttl = Duration::from_secs(1);
-    let stores = stores("an_unrefreshed_lease_expires").await;
+    let stores = stores(&on).await;
     for (name, store) in &stores.list {
         assert!(store.acquire("ann", "kept", 2, ttl).await.unwrap());
         assert!(store.acquire("ann", "left", 2, ttl).await.unwrap());
@@ -116,9 +109,8 @@ async fn acquire_soon(leases: &StreamLeases, user: &str) -> app_kernel::streamin
     panic!("no place freed for {user}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_acquires_never_exceed_the_limit() {
-    let stores = stores("concurrent_acquires_never_exceed_the_limit").await;
+async fn concurrent_acquires_never_exceed_the_limit(on: Engine) {
+    let stores = stores(&on).await;
     for (name, store) in &stores.list {
         let tries: Vec<_> = (0..50)
             .map(|i| {
@@ -137,9 +129,8 @@ async fn concurrent_acquires_never_exceed_the_limit() {
 
 /// Two instances on one database and no Redis: 20 acquires of one user at once,
 /// half through each instance's own pool, never hold more than the limit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_on_one_database_never_exceed_the_limit() {
-    let stores = sql_stores("two_instances_on_one_database_leases").await;
+async fn two_instances_on_one_database_never_exceed_the_limit(on: Engine) {
+    let stores = sql_stores(&on).await;
     for (db, (name, _)) in stores.dbs.iter().zip(&stores.list) {
         let mut instances = Vec::new();
         for _ in 0..2 {
@@ -161,7 +152,6 @@ async fn two_instances_on_one_database_never_exceed_the_limit() {
     stores.done().await;
 }
 
-#[tokio::test]
 async fn a_dropped_lease_frees_its_place_and_keep_alive_outlives_the_ttl() {
     let leases = StreamLeases::new(1, Duration::from_secs(1), Arc::new(MemoryLeaseStore::default()));
     let held = leases.acquire("ann").await.unwrap();
@@ -187,7 +177,6 @@ async fn chat(user: app_kernel::auth::CurrentUser, leases: StreamLeases) -> Resu
     Ok(Body::from_stream(chunks))
 }
 
-#[tokio::test]
 async fn a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends() {
     let svc = service(vec![Router::new().route("/chat", get(chat))], |s| s.streaming.max_concurrent_per_user = 2).await;
     let kernel = svc.service.kernel();
@@ -221,4 +210,37 @@ async fn a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends(
     }
     assert_eq!(status, http::StatusCode::OK);
     drop(second);
+}
+
+/// The servers of the store contract (each `SERVER::NAME`); the first two hold databases.
+const SERVERS: [Server; 3] = [Server::Postgres, Server::Mysql, Server::Redis];
+
+fn main() {
+    let mut all = Vec::new();
+    all.extend(
+        test("a_store_holds_at_most_max_leases_per_user").on_each(&SERVERS, a_store_holds_at_most_max_leases_per_user),
+    );
+    all.extend(
+        test("an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on")
+            .on_each(&SERVERS, an_unrefreshed_lease_expires_and_a_refreshed_one_lives_on),
+    );
+    all.extend(
+        test("concurrent_acquires_never_exceed_the_limit")
+            .threads(4)
+            .on_each(&SERVERS, concurrent_acquires_never_exceed_the_limit),
+    );
+    all.extend(
+        test("two_instances_on_one_database_never_exceed_the_limit")
+            .threads(4)
+            .on_each(&SERVERS[..2], two_instances_on_one_database_never_exceed_the_limit),
+    );
+    all.push(
+        test("a_dropped_lease_frees_its_place_and_keep_alive_outlives_the_ttl")
+            .run(|_| a_dropped_lease_frees_its_place_and_keep_alive_outlives_the_ttl()),
+    );
+    all.push(
+        test("a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends")
+            .run(|_| a_user_gets_429_past_their_open_streams_and_a_place_back_when_one_ends()),
+    );
+    trials::run(all);
 }

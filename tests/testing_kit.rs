@@ -1,7 +1,7 @@
 //! The test kit (`app_kernel::testing`): two apps at once each see only their own
-//! database, on SQLite and (with `KERNEL_TEST_*_URL`) PostgreSQL and MariaDB; the
-//! schema or database is gone after `cleanup` and after a drop; users, admins, jobs
-//! and the audit trail work as the kit says.
+//! database, on SQLite, PostgreSQL and MariaDB (ignored when its `KERNEL_TEST_*_URL`
+//! is unset); the schema or database is gone after `cleanup` and after a drop; users,
+//! admins, jobs and the audit trail work as the kit says.
 
 mod common;
 
@@ -12,6 +12,7 @@ use app_kernel::testing::TestApp;
 use app_kernel::{ApiError, Db, Routes, Service};
 use axum::routing::get;
 use axum::Json;
+use common::trials::{self, test, Server};
 use serde_json::{json, Value};
 
 /// A small app: notes anyone signed in can list (so a note of another app would
@@ -98,25 +99,19 @@ async fn two_apps_are_isolated_and_cleaned_up(url: Option<&str>) {
     assert!(!exists(url, &name_b).await, "dropping the app dropped {name_b}");
 }
 
-#[tokio::test]
 async fn sqlite_apps_are_isolated_and_cleaned_up() {
     two_apps_are_isolated_and_cleaned_up(None).await;
 }
 
-#[tokio::test]
-async fn postgres_apps_are_isolated_and_cleaned_up() {
-    let Some(url) = common::service_url("KERNEL_TEST_POSTGRES_URL", "postgres_apps_are_isolated") else { return };
+async fn postgres_apps_are_isolated_and_cleaned_up(url: String) {
     two_apps_are_isolated_and_cleaned_up(Some(&url)).await;
 }
 
-#[tokio::test]
-async fn mysql_apps_are_isolated_and_cleaned_up() {
-    let Some(url) = common::service_url("KERNEL_TEST_MYSQL_URL", "mysql_apps_are_isolated") else { return };
+async fn mysql_apps_are_isolated_and_cleaned_up(url: String) {
     two_apps_are_isolated_and_cleaned_up(Some(&url)).await;
 }
 
 /// A test that panics still drops its app, and with it the database.
-#[test]
 fn a_failed_test_drops_its_database() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let name = std::sync::Mutex::new(String::new());
@@ -132,7 +127,6 @@ fn a_failed_test_drops_its_database() {
     assert!(!name.is_empty() && !std::path::Path::new(&name).exists(), "{name} removed while unwinding");
 }
 
-#[tokio::test]
 async fn users_admins_jobs_and_the_audit_trail() {
     let app = TestApp::builder(notes_app()).settings(|s| s.features.enable_audit_routes = true).build().await;
     let (ann, root) = (app.user("ann").await, app.admin("root").await);
@@ -158,7 +152,6 @@ async fn users_admins_jobs_and_the_audit_trail() {
     assert_eq!(app.run_jobs().await.ran(), 0, "idle afterwards");
 }
 
-#[tokio::test]
 async fn the_apps_own_settings_are_kept_under_the_test_ones() {
     let mut settings = app_kernel::KernelSettings::default();
     settings.server.api_prefix = "/v2".into();
@@ -169,4 +162,20 @@ async fn the_apps_own_settings_are_kept_under_the_test_ones() {
     app.get("/api/v1/notes").bearer(&ann.access_token).send().await.assert_status(404);
     let claims = app_kernel::auth::decode_token(&ann.access_token, &app_kernel::testing::TEST_JWT_SECRET.into());
     assert!(claims.is_ok(), "signed with the test secret, not the app's");
+}
+
+fn main() {
+    trials::run(vec![
+        test("sqlite_apps_are_isolated_and_cleaned_up").run(|_| sqlite_apps_are_isolated_and_cleaned_up()),
+        test("postgres_apps_are_isolated_and_cleaned_up")
+            .needs(Server::Postgres)
+            .run(|urls| postgres_apps_are_isolated_and_cleaned_up(urls.get(Server::Postgres))),
+        test("mysql_apps_are_isolated_and_cleaned_up")
+            .needs(Server::Mysql)
+            .run(|urls| mysql_apps_are_isolated_and_cleaned_up(urls.get(Server::Mysql))),
+        test("a_failed_test_drops_its_database").run_sync(|_| a_failed_test_drops_its_database()),
+        test("users_admins_jobs_and_the_audit_trail").run(|_| users_admins_jobs_and_the_audit_trail()),
+        test("the_apps_own_settings_are_kept_under_the_test_ones")
+            .run(|_| the_apps_own_settings_are_kept_under_the_test_ones()),
+    ]);
 }

@@ -7,8 +7,13 @@
 //! NOTHING` / `INSERT IGNORE`): of two instances racing with one key, exactly one
 //! insert lands, and the other reads that record. Expiry is a column compared with
 //! the instances' clocks (milliseconds since the epoch; keep the clocks in sync, as
-//! for any TTL). A caller's expired rows go on each of its `begin`s, every expired
-//! row once in a while, and past `max_keys_per_caller` its oldest rows.
+//! for any TTL). An expired row goes when its key is begun again, every expired row
+//! once in a while (one sweep per `SWEEP_EVERY` `begin`s of an instance), and past
+//! `max_keys_per_caller` a caller's oldest rows.
+//!
+//! A keyed request costs two statements (insert, finish), and one in `max/64` two more
+//! (the bound's read and delete); a repeated key, one read. Each finished or evicted
+//! record leaves a dead row version on PostgreSQL, which (auto)vacuum reclaims.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -73,17 +78,28 @@ impl SqlIdempotencyStore {
         self
     }
 
-    async fn read(&self, caller: &str, key: &str) -> Result<Option<Record>, ReliabilityError> {
-        let sql = format!("SELECT [record] FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [idem_key] = ?");
-        let row = self.db.fetch_optional(&sql, &[json!(caller), json!(key)]).await.map_err(store)?;
-        let Some(text) = row.as_ref().and_then(|r| r.get("record")).and_then(Value::as_str) else { return Ok(None) };
-        Record::from_json(text).map(Some)
+    /// The record of `key` and when it expires (milliseconds since the epoch).
+    async fn read(&self, caller: &str, key: &str) -> Result<Option<(Record, i64)>, ReliabilityError> {
+        let sql =
+            format!("SELECT [record], [expires_at] FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [idem_key] = ?");
+        let Some(row) = self.db.fetch_optional(&sql, &[json!(caller), json!(key)]).await.map_err(store)? else {
+            return Ok(None);
+        };
+        let text = row.get("record").and_then(Value::as_str).unwrap_or_default();
+        let expires = row.get("expires_at").and_then(Value::as_i64).unwrap_or(0);
+        Ok(Some((Record::from_json(text)?, expires)))
     }
 
-    /// Drops expired rows: the caller's always, everyone's once in a while.
-    async fn sweep(&self, caller: &str, now: i64) -> Result<(), ReliabilityError> {
-        let mine = format!("DELETE FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [expires_at] < ?");
-        self.db.execute(&mine, &[json!(caller), json!(now)]).await.map_err(store)?;
+    /// Drops `key`'s record if it has expired by `now`.
+    async fn drop_expired(&self, caller: &str, key: &str, now: i64) -> Result<(), ReliabilityError> {
+        let sql =
+            format!("DELETE FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [idem_key] = ? AND [expires_at] < ?");
+        self.db.execute(&sql, &[json!(caller), json!(key), json!(now)]).await.map_err(store)?;
+        Ok(())
+    }
+
+    /// Drops every expired row, once per [`SWEEP_EVERY`] calls.
+    async fn sweep(&self, now: i64) -> Result<(), ReliabilityError> {
         if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             let all = format!("DELETE FROM [{IDEMPOTENCY_TABLE}] WHERE [expires_at] < ?");
             self.db.execute(&all, &[json!(now)]).await.map_err(store)?;
@@ -91,24 +107,29 @@ impl SqlIdempotencyStore {
         Ok(())
     }
 
-    /// Past `max_per_caller` rows, drops the caller's oldest.
+    /// Past `max_per_caller` rows, drops the caller's oldest: asked on one `begin` in
+    /// [`Self::check_every`], at random, so the cost of the question (it reads the
+    /// caller's newest `max_per_caller` index entries) is spread over that many requests.
     async fn bound(&self, caller: &str) -> Result<(), ReliabilityError> {
-        let count = format!("SELECT COUNT(*) AS [n] FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ?");
-        let row = self.db.fetch_optional(&count, &[json!(caller)]).await.map_err(store)?;
-        let n = row.and_then(|r| r.get("n").and_then(Value::as_u64)).unwrap_or(0);
-        let over = usize::try_from(n).unwrap_or(usize::MAX).saturating_sub(self.max_per_caller);
-        if over == 0 {
+        if crate::random::unit() * self.check_every() as f64 >= 1.0 {
             return Ok(());
         }
-        let oldest = format!(
-            "SELECT [idem_key] FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? ORDER BY [created_at], [idem_key] LIMIT {over}"
+        let nth = format!(
+            "SELECT [created_at] FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? ORDER BY [created_at] DESC LIMIT 1 OFFSET {}",
+            self.max_per_caller - 1
         );
-        let delete = format!("DELETE FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [idem_key] = ?");
-        for row in self.db.fetch_all(&oldest, &[json!(caller)]).await.map_err(store)? {
-            let key = row.get("idem_key").cloned().unwrap_or(Value::Null);
-            self.db.execute(&delete, &[json!(caller), key]).await.map_err(store)?;
-        }
+        let Some(row) = self.db.fetch_optional(&nth, &[json!(caller)]).await.map_err(store)? else { return Ok(()) };
+        let kept_from = row.get("created_at").and_then(Value::as_i64).unwrap_or(i64::MIN);
+        let older = format!("DELETE FROM [{IDEMPOTENCY_TABLE}] WHERE [caller] = ? AND [created_at] < ?");
+        self.db.execute(&older, &[json!(caller), json!(kept_from)]).await.map_err(store)?;
         Ok(())
+    }
+
+    /// One `begin` in this many asks whether the caller is past the bound: every one
+    /// for a bound under 128, else one in `max_per_caller / 64`, so a caller holds at
+    /// most about 1/64 more records than the bound between two checks (1,000 → ~1,015).
+    fn check_every(&self) -> usize {
+        (self.max_per_caller / 64).max(1)
     }
 }
 
@@ -122,7 +143,7 @@ impl IdempotencyStore for SqlIdempotencyStore {
         running_ttl: Duration,
     ) -> Result<Begin, ReliabilityError> {
         let now = now_ms();
-        self.sweep(caller, now).await?;
+        self.sweep(now).await?;
         // Microseconds: the order keys began in, for the per-caller bound.
         let began = chrono::Utc::now().timestamp_micros();
         let insert = self.db.kind().insert_if_absent(&format!(
@@ -131,14 +152,17 @@ impl IdempotencyStore for SqlIdempotencyStore {
         ));
         let record = Record::running(fingerprint).to_json()?;
         let params = [json!(caller), json!(key), json!(record), json!(began), json!(now + ms(running_ttl))];
-        // A row that expired between the sweep and the insert is swept again, once.
+        // The key is taken: by a live record (its answer), or by an expired one, dropped
+        // and the insert tried once more (as is one forgotten between insert and read).
         for _ in 0..2 {
             if self.db.execute(&insert, &params).await.map_err(store)? == 1 {
                 self.bound(caller).await?;
                 return Ok(Begin::Started);
             }
-            if let Some(found) = self.read(caller, key).await? {
-                return Ok(found.begin(fingerprint));
+            match self.read(caller, key).await? {
+                Some((found, expires)) if expires >= now => return Ok(found.begin(fingerprint)),
+                Some(_) => self.drop_expired(caller, key, now).await?,
+                None => {}
             }
         }
         Err(ReliabilityError::Store("an idempotency record changed while it was read".into()))

@@ -1,8 +1,8 @@
 //! A fresh, isolated database per test, on any engine.
 //!
 //! SQLite: a file in a temp dir. PostgreSQL: a schema per test, selected through the
-//! URL's `options=-csearch_path=...`. MySQL/MariaDB: a database per test. Server
-//! engines are skipped (or fail, with `KERNEL_TEST_REQUIRE_SERVICES=1` or `true`) when their
+//! URL's `options=-csearch_path=...`. MySQL/MariaDB: a database per test. A server's
+//! URL comes from the harness ([`super::trials`]), which ignores a trial whose
 //! `KERNEL_TEST_*_URL` is unset.
 //!
 //! The schema or database is dropped when the `TestDb` is: by [`TestDb::finish`], or,
@@ -11,6 +11,8 @@
 
 use app_kernel::db::{DatabaseKind, DatabaseSettings, Db, SchemaPolicy};
 use secrecy::SecretString;
+
+use super::trials::Engine;
 
 /// One test's database.
 #[derive(Debug)]
@@ -76,45 +78,50 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl TestDb {
-    /// A fresh database on `kind`, or `None` when that engine is not configured.
-    pub async fn new(kind: DatabaseKind, test: &str) -> Option<Self> {
-        Self::with_charset(kind, test, "utf8mb4 COLLATE utf8mb4_bin").await
+    /// A fresh SQLite database in a temp dir.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("test.db");
+        let mut settings = DatabaseSettings::sqlite(path.to_string_lossy());
+        settings.schema = SchemaPolicy::additive();
+        let db = Db::connect(&settings, "test").await.expect("open sqlite");
+        Self { db, settings, cleanup: None, _dir: Some(dir) }
+    }
+
+    /// A fresh database on `engine`: SQLite for [`Engine::Local`], a schema or database
+    /// on a server's URL otherwise.
+    pub async fn new(engine: &Engine) -> Self {
+        Self::with_charset(engine, "utf8mb4 COLLATE utf8mb4_bin").await
     }
 
     /// As [`TestDb::new`], with a MySQL database whose default character set is
     /// `charset` (what a server configured otherwise gives new tables).
-    pub async fn with_charset(kind: DatabaseKind, test: &str, charset: &str) -> Option<Self> {
+    pub async fn with_charset(engine: &Engine, charset: &str) -> Self {
         let name = super::unique_name("t");
-        match kind {
-            DatabaseKind::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let path = dir.path().join("test.db");
-                let mut settings = DatabaseSettings::sqlite(path.to_string_lossy());
-                settings.schema = SchemaPolicy::additive();
-                let db = Db::connect(&settings, "test").await.expect("open sqlite");
-                Some(Self { db, settings, cleanup: None, _dir: Some(dir) })
-            }
-            DatabaseKind::Postgres => {
-                let url = super::service_url("KERNEL_TEST_POSTGRES_URL", test)?;
-                let admin = Db::connect(&settings(kind, &url), "test").await.expect("connect postgres");
+        match engine {
+            Engine::Local => Self::sqlite().await,
+            Engine::Postgres(url) => {
+                let kind = DatabaseKind::Postgres;
+                let admin = Db::connect(&settings(kind, url), "test").await.expect("connect postgres");
                 admin.execute(&format!("CREATE SCHEMA {name}"), &[]).await.expect("create schema");
                 admin.close().await;
                 let cleanup = Cleanup { kind, drop: format!("DROP SCHEMA {name} CASCADE"), url: url.clone() };
-                let settings = settings(kind, &with_query(&url, &format!("options=-csearch_path%3D{name}")));
+                let settings = settings(kind, &with_query(url, &format!("options=-csearch_path%3D{name}")));
                 let db = Db::connect(&settings, "test").await.expect("connect postgres schema");
-                Some(Self { db, settings, cleanup: Some(cleanup), _dir: None })
+                Self { db, settings, cleanup: Some(cleanup), _dir: None }
             }
-            DatabaseKind::Mysql => {
-                let url = super::service_url("KERNEL_TEST_MYSQL_URL", test)?;
-                let admin = Db::connect(&settings(kind, &url), "test").await.expect("connect mysql");
+            Engine::Mysql(url) => {
+                let kind = DatabaseKind::Mysql;
+                let admin = Db::connect(&settings(kind, url), "test").await.expect("connect mysql");
                 let create = format!("CREATE DATABASE {name} CHARACTER SET {charset}");
                 admin.execute(&create, &[]).await.expect("create database");
                 admin.close().await;
                 let cleanup = Cleanup { kind, drop: format!("DROP DATABASE {name}"), url: url.clone() };
-                let settings = settings(kind, &with_database(&url, &name));
+                let settings = settings(kind, &with_database(url, &name));
                 let db = Db::connect(&settings, "test").await.expect("connect mysql database");
-                Some(Self { db, settings, cleanup: Some(cleanup), _dir: None })
+                Self { db, settings, cleanup: Some(cleanup), _dir: None }
             }
+            Engine::Redis(_) => panic!("Redis is not a database engine"),
         }
     }
 

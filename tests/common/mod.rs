@@ -3,38 +3,7 @@
 
 pub mod db;
 pub mod own_server;
-
-/// The URL of a backing service from `var` (`KERNEL_TEST_POSTGRES_URL`, ...).
-///
-/// Unset: writes `skipped: ...` where the run shows it and returns `None`, unless
-/// `KERNEL_TEST_REQUIRE_SERVICES` is `1` or `true`, which makes a missing service a
-/// failure.
-pub fn service_url(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if services_required() {
-                panic!("{test}: {var} is not set but KERNEL_TEST_REQUIRE_SERVICES is on");
-            }
-            skipped(&format!("{test} ({var} not set)"));
-            None
-        }
-    }
-}
-
-/// Whether `KERNEL_TEST_REQUIRE_SERVICES` is on (`1`, `true`, `yes`, `on`, any case).
-pub fn services_required() -> bool {
-    std::env::var("KERNEL_TEST_REQUIRE_SERVICES")
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-}
-
-/// Reports a skipped test on the process's real stderr: the test runner captures
-/// `eprintln!` of a passing test (and hides it), not a direct write, so the skip
-/// shows in every run's output.
-pub fn skipped(what: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "skipped: {what}");
-}
+pub mod trials;
 
 /// A name unique to this test run, for a database, schema or key prefix.
 pub fn unique_name(stem: &str) -> String {

@@ -1,7 +1,9 @@
 //! Servers of a test's own, on spare loopback ports, for the scenarios that stop
 //! them: a PostgreSQL cluster (`initdb` + `pg_ctl`) and a `redis-server`. The
 //! machine's shared servers are never stopped. Each is stopped and removed when
-//! dropped, so a failing test leaves nothing running.
+//! dropped, so a failing test leaves nothing running. A trial that starts one declares
+//! the program with [`super::trials::Test::needs_program`], so it is ignored, not
+//! failed, on a machine without it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +15,7 @@ pub fn spare_port() -> u16 {
 }
 
 /// The directory of PostgreSQL's server programs (Debian: `/usr/lib/postgresql/N/bin`).
-fn pg_bin() -> Option<PathBuf> {
+pub fn pg_bin() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| Some(e.ok()?.path().join("bin")))
@@ -21,6 +23,27 @@ fn pg_bin() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop()
+}
+
+/// The CPU time (user + system) process `pid` has used, in clock ticks (`/proc/PID/stat`),
+/// with its waited-for children's when `waited` is set; 0 once it is gone.
+pub fn process_cpu_ticks(pid: u32, waited: bool) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces), from field 3 (state) on.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(14) + field(15) + if waited { field(16) + field(17) } else { 0 }
+}
+
+/// The live children of process `parent`.
+fn children(parent: u32) -> impl Iterator<Item = u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(move |e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent).then_some(pid)
+    })
 }
 
 /// Whether the test runs as root (PostgreSQL's programs then run as `postgres`).
@@ -36,14 +59,9 @@ pub struct OwnPostgres {
 }
 
 impl OwnPostgres {
-    /// Starts a cluster, or `None` (a reported skip) when PostgreSQL's server
-    /// programs are not installed and services are not required.
-    pub fn start(test: &str) -> Option<Self> {
-        if pg_bin().is_none() {
-            assert!(!super::services_required(), "initdb/pg_ctl not found under /usr/lib/postgresql");
-            super::skipped(&format!("{test} (PostgreSQL server programs not installed)"));
-            return None;
-        }
+    /// Starts a cluster (the trial needs [`Program::PostgresServer`](super::trials::Program)).
+    pub fn launch() -> Self {
+        assert!(pg_bin().is_some(), "initdb/pg_ctl not found: the trial must declare .needs_program(PostgresServer)");
         let dir = tempfile::tempdir().expect("temp dir");
         if is_root() {
             // initdb refuses to run as root: the cluster belongs to `postgres`.
@@ -54,7 +72,13 @@ impl OwnPostgres {
         let data = pg.data();
         pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
         pg.start_server();
-        Some(pg)
+        pg
+    }
+
+    /// [`OwnPostgres::launch`], for the fault scenarios' call sites (`tests/faults_http/`),
+    /// whose trials declare the program; never `None`.
+    pub fn start(_test: &str) -> Option<Self> {
+        Some(Self::launch())
     }
 
     /// The URL of its `postgres` database.
@@ -77,6 +101,14 @@ impl OwnPostgres {
 
     fn data(&self) -> String {
         self.dir.path().join("data").display().to_string()
+    }
+
+    /// The CPU time its processes have used, in clock ticks: the postmaster's, its
+    /// exited children's (backends it waited for) and its live children's.
+    pub fn cpu_ticks(&self) -> u64 {
+        let pidfile = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).unwrap_or_default();
+        let Some(postmaster) = pidfile.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else { return 0 };
+        process_cpu_ticks(postmaster, true) + children(postmaster).map(|c| process_cpu_ticks(c, false)).sum::<u64>()
     }
 
     /// Runs one of PostgreSQL's programs (as `postgres` when the test runs as root).
@@ -109,36 +141,35 @@ impl Drop for OwnPostgres {
 pub struct OwnRedis {
     child: Option<Child>,
     port: u16,
-    /// Where its append-only file lives, when it keeps one (see [`OwnRedis::start_persistent`]).
+    /// Where its append-only file lives, when it keeps one (see [`OwnRedis::launch_persistent`]).
     aof: Option<tempfile::TempDir>,
 }
 
 impl OwnRedis {
-    /// Starts one on a spare port, with no persistence (a restart comes back empty), or
-    /// `None` (a reported skip) when `redis-server` is not installed and services are
-    /// not required.
-    pub fn start(test: &str) -> Option<Self> {
-        Self::start_with(test, None)
+    /// Starts one on a spare port, with no persistence (a restart comes back empty); the
+    /// trial needs [`Program::RedisServer`](super::trials::Program).
+    pub fn launch() -> Self {
+        Self::launch_with(None)
     }
 
-    /// As [`start`](Self::start), with an append-only file (`appendfsync everysec`, in a
+    /// As [`launch`](Self::launch), with an append-only file (`appendfsync everysec`, in a
     /// directory of its own), as a deployment that keeps jobs on Redis runs it: every
     /// write it answered is in the file before a kill (of the process; not of the machine),
     /// so a restart comes back with it.
-    pub fn start_persistent(test: &str) -> Option<Self> {
-        Self::start_with(test, Some(tempfile::tempdir().expect("temp dir")))
+    pub fn launch_persistent() -> Self {
+        Self::launch_with(Some(tempfile::tempdir().expect("temp dir")))
     }
 
-    fn start_with(test: &str, aof: Option<tempfile::TempDir>) -> Option<Self> {
+    fn launch_with(aof: Option<tempfile::TempDir>) -> Self {
         let mut redis = Self { child: None, port: spare_port(), aof };
-        match redis.spawn() {
-            Ok(()) => Some(redis),
-            Err(e) => {
-                assert!(!super::services_required(), "redis-server cannot be started: {e}");
-                super::skipped(&format!("{test} (redis-server: {e})"));
-                None
-            }
-        }
+        redis.spawn().unwrap_or_else(|e| panic!("redis-server cannot be started: {e}"));
+        redis
+    }
+
+    /// [`OwnRedis::launch`], for the fault scenarios' call sites (`tests/faults_http/`),
+    /// whose trials declare the program; never `None`.
+    pub fn start(_test: &str) -> Option<Self> {
+        Some(Self::launch())
     }
 
     /// Starts it (again) on its port and returns once it accepts connections.

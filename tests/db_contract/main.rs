@@ -24,8 +24,9 @@ use std::time::Duration;
 use app_kernel::db::{AuditFilter, AuditLog, DatabaseKind, Db, DbError, Find, SchemaPolicy};
 use app_kernel::ApiError;
 use common::db::TestDb;
+use common::trials::{self, Engine, Server};
 use http::StatusCode;
-use libtest_mimic::{Completion, Trial};
+use libtest_mimic::Trial;
 use serde_json::{json, Value};
 
 use audit::*;
@@ -98,33 +99,28 @@ fn engines() -> Vec<DatabaseKind> {
     out
 }
 
-/// `ENGINE::NAME`, run on a runtime of its own with a fresh database; ignored at run
-/// time when the engine's URL is not set (a failure if services are required).
+/// `ENGINE::NAME`, run on a runtime of its own with a fresh database; ignored when the
+/// engine's URL is not set (a failure if services are required).
 fn trial<F, Fut>(kind: DatabaseKind, name: &'static str, test: F) -> Trial
 where
     F: FnOnce(TestDb) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = TestDb>,
 {
-    let (engine, var) = match kind {
-        DatabaseKind::Sqlite => ("sqlite", None),
-        DatabaseKind::Postgres => ("postgres", Some("KERNEL_TEST_POSTGRES_URL")),
-        DatabaseKind::Mysql => ("mysql", Some("KERNEL_TEST_MYSQL_URL")),
+    let engine = match kind {
+        DatabaseKind::Sqlite => "sqlite",
+        DatabaseKind::Postgres => "postgres",
+        DatabaseKind::Mysql => "mysql",
     };
-    Trial::ignorable_test(format!("{engine}::{name}"), move || {
-        if let Some(var) = var.filter(|v| std::env::var(v).map_or(true, |url| url.is_empty())) {
-            if !common::services_required() {
-                return Ok(Completion::ignored_with(format!("{var} not set")));
-            }
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build()?;
-        runtime.block_on(async {
-            let t = TestDb::new(kind, name).await.expect("a database (or a failure if services are required)");
-            test(t).await.finish().await;
-        });
-        Ok(Completion::Completed)
+    let mut trial = trials::test(format!("{engine}::{name}")).threads(4);
+    if let Some(server) = Server::of(kind) {
+        trial = trial.needs(server);
+    }
+    trial.run(move |urls| async move {
+        let t = TestDb::new(&Engine::database(kind, &urls)).await;
+        test(t).await.finish().await;
     })
 }
 
 fn main() {
-    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials()).exit();
+    trials::run(trials());
 }

@@ -104,6 +104,11 @@ impl Instance {
         line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 
+    /// The CPU time it has used, in clock ticks.
+    pub(crate) fn cpu_ticks(&self) -> u64 {
+        crate::common::own_server::process_cpu_ticks(self.pid(), false)
+    }
+
     /// The last lines of its log, for a failure message.
     pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
@@ -128,9 +133,9 @@ pub(crate) struct SharedSchema {
 }
 
 impl SharedSchema {
-    /// A fresh schema, or `None` (a reported skip) when `KERNEL_TEST_POSTGRES_URL` is unset.
-    pub(crate) fn create(test: &str) -> Option<Self> {
-        let admin_url = common::service_url("KERNEL_TEST_POSTGRES_URL", test)?;
+    /// A fresh schema on the shared server (the trial needs `Server::Postgres`); never `None`.
+    pub(crate) fn create(_test: &str) -> Option<Self> {
+        let admin_url = common::trials::Server::Postgres.needed_url();
         let schema = Self { name: common::unique_name("faults"), admin_url };
         schema.psql(&format!("CREATE SCHEMA {}", schema.name));
         Some(schema)

@@ -23,7 +23,7 @@ const AFTER: Duration = Duration::from_secs(2);
 const BOUND: Duration = Duration::from_millis(1500);
 
 pub(crate) async fn run() {
-    let Some(mut pg) = OwnPostgres::start("faults_http postgres") else { return };
+    let mut pg = OwnPostgres::launch();
     let url = pg.url();
     let env = [("DATABASE_URL", url.as_str())];
     let a = Instance::start("a", "widget_service", &env);

@@ -28,7 +28,7 @@ const AFTER: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run() {
     let Some(schema) = SharedSchema::create("faults_http redis") else { return };
-    let Some(mut redis) = OwnRedis::start_persistent("faults_http redis") else { return };
+    let mut redis = OwnRedis::launch_persistent();
     let (url, redis_url, prefix) = (schema.url(), redis.url(), unique_name("faults") + ":");
     let env = [("DATABASE_URL", url.as_str()), ("REDIS_URL", redis_url.as_str()), ("REDIS_KEY_PREFIX", &prefix)];
     let a = Instance::start("a", "widget_service", &env);

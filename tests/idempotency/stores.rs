@@ -1,6 +1,6 @@
-//! The idempotency store contract, on every store: in process; Redis when
-//! `KERNEL_TEST_REDIS_URL` is set; SQL on SQLite, and on PostgreSQL and MariaDB when
-//! their URLs are set.
+//! The idempotency store contract, on every store: in process (memory, SQL on SQLite)
+//! as `stores::NAME`; on PostgreSQL, MariaDB and Redis as `SERVER::stores::NAME`,
+//! ignored when the server's `KERNEL_TEST_*_URL` is unset.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use std::time::Duration;
 use app_kernel::reliability::{Begin, IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse};
 
 use super::common;
+use common::trials::{test, Engine, Server};
+use libtest_mimic::Trial;
 
 /// The stores under test, and the databases of the SQL ones (dropped by `done`).
 struct Stores {
@@ -23,49 +25,70 @@ impl Stores {
     }
 }
 
-/// The SQL store on each engine configured, each keeping `per_caller` keys per caller.
-async fn sql_stores(test: &str, per_caller: usize) -> Stores {
-    use app_kernel::db::DatabaseKind;
+/// The SQL store on `on`'s database (SQLite for [`Engine::Local`]), keeping
+/// `per_caller` keys per caller.
+async fn sql_stores(on: &Engine, per_caller: usize) -> Stores {
     use app_kernel::reliability::SqlIdempotencyStore;
-    let mut out = Stores { list: Vec::new(), dbs: Vec::new() };
-    for (name, kind) in
-        [("sqlite", DatabaseKind::Sqlite), ("postgres", DatabaseKind::Postgres), ("mysql", DatabaseKind::Mysql)]
-    {
-        let Some(db) = common::db::TestDb::new(kind, test).await else { continue };
-        let store = SqlIdempotencyStore::open(db.db.clone()).await.expect("table").with_max_keys_per_caller(per_caller);
-        out.list.push((name, Arc::new(store)));
-        out.dbs.push(db);
-    }
-    out
+    let name = match on {
+        Engine::Local => "sqlite",
+        Engine::Postgres(_) => "postgres",
+        Engine::Mysql(_) => "mysql",
+        Engine::Redis(_) => return Stores { list: Vec::new(), dbs: Vec::new() },
+    };
+    let db = common::db::TestDb::new(on).await;
+    let store = SqlIdempotencyStore::open(db.db.clone()).await.expect("table").with_max_keys_per_caller(per_caller);
+    Stores { list: vec![(name, Arc::new(store))], dbs: vec![db] }
 }
 
-/// Every store, each keeping `per_caller` keys per caller.
-async fn stores(test: &str, per_caller: usize) -> Stores {
-    let mut all = sql_stores(test, per_caller).await;
-    all.list.push(("memory", Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller))));
-    all.list.extend(redis_store(test, per_caller).await);
+/// Every store of `on` (in process: memory and SQLite), each keeping `per_caller` keys
+/// per caller.
+async fn stores(on: &Engine, per_caller: usize) -> Stores {
+    let mut all = sql_stores(on, per_caller).await;
+    match on {
+        Engine::Local => {
+            all.list.push(("memory", Arc::new(MemoryIdempotencyStore::default().with_max_keys_per_caller(per_caller))));
+        }
+        #[cfg(feature = "redis")]
+        Engine::Redis(url) => {
+            let prefix = format!("{}:", common::unique_name("idem"));
+            let store = app_kernel::reliability::RedisIdempotencyStore::connect(url, &prefix).await.expect("redis");
+            all.list.push(("redis", Arc::new(store.with_max_keys_per_caller(per_caller))));
+        }
+        _ => {}
+    }
     all
 }
 
-/// The Redis store, when configured.
-async fn redis_store(test: &str, per_caller: usize) -> Vec<(&'static str, Arc<dyn IdempotencyStore>)> {
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-    let mut out: Vec<(&'static str, Arc<dyn IdempotencyStore>)> = Vec::new();
-    #[cfg(feature = "redis")]
-    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
-        let prefix = format!("{}:", common::unique_name("idem"));
-        let store = app_kernel::reliability::RedisIdempotencyStore::connect(&url, &prefix).await.expect("redis");
-        out.push(("redis", Arc::new(store.with_max_keys_per_caller(per_caller))));
-    }
-    #[cfg(not(feature = "redis"))]
-    let _ = (test, per_caller);
-    out
+/// The contract's trials: `stores::NAME` in process, and on each server as `SERVER::stores::NAME`.
+pub(crate) fn trials() -> Vec<Trial> {
+    let servers = [Server::Postgres, Server::Mysql, Server::Redis];
+    let mut all = Vec::new();
+    all.extend(
+        test("stores::a_store_starts_once_then_answers_running_done_or_other")
+            .on_each(&servers, a_store_starts_once_then_answers_running_done_or_other),
+    );
+    all.extend(
+        test("stores::a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first")
+            .on_each(&servers, a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first),
+    );
+    all.extend(
+        test("stores::the_sql_stores_bound_holds_when_checked_now_and_then")
+            .on_each(&servers[..2], the_sql_stores_bound_holds_when_checked_now_and_then),
+    );
+    all.extend(
+        test("stores::two_instances_on_one_database_start_a_key_once")
+            .on_each(&servers[..2], two_instances_on_one_database_start_a_key_once),
+    );
+    all.push(
+        test("stores::the_memory_store_holds_a_bounded_number_of_bytes")
+            .run(|_| the_memory_store_holds_a_bounded_number_of_bytes()),
+    );
+    all
 }
 
-#[tokio::test]
-async fn a_store_starts_once_then_answers_running_done_or_other() {
+async fn a_store_starts_once_then_answers_running_done_or_other(on: Engine) {
     let (short, day) = (Duration::from_millis(300), Duration::from_secs(86_400));
-    let stores = stores("a_store_starts_once", 10).await;
+    let stores = stores(&on, 10).await;
     for (name, store) in &stores.list {
         assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Started, "{name}");
         assert_eq!(store.begin("u", "k", "fp1", day).await.unwrap(), Begin::Running, "{name}");
@@ -91,10 +114,9 @@ async fn a_store_starts_once_then_answers_running_done_or_other() {
     stores.done().await;
 }
 
-#[tokio::test]
-async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
+async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first(on: Engine) {
     let day = Duration::from_secs(86_400);
-    let stores = stores("a_store_keeps_a_bounded_number", 3).await;
+    let stores = stores(&on, 3).await;
     for (name, store) in &stores.list {
         for key in ["a", "b", "c"] {
             assert_eq!(store.begin("u", key, "fp", day).await.unwrap(), Begin::Started, "{name}");
@@ -116,13 +138,34 @@ async fn a_store_keeps_a_bounded_number_of_keys_per_caller_oldest_out_first() {
     stores.done().await;
 }
 
+/// A bound of 1,000s is checked on one begin in `max/64` (the SQL store's question
+/// reads that many index entries): a caller past it loses its oldest keys, and holds
+/// about the bound, never much more.
+async fn the_sql_stores_bound_holds_when_checked_now_and_then(on: Engine) {
+    let day = Duration::from_secs(86_400);
+    let bound = 192; // checked on one begin in 3
+    let stores = sql_stores(&on, bound).await;
+    for (db, (name, store)) in stores.dbs.iter().zip(&stores.list) {
+        for i in 0..600 {
+            assert_eq!(store.begin("u", &format!("k{i}"), "fp", day).await.unwrap(), Begin::Started, "{name}");
+        }
+        let count = "SELECT COUNT(*) AS n FROM [kernel_idempotency] WHERE [caller] = ?";
+        let row = db.db.fetch_optional(count, &[serde_json::json!("u")]).await.unwrap().unwrap();
+        let held = row["n"].as_u64().unwrap();
+        // 40 begins in a row without a check: (2/3)^40, about one run in 10 million.
+        assert!((bound as u64..bound as u64 + 40).contains(&held), "{name}: {held} records held, bound {bound}");
+        assert_eq!(store.begin("u", "k599", "fp", day).await.unwrap(), Begin::Running, "{name}: the newest kept");
+        assert_eq!(store.begin("u", "k0", "fp", day).await.unwrap(), Begin::Started, "{name}: the oldest evicted");
+    }
+    stores.done().await;
+}
+
 /// Two instances on one database and no Redis: a burst of 20 requests with one key,
 /// half through each instance's own pool, starts the work exactly once.
-#[tokio::test]
-async fn two_instances_on_one_database_start_a_key_once() {
+async fn two_instances_on_one_database_start_a_key_once(on: Engine) {
     use app_kernel::reliability::SqlIdempotencyStore;
     let day = Duration::from_secs(86_400);
-    let stores = sql_stores("two_instances_on_one_database", 1000).await;
+    let stores = sql_stores(&on, 1000).await;
     for (db, (name, _)) in stores.dbs.iter().zip(&stores.list) {
         let one = SqlIdempotencyStore::open(db.connect(app_kernel::db::SchemaPolicy::Closed).await).await.unwrap();
         let two = SqlIdempotencyStore::open(db.connect(app_kernel::db::SchemaPolicy::Closed).await).await.unwrap();
@@ -138,7 +181,6 @@ async fn two_instances_on_one_database_start_a_key_once() {
     stores.done().await;
 }
 
-#[tokio::test]
 async fn the_memory_store_holds_a_bounded_number_of_bytes() {
     let day = Duration::from_secs(86_400);
     let store = MemoryIdempotencyStore::default().with_max_bytes(10_000);

@@ -1,7 +1,7 @@
 //! The job queue contract: one suite, run on every engine.
 //!
-//! SQLite always; PostgreSQL, MariaDB and Redis when `KERNEL_TEST_POSTGRES_URL`,
-//! `KERNEL_TEST_MYSQL_URL`, `KERNEL_TEST_REDIS_URL` are set. Each test gets its own
+//! SQLite always (`NAME`); PostgreSQL, MariaDB and Redis as `SERVER::NAME`, each
+//! ignored when its `KERNEL_TEST_*_URL` is unset. Each test gets its own
 //! SQLite file, PostgreSQL schema, MariaDB database (`latin1` by default) or Redis key
 //! prefix. Nothing
 //! sleeps to wait for a job: the worker is stepped with `run_once`.
@@ -19,13 +19,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app_kernel::db::DatabaseKind;
 use app_kernel::jobs::{
     now_ms, EnqueueOptions, JobClient, JobContext, JobError, JobRegistry, JobSettings, JobStatus, Priority, TaskError,
     Worker,
 };
 use app_kernel::ApiError;
 use common::db::TestDb;
+use common::trials;
 use serde_json::{json, Value};
 
 /// One engine under test: where jobs go, and a database for task contexts.
@@ -54,26 +54,21 @@ impl Engine {
     }
 }
 
-async fn engines(test: &str) -> Vec<Engine> {
-    let mut out = Vec::new();
-    let sqlite = TestDb::new(DatabaseKind::Sqlite, test).await.expect("sqlite");
-    out.push(Engine { name: "sqlite", db: sqlite, redis: None });
-    #[cfg(feature = "postgres")]
-    if let Some(db) = TestDb::new(DatabaseKind::Postgres, test).await {
-        out.push(Engine { name: "postgres", db, redis: None });
+/// The engine of `on`: SQLite in process, or a server (Redis keeps task contexts'
+/// data in SQLite).
+async fn engine(on: trials::Engine) -> Engine {
+    match &on {
+        trials::Engine::Local => Engine { name: "sqlite", db: TestDb::sqlite().await, redis: None },
+        trials::Engine::Postgres(_) => Engine { name: "postgres", db: TestDb::new(&on).await, redis: None },
+        // A database whose default character set cannot hold every payload: the kernel's
+        // table must not depend on the server's defaults.
+        trials::Engine::Mysql(_) => {
+            Engine { name: "mysql", db: TestDb::with_charset(&on, "latin1").await, redis: None }
+        }
+        trials::Engine::Redis(url) => {
+            Engine { name: "redis", db: TestDb::sqlite().await, redis: Some(common::RedisKeys::new(url, "jobs")) }
+        }
     }
-    // A database whose default character set cannot hold every payload: the kernel's
-    // table must not depend on the server's defaults.
-    #[cfg(feature = "mysql")]
-    if let Some(db) = TestDb::with_charset(DatabaseKind::Mysql, test, "latin1").await {
-        out.push(Engine { name: "mysql", db, redis: None });
-    }
-    #[cfg(feature = "redis")]
-    if let Some(url) = common::service_url("KERNEL_TEST_REDIS_URL", test) {
-        let db = TestDb::new(DatabaseKind::Sqlite, test).await.expect("sqlite");
-        out.push(Engine { name: "redis", db, redis: Some(common::RedisKeys::new(&url, "jobs")) });
-    }
-    out
 }
 
 fn quick() -> JobSettings {
@@ -101,16 +96,19 @@ fn registry() -> JobRegistry {
 }
 
 macro_rules! contract {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $name() {
-            for engine in engines(stringify!($name)).await {
-                eprintln!("{}: {}", stringify!($name), engine.name);
+    ($($name:ident),* $(,)?) => {
+        /// Each test on SQLite as `NAME`, and on each server as `SERVER::NAME`.
+        fn main() {
+            let servers = [trials::Server::Postgres, trials::Server::Mysql, trials::Server::Redis];
+            let mut all = Vec::new();
+            $(all.extend(trials::test(stringify!($name)).threads(4).on_each(&servers, |on| async move {
+                let engine = engine(on).await;
                 suite::$name(&engine).await;
                 engine.db.finish().await;
-            }
+            }));)*
+            trials::run(all);
         }
-    )*};
+    };
 }
 
 contract!(

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::common;
 use crate::common::db::TestDb;
+use crate::common::trials;
 
 const KIND: &str = "APP_KERNEL_CRASH_DB_KIND";
 const URL: &str = "APP_KERNEL_CRASH_DB_URL";
@@ -130,20 +131,16 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// The engine called `name` (`sqlite`, `postgres`, `mysql`, `redis`), or `None` when
-    /// the environment does not configure it (a failure with KERNEL_TEST_REQUIRE_SERVICES).
-    pub(crate) async fn open(name: &'static str, grace: Duration) -> Option<Self> {
-        let test = "worker_kill_loop";
-        let (test_db, redis) = match name {
-            "sqlite" => (TestDb::new(DatabaseKind::Sqlite, test).await?, None),
-            "postgres" => (TestDb::new(DatabaseKind::Postgres, test).await?, None),
-            "mysql" => (TestDb::new(DatabaseKind::Mysql, test).await?, None),
-            "redis" => {
-                let url = common::service_url("KERNEL_TEST_REDIS_URL", test)?;
+    /// The engine of `on` (SQLite in process; Redis keeps its side effects in SQLite).
+    pub(crate) async fn open(on: trials::Engine, grace: Duration) -> Self {
+        let (name, test_db, redis) = match &on {
+            trials::Engine::Local => ("sqlite", TestDb::sqlite().await, None),
+            trials::Engine::Postgres(_) => ("postgres", TestDb::new(&on).await, None),
+            trials::Engine::Mysql(_) => ("mysql", TestDb::new(&on).await, None),
+            trials::Engine::Redis(url) => {
                 let prefix = format!("{}:", common::unique_name("crash"));
-                (TestDb::new(DatabaseKind::Sqlite, test).await?, Some((url, prefix)))
+                ("redis", TestDb::sqlite().await, Some((url.clone(), prefix)))
             }
-            other => panic!("no engine {other}"),
         };
         let settings = test_db.settings();
         let db_url = match settings.kind {
@@ -160,7 +157,7 @@ impl Engine {
         )
         .await
         .expect("side-effect table");
-        Some(Self { name, target, db, client, test_db })
+        Self { name, target, db, client, test_db }
     }
 
     /// Deletes the finished jobs (all there are at the end: on Redis, every key of the

@@ -5,9 +5,9 @@
 //!
 //! `VERDICT scenario=worker_kill_loop engine=E result=PASS|FAIL jobs=N kills=K lost=0 duplicates=D recovery_ms=...`
 //!
-//! SQLite always; PostgreSQL, MariaDB and Redis when `KERNEL_TEST_POSTGRES_URL`,
-//! `KERNEL_TEST_MYSQL_URL`, `KERNEL_TEST_REDIS_URL` are set (each in its own schema,
-//! database or key prefix, dropped at the end). The test binary re-executes itself as
+//! SQLite always; PostgreSQL, MariaDB and Redis each ignored when its
+//! `KERNEL_TEST_POSTGRES_URL`, `KERNEL_TEST_MYSQL_URL`, `KERNEL_TEST_REDIS_URL` is unset
+//! (each in its own schema, database or key prefix, dropped at the end). The test binary re-executes itself as
 //! the worker (`crash_worker_child`). Run: `cargo test --all-features --test jobs_crash
 //! -- --nocapture`.
 
@@ -20,12 +20,12 @@ mod workers;
 use std::time::Duration;
 
 use app_kernel::jobs::Worker;
+use common::trials::{self, test, Engine, Server};
+use libtest_mimic::Trial;
 use scenario::{Plan, GRACE};
 
 /// The worker process of the kill loop, which runs it with `--ignored`; on its own it
 /// is reported as ignored, not as a pass.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the worker process that the worker_kill_loop tests start and kill"]
 async fn crash_worker_child() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     let target = engine::Target::from_env();
@@ -39,33 +39,35 @@ async fn crash_worker_child() {
         .await;
 }
 
-async fn run(name: &'static str, plan: Plan) {
-    if let Some(engine) = engine::Engine::open(name, GRACE).await {
-        scenario::worker_kill_loop(engine, plan).await;
-    }
-}
-
 const SHORT: Plan = Plan { jobs: 400, kills: 6, every: Duration::from_millis(700), term_jobs: 40 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_kill_loop_sqlite() {
-    run("sqlite", SHORT).await;
+/// `worker_kill_loop_ENGINE` on SQLite and on each server (ignored when its URL is unset).
+fn kill_loops() -> Vec<Trial> {
+    let mut all = Vec::new();
+    let engines = [
+        ("sqlite", None),
+        ("postgres", Some(Server::Postgres)),
+        ("mysql", Some(Server::Mysql)),
+        ("redis", Some(Server::Redis)),
+    ];
+    for (name, server) in engines {
+        if server.is_some_and(|s| !s.built()) {
+            continue;
+        }
+        let mut trial = test(format!("worker_kill_loop_{name}")).threads(2);
+        if let Some(server) = server {
+            trial = trial.needs(server);
+        }
+        all.push(trial.run(move |urls| async move {
+            let on = server.map_or(Engine::Local, |s| Engine::server(s, urls.get(s)));
+            scenario::worker_kill_loop(engine::Engine::open(on, GRACE).await, SHORT).await;
+        }));
+    }
+    all
 }
 
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_kill_loop_postgres() {
-    run("postgres", SHORT).await;
-}
-
-#[cfg(feature = "mysql")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_kill_loop_mysql() {
-    run("mysql", SHORT).await;
-}
-
-#[cfg(feature = "redis")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_kill_loop_redis() {
-    run("redis", SHORT).await;
+fn main() {
+    let mut all = kill_loops();
+    all.push(test("crash_worker_child").threads(2).opt_in().run(|_| crash_worker_child()));
+    trials::run(all);
 }
