@@ -2,7 +2,8 @@
 //! Worker: cargo run --example order_service -- worker
 //!
 //! The spec's order service: `POST /api/v1/orders` saves an order and enqueues
-//! `process_order`; the worker (the same binary, `worker` command) marks it processed.
+//! `process_order`; the worker (the same binary, `worker` command) marks it processed
+//! and counts the run (`runs`: an order whose job ran twice shows 2).
 //! `GET /api/v1/jobs/{id}` shows the job to its user.
 
 use app_kernel::auth::CurrentUser;
@@ -38,14 +39,23 @@ fn orders_table() -> EntityTable {
         .field("item", ColumnKind::Text)
         .field("quantity", ColumnKind::Integer)
         .field("status", ColumnKind::Text)
+        .field("runs", ColumnKind::Integer)
         .index(["user_id", "created_at"])
 }
 
+/// Marks the order processed. The run is counted in the same transaction (the `UPDATE`
+/// holds the row until the commit), so `runs` is how many times the effect happened.
 async fn process_order(payload: Value, ctx: JobContext) -> Result<Value, TaskError> {
     let order_id = payload["order_id"].as_str().ok_or_else(|| TaskError::new("payload has no order_id"))?;
-    let mut order = ctx.db().get_entity("orders", order_id).await?.ok_or_else(|| TaskError::new("no such order"))?;
+    let mut tx = ctx.db().transaction().await?;
+    let counted = "UPDATE [orders] SET [runs] = COALESCE([runs], 0) + 1 WHERE [id] = ?";
+    if tx.execute(counted, &[json!(order_id)]).await? == 0 {
+        return Err(TaskError::new("no such order"));
+    }
+    let mut order = tx.get_entity("orders", order_id).await?.ok_or_else(|| TaskError::new("no such order"))?;
     order.insert("status".into(), json!("processed"));
-    ctx.db().save_entity("orders", order).await?;
+    tx.save_entity("orders", order).await?;
+    tx.commit().await?;
     Ok(json!({"status": "done"}))
 }
 
@@ -68,7 +78,8 @@ async fn create_order(
     jobs: JobClient,
     Json(data): Json<NewOrder>,
 ) -> Result<Json<Value>, ApiError> {
-    let order = json!({"user_id": user.id, "item": data.item, "quantity": data.quantity, "status": "pending"});
+    let order =
+        json!({"user_id": user.id, "item": data.item, "quantity": data.quantity, "status": "pending", "runs": 0});
     let order = db.save_entity("orders", order).await?;
     let order_id = order["id"].clone();
     let job =

@@ -102,7 +102,8 @@ async fn an_orders_job_is_shown_to_its_user_until_done() {
     assert_eq!(app.run_jobs().await.completed.len(), 1);
     assert_eq!(status(app.get(&job).bearer(&ann.access_token).send().await), "done");
     let order = app.kernel().db().get_entity("orders", created["order_id"].as_str().unwrap()).await.unwrap();
-    assert_eq!(order.expect("the order")["status"], "processed");
+    let order = order.expect("the order");
+    assert_eq!((&order["status"], &order["runs"]), (&json!("processed"), &json!(1)), "{order:?}");
 }
 
 fn chat() -> app_kernel::service::ServiceBuilder {

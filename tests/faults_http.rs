@@ -1,8 +1,9 @@
 //! Fault scenarios over HTTP, against real example processes: two `widget_service`
 //! instances on one PostgreSQL database, a load generator of several clients (lists,
 //! and creates with an `Idempotency-Key`, some repeated on the other instance), and a
-//! fault in the middle. Each scenario is bounded in time, kills what it started when
-//! it fails, and ends with one line on stdout that it also asserts:
+//! fault in the middle; `order_service`'s API and two workers run jobs alongside, and
+//! every order accepted must be processed once. Each scenario is bounded in time, kills
+//! what it started when it fails, and ends with one line on stdout that it also asserts:
 //!
 //! `VERDICT scenario=NAME result=PASS|FAIL sent=N failed=N ... recovery_ms=N`
 //!
@@ -18,6 +19,7 @@ use common::trials::{self, test, Program, Server};
 mod faults_http {
     mod fleet;
     mod load;
+    mod orders;
     pub(crate) mod postgres;
     pub(crate) mod redis;
     pub(crate) mod sigterm;

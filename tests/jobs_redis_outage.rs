@@ -1,15 +1,17 @@
 //! The Redis job queue with Redis down: an enqueue fails fast with 503
 //! `jobs_unavailable` (never a hang, never a 500), a worker's claim fails fast, and
 //! both work again once Redis is back on the same port, without a restart; a Redis that
-//! stops answering (SIGSTOP) costs the same bounded wait. The test's own `redis-server`
-//! is killed and stopped, never the machine's shared one (ignored without
-//! `redis-server` on `PATH`).
+//! stops answering (SIGSTOP) costs the same bounded wait. A job that finishes while
+//! Redis is down is acked once it is back: done, run once, without waiting for its
+//! lease. The test's own `redis-server` is killed and stopped, never the machine's
+//! shared one (ignored without `redis-server` on `PATH`).
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, TaskError, Worker};
+use app_kernel::jobs::{EnqueueOptions, JobClient, JobContext, JobRegistry, JobSettings, JobStatus, TaskError, Worker};
 use app_kernel::ApiError;
 use common::db::TestDb;
 use common::own_server::OwnRedis;
@@ -75,9 +77,55 @@ async fn a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again() 
     db.finish().await;
 }
 
+/// Runs of `slow`, and a signal that one began.
+static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SLOW_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+async fn slow(_: Value, _: JobContext) -> Result<Value, TaskError> {
+    SLOW_RUNS.fetch_add(1, Ordering::SeqCst);
+    SLOW_STARTED.notify_one();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(Value::Null)
+}
+
+async fn a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back() {
+    // Kept in an append-only file, as a deployment with jobs on Redis runs it: the
+    // running job's record survives the kill.
+    let mut redis = OwnRedis::launch_persistent();
+    let db = TestDb::sqlite().await;
+    let registry = JobRegistry::new().task("slow", slow);
+    let client = JobClient::redis(&redis.url(), "ack:", registry, JobSettings::default()).await.expect("queue");
+    let job = client.enqueue("slow", json!({}), EnqueueOptions::new()).await.expect("enqueue with Redis up");
+    let worker = Worker::new(client.clone(), db.db.clone());
+    let run = tokio::spawn(async move { worker.run_once().await });
+    tokio::time::timeout(Duration::from_secs(10), SLOW_STARTED.notified()).await.expect("the job started");
+
+    redis.kill(); // while the job runs: it ends, and its ack meets a dead Redis
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.spawn().expect("restart redis-server");
+    // The lease is 30 s: an ack given up at the outage would leave the job `running` until then.
+    let report = tokio::time::timeout(Duration::from_secs(15), run).await.expect("run_once ended").unwrap();
+    let report = report.expect("the claim (before the outage)");
+    assert_eq!(
+        (report.completed, report.lost),
+        (vec![job.job_id.clone()], vec![]),
+        "the ack was written after the restart"
+    );
+    let stored = client.status(&job.job_id).await.expect("status").expect("the job");
+    assert_eq!(stored.status, JobStatus::Done);
+    assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
+    db.finish().await;
+}
+
 fn main() {
-    trials::run(vec![test("a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again")
-        .threads(2)
-        .needs_program(Program::RedisServer)
-        .run(|_| a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again())]);
+    trials::run(vec![
+        test("a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again")
+            .threads(2)
+            .needs_program(Program::RedisServer)
+            .run(|_| a_dead_redis_fails_enqueue_and_claim_fast_then_the_queue_works_again()),
+        test("a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back")
+            .threads(2)
+            .needs_program(Program::RedisServer)
+            .run(|_| a_job_that_ends_while_redis_is_down_is_acked_once_it_is_back()),
+    ]);
 }

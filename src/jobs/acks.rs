@@ -11,14 +11,49 @@
 //! on (id, token), so a result whose lease passed to another worker is refused; a
 //! worker that dies before its acks are written loses no job, they run again once
 //! their leases expire.
+//!
+//! An ack the store fails to write (its database restarting, Redis down) is written
+//! again ([`persist`]) for up to a lease after the job ended, so an outage shorter than
+//! that costs neither a second run of a finished job nor a lease's wait for a failed
+//! one's retry.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::backend::{now_ms, QueueBackend};
+use super::JobError;
+
+/// First pause before an ack is written again; doubled up to [`PERSIST_PAUSE_MAX`].
+const PERSIST_PAUSE: Duration = Duration::from_millis(100);
+const PERSIST_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// Runs `write` (an ack: complete, fail) and runs it again while the store fails, with
+/// pauses from 100 ms doubling to 2 s, for at most `lease` from now; then gives its
+/// error. Safe to repeat: an ack matches on the claim's token, so one that lands after
+/// another worker took the job over is refused (`Ok(false)`), never applied.
+pub(crate) async fn persist<T, F, Fut>(lease: Duration, mut write: F) -> Result<T, JobError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, JobError>>,
+{
+    let until = tokio::time::Instant::now() + lease;
+    let mut pause = PERSIST_PAUSE;
+    loop {
+        match write().await {
+            Err(e) if tokio::time::Instant::now() + pause < until => {
+                tracing::debug!(error = %e, retry_in_ms = pause.as_millis() as u64, "ack failed; writing it again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(PERSIST_PAUSE_MAX);
+            }
+            done => return done,
+        }
+    }
+}
 
 /// A successful job's result, waiting to be acked.
 #[derive(Debug)]
@@ -32,14 +67,19 @@ pub(crate) struct Completion {
 pub(crate) const BATCH: usize = 256;
 
 /// Starts an acker; it ends once every sender is dropped and the queue is written.
-pub(crate) fn spawn(backend: Arc<dyn QueueBackend>, capacity: usize) -> (mpsc::Sender<Completion>, JoinHandle<()>) {
+/// A batch the store fails to write is written again for up to `lease` ([`persist`]).
+pub(crate) fn spawn(
+    backend: Arc<dyn QueueBackend>,
+    capacity: usize,
+    lease: Duration,
+) -> (mpsc::Sender<Completion>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Completion>(capacity.max(1));
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
             let acks: Vec<(&str, &str, &Value)> =
                 batch.iter().map(|c| (c.id.as_str(), c.token.as_str(), &c.result)).collect();
-            match backend.complete_many(&acks, now_ms()).await {
+            match persist(lease, || backend.complete_many(&acks, now_ms())).await {
                 Ok(done) => {
                     for (c, ok) in batch.iter().zip(done) {
                         if !ok {
@@ -58,4 +98,36 @@ pub(crate) fn spawn(backend: Arc<dyn QueueBackend>, capacity: usize) -> (mpsc::S
         }
     });
     (tx, handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_ack_is_written_again_until_the_store_answers() {
+        let tries = AtomicU32::new(0);
+        let written = persist(Duration::from_secs(30), || async {
+            match tries.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(JobError::Unavailable("down".into())),
+                _ => Ok(true),
+            }
+        })
+        .await;
+        assert_eq!((written.ok(), tries.load(Ordering::SeqCst)), (Some(true), 3));
+    }
+
+    #[tokio::test]
+    async fn an_ack_is_given_up_when_its_lease_would_have_ended() {
+        let tries = AtomicU32::new(0);
+        let written = persist(Duration::ZERO, || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err::<bool, _>(JobError::Unavailable("down".into()))
+        })
+        .await;
+        assert!(matches!(written, Err(JobError::Unavailable(_))), "{written:?}");
+        assert_eq!(tries.load(Ordering::SeqCst), 1, "no pause ends within a lease of zero");
+    }
 }

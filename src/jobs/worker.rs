@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use super::acks::Completion;
+use super::acks::{persist, Completion};
 use super::ahead::Ahead;
 use super::backend::{now_ms, ClaimedJob, FailOutcome};
 use super::{JobClient, JobContext, TaskError};
@@ -147,8 +147,11 @@ impl Worker {
         // Subscribed before the first claim, so no enqueue between a claim that found
         // nothing and the wait that follows it goes unnoticed.
         let mut wakeups = self.client.backend().wakeups();
-        let (acks, acker) =
-            super::acks::spawn(Arc::clone(self.client.backend()), self.concurrency * 2 + super::acks::BATCH);
+        let (acks, acker) = super::acks::spawn(
+            Arc::clone(self.client.backend()),
+            self.concurrency * 2 + super::acks::BATCH,
+            settings.lease,
+        );
         let mut ahead = Ahead::new(settings.lease, tokio::time::Instant::now());
         tracing::info!(worker = %self.id, concurrency = self.concurrency, tasks = ?self.client.registry().names(), "worker started");
         tokio::pin!(signal);
@@ -328,7 +331,9 @@ impl Worker {
             (result, _) => result,
         };
         let acked = match &result {
-            Ok(value) => backend.complete(&job.id, &token, value, now).await.map(|ok| (ok, Outcome::Completed)),
+            Ok(value) => persist(lease, || backend.complete(&job.id, &token, value, now))
+                .await
+                .map(|ok| (ok, Outcome::Completed)),
             Err(error) => {
                 let (outcome, kind) = if job.attempts >= job.max_attempts {
                     (FailOutcome::Dead, Outcome::Dead)
@@ -337,7 +342,7 @@ impl Worker {
                     (FailOutcome::RetryAt(now + i64::try_from(delay.as_millis()).unwrap_or(0)), Outcome::Retried)
                 };
                 tracing::warn!(job_id = %job.id, task = %job.task, attempt = job.attempts, error = %error, "job failed");
-                backend.fail(&job.id, &token, error, outcome, now).await.map(|ok| (ok, kind))
+                persist(lease, || backend.fail(&job.id, &token, error, outcome, now)).await.map(|ok| (ok, kind))
             }
         };
         match acked {
@@ -366,7 +371,8 @@ impl Worker {
 
     /// The fallback when the acker is gone: the worker writes the ack itself.
     async fn ack_directly(&self, c: Completion, now: i64) -> Outcome {
-        match self.client.backend().complete(&c.id, &c.token, &c.result, now).await {
+        let (backend, lease) = (self.client.backend(), self.client.settings().lease);
+        match persist(lease, || backend.complete(&c.id, &c.token, &c.result, now)).await {
             Ok(true) => Outcome::Completed,
             Ok(false) => {
                 tracing::warn!(job_id = %c.id, "ack refused: the lease passed to another worker");

@@ -141,12 +141,27 @@ impl Drop for OwnPostgres {
 pub struct OwnRedis {
     child: Option<Child>,
     port: u16,
+    /// Where its append-only file lives, when it keeps one (see [`OwnRedis::launch_persistent`]).
+    aof: Option<tempfile::TempDir>,
 }
 
 impl OwnRedis {
-    /// Starts one on a spare port (the trial needs [`Program::RedisServer`](super::trials::Program)).
+    /// Starts one on a spare port, with no persistence (a restart comes back empty); the
+    /// trial needs [`Program::RedisServer`](super::trials::Program).
     pub fn launch() -> Self {
-        let mut redis = Self { child: None, port: spare_port() };
+        Self::launch_with(None)
+    }
+
+    /// As [`launch`](Self::launch), with an append-only file (`appendfsync everysec`, in a
+    /// directory of its own), as a deployment that keeps jobs on Redis runs it: every
+    /// write it answered is in the file before a kill (of the process; not of the machine),
+    /// so a restart comes back with it.
+    pub fn launch_persistent() -> Self {
+        Self::launch_with(Some(tempfile::tempdir().expect("temp dir")))
+    }
+
+    fn launch_with(aof: Option<tempfile::TempDir>) -> Self {
+        let mut redis = Self { child: None, port: spare_port(), aof };
         redis.spawn().unwrap_or_else(|e| panic!("redis-server cannot be started: {e}"));
         redis
     }
@@ -160,8 +175,13 @@ impl OwnRedis {
     /// Starts it (again) on its port and returns once it accepts connections.
     pub fn spawn(&mut self) -> std::io::Result<()> {
         let port = self.port.to_string();
-        let args = ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
-        self.child = Some(Command::new("redis-server").args(args).stdout(Stdio::null()).spawn()?);
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""]);
+        match &self.aof {
+            Some(dir) => command.args(["--appendonly", "yes", "--appendfsync", "everysec", "--dir"]).arg(dir.path()),
+            None => command.args(["--appendonly", "no"]),
+        };
+        self.child = Some(command.stdout(Stdio::null()).spawn()?);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start on {port}");

@@ -11,7 +11,8 @@ use crate::common;
 /// The JWT secret every instance shares (a token from one is valid on the other).
 const SECRET: &str = "faults-http-secret-faults-http-secret!";
 
-/// One running example process on its own port, killed when dropped.
+/// One running example process (an API, or a worker with its own `/healthz`) on its
+/// own port, killed when dropped.
 #[derive(Debug)]
 pub(crate) struct Instance {
     child: Child,
@@ -23,12 +24,24 @@ impl Instance {
     /// Starts `example` with none of the caller's environment but `PATH` plus the
     /// harness's settings and `env`, and returns once `/healthz` answers (≤ 30 s).
     pub(crate) fn start(name: &str, example: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(name, example, None, env)
+    }
+
+    /// Starts `example`'s `worker` command, its `/healthz` on a port of its own
+    /// (`WORKER_HTTP_ADDR`), and returns once that listens (≤ 30 s).
+    pub(crate) fn start_worker(name: &str, example: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(name, example, Some("worker"), env)
+    }
+
+    fn spawn(name: &str, example: &str, command: Option<&str>, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = common::own_server::spare_port();
         let log = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
+        let port_var = if command.is_some() { "WORKER_HTTP_ADDR" } else { "PORT" };
         let child = common::example_command(example)
+            .args(command)
             .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
+            .env(port_var, port.to_string())
             .env("JWT_SECRET", SECRET)
             .env("LOG_LEVEL", "warn") // the access log (info) would cost the load its CPU
             .env("ALLOW_SELF_SIGNUP", "true")
@@ -63,6 +76,11 @@ impl Instance {
     pub(crate) fn sigterm(&self) {
         let ok = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap().success();
         assert!(ok, "kill -TERM {}", self.pid());
+    }
+
+    /// Whether it is still running (not exited).
+    pub(crate) fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 
     /// Its exit status, waiting at most `bound`; `None` if it is still running.

@@ -2,6 +2,10 @@
 //! pool and user, calling the widget routes of every instance in turn (a list, or a
 //! create with an `Idempotency-Key`; every fourth create is sent again with the same
 //! key to the *other* instance, as a client retrying through a load balancer would).
+//! With an orders API in the plan, every third create is an order instead (a create
+//! with an `Idempotency-Key` whose answer names the order and the job that processes
+//! it; every other one is sent again with the same key), and each order answered 2xx is
+//! recorded as accepted: the scenario then checks that its job ran.
 //! Every request is recorded with when it started, how long it took and what came
 //! back; a connection that is refused moves the request to the next instance, as a
 //! load balancer does, and is counted apart (nothing had been accepted).
@@ -36,6 +40,8 @@ pub(crate) struct Sample {
     pub(crate) instance: usize,
     /// A create (with an `Idempotency-Key`), not a list.
     pub(crate) post: bool,
+    /// An order create, on the orders API (its `instance` is `bases.len()`).
+    pub(crate) order: bool,
     pub(crate) outcome: Outcome,
     /// Connections refused before an instance took it.
     pub(crate) refusals: u32,
@@ -69,11 +75,24 @@ impl Duplicate {
     }
 }
 
+/// An order answered 2xx: its job must run.
+#[derive(Debug, Clone)]
+pub(crate) struct AcceptedOrder {
+    pub(crate) order_id: String,
+    pub(crate) job_id: String,
+    /// The token it was sent with (its job is shown to that user).
+    pub(crate) token: String,
+    /// When it was sent, from the start of the load.
+    pub(crate) at: Duration,
+}
+
 /// What the clients recorded.
 #[derive(Debug, Default)]
 pub(crate) struct Record {
     pub(crate) samples: Vec<Sample>,
     pub(crate) duplicates: Vec<Duplicate>,
+    /// Orders answered 2xx, each once (a replay names the same order).
+    pub(crate) orders: Vec<AcceptedOrder>,
 }
 
 /// How the clients call.
@@ -86,6 +105,8 @@ pub(crate) struct Plan {
     pub(crate) clients: usize,
     /// At most one request per this interval per client (`None`: as fast as answered).
     pub(crate) pace: Option<Duration>,
+    /// The orders API's base URL, when order creates are part of the mix.
+    pub(crate) orders: Option<String>,
 }
 
 /// Running clients; `stop` ends them and returns what they recorded.
@@ -122,8 +143,10 @@ impl Load {
             let record = tokio::time::timeout(REQUEST_TIMEOUT * 3, task).await.expect("a client stopped").unwrap();
             all.samples.extend(record.samples);
             all.duplicates.extend(record.duplicates);
+            all.orders.extend(record.orders);
         }
         all.samples.sort_by_key(|s| s.at);
+        all.orders.sort_by_key(|o| o.at);
         all
     }
 }
@@ -132,6 +155,7 @@ struct Client {
     id: usize,
     http: reqwest::Client,
     bases: Vec<String>,
+    orders: Option<String>,
     token: String,
     started: Instant,
     stop: Arc<AtomicBool>,
@@ -142,7 +166,8 @@ impl Client {
     fn new(plan: &Plan, id: usize, started: Instant, stop: Arc<AtomicBool>) -> Self {
         let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("http client");
         let token = plan.tokens[id % plan.tokens.len()].clone();
-        Self { id, http, bases: plan.bases.clone(), token, started, stop, record: Record::default() }
+        let (bases, orders) = (plan.bases.clone(), plan.orders.clone());
+        Self { id, http, bases, orders, token, started, stop, record: Record::default() }
     }
 
     async fn run(mut self, pace: Option<Duration>) -> Record {
@@ -163,6 +188,10 @@ impl Client {
                 continue;
             }
             let key = format!("c{}-{i}", self.id);
+            if self.orders.is_some() && i % 6 == 3 {
+                self.order(&key, i % 12 == 3).await;
+                continue;
+            }
             let first = self.call(instance, Some(&key)).await;
             if i % 4 == 1 {
                 let again = self.call((instance + 1) % self.bases.len(), Some(&key)).await;
@@ -175,6 +204,48 @@ impl Client {
             }
         }
         self.record
+    }
+
+    /// An order create with `key` (sent twice when `again`): the accepted order, once,
+    /// and a duplicate if the second made another order.
+    async fn order(&mut self, key: &str, again: bool) {
+        let first = self.order_once(key).await;
+        let second = if again { self.order_once(key).await } else { None };
+        if let (Some(a), Some(b)) = (&first, &second) {
+            if a.order_id != b.order_id {
+                self.record.duplicates.push(Duplicate { first: a.at, second_end: self.started.elapsed() });
+            }
+        }
+        // A replay names the first's order: recorded once.
+        let second = second.filter(|b| first.as_ref().is_none_or(|a| a.order_id != b.order_id));
+        self.record.orders.extend(first.into_iter().chain(second));
+    }
+
+    async fn order_once(&mut self, key: &str) -> Option<AcceptedOrder> {
+        let base = self.orders.as_deref().expect("an orders API");
+        let at = self.started.elapsed();
+        let sent = Instant::now();
+        let request = self
+            .http
+            .post(format!("{base}/api/v1/orders"))
+            .header("idempotency-key", key)
+            .bearer_auth(&self.token)
+            .json(&json!({"item": format!("o-{key}"), "quantity": 1}));
+        let (outcome, body) = match request.send().await {
+            Ok(response) => read(response).await,
+            Err(e) if e.is_connect() => (Outcome::Refused, Value::Null),
+            Err(e) => (Outcome::Broken(error_chain(&e)), Value::Null),
+        };
+        let instance = self.bases.len();
+        let sample = Sample { at, latency: sent.elapsed(), instance, post: true, order: true, outcome, refusals: 0 };
+        let accepted = sample.ok().then(|| AcceptedOrder {
+            order_id: body["order_id"].as_str().expect("an accepted order's id").to_owned(),
+            job_id: body["job_id"].as_str().expect("an accepted order's job").to_owned(),
+            token: self.token.clone(),
+            at,
+        });
+        self.record.samples.push(sample);
+        accepted
     }
 
     /// One request to `instance` (a create when `key` is given, else a list), moved
@@ -196,7 +267,10 @@ impl Client {
                 None => self.http.get(format!("{base}/api/v1/widgets?limit=20")),
             };
             match request.bearer_auth(&self.token).send().await {
-                Ok(response) => break read(response).await,
+                Ok(response) => {
+                    let (outcome, body) = read(response).await;
+                    break (outcome, body["id"].as_str().map(str::to_owned));
+                }
                 Err(e) if e.is_connect() && refusals + 1 < self.bases.len() as u32 * 2 => {
                     refusals += 1;
                     target = (target + 1) % self.bases.len();
@@ -205,25 +279,25 @@ impl Client {
                 Err(e) => break (Outcome::Broken(error_chain(&e)), None),
             }
         };
-        let sample = Sample { at, latency: sent.elapsed(), instance: target, post: key.is_some(), outcome, refusals };
+        let post = key.is_some();
+        let sample = Sample { at, latency: sent.elapsed(), instance: target, post, order: false, outcome, refusals };
         let created = if sample.ok() { id.map(|id| (at, id)) } else { None };
         self.record.samples.push(sample);
         created
     }
 }
 
-/// The outcome of an answer and, for a created widget, its id.
-async fn read(response: reqwest::Response) -> (Outcome, Option<String>) {
+/// The outcome of an answer and its JSON body (`null` when it is not JSON).
+async fn read(response: reqwest::Response) -> (Outcome, Value) {
     let status = response.status().as_u16();
     let problem = response.headers().get("content-type").is_some_and(|v| v == "application/problem+json");
     match response.bytes().await {
         Ok(body) => {
             let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let code = problem.then(|| value["code"].as_str().unwrap_or("").to_owned());
-            let id = value["id"].as_str().map(str::to_owned);
-            (Outcome::Answered { status, code }, id)
+            (Outcome::Answered { status, code }, value)
         }
-        Err(e) => (Outcome::Broken(error_chain(&e)), None),
+        Err(e) => (Outcome::Broken(error_chain(&e)), Value::Null),
     }
 }
 

@@ -4,13 +4,16 @@
 //! port. Every request meanwhile is answered 503 problem+json `database_unavailable`
 //! within the acquire timeout (1 s) and some slack — never a 500, never a hang —
 //! and both instances serve again within about a second of the restart, as the same
-//! processes.
+//! processes. The order workers' queue is in the same cluster: they keep running
+//! through the outage and work again after it, without a restart, and every accepted
+//! order's job runs, once.
 
 use std::time::{Duration, Instant};
 
 use crate::common::own_server::OwnPostgres;
 use crate::faults_http::fleet::{tokens, Instance};
 use crate::faults_http::load::{quantile, Load, Outcome, Plan, Sample};
+use crate::faults_http::orders::{settle, OrderFleet};
 use crate::faults_http::verdict::Verdict;
 
 const BEFORE: Duration = Duration::from_millis(1500);
@@ -25,12 +28,14 @@ pub(crate) async fn run() {
     let env = [("DATABASE_URL", url.as_str())];
     let a = Instance::start("a", "widget_service", &env);
     let b = Instance::start("b", "widget_service", &env);
+    let OrderFleet { api: orders_api, mut workers } = OrderFleet::start(&env);
     let http = reqwest::Client::new();
     let plan = Plan {
         bases: vec![a.base.clone(), b.base.clone()],
         tokens: tokens(&http, &a, 6).await,
         clients: 6,
         pace: None,
+        orders: Some(orders_api.base.clone()),
     };
     let mut verdict = Verdict::new("postgres_restart");
 
@@ -59,6 +64,9 @@ pub(crate) async fn run() {
     }
     tokio::time::sleep(AFTER).await;
     let record = load.stop().await;
+    let jobs = settle(&orders_api, &url, &record.orders, Duration::from_secs(10)).await;
+    let workers_running = workers.iter_mut().map(Instance::running).filter(|r| *r).count();
+    let orders_after_restart = record.orders.iter().filter(|o| o.at >= up_at).count();
 
     let recovery = recovered.iter().map(|r| r.unwrap_or(Duration::from_secs(10))).max().unwrap();
     let settled = up_at + recovery + Duration::from_millis(500);
@@ -85,6 +93,8 @@ pub(crate) async fn run() {
     verdict.key("recovery_a_ms", recovered[0].map_or("never".into(), |d| d.as_millis().to_string()));
     verdict.key("recovery_b_ms", recovered[1].map_or("never".into(), |d| d.as_millis().to_string()));
     verdict.key("recovery_ms", recovery.as_millis());
+    verdict.key("orders_after_restart", orders_after_restart);
+    jobs.report(record.orders.len(), &mut verdict);
 
     verdict.check(
         wrong.is_empty(),
@@ -103,8 +113,10 @@ pub(crate) async fn run() {
     verdict.check(recovered.iter().all(Option::is_some), "an instance never served again");
     verdict.check(recovery < Duration::from_secs(2), format!("serving again {recovery:?} after the restart"));
     verdict.check(outside == 0, format!("{outside} keys made two widgets outside the outage"));
+    verdict.check(workers_running == 2, format!("{} of 2 workers still running at the end", workers_running));
+    verdict.check(orders_after_restart > 0, "no order accepted after the restart");
     verdict.finish();
-    drop((a, b, pg));
+    drop((a, b, orders_api, workers, pg));
 }
 
 /// Answered 503 problem+json `database_unavailable`.

@@ -6,7 +6,10 @@
 //! may make a second widget, counted), a stream lease is refused at once (fail
 //! closed: 503 `stream_leases_unavailable`), `/readyz` is 503 naming Redis. After the
 //! restart a key repeated across the instances is a replay again, without a restart
-//! of any instance.
+//! of any instance. The order workers' job queue lives on the same Redis (kept in an
+//! append-only file, as a deployment with jobs on Redis runs it): an order sent during
+//! the outage gets 503 `jobs_unavailable` at once (expected, not a failure), and after
+//! the restart every accepted order's job runs, once.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +18,8 @@ use serde_json::{json, Value};
 use crate::common::own_server::OwnRedis;
 use crate::common::unique_name;
 use crate::faults_http::fleet::{tokens, Instance, SharedSchema};
-use crate::faults_http::load::{quantile, Load, Plan};
+use crate::faults_http::load::{quantile, Load, Outcome, Plan, Sample};
+use crate::faults_http::orders::{settle, OrderFleet};
 use crate::faults_http::verdict::Verdict;
 
 const BEFORE: Duration = Duration::from_secs(2);
@@ -24,15 +28,18 @@ const AFTER: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run() {
     let Some(schema) = SharedSchema::create("faults_http redis") else { return };
-    let Some(mut redis) = OwnRedis::start("faults_http redis") else { return };
+    let mut redis = OwnRedis::launch_persistent();
     let (url, redis_url, prefix) = (schema.url(), redis.url(), unique_name("faults") + ":");
     let env = [("DATABASE_URL", url.as_str()), ("REDIS_URL", redis_url.as_str()), ("REDIS_KEY_PREFIX", &prefix)];
     let a = Instance::start("a", "widget_service", &env);
     let b = Instance::start("b", "widget_service", &env);
     let chat = Instance::start("chat", "streaming_chat", &env);
+    let OrderFleet { api: orders_api, workers } = OrderFleet::start(&env);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let tokens = tokens(&http, &a, 6).await;
-    let plan = Plan { bases: vec![a.base.clone(), b.base.clone()], tokens: tokens.clone(), clients: 6, pace: None };
+    let orders = Some(orders_api.base.clone());
+    let plan =
+        Plan { bases: vec![a.base.clone(), b.base.clone()], tokens: tokens.clone(), clients: 6, pace: None, orders };
     let mut verdict = Verdict::new("redis_restart");
     verdict.check(lease(&http, &chat, &tokens[0]).await.0 == 200, "a stream lease before the outage");
 
@@ -69,6 +76,7 @@ pub(crate) async fn run() {
     }
     tokio::time::sleep(AFTER).await;
     let record = load.stop().await;
+    let jobs = settle(&orders_api, &url, &record.orders, Duration::from_secs(10)).await;
 
     let window = |from: Duration, to: Duration| record.samples.iter().filter(move |s| s.at >= from && s.at < to);
     let baseline: Vec<_> = window(Duration::from_millis(500), down_at).collect();
@@ -80,13 +88,17 @@ pub(crate) async fn run() {
     let mut latencies: Vec<Duration> = during.iter().map(|s| s.latency).collect();
     let (p50, p99, slowest) =
         (quantile(&mut latencies, 0.5), quantile(&mut latencies, 0.99), quantile(&mut latencies, 1.0));
-    let failed: Vec<_> = record.samples.iter().filter(|s| !s.ok()).collect();
     let recovered_at = up_at + recovered.unwrap_or(Duration::from_secs(5));
     // Fail-open ends a breaker cool-down (1 s) after the recovery check at the latest: a
     // command that meets a connection the restart broke after that check opens its store's
     // breaker once more (one CI run at ~1,100 req/s saw one duplicate outside the outage,
     // not seen in 13 runs since; `duplicates_at_ms` says where one falls).
     let fail_open_until = recovered_at + Duration::from_secs(1);
+    // An order's enqueue meets the queue's breaker in the same window: a fast 503.
+    let jobs_503 = |s: &&Sample| s.order && jobs_unavailable(s) && s.end() >= down_at && s.at <= fail_open_until;
+    let orders_refused = record.samples.iter().filter(jobs_503).count();
+    let failed: Vec<_> = record.samples.iter().filter(|s| !s.ok() && !jobs_503(s)).collect();
+    let orders_after_restart = record.orders.iter().filter(|o| o.at >= up_at).count();
     let outside: Vec<_> = record.duplicates.iter().filter(|d| !d.overlaps(down_at, fail_open_until)).collect();
     // When each duplicate outside the outage happened, against the outage's edges (ms from
     // the start of the load), so a failing run says where to look.
@@ -113,6 +125,9 @@ pub(crate) async fn run() {
     verdict.key("lease_during", format!("{}:{}", lease_down.0, lease_down.1));
     verdict.key("readyz_during", ready_down.0);
     verdict.key("recovery_ms", recovered.map_or("never".into(), |d| d.as_millis().to_string()));
+    verdict.key("orders_503_jobs_unavailable", orders_refused);
+    verdict.key("orders_after_restart", orders_after_restart);
+    jobs.report(record.orders.len(), &mut verdict);
 
     verdict.check(failed.is_empty(), format!("{} requests failed, e.g. {:?}", failed.len(), failed.first()));
     // A reconnect wait per request (the failure this guards against) answered 9
@@ -137,8 +152,15 @@ pub(crate) async fn run() {
     verdict.check(recovered.is_some(), "no replay across instances within 5 s of Redis's restart");
     verdict.check(lease_up.0 == 200, format!("lease after the restart: {lease_up:?}"));
     verdict.check(ready_up.0 == 200, format!("/readyz after the restart: {ready_up:?}"));
+    verdict.check(orders_refused > 0, "no order met the outage (the queue's failure unproven)");
+    verdict.check(orders_after_restart > 0, "no order accepted after the restart");
     verdict.finish();
-    drop((a, b, chat, redis, schema));
+    drop((a, b, chat, orders_api, workers, redis, schema));
+}
+
+/// Answered 503 problem+json `jobs_unavailable`.
+fn jobs_unavailable(s: &Sample) -> bool {
+    matches!(&s.outcome, Outcome::Answered { status: 503, code: Some(c) } if c == "jobs_unavailable")
 }
 
 /// Opens a chat stream (a lease) and drops it: the status, the problem's code and the time.

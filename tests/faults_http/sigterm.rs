@@ -3,12 +3,15 @@
 //! connections for the whole drain window (`SHUTDOWN_DRAIN_SECONDS`) and refuses them
 //! only after it; every request that A had accepted (in flight, or on a kept-alive
 //! connection) is answered; A exits 0. The clients move to B when A refuses, as a
-//! load balancer would, and no request fails.
+//! load balancer would, and no request fails. One of the two order workers gets
+//! SIGTERM at the same time: it finishes (or hands back) its jobs and exits 0, the
+//! other processes the rest, and every accepted order is processed once.
 
 use std::time::{Duration, Instant};
 
 use crate::faults_http::fleet::{tokens, Instance, SharedSchema};
 use crate::faults_http::load::{quantile, Load, Outcome, Plan, Sample};
+use crate::faults_http::orders::{settle, OrderFleet};
 use crate::faults_http::verdict::Verdict;
 
 const DRAIN: Duration = Duration::from_secs(2);
@@ -26,12 +29,14 @@ pub(crate) async fn run() {
     // One after the other: both create the tables at start-up.
     let mut a = Instance::start("a", "widget_service", &env);
     let b = Instance::start("b", "widget_service", &env);
+    let OrderFleet { api: orders_api, workers: [mut worker, other] } = OrderFleet::start(&[("DATABASE_URL", &url)]);
     let setup = reqwest::Client::new();
     let plan = Plan {
         bases: vec![a.base.clone(), b.base.clone()],
         tokens: tokens(&setup, &a, 6).await,
         clients: 6,
         pace: None,
+        orders: Some(orders_api.base.clone()),
     };
     let mut verdict = Verdict::new("sigterm");
 
@@ -40,6 +45,7 @@ pub(crate) async fn run() {
     let signal_at = load.now();
     let signalled = Instant::now();
     a.sigterm();
+    worker.sigterm();
 
     // Readiness turns 503 at once, on a new connection.
     let probe = fresh_client();
@@ -58,8 +64,12 @@ pub(crate) async fn run() {
     let mut refused_first = None;
     let mut refused_early = Vec::new();
     let mut reset_at_close = Vec::new();
+    let mut worker_exited = None;
     while refused_first.is_none() && signalled.elapsed() < DRAIN + Duration::from_secs(8) {
         let tried = signalled.elapsed();
+        if worker_exited.is_none() && !worker.running() {
+            worker_exited = Some(tried);
+        }
         match probe.get(a.url("/healthz")).send().await {
             Ok(r) if r.status() == 200 => accepted_last = tried,
             Err(e) if e.is_connect() => {
@@ -80,8 +90,12 @@ pub(crate) async fn run() {
     }
     let exit = tokio::task::block_in_place(|| a.wait_exit(Duration::from_secs(10)));
     let exit_ms = signalled.elapsed().as_millis();
+    // Its jobs take milliseconds: it exits long before its grace (30 s) would end.
+    let worker_exit = tokio::task::block_in_place(|| worker.wait_exit(Duration::from_secs(10)));
+    let worker_exited = worker_exited.unwrap_or_else(|| signalled.elapsed());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let record = load.stop().await;
+    let jobs = settle(&orders_api, &url, &record.orders, Duration::from_secs(10)).await;
 
     let sent = record.samples.len();
     let refused = record.samples.iter().filter(|s| s.outcome == Outcome::Refused).count();
@@ -116,6 +130,10 @@ pub(crate) async fn run() {
     verdict.key("probe_reset_at_close", reset_at_close.len());
     verdict.key("p99_ms", p99.as_millis());
     verdict.key("recovery_ms", exit_ms);
+    jobs.report(record.orders.len(), &mut verdict);
+    verdict.key("worker_exit_ms", worker_exited.as_millis());
+    let orders_after = record.orders.iter().filter(|o| o.at > signal_at + worker_exited).count();
+    verdict.key("orders_after_worker_exit", orders_after);
 
     verdict.check(failed.is_empty(), format!("{} accepted requests failed, e.g. {:?}", failed.len(), failed.first()));
     verdict.check(load_reset_at_close <= 5, format!("{load_reset_at_close} requests reset as A's listener closed"));
@@ -127,6 +145,9 @@ pub(crate) async fn run() {
     verdict.check(refused_first.is_some(), "new connections still accepted after the drain window");
     verdict.check(a_in_drain > 0, "A answered nothing after the signal (the clients never drained through it)");
     verdict.check(exit.is_some_and(|s| s.success()), format!("A's exit after SIGTERM: {exit:?}"));
+    verdict
+        .check(worker_exit.is_some_and(|s| s.success()), format!("the worker's exit after SIGTERM: {worker_exit:?}"));
+    verdict.check(orders_after > 0, "no order accepted after the worker exited (the other worker's share unproven)");
     verdict.finish();
-    drop((a, b, schema));
+    drop((a, b, orders_api, worker, other, schema));
 }

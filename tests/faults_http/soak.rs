@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::common::own_server::OwnPostgres;
 use crate::faults_http::fleet::{tokens, Instance};
 use crate::faults_http::load::{quantile, Load, Plan, Record, Sample};
+use crate::faults_http::orders::{settle, OrderFleet};
 use crate::faults_http::verdict::Verdict;
 
 const CLIENTS: usize = 8;
@@ -82,12 +83,14 @@ pub(crate) async fn run() {
     let env = [("DATABASE_URL", url.as_str())];
     let a = Instance::start("a", "widget_service", &env);
     let b = Instance::start("b", "widget_service", &env);
+    let OrderFleet { api: orders_api, workers } = OrderFleet::start(&env);
     let http = reqwest::Client::new();
     let mut plan = Plan {
         bases: vec![a.base.clone(), b.base.clone()],
         tokens: tokens(&http, &a, CLIENTS).await,
         clients: CLIENTS,
         pace: None,
+        orders: Some(orders_api.base.clone()),
     };
     let mut verdict = Verdict::new("soak");
 
@@ -111,6 +114,7 @@ pub(crate) async fn run() {
         probes.push(probe(load.now()));
     }
     let record = load.stop().await;
+    let jobs = settle(&orders_api, &url, &record.orders, Duration::from_secs(10)).await;
 
     let end = record.samples.last().map_or(duration, |s| s.at);
     let first = Window::of(&record, &probes, Duration::ZERO, window);
@@ -153,6 +157,7 @@ pub(crate) async fn run() {
     verdict.key("rss_first_kib", first.rss_kib);
     verdict.key("rss_last_kib", last.rss_kib);
     verdict.key("recovery_ms", 0);
+    jobs.report(record.orders.len(), &mut verdict);
 
     verdict.check(failed.is_empty(), format!("{} requests failed, e.g. {:?}", failed.len(), failed.first()));
     verdict.check(record.duplicates.is_empty(), "a key made two widgets");
@@ -165,5 +170,5 @@ pub(crate) async fn run() {
     let (r1, r2) = (first.rss_kib as f64, last.rss_kib as f64);
     verdict.check((r2 - r1).abs() <= r1 * 0.10, format!("RSS {r1} KiB first, {r2} KiB last"));
     verdict.finish();
-    drop((a, b, pg));
+    drop((a, b, orders_api, workers, pg));
 }
