@@ -75,12 +75,6 @@ impl OwnPostgres {
         pg
     }
 
-    /// [`OwnPostgres::launch`], for the fault scenarios' call sites (`tests/faults_http/`),
-    /// whose trials declare the program; never `None`.
-    pub fn start(_test: &str) -> Option<Self> {
-        Some(Self::launch())
-    }
-
     /// The URL of its `postgres` database.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -164,12 +158,6 @@ impl OwnRedis {
         let mut redis = Self { child: None, port: spare_port(), aof };
         redis.spawn().unwrap_or_else(|e| panic!("redis-server cannot be started: {e}"));
         redis
-    }
-
-    /// [`OwnRedis::launch`], for the fault scenarios' call sites (`tests/faults_http/`),
-    /// whose trials declare the program; never `None`.
-    pub fn start(_test: &str) -> Option<Self> {
-        Some(Self::launch())
     }
 
     /// Starts it (again) on its port and returns once it accepts connections.

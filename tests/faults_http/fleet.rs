@@ -133,12 +133,12 @@ pub(crate) struct SharedSchema {
 }
 
 impl SharedSchema {
-    /// A fresh schema on the shared server (the trial needs `Server::Postgres`); never `None`.
-    pub(crate) fn create(_test: &str) -> Option<Self> {
+    /// A fresh schema on the shared server (the trial needs `Server::Postgres`).
+    pub(crate) fn create() -> Self {
         let admin_url = common::trials::Server::Postgres.needed_url();
         let schema = Self { name: common::unique_name("faults"), admin_url };
         schema.psql(&format!("CREATE SCHEMA {}", schema.name));
-        Some(schema)
+        schema
     }
 
     /// The URL the instances use: the shared database, this schema first in the search path.

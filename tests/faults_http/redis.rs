@@ -27,7 +27,7 @@ const OUTAGE: Duration = Duration::from_secs(3);
 const AFTER: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run() {
-    let Some(schema) = SharedSchema::create("faults_http redis") else { return };
+    let schema = SharedSchema::create();
     let mut redis = OwnRedis::launch_persistent();
     let (url, redis_url, prefix) = (schema.url(), redis.url(), unique_name("faults") + ":");
     let env = [("DATABASE_URL", url.as_str()), ("REDIS_URL", redis_url.as_str()), ("REDIS_KEY_PREFIX", &prefix)];

@@ -22,7 +22,7 @@ fn fresh_client() -> reqwest::Client {
 }
 
 pub(crate) async fn run() {
-    let Some(schema) = SharedSchema::create("faults_http sigterm") else { return };
+    let schema = SharedSchema::create();
     let url = schema.url();
     let drain = DRAIN.as_secs().to_string();
     let env = [("DATABASE_URL", url.as_str()), ("SHUTDOWN_DRAIN_SECONDS", drain.as_str())];
