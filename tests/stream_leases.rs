@@ -36,12 +36,7 @@ impl Stores {
 
 /// The SQL store on `on`'s database (SQLite for [`Engine::Local`]), with the database.
 async fn sql_stores(on: &Engine) -> Stores {
-    let name = match on {
-        Engine::Local => "sqlite",
-        Engine::Postgres(_) => "postgres",
-        Engine::Mysql(_) => "mysql",
-        Engine::Redis(_) => return Stores { list: Vec::new(), dbs: Vec::new() },
-    };
+    let Some(name) = on.sql_name() else { return Stores { list: Vec::new(), dbs: Vec::new() } };
     let db = common::db::TestDb::new(on).await;
     let store = app_kernel::streaming::SqlLeaseStore::open(db.db.clone()).await.expect("tables");
     Stores { list: vec![(name, Arc::new(store))], dbs: vec![db] }

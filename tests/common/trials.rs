@@ -188,6 +188,16 @@ impl Engine {
     pub fn database(kind: DatabaseKind, urls: &Urls) -> Self {
         Server::of(kind).map_or(Self::Local, |server| Self::server(server, urls.get(server)))
     }
+
+    /// The SQL engine's name (SQLite for [`Engine::Local`]); `None` for Redis.
+    pub fn sql_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Local => Some("sqlite"),
+            Self::Postgres(_) => Some("postgres"),
+            Self::Mysql(_) => Some("mysql"),
+            Self::Redis(_) => None,
+        }
+    }
 }
 
 /// A trial being described: its name, runtime and needs (see [`test`]).

@@ -29,12 +29,7 @@ impl Stores {
 /// `per_caller` keys per caller.
 async fn sql_stores(on: &Engine, per_caller: usize) -> Stores {
     use app_kernel::reliability::SqlIdempotencyStore;
-    let name = match on {
-        Engine::Local => "sqlite",
-        Engine::Postgres(_) => "postgres",
-        Engine::Mysql(_) => "mysql",
-        Engine::Redis(_) => return Stores { list: Vec::new(), dbs: Vec::new() },
-    };
+    let Some(name) = on.sql_name() else { return Stores { list: Vec::new(), dbs: Vec::new() } };
     let db = common::db::TestDb::new(on).await;
     let store = SqlIdempotencyStore::open(db.db.clone()).await.expect("table").with_max_keys_per_caller(per_caller);
     Stores { list: vec![(name, Arc::new(store))], dbs: vec![db] }
