@@ -15,7 +15,7 @@
 //!
 //! - MySQL/MariaDB can notify no one. A process that stores a due job on this host wakes
 //!   the idle workers over local sockets once it is committed (`doorbell.rs`): pickup in
-//!   a few milliseconds with nothing asked while nothing is stored. For enqueuers on other
+//!   a few milliseconds, with no checks needed for it. For enqueuers on other
 //!   hosts each worker also asks, with the same indexed read, whether a job is due, every
 //!   `JobSettings::due_check_interval` (default 50 ms: such an enqueue is picked up after
 //!   ~25 ms at the median, 50 ms at worst on an idle worker); where no socket can be
