@@ -1,7 +1,9 @@
 //! An idle worker on SQLite or MySQL/MariaDB starts a job that another pool (as another
 //! process would: its own connections, its own writer) enqueued, long before its next
-//! poll: through the file's writes reported by the OS on SQLite, through the due checks
-//! on MySQL. MySQL runs when `KERNEL_TEST_MYSQL_URL` is set.
+//! poll: through the file's writes reported by the OS on SQLite, through the enqueuer's
+//! byte on the worker's local socket on MySQL (its due checks are set far beyond the
+//! test, so only the socket can wake it), also for a job enqueued inside a transaction,
+//! whose wake-up must come after the commit. MySQL runs when `KERNEL_TEST_MYSQL_URL` is set.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -23,11 +25,12 @@ fn registry() -> JobRegistry {
 }
 
 async fn another_pools_enqueue_wakes_an_idle_worker(on: Engine) {
-    let kind = format!("{on:?}");
     let test_db = TestDb::new(&on).await;
+    let kind = test_db.db.kind();
     let mut settings = JobSettings::default();
     // The poll never comes within the test: only a wake-up starts the jobs.
     settings.poll_interval = Duration::from_secs(600);
+    settings.due_check_interval = Duration::from_secs(600);
     let client = JobClient::sql(test_db.db.clone(), registry(), settings.clone()).await.unwrap();
     let worker = Worker::new(client.clone(), test_db.db.clone());
     let other_db = test_db.connect(SchemaPolicy::additive()).await;
@@ -40,20 +43,30 @@ async fn another_pools_enqueue_wakes_an_idle_worker(on: Engine) {
     // Two jobs, one after the other: the second comes after the worker went idle again.
     for n in 1..=2 {
         let job = other.enqueue("echo", n, EnqueueOptions::new()).await.unwrap();
-        let deadline = Instant::now() + BOUND;
-        while other.status(&job.job_id).await.unwrap().unwrap().status != JobStatus::Done {
-            assert!(Instant::now() < deadline, "{kind:?}: the idle worker never started job {n}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        done_within_bound(&other, &job.job_id, kind, &format!("job {n}")).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A job in the app's transaction: seen only once committed, and woken then.
+    let mut tx = other_db.transaction().await.unwrap();
+    let job = other.enqueue_in(&mut tx, "echo", 3, EnqueueOptions::new()).await.unwrap();
+    // Not a wait for the job: a wake-up sent before the commit would be spent by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.commit().await.unwrap();
+    done_within_bound(&other, &job.job_id, kind, "the job enqueued in a transaction").await;
     stop.send(()).unwrap();
     running.await.unwrap();
     other_db.close().await;
     test_db.finish().await;
 }
 
-/// On SQLite (in process) and on MySQL/MariaDB (`mysql::...`, ignored when its URL is unset).
+async fn done_within_bound(client: &JobClient, job_id: &str, kind: app_kernel::db::DatabaseKind, what: &str) {
+    let deadline = Instant::now() + BOUND;
+    while client.status(job_id).await.unwrap().unwrap().status != JobStatus::Done {
+        assert!(Instant::now() < deadline, "{kind:?}: the idle worker never started {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn main() {
     trials::run(
         test("another_pools_enqueue_wakes_an_idle_worker")

@@ -102,6 +102,8 @@ pub struct Db {
 #[derive(Debug)]
 struct Inner {
     kind: DatabaseKind,
+    /// Where the data lives: the URL without password or query (see [`Db::location`]).
+    location: String,
     backend: Box<dyn Backend>,
     schema: SchemaCache,
     /// Translated and generated statements, so a hot path builds no SQL text.
@@ -129,6 +131,7 @@ impl Db {
         let db = Self {
             inner: Arc::new(Inner {
                 kind,
+                location: location(url),
                 backend,
                 schema: SchemaCache::default(),
                 sql: SqlCache::default(),
@@ -145,6 +148,13 @@ impl Db {
     /// The engine behind this handle.
     pub fn kind(&self) -> DatabaseKind {
         self.inner.kind
+    }
+
+    /// Where the data lives: the connection URL without its password and query, the
+    /// same for every process that opens the same database under the same name (and
+    /// different for `localhost` and `127.0.0.1`).
+    pub(crate) fn location(&self) -> &str {
+        &self.inner.location
     }
 
     /// Runs a trivial statement.
@@ -236,6 +246,20 @@ impl Db {
     }
 }
 
+/// `url` without its password and its query: `scheme://user@host:port/path`.
+fn location(url: &str) -> String {
+    let url = url.split_once('?').map_or(url, |(base, _)| base);
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 async fn open(kind: DatabaseKind, url: &str, settings: &DatabaseSettings) -> Result<Box<dyn Backend>, DbError> {
     let _ = (url, settings);
     match kind {
@@ -260,3 +284,14 @@ async fn open(kind: DatabaseKind, url: &str, settings: &DatabaseSettings) -> Res
 
 // The database of the router's state (the spec's `get_db_connection()`).
 state_extractor!(Db);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_location_has_no_password_and_no_query() {
+        assert_eq!(super::location("mysql://root:s3cret@db:3306/app?ssl-mode=disabled"), "mysql://root@db:3306/app");
+        assert_eq!(super::location("mysql://root@127.0.0.1:3306/test"), "mysql://root@127.0.0.1:3306/test");
+        assert_eq!(super::location("mysql://db/app"), "mysql://db/app");
+        assert_eq!(super::location("sqlite:data/app.db"), "sqlite:data/app.db");
+    }
+}

@@ -1,6 +1,8 @@
 //! [`Transaction`]: work on one connection that is kept only on [`Transaction::commit`].
 //!
 //! Dropping a transaction (an early `return`, a `?` on an error, a panic) rolls it back.
+//! Work the kernel registers with `after_commit` (a job queue's local wake-up) runs once
+//! the commit succeeded, never after a rollback.
 //!
 //! ```no_run
 //! # async fn demo(db: app_kernel::Db) -> Result<(), app_kernel::db::DbError> {
@@ -26,11 +28,23 @@ pub struct Transaction {
     tx: Option<Box<dyn TxBackend>>,
     /// Tables this transaction created or altered, published on commit.
     tables: Tables,
+    /// Run after a successful commit.
+    after_commit: AfterCommit,
+}
+
+/// Work to run after a successful commit.
+#[derive(Default)]
+struct AfterCommit(Vec<Box<dyn FnOnce() + Send + Sync>>);
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} after commit", self.0.len())
+    }
 }
 
 impl Transaction {
     pub(crate) fn new(db: Db, tx: Box<dyn TxBackend>) -> Self {
-        Self { db, tx: Some(tx), tables: Tables::default() }
+        Self { db, tx: Some(tx), tables: Tables::default(), after_commit: AfterCommit::default() }
     }
 
     fn ctx(&mut self) -> Result<Ctx<'_>, DbError> {
@@ -53,7 +67,20 @@ impl Transaction {
         let tx = self.tx.take().ok_or(DbError::Closed)?;
         tx.commit().await?;
         self.db.inner.schema.publish(std::mem::take(&mut self.tables));
+        for work in std::mem::take(&mut self.after_commit.0) {
+            work();
+        }
         Ok(())
+    }
+
+    /// Runs `work` once the transaction commits (never if it rolls back).
+    pub(crate) fn after_commit(&mut self, work: impl FnOnce() + Send + Sync + 'static) {
+        self.after_commit.0.push(Box::new(work));
+    }
+
+    /// The database the transaction works in.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Undoes the work (dropping the transaction does the same).

@@ -114,7 +114,7 @@ impl JobClient {
     /// # Errors
     /// The table cannot be created.
     pub async fn sql(db: Db, registry: JobRegistry, settings: JobSettings) -> Result<Self, JobError> {
-        let backend = super::sql::SqlQueue::open(db).await?;
+        let backend = super::sql::SqlQueue::open(db).await?.with_due_check_interval(settings.due_check_interval);
         Ok(Self::new(Arc::new(backend), registry, settings, true))
     }
 

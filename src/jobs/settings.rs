@@ -37,6 +37,9 @@ pub struct JobSettings {
     pub backoff_max: Duration,
     /// How long an idle worker waits before polling again (default 500 ms).
     pub poll_interval: Duration,
+    /// MySQL/MariaDB: how often an idle worker asks whether a job is due (default 50 ms),
+    /// for jobs stored from other hosts; an enqueue on the same host wakes it at once.
+    pub due_check_interval: Duration,
     /// Finished (done or dead) jobs are deleted after this long (default 7 days).
     pub retention: Duration,
     /// On SIGTERM, how long running jobs may take before they are handed back (default 30 s).
@@ -55,6 +58,7 @@ impl Default for JobSettings {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(3600),
             poll_interval: Duration::from_millis(500),
+            due_check_interval: Duration::from_millis(50),
             retention: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(30),
         }

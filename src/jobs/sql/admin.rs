@@ -66,6 +66,9 @@ impl SqlQueue {
             json!(JobStatus::Dead.as_str()),
         ];
         let change = self.change(id, sql, &params).await?;
+        if change == JobChange::Changed {
+            self.ring();
+        }
         if change == JobChange::Changed && self.db.kind().notifies() {
             // The job is due either way; without the wake-up, workers find it by polling.
             if let Err(e) = self.db.fetch_all(wake::NOTIFY, &[]).await {

@@ -6,8 +6,10 @@
 //! `(id, lease_token)`, so a worker whose lease was taken over cannot overwrite the new
 //! owner's work. `enqueue_many` stores a batch of jobs without unique keys with
 //! multi-row `INSERT`s in one transaction. PostgreSQL has its own indexes and
-//! statements (`postgres.rs`), and wakes idle workers when a due job is stored
-//! (`wake.rs`); the other engines' workers find new jobs by polling. A table made by an
+//! statements (`postgres.rs`). Idle workers are woken when a due job is stored (`wake.rs`):
+//! by `NOTIFY` on PostgreSQL, by the file's commits on SQLite, and on MySQL/MariaDB by a
+//! byte on local sockets from the storing process once its statement or transaction has
+//! committed (`doorbell.rs`), with due checks for the jobs of other hosts. A table made by an
 //! older kernel gets the newer columns when the queue opens (`upgrade.rs`).
 
 use std::time::Duration;
@@ -15,12 +17,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::backend::{ClaimedJob, FailOutcome, JobRecord, JobStatus, NewJob, Priority, QueueBackend, QueueDepth};
-use super::JobError;
+use super::{JobError, JobSettings};
+use crate::db::dialect::ChangeFeed;
 use crate::db::{DatabaseKind, Db, DbError, Row, Transaction};
 
 mod admin;
 mod claim;
 mod depth;
+mod doorbell;
 mod postgres;
 mod upgrade;
 mod wake;
@@ -57,16 +61,37 @@ const MYSQL_INDEX: &str = "INDEX [kernel_jobs_due] ([status], [priority], [run_a
 #[derive(Debug, Clone)]
 pub struct SqlQueue {
     db: Db,
+    /// MySQL/MariaDB: the due checks' interval where a local socket wakes workers too.
+    due_check_interval: Duration,
 }
 
 impl SqlQueue {
-    /// Inserts one job (and wakes idle workers, see [`wakes`]).
+    /// Inserts one job (and wakes idle workers, see [`wakes`] and [`rings`]).
     async fn insert(&self, job: &NewJob) -> Result<(), DbError> {
         if wakes(self.db.kind(), job) {
             self.db.fetch_all(&INSERT_NOTIFY, &insert_params(job)).await.map(drop)
         } else {
-            self.db.execute(&INSERT, &insert_params(job)).await.map(drop)
+            self.db.execute(&INSERT, &insert_params(job)).await?;
+            if rings(self.db.kind(), job) {
+                doorbell::ring(self.db.location());
+            }
+            Ok(())
         }
+    }
+
+    /// Wakes this host's idle workers where nothing else does (MySQL/MariaDB): a job is due.
+    fn ring(&self) {
+        if self.db.kind().change_feed() == Some(ChangeFeed::DueChecks) {
+            doorbell::ring(self.db.location());
+        }
+    }
+
+    /// Sets how often idle MySQL/MariaDB workers ask whether a job is due, for jobs
+    /// stored from other hosts (default 50 ms; see `JobSettings::due_check_interval`).
+    #[must_use]
+    pub fn with_due_check_interval(mut self, every: Duration) -> Self {
+        self.due_check_interval = every;
+        self
     }
 
     /// Runs one update guarded by a job's lease token; whether it hit the job (a
@@ -95,7 +120,7 @@ impl SqlQueue {
         for index in &indexes {
             db.execute_schema(index).await?;
         }
-        Ok(Self { db })
+        Ok(Self { db, due_check_interval: JobSettings::default().due_check_interval })
     }
 }
 
@@ -153,8 +178,14 @@ fn wakes(kind: DatabaseKind, job: &NewJob) -> bool {
     kind.notifies() && job.run_at <= job.now
 }
 
+/// Whether storing `job` should ring this host's idle workers: it is due, on an engine
+/// that notifies no one (MySQL/MariaDB).
+fn rings(kind: DatabaseKind, job: &NewJob) -> bool {
+    kind.change_feed() == Some(ChangeFeed::DueChecks) && job.run_at <= job.now
+}
+
 /// Inserts `job` inside the app's transaction (see `JobClient::enqueue_in`); idle
-/// workers are woken when it commits.
+/// workers are woken when it commits (MySQL/MariaDB: rung after the commit).
 pub(crate) async fn insert_in(tx: &mut Transaction, job: NewJob) -> Result<String, JobError> {
     if let Some(key) = &job.unique_key {
         if let Some(row) = tx.fetch_optional(BY_UNIQUE, &[json!(key)]).await? {
@@ -165,6 +196,12 @@ pub(crate) async fn insert_in(tx: &mut Transaction, job: NewJob) -> Result<Strin
         tx.fetch_all(&INSERT_NOTIFY, &insert_params(&job)).await?;
     } else {
         tx.execute(&INSERT, &insert_params(&job)).await?;
+        if rings(tx.kind(), &job) {
+            let location = tx.db().location().to_owned();
+            tx.after_commit(move || {
+                doorbell::ring(&location);
+            });
+        }
     }
     Ok(job.id)
 }
@@ -261,6 +298,9 @@ impl QueueBackend for SqlQueue {
             tx.fetch_all(wake::NOTIFY, &[]).await?;
         }
         tx.commit().await?;
+        if jobs.iter().any(|job| rings(self.db.kind(), job)) {
+            self.ring();
+        }
         Ok(jobs.into_iter().map(|j| j.id).collect())
     }
 
@@ -311,19 +351,24 @@ impl QueueBackend for SqlQueue {
              [lease_until] = NULL, [unique_key] = {unique}, [updated_at] = ? \
              WHERE [id] = ? AND [lease_token] = ? AND [status] = ?"
         );
-        self.leased_update(
-            &sql,
-            &[
-                json!(status.as_str()),
-                json!(run_at),
-                json!(error),
-                json!(now),
-                json!(id),
-                json!(token),
-                json!(JobStatus::Running.as_str()),
-            ],
-        )
-        .await
+        let failed = self
+            .leased_update(
+                &sql,
+                &[
+                    json!(status.as_str()),
+                    json!(run_at),
+                    json!(error),
+                    json!(now),
+                    json!(id),
+                    json!(token),
+                    json!(JobStatus::Running.as_str()),
+                ],
+            )
+            .await?;
+        if failed && status == JobStatus::Retry && run_at <= now {
+            self.ring();
+        }
+        Ok(failed)
     }
 
     async fn extend(&self, id: &str, token: &str, lease: Duration, now: i64) -> Result<bool, JobError> {
@@ -350,6 +395,9 @@ impl QueueBackend for SqlQueue {
                 ],
             )
             .await?;
+        if released {
+            self.ring();
+        }
         if released && self.db.kind().notifies() {
             // The job is back either way; without the wake-up, workers find it by polling.
             if let Err(e) = self.db.fetch_all(wake::NOTIFY, &[]).await {
@@ -370,7 +418,7 @@ impl QueueBackend for SqlQueue {
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.db.kind().change_feed()?;
         let (tx, rx) = tokio::sync::watch::channel(0);
-        tokio::spawn(wake::listen(self.db.clone(), tx));
+        tokio::spawn(wake::listen(self.db.clone(), tx, self.due_check_interval));
         Some(rx)
     }
 

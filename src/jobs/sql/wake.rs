@@ -13,14 +13,20 @@
 //!   read asks whether a job is due, and only then is it a wake-up, so the app's own
 //!   writes never make idle workers take the write lock to claim.
 //!
-//! - MySQL/MariaDB can notify no one: each worker asks, with the same indexed read,
-//!   whether a job is due, every [`CHECK_EVERY`] (or, on a slow server, at least
-//!   [`CHECK_DUTY`] times as long as the last answer took, so the checks hold the
-//!   server's time for one part in twenty at most), on a connection of the worker's own
-//!   outside the pool, so a check is one round trip. Any process's enqueue is seen by the
-//!   next check, and so is a scheduled job whose time has come; a check that finds a job
-//!   due while the worker is busy costs nothing but the check. A failed check ends the
-//!   feed: workers poll at `poll_interval` until a check succeeds again, a second later.
+//! - MySQL/MariaDB can notify no one. A process that stores a due job on this host wakes
+//!   the idle workers over local sockets once it is committed (`doorbell.rs`): pickup in
+//!   a few milliseconds, with no checks needed for it. For enqueuers on other
+//!   hosts each worker also asks, with the same indexed read, whether a job is due, every
+//!   `JobSettings::due_check_interval` (default 50 ms: such an enqueue is picked up after
+//!   ~25 ms at the median, 50 ms at worst on an idle worker); where no socket can be
+//!   bound (not Unix, an unusable temp dir) it asks every [`CHECK_EVERY`] instead, as
+//!   logged at info. A check pauses at least [`CHECK_DUTY`] times as long as the last
+//!   answer took, so the checks hold a slow server's time for one part in twenty at most,
+//!   and runs on a connection of the worker's own outside the pool, so a check is one
+//!   round trip. A scheduled job whose time has come is seen by the next check; a check
+//!   that finds a job due while the worker is busy costs nothing but the check. A failed
+//!   check ends the feed: workers poll at `poll_interval` until a check succeeds again,
+//!   a second later.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,7 @@ use tokio::sync::watch;
 
 use serde_json::json;
 
+use super::doorbell::Bell;
 use crate::db::dialect::ChangeFeed;
 use crate::db::{Connection, Db};
 use crate::jobs::backend::{now_ms, JobStatus};
@@ -40,7 +47,8 @@ pub(super) const CHANNEL: &str = "kernel_jobs";
 /// The statement that notifies idle workers.
 pub(super) const NOTIFY: &str = "SELECT pg_notify('kernel_jobs', '')";
 
-/// How often a worker asks whether a job is due where nothing notifies it (MySQL).
+/// How often a worker asks whether a job is due where nothing notifies it (MySQL) and
+/// no local socket wakes it.
 pub(super) const CHECK_EVERY: Duration = Duration::from_millis(10);
 
 /// The pause between two checks is at least this many times the last check's time.
@@ -51,12 +59,19 @@ const CHECK_MAX: Duration = Duration::from_millis(500);
 
 /// Forwards the channel's notifications (or the file's commits that leave a job
 /// due) to `tx` until every receiver is gone.
-pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
+/// `check_every`: the due checks' interval where a local socket wakes the worker too.
+pub(super) async fn listen(db: Db, tx: watch::Sender<u64>, check_every: Duration) {
     wakeups::forward(tx, || {
         let db = db.clone();
         async move {
             if db.kind().change_feed() == Some(ChangeFeed::DueChecks) {
-                return Ok(Some(due_checks(db)));
+                return Ok(Some(match Bell::bind(db.location()) {
+                    Ok(bell) => futures::stream::select(bell.rings(), due_checks(db, check_every)).boxed(),
+                    Err(e) => {
+                        tracing::info!(error = %e, "no local socket for job wake-ups; asking every 10 ms whether a job is due");
+                        due_checks(db, CHECK_EVERY)
+                    }
+                }));
             }
             let notifications = db.listen(CHANNEL).await.map_err(|e| e.to_string())?;
             Ok(notifications.map(|n| -> Messages {
@@ -80,13 +95,13 @@ pub(super) async fn listen(db: Db, tx: watch::Sender<u64>) {
 /// An item each time a check finds a job due; an error, and the end, when a check fails.
 /// The checks run on a connection of the feed's own (one round trip each: no pool
 /// acquire, no ping), opened by the first check.
-fn due_checks(db: Db) -> Messages {
-    futures::stream::unfold((db, None, CHECK_EVERY), |(db, mut conn, mut pause)| async move {
+fn due_checks(db: Db, every: Duration) -> Messages {
+    futures::stream::unfold((db, None, every), move |(db, mut conn, mut pause)| async move {
         loop {
             tokio::time::sleep(pause).await;
             let asked = Instant::now();
             let answer = check(&db, &mut conn).await;
-            pause = asked.elapsed().saturating_mul(CHECK_DUTY).clamp(CHECK_EVERY, CHECK_MAX);
+            pause = asked.elapsed().saturating_mul(CHECK_DUTY).clamp(every, CHECK_MAX.max(every));
             match answer {
                 Ok(false) => {}
                 Ok(true) => return Some((Ok(()), (db, conn, pause))),
