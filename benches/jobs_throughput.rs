@@ -10,7 +10,7 @@
 //! `JOBS` over both times. Then, with a worker started and idle, enqueue `LATENCY_JOBS`
 //! jobs one at a time, one every `GAP`; each handler records the time since just before
 //! its `enqueue` call (the pickup latency). Before those, the idle worker's process CPU
-//! over `IDLE_SECONDS` (3 s) is taken (its threads' run time from
+//! over `IDLE_SECONDS` (3 s) is taken (each thread's run time in the window from
 //! `/proc/self/task/*/schedstat`, Linux only; the bench does nothing else meanwhile):
 //! the cost of waiting for work. Every
 //! engine runs `RUNS` times and the table shows the median of each column. Override the
@@ -35,15 +35,26 @@ const GAP: Duration = Duration::from_millis(2);
 /// How long the idle worker's CPU is taken over, by default.
 const IDLE_SECONDS: usize = 3;
 
-/// This process's CPU time so far, summed over its live threads (nanoseconds from
-/// `/proc/self/task/*/schedstat`), if the OS says (Linux).
-fn cpu_time() -> Option<Duration> {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+/// Each live thread's CPU time so far (nanoseconds from `/proc/self/task/*/schedstat`, by
+/// thread id), if the OS says (Linux). A thread that ends while it is read is left out.
+fn thread_cpu_times() -> Option<std::collections::HashMap<u64, u64>> {
+    let mut times = std::collections::HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u64>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
+        if let Some(ns) = stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+            times.insert(tid, ns);
+        }
     }
-    Some(Duration::from_nanos(ns))
+    Some(times)
+}
+
+/// The CPU time the process's threads used from `before` to `after`: each thread alive at
+/// the end, less what it had used before (a thread that ended in between takes its whole
+/// time with it, which a process-wide sum would subtract: the reason for the per-thread sum).
+fn cpu_between(before: &std::collections::HashMap<u64, u64>, after: &std::collections::HashMap<u64, u64>) -> Duration {
+    let ns = after.iter().map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0))).sum();
+    Duration::from_nanos(ns)
 }
 
 fn count(var: &str, default: usize) -> usize {
@@ -141,10 +152,10 @@ async fn run(
     let idle = tokio::spawn(worker.run_until_stopped(async move { p.reached.notified().await }));
     tokio::time::sleep(Duration::from_secs(1)).await;
     eprintln!("{}: idle worker, process {}, for {idle_for:?}", engine.name, std::process::id());
-    let cpu0 = cpu_time();
+    let cpu0 = thread_cpu_times();
     tokio::time::sleep(idle_for).await;
-    let idle_cpu_pct = match (cpu0, cpu_time()) {
-        (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / idle_for.as_secs_f64() * 100.0,
+    let idle_cpu_pct = match (cpu0, thread_cpu_times()) {
+        (Some(a), Some(b)) => cpu_between(&a, &b).as_secs_f64() / idle_for.as_secs_f64() * 100.0,
         _ => f64::NAN,
     };
     let mut tick = tokio::time::interval(GAP);
