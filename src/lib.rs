@@ -29,6 +29,7 @@ pub(crate) mod random;
 pub(crate) mod redis_conn;
 pub mod reliability;
 pub(crate) mod response_hook;
+pub(crate) mod retry;
 pub mod service;
 pub mod settings;
 pub mod streaming;

@@ -28,31 +28,22 @@ use tokio::task::JoinHandle;
 use super::backend::{now_ms, QueueBackend};
 use super::JobError;
 
-/// First pause before an ack is written again; doubled up to [`PERSIST_PAUSE_MAX`].
-const PERSIST_PAUSE: Duration = Duration::from_millis(100);
-const PERSIST_PAUSE_MAX: Duration = Duration::from_secs(2);
-
 /// Runs `write` (an ack: complete, fail) and runs it again while the store fails, with
-/// pauses from 100 ms doubling to 2 s, for at most `lease` from now; then gives its
-/// error. Safe to repeat: an ack matches on the claim's token, so one that lands after
-/// another worker took the job over is refused (`Ok(false)`), never applied.
-pub(crate) async fn persist<T, F, Fut>(lease: Duration, mut write: F) -> Result<T, JobError>
+/// the kernel's retry pauses (100 ms doubling to 2 s, `crate::retry`), for at most
+/// `lease` from now; then gives its error. Safe to repeat: an ack matches on the claim's
+/// token, so one that lands after another worker took the job over is refused
+/// (`Ok(false)`), never applied.
+pub(crate) async fn persist<T, F, Fut>(lease: Duration, write: F) -> Result<T, JobError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, JobError>>,
 {
-    let until = tokio::time::Instant::now() + lease;
-    let mut pause = PERSIST_PAUSE;
-    loop {
-        match write().await {
-            Err(e) if tokio::time::Instant::now() + pause < until => {
-                tracing::debug!(error = %e, retry_in_ms = pause.as_millis() as u64, "ack failed; writing it again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(PERSIST_PAUSE_MAX);
-            }
-            done => return done,
+    crate::retry::until_within(lease, write, |e, next| {
+        if let Some(pause) = next {
+            tracing::debug!(error = %e, retry_in_ms = pause.as_millis() as u64, "ack failed; writing it again");
         }
-    }
+    })
+    .await
 }
 
 /// A successful job's result, waiting to be acked.

@@ -27,7 +27,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::response::{IntoResponse, Response};
@@ -62,10 +62,6 @@ struct Shared {
 /// How long an answer whose key is forgotten (a 5xx, a streamed body) waits for the
 /// store before it goes; the forget goes on in the background (see `Shared::forget`).
 const FORGET_WAIT: Duration = Duration::from_millis(100);
-/// The first pause before a failed forget is tried again; each next one doubles.
-const FORGET_RETRY_FIRST: Duration = Duration::from_millis(100);
-/// The longest pause between two tries of a forget.
-const FORGET_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The largest response kept unless told otherwise (headers and body).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -299,20 +295,17 @@ impl Shared {
     async fn forget(self: &Arc<Self>, caller: &str, key: &str) {
         let (shared, caller, key) = (self.clone(), caller.to_owned(), key.to_owned());
         let mut forgetting = tokio::spawn(async move {
-            let give_up = Instant::now() + shared.running_ttl;
-            let mut pause = FORGET_RETRY_FIRST;
-            loop {
-                let Err(e) = shared.store.forget(&caller, &key).await else { return };
-                if pause == FORGET_RETRY_FIRST {
-                    shared.store_failed(&e);
+            let mut first = true;
+            let forget = || shared.store.forget(&caller, &key);
+            let _ = crate::retry::until_within(shared.running_ttl, forget, |e, next| {
+                if std::mem::take(&mut first) {
+                    shared.store_failed(e);
                 }
-                if Instant::now() + pause >= give_up {
+                if next.is_none() {
                     tracing::warn!(error = %e, "an idempotency key could not be forgotten; it expires with its running record");
-                    return;
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(FORGET_RETRY_MAX);
-            }
+            })
+            .await;
         });
         // Past the wait the task goes on alone (dropping a JoinHandle detaches it).
         let _ = tokio::time::timeout(FORGET_WAIT, &mut forgetting).await;
